@@ -1,0 +1,185 @@
+"""Streaming authenticated encryption of one backup part, frame by frame (AES-256-GCM).
+
+Guarantees:
+- Memory is bounded by one frame, whatever the stream's length.
+- Each frame's nonce carries its index and a final-frame flag, and its associated data carries
+  the backup id, the part name, the index and the flag. Decryption therefore detects a flipped
+  bit, reordered or dropped frames, truncation (no final frame), trailing data, and frames
+  spliced from another part or another backup, and names the part and frame in the error.
+- `decrypt_frames` yields a frame's plaintext only after that frame authenticated. It does not
+  by itself hold back earlier frames when a later one fails: a restore must stage its output and
+  move it into place only after the generator finished (see backup.restore).
+The layout is specified in docs/backup-format.md.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from backup.errors import IntegrityError
+from backup.readahead import FrameReads
+from backup.streams import ChunkReader, Readable
+
+PART_MAGIC = b"MBKPART1"
+FRAME_LENGTH = struct.Struct(">I")  # bit 31: final-frame flag; bits 0-30: plaintext length
+FINAL_BIT = 0x8000_0000
+NONCE = struct.Struct(">QI")  # frame index, final flag: 12 bytes
+AAD_MAGIC = b"MBKF"
+TAG_BYTES = 16
+DEFAULT_FRAME_SIZE = 1024 * 1024
+MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+
+def frame_nonce(index: int, final: bool) -> bytes:
+    return NONCE.pack(index, 1 if final else 0)
+
+
+def frame_aad(backup_id: str, part: str, index: int, final: bool) -> bytes:
+    bid, name = backup_id.encode(), part.encode()
+    return b"".join(
+        (
+            AAD_MAGIC,
+            struct.pack(">H", len(bid)),
+            bid,
+            struct.pack(">H", len(name)),
+            name,
+            struct.pack(">QB", index, 1 if final else 0),
+        )
+    )
+
+
+class FrameEncryptor:
+    """Turns a readable plaintext stream into the ciphertext of one part.
+
+    Iterate over it to get ciphertext chunks (the header, then each frame's length word and
+    sealed bytes); afterwards `frames` and `plain_bytes` say what was sealed. With `ahead > 0`
+    the plaintext is read on a background thread, up to `ahead` frames ahead of the sealing,
+    so reading and encryption overlap; `close()` stops that thread if iteration ends early.
+    """
+
+    def __init__(
+        self,
+        source: Readable,
+        data_key: bytes,
+        *,
+        backup_id: str,
+        part: str,
+        frame_size: int = DEFAULT_FRAME_SIZE,
+        ahead: int = 0,
+    ) -> None:
+        if not 1 <= frame_size <= MAX_FRAME_SIZE:
+            raise ValueError(f"frame size must be 1..{MAX_FRAME_SIZE} bytes")
+        self._source = source
+        self._aead = AESGCM(data_key)
+        self._backup_id = backup_id
+        self._part = part
+        self._frame_size = frame_size
+        self._ahead = ahead
+        self._reads: FrameReads | None = None
+        self.frames = 0
+        self.plain_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        reads = self._reads = FrameReads(self._source, self._frame_size, ahead=self._ahead)
+        try:
+            yield PART_MAGIC
+            pending: tuple[bytearray, int] | None = None
+            for piece in reads:
+                if pending is not None:
+                    yield from self._seal(reads, *pending, final=False)
+                pending = piece
+            assert pending is not None  # FrameReads yields at least one piece
+            yield from self._seal(reads, *pending, final=True)
+        finally:
+            reads.close()
+
+    def close(self) -> None:
+        """Stop reading ahead (for a consumer that stops iterating early)."""
+        if self._reads is not None:
+            self._reads.close()
+
+    def _seal(
+        self, reads: FrameReads, buffer: bytearray, length: int, *, final: bool
+    ) -> Iterator[bytes]:
+        index = self.frames
+        with memoryview(buffer) as view:
+            sealed = self._aead.encrypt(
+                frame_nonce(index, final),
+                view[:length],
+                frame_aad(self._backup_id, self._part, index, final),
+            )
+        reads.release(buffer)
+        self.frames += 1
+        self.plain_bytes += length
+        yield FRAME_LENGTH.pack(length | (FINAL_BIT if final else 0))
+        yield sealed
+
+
+def split_frames(sealed: bytes) -> tuple[bytes, list[bytes]]:
+    """Header and raw frames (length word + ciphertext + tag) of a whole sealed part, without
+    authenticating anything: for inspection tools and tests, never for restoring."""
+    header, frames, pos = sealed[: len(PART_MAGIC)], [], len(PART_MAGIC)
+    while pos < len(sealed):
+        (word,) = FRAME_LENGTH.unpack_from(sealed, pos)
+        end = pos + FRAME_LENGTH.size + (word & ~FINAL_BIT) + TAG_BYTES
+        frames.append(sealed[pos:end])
+        pos = end
+    return header, frames
+
+
+def decrypt_frames(
+    ciphertext: Iterable[bytes], data_key: bytes, *, backup_id: str, part: str
+) -> Iterator[bytes]:
+    """Yield the plaintext of each frame once it authenticated; IntegrityError on the first
+    bad frame, on truncation, or on data after the final frame."""
+    reader = ChunkReader(ciphertext)
+    if reader.read_exact(len(PART_MAGIC)) != PART_MAGIC:
+        raise IntegrityError(f"part {part}: not a backup part (bad header)", part=part, frame=None)
+    aead = AESGCM(data_key)
+    index = 0
+    while True:
+        prefix = reader.read_exact(FRAME_LENGTH.size)
+        if len(prefix) < FRAME_LENGTH.size:
+            raise IntegrityError(
+                f"part {part}: truncated, frame {index} and the final frame are missing",
+                part=part,
+                frame=index,
+            )
+        (word,) = FRAME_LENGTH.unpack(prefix)
+        final, length = bool(word & FINAL_BIT), word & ~FINAL_BIT
+        if length > MAX_FRAME_SIZE:
+            raise IntegrityError(
+                f"part {part}: frame {index} has an impossible length (corrupted)",
+                part=part,
+                frame=index,
+            )
+        sealed = reader.read_exact(length + TAG_BYTES)
+        if len(sealed) < length + TAG_BYTES:
+            raise IntegrityError(
+                f"part {part}: truncated inside frame {index}", part=part, frame=index
+            )
+        try:
+            plaintext = aead.decrypt(
+                frame_nonce(index, final), sealed, frame_aad(backup_id, part, index, final)
+            )
+        except InvalidTag:
+            raise IntegrityError(
+                f"part {part}: frame {index} failed authentication "
+                "(altered, reordered, from another backup, or wrong key)",
+                part=part,
+                frame=index,
+            ) from None
+        yield plaintext
+        if final:
+            if reader.read_exact(1):
+                raise IntegrityError(
+                    f"part {part}: unexpected data after the final frame {index}",
+                    part=part,
+                    frame=index + 1,
+                )
+            return
+        index += 1

@@ -1,0 +1,153 @@
+"""`BackupManifest`: what a committed backup contains, in canonical JSON, signed by the cluster.
+
+Guarantees:
+- The canonical form is JSON with sorted keys, no insignificant whitespace, UTF-8, integers
+  only and `created` as `YYYY-MM-DDTHH:MM:SSZ`; a second implementation can reproduce it bytewise.
+- The signature is Ed25519 over `SIGNING_CONTEXT + canonical(manifest)`; `parse_signed_manifest`
+  rejects a manifest whose signature fails, or whose signer is not the trusted key when one is
+  given. Without a trusted key it proves integrity only, not who signed.
+- Parts carry the SHA-256 of their stored ciphertext, so digest checks need no private key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+
+from backup.errors import KeyFileError, ManifestError
+from backup.keys import WrappedKey, b64decode, b64encode
+from backup.layout import BACKUP_ID, PART_NAME
+
+SIGNING_CONTEXT = b"managed-backup/v1 manifest\n"
+HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PartRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=PART_NAME.pattern)]
+    node: str
+    size_plain: int = Field(ge=0)
+    size_cipher: int = Field(ge=0)
+    frames: int = Field(ge=1)
+    sha256: HexDigest
+    wrapped_key: WrappedKey
+
+
+class BackupManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = 1
+    id: Annotated[str, Field(pattern=BACKUP_ID.pattern)]
+    cluster: str
+    created: datetime
+    epoch: int = Field(ge=0)
+    key_id: HexDigest
+    parts: tuple[PartRecord, ...]
+    targets: tuple[str, ...]
+    status: Literal["committed"] = "committed"
+
+    @field_validator("created")
+    @classmethod
+    def _utc_seconds(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("created must carry a time zone")
+        return value.astimezone(UTC).replace(microsecond=0)
+
+    @field_serializer("created")
+    def _format_created(self, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @field_validator("parts")
+    @classmethod
+    def _unique_parts(cls, parts: tuple[PartRecord, ...]) -> tuple[PartRecord, ...]:
+        names = [p.name for p in parts]
+        if len(set(names)) != len(names):
+            raise ValueError("part names must be unique")
+        return parts
+
+    def part(self, name: str) -> PartRecord:
+        for record in self.parts:
+            if record.name == name:
+                return record
+        raise ManifestError(f"backup {self.id} has no part {name!r}")
+
+
+class ManifestSignature(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    algorithm: Literal["ed25519"] = "ed25519"
+    signer: HexDigest  # SHA-256 of the raw 32-byte public key
+    public_key: str  # raw public key, base64
+    value: str  # signature, base64
+
+
+class SignedManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manifest: BackupManifest
+    signature: ManifestSignature
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signer_id(public: Ed25519PublicKey) -> str:
+    return hashlib.sha256(public.public_bytes_raw()).hexdigest()
+
+
+def sign_manifest(manifest: BackupManifest, signing_key: Ed25519PrivateKey) -> SignedManifest:
+    """Sign the canonical form of `manifest` with the cluster's Ed25519 key."""
+    public = signing_key.public_key()
+    value = signing_key.sign(SIGNING_CONTEXT + canonical_json(manifest.model_dump(mode="json")))
+    signature = ManifestSignature(
+        signer=signer_id(public),
+        public_key=b64encode(public.public_bytes_raw()),
+        value=b64encode(value),
+    )
+    return SignedManifest(manifest=manifest, signature=signature)
+
+
+def parse_signed_manifest(
+    data: bytes, trusted: Ed25519PublicKey | None = None, *, where: str = "manifest"
+) -> SignedManifest:
+    """Parse and verify a stored manifest; ManifestError on any malformation or bad signature."""
+    try:
+        signed = SignedManifest.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(p) for p in first["loc"])
+        raise ManifestError(f"{where} is malformed: {location}: {first['msg']}") from exc
+    try:
+        public = Ed25519PublicKey.from_public_bytes(
+            b64decode(signed.signature.public_key, "signer key")
+        )
+    except (ValueError, KeyFileError) as exc:
+        raise ManifestError(f"{where}: signer key is malformed") from exc
+    if signer_id(public) != signed.signature.signer:
+        raise ManifestError(f"{where}: signer id does not match the signer key")
+    if trusted is not None and signer_id(trusted) != signed.signature.signer:
+        raise ManifestError(f"{where} is signed by an unknown key {signed.signature.signer[:16]}")
+    message = SIGNING_CONTEXT + canonical_json(signed.manifest.model_dump(mode="json"))
+    try:
+        public.verify(b64decode(signed.signature.value, "signature"), message)
+    except (InvalidSignature, ValueError, KeyFileError) as exc:
+        raise ManifestError(f"{where}: signature does not verify (altered manifest)") from exc
+    return signed

@@ -1,0 +1,96 @@
+"""Applying retention to targets, and removing orphaned objects of failed runs.
+
+Guarantees:
+- Each target is pruned from its own catalogue, with the pure rules of backup.retention.
+- A backup is removed manifest first, then its data: an interruption leaves at worst data
+  without a manifest, which the next run removes as an orphan. A reader never sees a manifest
+  whose data is gone.
+- Orphans are only ids with no manifest that are older than the newest committed backup (a
+  newer one may still be being written). Backups whose manifest is unreadable are left alone.
+- With `dry_run` nothing is deleted; the report says what would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from backup.catalogue import Catalogue, list_backups
+from backup.destinations import TargetSet
+from backup.layout import backup_id_of, manifest_object
+from backup.retention import (
+    BackupStamp,
+    RetentionDecision,
+    RetentionPolicy,
+    apply_policy,
+    orphaned_ids,
+)
+from backup.targets import Target
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    target: str
+    decision: RetentionDecision
+    removed: tuple[str, ...]
+    orphans_removed: tuple[str, ...]
+    objects_deleted: int
+    dry_run: bool
+
+    def describe(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        return (
+            f"{self.target}: {verb} {len(self.removed)} backup(s) {list(self.removed)} and "
+            f"{len(self.orphans_removed)} orphan(s) {list(self.orphans_removed)}; "
+            f"{self.decision.describe()}"
+        )
+
+
+def _delete_backup_objects(target: Target, catalogue: Catalogue, backup_id: str) -> int:
+    manifest = manifest_object(backup_id)
+    data = [o for o in catalogue.objects if backup_id_of(o) == backup_id and o != manifest]
+    deleted = 0
+    if manifest in catalogue.objects:
+        target.delete(manifest)
+        deleted += 1
+    for name in data:
+        target.delete(name)
+        deleted += 1
+    return deleted
+
+
+def prune_target(
+    target: Target,
+    policy: RetentionPolicy,
+    *,
+    trusted: Ed25519PublicKey | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    catalogue = list_backups(target, trusted)
+    stamps = [BackupStamp(b.manifest.id, b.manifest.created) for b in catalogue.backups]
+    decision = apply_policy(stamps, policy)
+    orphans = orphaned_ids(catalogue.present_ids, catalogue.committed_ids)
+    deleted = 0
+    if not dry_run:
+        for backup_id in (*decision.remove, *orphans):
+            deleted += _delete_backup_objects(target, catalogue, backup_id)
+    return PruneReport(
+        target=target.location.url,
+        decision=decision,
+        removed=decision.remove,
+        orphans_removed=tuple(orphans),
+        objects_deleted=deleted,
+        dry_run=dry_run,
+    )
+
+
+def apply_retention(
+    targets: TargetSet,
+    policy: RetentionPolicy,
+    *,
+    trusted: Ed25519PublicKey | None = None,
+    dry_run: bool = False,
+) -> list[PruneReport]:
+    """Prune the primary and every mirror; one report per target."""
+    return [prune_target(t, policy, trusted=trusted, dry_run=dry_run) for t in targets.all]

@@ -1,0 +1,76 @@
+"""Reading and changing the backup settings in the cluster config (operator writes).
+
+Guarantees: a change is validated in full (`BackupSettings.checked`) before it is written, and
+written with the config znode's version (compare-and-set, retried on a concurrent change), so
+bad input changes nothing and a concurrent `mc enroll` or `support mode` is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError
+
+from cluster import zk
+from cluster.backups.errors import BackupConfigError
+from cluster.backups.settings import SECTION, BackupSettings
+from cluster.paths import ClusterPaths
+
+
+@dataclass(frozen=True)
+class Change:
+    """What `configure` was asked: new settings, and maybe a new geography."""
+
+    settings: BackupSettings
+    geography: str | None
+
+
+def read_config(client: KazooClient, paths: ClusterPaths) -> tuple[dict[str, Any], int]:
+    zk.ensure_cluster(client, paths)
+    data, stat = client.get(paths.config)
+    try:
+        config = json.loads(data or b"{}")
+    except ValueError as exc:
+        raise BackupConfigError("the cluster config is not valid JSON") from exc
+    if not isinstance(config, dict):
+        raise BackupConfigError("the cluster config is not a JSON object")
+    return config, int(stat.version)
+
+
+def geography_after(config: dict[str, Any], requested: str | None) -> str | None:
+    """The geography a change leaves; refuses to move an enrolled cluster to another one."""
+    current = config.get("geography")
+    if requested is None or requested == current:
+        return current if isinstance(current, str) else None
+    if current and config.get("mission_control"):
+        raise BackupConfigError(
+            f"the cluster is enrolled with geography {current}; it cannot become {requested}"
+        )
+    return requested
+
+
+def update(
+    client: KazooClient,
+    paths: ClusterPaths,
+    change: Callable[[dict[str, Any], BackupSettings], Change],
+    attempts: int = 10,
+) -> BackupSettings:
+    """Apply `change` to the current settings, validate, and write (compare-and-set)."""
+    for _ in range(attempts):
+        config, version = read_config(client, paths)
+        proposed = change(config, BackupSettings.from_config(config))
+        geography = geography_after(config, proposed.geography)
+        settings = proposed.settings.checked(geography)
+        updated = {**config, SECTION: settings.to_config()}
+        if geography is not None:
+            updated["geography"] = geography
+        try:
+            client.set(paths.config, json.dumps(updated, sort_keys=True).encode(), version=version)
+        except BadVersionError:
+            continue
+        return settings
+    raise BackupConfigError("the cluster config kept changing; try again")

@@ -1,0 +1,277 @@
+"""The leader's side of one run: start it, write the ZooKeeper part, wait for the nodes' parts,
+commit the manifest, apply retention, record the outcome.
+
+Guarantees:
+- A run starts only through one fenced transaction that also creates `backups/current`; if that
+  znode exists another run is in progress and nothing starts (the no-overlap guard lives in
+  ZooKeeper, so it holds across leaders and processes, not just within one scheduler).
+- The manifest is committed only when every expected part was reported written on every target
+  (`commit_manifest` re-checks each object's size) and only after a fenced no-op proved this
+  node still leads; a stale leader never commits.
+- Every run ends `ok` or `failed` with its reason, the guard released and, when the cluster is
+  enrolled, a `backup_succeeded`/`backup_failed` event queued for Mission Control, all in one
+  fenced transaction. A failed run's objects are removed at once (best effort) and any leftovers
+  become orphans that retention deletes after the next committed backup.
+- A run found in progress by a leader that did not start it in this service's lifetime is failed
+  ("leader changed"), see `runs.recover`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kazoo.exceptions import KazooException, NodeExistsError
+
+from backup.engine import (
+    PartRecord,
+    TargetSet,
+    apply_retention,
+    commit_manifest,
+    new_backup_id,
+    write_part,
+)
+from backup.errors import BackupError
+from cluster import zk
+from cluster.backups import store, zkdump
+from cluster.backups.runs import (
+    ZOOKEEPER_PART,
+    PartOutcome,
+    RunRecord,
+    Trigger,
+    assess,
+    recover,
+)
+from cluster.backups.settings import BackupSettings, plan_run
+from cluster.backups.signing import decode_public, load_signing_key
+from cluster.backups.work import Worker, context_for, limiter_for, open_plan, remove_run_objects
+from cluster.errors import ClusterError, FencedOut
+from cluster.exchange import Link
+from cluster.leadership import LeaderContext
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(ClusterError):
+    pass
+
+
+class RunDriver:
+    def __init__(
+        self,
+        ctx: LeaderContext,
+        auth: str | None,
+        worker: Worker,
+        clock: Callable[[], float] = time.time,
+        poll: float = 0.3,
+    ) -> None:
+        self._ctx = ctx
+        self._auth = auth
+        self._work = worker
+        self._clock = clock
+        self._poll = poll
+
+    @property
+    def _config(self) -> dict[str, object]:
+        snap = self._ctx.snapshot
+        return snap.config if snap else {}
+
+    @property
+    def _enrolled(self) -> bool:
+        return Link.from_config(self._config) is not None
+
+    def _epoch(self) -> int:
+        fence = self._ctx.fence
+        if fence is None:
+            raise FencedOut("not the leader")
+        return fence.epoch
+
+    async def _zk(self, fn: Callable[..., object], *args: object) -> object:
+        return await self._ctx.call_zk(fn, self._ctx.zk_client, self._ctx.paths, *args)
+
+    # --- start ----------------------------------------------------------------------------
+
+    async def recover(self) -> str:
+        """Fail the run a previous leader (or an earlier term of this one) left running."""
+        run_id = await self._zk(store.current_run_id)
+        if run_id is None:
+            return "no run in progress"
+        assert isinstance(run_id, str)
+        run = await self._zk(store.read_run, run_id)
+        assert run is None or isinstance(run, RunRecord)
+        decision = recover(run, self._epoch())
+        if run is None or not decision.fail:
+            await self._ctx.fenced([zk.Delete(self._ctx.paths.backup_current)])
+            return decision.reason
+        await self._finish(run.finish("failed", self._clock(), decision.reason), None)
+        return f"run {run.id} failed: {decision.reason}"
+
+    async def start(
+        self,
+        trigger: Trigger,
+        requests: tuple[str, ...] = (),
+        mark: zk.Op | None = None,
+    ) -> RunRecord | None:
+        """Create a run (fenced, guarded). None if another run is in progress."""
+        # A fresh read: the loop's snapshot may predate a `configure` made just before `run`.
+        snap = await self._ctx.call_zk(zk.read_snapshot, self._ctx.zk_client, self._ctx.paths)
+        now = self._clock()
+        backup_id = new_backup_id(datetime.fromtimestamp(now, UTC))
+        try:
+            plan = plan_run(snap.config)
+        except ClusterError as exc:
+            return await self._refuse(backup_id, trigger, requests, mark, now, str(exc))
+        run = RunRecord(
+            id=backup_id,
+            status="running",
+            epoch=self._epoch(),
+            leader=self._ctx.node,
+            trigger=trigger,
+            started=now,
+            expected=(*sorted(snap.live_ids), ZOOKEEPER_PART),
+            requests=requests,
+            plan=plan,
+        )
+        try:
+            await self._ctx.fenced(store.start_ops(self._ctx.paths, run, mark))
+        except NodeExistsError:
+            return None
+        log.info("backup %s started (%s), parts %s", run.id, trigger, ", ".join(run.expected))
+        return run
+
+    async def _refuse(
+        self,
+        backup_id: str,
+        trigger: Trigger,
+        requests: tuple[str, ...],
+        mark: zk.Op | None,
+        now: float,
+        reason: str,
+    ) -> RunRecord:
+        """A run that cannot even be planned is recorded as failed at once (and alerted)."""
+        run = RunRecord(
+            id=backup_id,
+            status="failed",
+            epoch=self._epoch(),
+            leader=self._ctx.node,
+            trigger=trigger,
+            started=now,
+            finished=now,
+            expected=(),
+            requests=requests,
+            plan=None,
+            reason=reason,
+        )
+        ops = store.start_ops(self._ctx.paths, run, mark)[1:]  # no guard: nothing runs
+        await self._ctx.fenced(ops + store.event_op(self._ctx.paths, self._enrolled, run, now))
+        log.warning("backup %s not started: %s", backup_id, reason)
+        return run
+
+    # --- drive ----------------------------------------------------------------------------
+
+    async def drive(self, run: RunRecord) -> RunRecord:
+        """Take a started run to its end; returns the final record."""
+        targets: TargetSet | None = None
+        plan = run.plan
+        assert plan is not None
+        try:
+            targets = await self._work(open_plan, plan)
+            await self._write_zookeeper_part(run, targets)
+            parts = await self._wait_for_parts(run)
+            signing_key = await self._zk(load_signing_key, self._auth)
+            await self._ctx.fenced([])  # still the leader, just before the commit
+            await self._work(
+                commit_manifest,
+                ctx=context_for(run.id, plan),
+                cluster=self._ctx.paths.cluster,
+                epoch=run.epoch,
+                created=datetime.fromtimestamp(run.started, UTC),
+                parts=parts,
+                targets=targets,
+                signing_key=signing_key,
+            )
+            size = sum(p.size_cipher for p in parts)
+            done = run.finish("ok", self._clock(), None, size)
+            done = done.model_copy(update={"retention": await self._retention(targets)})
+            log.info("backup %s committed: %d bytes", run.id, size)
+        except FencedOut:
+            raise
+        except Exception as exc:  # every failure ends the run as failed, with its reason
+            if not isinstance(exc, BackupError | ClusterError | OSError | KazooException):
+                log.exception("backup %s: unexpected error", run.id)
+            done = run.finish("failed", self._clock(), str(exc) or type(exc).__name__)
+            log.warning("backup %s failed: %s", run.id, done.reason)
+            if targets is not None:
+                await self._work(remove_run_objects, targets, run.id)
+        await self._finish(done, targets)
+        return done
+
+    async def _write_zookeeper_part(self, run: RunRecord, targets: TargetSet) -> None:
+        assert run.plan is not None
+        data = await self._work(zkdump.dump, self._ctx.zk_client, self._ctx.paths)
+        record = await self._work(
+            write_part,
+            io.BytesIO(data),
+            ctx=context_for(run.id, run.plan),
+            part=ZOOKEEPER_PART,
+            node=self._ctx.node,
+            targets=targets,
+            total_bytes=len(data),
+            limiter=limiter_for(run.plan),
+        )
+        outcome = PartOutcome(part=ZOOKEEPER_PART, node=self._ctx.node, record=record)
+        await self._zk(store.report_part, run.id, outcome)
+
+    async def _wait_for_parts(self, run: RunRecord) -> list[PartRecord]:
+        last = ""
+        while True:
+            outcomes = await self._zk(store.read_outcomes, run.id)
+            assert isinstance(outcomes, dict)
+            snap = self._ctx.snapshot
+            live = snap.live_ids if snap else frozenset()
+            verdict = assess(run, outcomes, live, self._clock())
+            if verdict.action == "fail":
+                raise RunFailed(verdict.reason)
+            if verdict.action == "commit":
+                records = [outcomes[p].record for p in run.expected]
+                return [r for r in records if r is not None]
+            if verdict.reason != last:
+                log.info("backup %s: %s", run.id, verdict.reason)
+                last = verdict.reason
+            if not self._ctx.leading:
+                raise FencedOut("lost leadership while waiting for parts")
+            await asyncio.sleep(self._poll)
+
+    async def _retention(self, targets: TargetSet) -> str:
+        settings = BackupSettings.from_config(self._config)
+        try:
+            reports = await self._work(
+                apply_retention,
+                targets,
+                settings.retention,
+                trusted=decode_public(settings.signing_public_key),
+            )
+        except (BackupError, ClusterError, OSError) as exc:
+            log.warning("retention failed: %s", exc)
+            return f"retention failed: {exc}"
+        removed = sorted({r for report in reports for r in report.removed})
+        orphans = sorted({r for report in reports for r in report.orphans_removed})
+        return f"removed {len(removed)} backup(s), {len(orphans)} orphan(s)"
+
+    async def _finish(self, run: RunRecord, targets: TargetSet | None) -> None:
+        paths = self._ctx.paths
+        await self._ctx.fenced(
+            store.finish_ops(paths, run, self._enrolled, self._clock(), holds_guard=True)
+        )
+        try:  # old run records: a separate transaction, so a race here never blocks a finish
+            prune = await self._ctx.call_zk(store.prune_ops, self._ctx.zk_client, paths)
+            if prune:
+                await self._ctx.fenced(prune)
+        except FencedOut:
+            raise
+        except (ClusterError, KazooException) as exc:
+            log.info("pruning old run records postponed: %s", exc)

@@ -1,0 +1,56 @@
+"""The backup services a node daemon runs, imported only when first started.
+
+`backup.engine` pulls in boto3 and `cryptography`; importing them before the node is live would
+delay its registration (start-up time is part of the product), so the daemon gets light
+wrappers and the real services are built (in a thread) on first start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from cluster.leadership import LeaderContext, LeaderService
+
+
+class LazyService:
+    """A `LeaderService` whose implementation is created (and imported) on first start."""
+
+    def __init__(self, name: str, factory: Callable[[], LeaderService]) -> None:
+        self.name = name
+        self._factory = factory
+        self._impl: LeaderService | None = None
+
+    async def start(self, ctx: LeaderContext) -> None:
+        if self._impl is None:
+            # The import takes a moment: keep it off the event loop.
+            loop = asyncio.get_running_loop()
+            self._impl = await loop.run_in_executor(None, self._factory)
+        await self._impl.start(ctx)
+
+    async def stop(self) -> None:
+        if self._impl is not None:
+            await self._impl.stop()
+
+
+def backup_leader(auth: str | None) -> LeaderService:
+    """The leader-only service: schedule, requested runs, recovery of interrupted runs."""
+
+    def make() -> LeaderService:
+        from cluster.backups.leader import BackupLeader
+
+        return BackupLeader(auth)
+
+    return LazyService("backup", make)
+
+
+def part_writer(data_dir: Path) -> LeaderService:
+    """The every-node service that writes this node's data directory as its part."""
+
+    def make() -> LeaderService:
+        from cluster.backups.node_part import PartWriter
+
+        return PartWriter(data_dir)
+
+    return LazyService("backup-part-writer", make)

@@ -1,0 +1,56 @@
+"""`managed cluster status`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from cluster import zk
+from cluster.cli.common import Globals, emit, json_option, pass_globals
+
+
+@click.group()
+def cluster() -> None:
+    """The cluster as a whole."""
+
+
+@cluster.command()
+@json_option
+@pass_globals
+def status(g: Globals, as_json: bool) -> None:
+    """Roster, liveness, quorum, leader and epoch."""
+    from cluster.exchange import Link, license_view, read_state
+
+    with g.session() as client:
+        snap = zk.read_snapshot(client, g.paths)
+        state = read_state(client, g.paths)
+    doc: dict[str, Any] = snap.status_json()
+    doc["license"] = license_view(state, Link.from_config(snap.config), time.time())
+
+    def text() -> str:
+        q = doc["quorum"]
+        lines = [
+            f"cluster   {doc['cluster']}",
+            f"leader    {doc['leader'] or '-'} (epoch {doc['epoch']})",
+            f"quorum    {q['have']}/{q['need']} {'ok' if q['ok'] else 'NOT MET'}",
+            f"license   {_license_line(doc['license'])}",
+            "",
+            f"{'NODE':<16} {'DATACENTER':<12} STATE",
+        ]
+        for r in doc["roster"]:
+            lines.append(f"{r['id']:<16} {r['datacenter']:<12} {'live' if r['live'] else 'down'}")
+        return "\n".join(lines)
+
+    emit(as_json, doc, text)
+
+
+def _license_line(lic: dict[str, Any]) -> str:
+    parts = [str(lic.get("state"))]
+    if lic.get("expires"):
+        parts.append(f"expires {lic['expires']}")
+    quota = (lic.get("quotas") or {}).get("host_units") or lic.get("enforcing_host_units")
+    if quota is not None:
+        parts.append(f"{quota:g} host units")
+    return ", ".join(parts)

@@ -1,0 +1,56 @@
+"""What every `managed` command shares: global options, ZooKeeper sessions, output, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+from kazoo.client import KazooClient
+
+from cluster import zk
+from cluster.names import check_name
+from cluster.paths import ClusterPaths
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Globals:
+    zk_hosts: str
+    cluster: str
+    zk_auth: str | None = None
+
+    @property
+    def paths(self) -> ClusterPaths:
+        return ClusterPaths(self.cluster)
+
+    @contextmanager
+    def session(self, timeout: float = 5.0) -> Iterator[KazooClient]:
+        client = zk.connect(self.zk_hosts, timeout=timeout, auth=self.zk_auth)
+        try:
+            yield client
+        finally:
+            zk.close(client)
+
+
+pass_globals = click.make_pass_decorator(Globals)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
+    """Print `data` as JSON or the human text."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text())
+
+
+def validate_cluster(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return check_name("cluster", value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e

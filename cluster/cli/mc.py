@@ -1,0 +1,174 @@
+"""`managed mc enroll|status` and `managed certs dev-ca`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cluster import zk
+from cluster.cli.common import Globals, emit, json_option, pass_globals
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group()
+def mc() -> None:
+    """The link to Mission Control."""
+
+
+def _interval(name: str, default: float) -> Callable[[F], F]:
+    return click.option(
+        f"--{name}-interval",
+        type=click.FloatRange(min=0.1),
+        default=default,
+        show_default=True,
+        help=f"Seconds between {name} messages.",
+    )
+
+
+@mc.command()
+@click.argument("url")
+@click.argument("token")
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CA certificate that signed Mission Control's certificate.",
+)
+@click.option("--insecure-http", is_flag=True, help="Allow plain http:// (tests only).")
+@_interval("health", 120)
+@_interval("license", 300)
+@_interval("consumption", 3600)
+@_interval("heartbeat", 30)
+@click.option(
+    "--outage-limit-days",
+    type=click.FloatRange(min=0),
+    default=14,
+    show_default=True,
+    help="After this long without contact the license counts as unverified.",
+)
+@pass_globals
+def enroll(
+    g: Globals,
+    url: str,
+    token: str,
+    ca_file: Path | None,
+    insecure_http: bool,
+    health_interval: float,
+    license_interval: float,
+    consumption_interval: float,
+    heartbeat_interval: float,
+    outage_limit_days: float,
+) -> None:
+    """Exchange a one-time enrollment TOKEN for this cluster's own credential."""
+    from cluster.enrollment import enroll as do_enroll
+
+    if not url.startswith("https://") and not (insecure_http and url.startswith("http://")):
+        raise click.BadParameter(
+            "use https://HOST:PORT (plain http only with --insecure-http)", param_hint="URL"
+        )
+    ca_pem = ca_file.read_text() if ca_file else None
+    intervals = {
+        "health": health_interval,
+        "license": license_interval,
+        "consumption": consumption_interval,
+        "heartbeat": heartbeat_interval,
+    }
+    with g.session() as client:
+        enrolled = do_enroll(
+            client,
+            g.paths,
+            g.zk_auth,
+            url,
+            token,
+            ca_pem,
+            str(ca_file) if ca_file else None,
+            insecure_http,
+            intervals,
+        )
+    click.echo(
+        f"enrolled cluster {g.cluster} as {enrolled.name} ({enrolled.cluster_id}, "
+        f"geography {enrolled.geography})"
+    )
+
+
+def mc_status(client: Any, g: Globals) -> dict[str, Any]:
+    from cluster.exchange import Link, license_view, read_state
+
+    snap = zk.read_snapshot(client, g.paths)
+    link = Link.from_config(snap.config)
+    state = read_state(client, g.paths)
+    return {
+        "enrolled": link is not None,
+        "url": link.url if link else None,
+        "cluster_id": link.cluster_id if link else None,
+        "license": license_view(state, link, time.time()),
+        "health": state.get("health"),
+        "last_contact": state.get("last_contact"),
+        "outbox": len(client.get_children(g.paths.outbox)) if client.exists(g.paths.outbox) else 0,
+    }
+
+
+@mc.command()
+@json_option
+@pass_globals
+def status(g: Globals, as_json: bool) -> None:
+    """Enrollment, last contact, license state, sizing advice and queued messages."""
+    with g.session() as client:
+        doc = mc_status(client, g)
+
+    def text() -> str:
+        if not doc["enrolled"]:
+            return "not enrolled: run `managed mc enroll URL TOKEN`"
+        lic = doc["license"]
+        advice = (doc["health"] or {}).get("advice") or {}
+        return "\n".join(
+            [
+                f"mission control  {doc['url']} (cluster id {doc['cluster_id']})",
+                f"license          {lic.get('state')}  expires {lic.get('expires') or '-'}",
+                f"health           {(doc['health'] or {}).get('status') or '-'}",
+                f"advice           min {advice.get('min_nodes', '-')} nodes, "
+                f"{advice.get('min_cpu_cores', '-')} cores, "
+                f"{_gib(advice.get('min_memory_bytes'))} memory",
+                f"queued messages  {doc['outbox']}",
+            ]
+        )
+
+    emit(as_json, doc, text)
+
+
+def _gib(value: Any) -> str:
+    return f"{value / (1 << 30):.1f} GiB" if isinstance(value, int | float) else "-"
+
+
+@click.group()
+def certs() -> None:
+    """Certificates for local use."""
+
+
+@certs.command("dev-ca")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=("127.0.0.1", "localhost"),
+    show_default=True,
+    help="Name or IP the server certificate is for (repeatable).",
+)
+def dev_ca(directory: Path, hosts: tuple[str, ...]) -> None:
+    """Write a throwaway CA and server certificate for local use (never for production)."""
+    from mission_control.certs import write_dev_ca
+
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        ca = write_dev_ca(directory, list(hosts))
+    except (FileExistsError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(
+        f"CA certificate  {ca.ca_cert}\nserver cert     {ca.server_cert}\n"
+        f"server key      {ca.server_key}"
+    )

@@ -1,0 +1,146 @@
+"""`managed node join|run|leave|list`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+
+from cluster import roster, zk
+
+if TYPE_CHECKING:
+    from cluster.exchange import HeartbeatHandler
+    from cluster.leadership import LeaderContext
+
+from cluster.cli.common import Globals, emit, json_option, pass_globals
+
+
+@click.group()
+def node() -> None:
+    """Cluster membership: join, run, leave, list."""
+
+
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@click.option("--datacenter", required=True, help="Datacenter the node runs in.")
+@click.option("--api-address", required=True, help="HOST:PORT of the node's API.")
+@pass_globals
+def join(g: Globals, node_id: str, datacenter: str, api_address: str) -> None:
+    """Add NODE to the roster (idempotent)."""
+    roster.validate_entry(node_id, datacenter, api_address)  # before touching ZooKeeper
+    with g.session() as client:
+        added = roster.join(client, g.paths, node_id, datacenter, api_address)
+    click.echo(f"{node_id} {'joined' if added else 'is already in'} cluster {g.cluster}")
+
+
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@click.option("--force", is_flag=True, help="Leave even if live or if quorum would break.")
+@pass_globals
+def leave(g: Globals, node_id: str, force: bool) -> None:
+    """Remove NODE from the roster; refused while it is live or if quorum would break."""
+    with g.session() as client:
+        removed = roster.leave(client, g.paths, node_id, force)
+    click.echo(f"{node_id} {'left' if removed else 'was not in'} cluster {g.cluster}")
+
+
+@node.command("list")
+@json_option
+@pass_globals
+def list_nodes(g: Globals, as_json: bool) -> None:
+    """List the roster with each node's datacenter, address and liveness."""
+    with g.session() as client:
+        snap = zk.read_snapshot(client, g.paths)
+    rows = [
+        {
+            "id": e.node,
+            "datacenter": e.datacenter,
+            "api_address": e.api_address,
+            "live": snap.live_member(e.node) is not None,
+            "leader": bool(snap.leader and snap.leader.node == e.node),
+        }
+        for e in snap.roster
+    ]
+
+    def text() -> str:
+        if not rows:
+            return f"cluster {g.cluster} has no nodes: add one with `managed node join`"
+        lines = [f"{'NODE':<16} {'DATACENTER':<12} {'API ADDRESS':<22} STATE"]
+        for r in rows:
+            state = ("live" if r["live"] else "down") + (", leader" if r["leader"] else "")
+            lines.append(f"{r['id']:<16} {r['datacenter']:<12} {r['api_address']:<22} {state}")
+        return "\n".join(lines)
+
+    emit(as_json, rows, text)
+
+
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (a [node] table or top-level keys).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.pass_context
+def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Run NODE's daemon in the foreground; SIGTERM hands leadership over and exits 0."""
+    from cluster.config import load
+    from cluster.node import NodeDaemon
+
+    g: Globals = ctx.obj
+    root = ctx.find_root()
+    overrides: dict[str, object] = {"node": node_id, "data_dir": data_dir}
+    # Global options given on the command line or by their env var beat the file.
+    for param, key, value in (
+        ("zk_hosts", "zk", g.zk_hosts),
+        ("cluster", "cluster", g.cluster),
+        ("zk_auth", "zk_auth", g.zk_auth),
+    ):
+        if root.get_parameter_source(param) not in (None, ParameterSource.DEFAULT):
+            overrides[key] = value
+    settings = load(config_file, **overrides)
+    root_logger = logging.getLogger()
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    if not root_logger.isEnabledFor(logging.INFO):
+        root_logger.setLevel(logging.INFO)
+    # The node's own log, in its data directory (what `logs tail` in remote support reads).
+    log_dir = settings.resolved_data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = RotatingFileHandler(log_dir / "node.log", maxBytes=10 << 20, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root_logger.addHandler(handler)
+    from cluster.backups.services import backup_leader, part_writer
+    from cluster.exchange import MissionControlExchange
+
+    exchange = MissionControlExchange(
+        settings.zk_auth,
+        settings.resolved_data_dir,
+        heartbeat_handler=_support_handler(settings.zk_auth, settings.resolved_data_dir),
+    )
+    backups = backup_leader(settings.zk_auth)
+    writer = part_writer(settings.resolved_data_dir)
+    daemon = NodeDaemon(settings, services=[exchange, backups], node_services=[writer])
+    asyncio.run(daemon.run())
+
+
+def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:
+    """Remote support handles heartbeats; loaded on the first one (leader only), so the
+    cryptography it needs does not delay a node's start-up."""
+    loaded: list[HeartbeatHandler] = []
+
+    async def handle(ctx: LeaderContext, reply: dict[str, Any], now: datetime) -> None:
+        if not loaded:
+            from cluster.support.service import SupportService, node_log_path
+
+            loaded.append(SupportService(log_path=node_log_path(data_dir)).for_exchange(auth))
+        await loaded[0](ctx, reply, now)
+
+    return handle

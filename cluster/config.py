@@ -1,0 +1,116 @@
+"""Node settings: defaults < TOML file (`--config`) < environment (`MANAGED_*`) < command line.
+
+Validated once at start; a bad value ends in one clear line naming the setting. The timing rule
+is Patroni's: `loop_interval + 2 * retry_timeout <= session_timeout`, so that a leader notices a
+lost session and stops before another node can take over.
+
+A plain frozen dataclass rather than a pydantic model: `managed node run` must be live within a
+second of starting, and eight settings do not justify pydantic's import and schema cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.errors import ConfigError
+from cluster.names import check_address, check_name
+
+ENV_PREFIX = "MANAGED_"
+
+
+def default_data_dir(cluster: str, node: str) -> Path:
+    return Path.home() / ".local" / "share" / "managed" / cluster / node
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything `managed node run` needs. Environment variables are `MANAGED_<FIELD>`."""
+
+    zk: str = "127.0.0.1:2181"
+    cluster: str = "default"
+    node: str = ""
+    data_dir: Path | None = None
+    session_timeout: float = 10.0
+    loop_interval: float = 2.0
+    retry_timeout: float = 4.0
+    listen: str | None = None  # defaults to the roster's api_address
+    zk_auth: str | None = None  # USER:PASSWORD opening the cluster's secrets
+
+    def __post_init__(self) -> None:
+        check_name("cluster", self.cluster)
+        if self.node:
+            check_name("node id", self.node)
+        if not self.zk.strip():
+            raise ValueError("zk: a ZooKeeper connect string is required")
+        for name in ("session_timeout", "loop_interval", "retry_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be greater than 0")
+        if self.loop_interval + 2 * self.retry_timeout > self.session_timeout:
+            raise ValueError(
+                f"loop_interval + 2 * retry_timeout ({self.loop_interval:g} + 2 * "
+                f"{self.retry_timeout:g}) must not exceed session_timeout "
+                f"({self.session_timeout:g})"
+            )
+        if self.listen is not None:
+            check_address(self.listen)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or default_data_dir(self.cluster, self.node)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(NodeSettings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a file, environment or command-line value into the field's type."""
+    kind = FIELDS[name].type
+    if value is None:
+        return None
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{name} must be a number of seconds")
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if kind == "Path | None":
+        return Path(str(value))
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
+    """Build validated settings; raises `ConfigError` with one readable line on bad input."""
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text())
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {e}") from e
+        table = from_file.get("node", from_file)
+        from_file = table if isinstance(table, dict) else {}
+    unknown = sorted(set(from_file) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"invalid setting {unknown[0]}: unknown (known: {', '.join(sorted(FIELDS))})"
+        )
+    env = {
+        name: os.environ[ENV_PREFIX + name.upper()]
+        for name in FIELDS
+        if ENV_PREFIX + name.upper() in os.environ
+    }
+    cli = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**from_file, **env, **cli}  # defaults < file < environment < command line
+    try:
+        return NodeSettings(**{k: _coerce(k, v) for k, v in merged.items()})
+    except ValueError as e:
+        raise ConfigError(f"invalid settings: {e}") from e

@@ -1,0 +1,60 @@
+"""What a node should do next: a pure function of a snapshot and the node's own view.
+
+Each outcome carries a readable reason ("no action: I am the leader with the lock"), easy to log
+and to unit-test, after Patroni's `ha.py` decisions, without its size.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from cluster.model import ClusterSnapshot
+
+
+class Action(enum.Enum):
+    LEAD = "lead"  # I hold the leader znode and quorum: run leader-only work
+    PAUSE = "pause"  # I hold the leader znode but may not act (no quorum)
+    ACQUIRE = "acquire"  # nobody leads, quorum is there: try to take over
+    FOLLOW = "follow"  # someone else leads, or nobody may
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def decide(snapshot: ClusterSnapshot, me: str, session_id: int, connected: bool) -> Decision:
+    """Decide this node's next step.
+
+    `session_id` is this node's ZooKeeper session: the leader znode is ours only if it is the
+    ephemeral owner, so a node that lost its session never mistakes an old record for its own.
+    """
+    if not connected:
+        return Decision(Action.FOLLOW, "ZooKeeper connection suspended: no leader-only work")
+    if snapshot.member(me) is None:
+        return Decision(Action.FOLLOW, f"{me} is not in the roster: cannot lead")
+    quorum = snapshot.quorum
+    leader = snapshot.leader
+    mine = leader is not None and leader.node == me and leader.session_id == session_id
+    if mine:
+        if not quorum.ok:
+            return Decision(
+                Action.PAUSE,
+                f"I hold the lock but have no quorum ({quorum.have}/{quorum.need}): paused",
+            )
+        return Decision(Action.LEAD, "no action: I am the leader with the lock")
+    if leader is not None and leader.node == me:
+        return Decision(
+            Action.FOLLOW, "the leader record is from an earlier session of mine: awaiting expiry"
+        )
+    if leader is not None:
+        return Decision(Action.FOLLOW, f"following {leader.node} (epoch {leader.epoch})")
+    if snapshot.live_member(me) is None:
+        return Decision(Action.FOLLOW, "not registered live yet: cannot lead")
+    if not quorum.ok:
+        return Decision(
+            Action.FOLLOW, f"no leader and no quorum ({quorum.have}/{quorum.need}): waiting"
+        )
+    return Decision(Action.ACQUIRE, f"no leader, quorum {quorum.have}/{quorum.need}: acquiring")

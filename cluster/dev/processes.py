@@ -1,0 +1,138 @@
+"""Start, track and stop local processes by PID, with their output in log files.
+
+Each process runs in a session of its own, so Ctrl-C at a terminal reaches only the supervisor,
+which then stops its children in order. A PID file names the process and the command line it
+ran, so `stop_pidfile` never signals a recycled PID that belongs to something else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `check` until it is true or `timeout` seconds pass; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        if self.alive():
+            self.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.popen.wait(5)
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    pid_dir: Path | None = None,
+) -> Process:
+    """Start `argv` with stdout and stderr appended to `log_path`; record a PID file if asked."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    if pid_dir is not None:
+        pid_dir.mkdir(parents=True, exist_ok=True)
+        record = {"pid": popen.pid, "name": name, "argv": list(argv)}
+        (pid_dir / f"{name}.pid").write_text(json.dumps(record))
+    return Process(name=name, popen=popen, log_path=log_path)
+
+
+def stop_pidfile(pidfile: Path, timeout: float = 10.0) -> bool:
+    """Stop the process a PID file names if it is still that process; remove the file."""
+    try:
+        record = json.loads(pidfile.read_text())
+        pid = int(record["pid"])
+        argv = list(record["argv"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pidfile.unlink(missing_ok=True)
+        return False
+    stopped = False
+    try:
+        proc = psutil.Process(pid)
+        # A script's cmdline starts with its interpreter (python moto_server ...): the
+        # recorded argv must be the whole cmdline or all of it after the interpreter.
+        cmdline = proc.cmdline()
+        if cmdline == argv or cmdline[1:] == argv:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except psutil.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            stopped = True
+    except psutil.NoSuchProcess:
+        pass
+    pidfile.unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,115 @@
+"""Enrolling a cluster with Mission Control: token in, credential stored, link configured.
+
+Guarantees: everything that can be checked is checked before the one-time token is spent
+(ZooKeeper reachable, the secrets credential works, the CA file readable, the URL acceptable);
+afterwards the credential (secret, digest ACL) and the link (config) are stored in one
+ZooKeeper transaction, so a cluster is never left half-enrolled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError
+from kazoo.security import make_digest_acl
+
+from cluster import zk
+from cluster.errors import ClusterError
+from cluster.exchange import CREDENTIAL_SECRET
+from cluster.paths import ClusterPaths
+from cluster.secrets import parse_auth, read_secret
+
+
+class EnrollmentError(ClusterError):
+    """Enrollment was refused or could not be stored."""
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    cluster_id: str
+    name: str
+    geography: str
+
+
+def preflight(client: KazooClient, paths: ClusterPaths, auth: str | None) -> None:
+    """Fail early, before the token is spent, if the credential could not be stored."""
+    parse_auth(auth)
+    zk.ensure_cluster(client, paths)
+    read_secret(client, paths, auth, CREDENTIAL_SECRET)  # wrong credential -> clear error
+
+
+async def exchange_token(
+    url: str, token: str, ca_file: str | None, insecure_http: bool
+) -> tuple[Enrolled, str]:
+    from mission_control.client import MissionControlClient
+    from mission_control.errors import MessageRejected, MissionControlUnavailable
+
+    try:
+        async with MissionControlClient(
+            url, credential=None, ca_file=ca_file, insecure_http=insecure_http
+        ) as mc:
+            reply = await mc.enroll(token)
+    except MessageRejected as e:
+        raise EnrollmentError(f"Mission Control refused the enrollment: {e}") from e
+    except MissionControlUnavailable as e:
+        raise EnrollmentError(str(e)) from e
+    return Enrolled(reply.cluster_id, reply.name, reply.geography), reply.credential
+
+
+def store(
+    client: KazooClient,
+    paths: ClusterPaths,
+    auth: str | None,
+    enrolled: Enrolled,
+    credential: str,
+    link: dict[str, Any],
+) -> None:
+    """Credential and link in one transaction (retried if the config changed meanwhile)."""
+    user, password = parse_auth(auth)
+    secret_path = f"{paths.base}/secrets/{CREDENTIAL_SECRET}"
+    client.ensure_path(f"{paths.base}/secrets")
+    for _ in range(10):
+        data, stat = client.get(paths.config)
+        config = json.loads(data or b"{}")
+        config["mission_control"] = {**link, "cluster_id": enrolled.cluster_id}
+        config.setdefault("geography", enrolled.geography)
+        tx = client.transaction()
+        if client.exists(secret_path):
+            tx.set_data(secret_path, credential.encode())
+        else:
+            tx.create(
+                secret_path, credential.encode(), acl=[make_digest_acl(user, password, all=True)]
+            )
+        tx.set_data(paths.config, json.dumps(config, sort_keys=True).encode(), version=stat.version)
+        results = tx.commit()
+        if not any(isinstance(r, Exception) for r in results):
+            return
+        if not isinstance(results[-1], BadVersionError):
+            raise EnrollmentError(
+                f"could not store the enrollment: {[type(r).__name__ for r in results]}"
+            )
+    raise EnrollmentError("the cluster config kept changing; enroll again")
+
+
+def enroll(
+    client: KazooClient,
+    paths: ClusterPaths,
+    auth: str | None,
+    url: str,
+    token: str,
+    ca_pem: str | None,
+    ca_file: str | None,
+    insecure_http: bool,
+    intervals: dict[str, float],
+) -> Enrolled:
+    preflight(client, paths, auth)
+    enrolled, credential = asyncio.run(exchange_token(url, token, ca_file, insecure_http))
+    link: dict[str, Any] = {"url": url, "insecure_http": insecure_http, "intervals": intervals}
+    if ca_pem:
+        link["ca_pem"] = ca_pem
+    store(client, paths, auth, enrolled, credential, link)
+    return enrolled

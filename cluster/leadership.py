@@ -1,0 +1,87 @@
+"""Leader-only services: started when this node leads with quorum, stopped at once otherwise.
+
+Later features (Mission Control exchange, backup schedule) plug in here. A service is told to
+stop on SUSPENDED (Curator's rule: it may no longer be leader) and on LOST, before anything else
+happens, and every ZooKeeper write it makes goes through the leader's fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cluster.model import ClusterSnapshot
+from cluster.paths import ClusterPaths
+from cluster.zk import Fence, Op
+
+log = logging.getLogger(__name__)
+
+
+class LeaderContext(Protocol):
+    """What a leader-only service may use: the cluster, its fence and fenced writes."""
+
+    @property
+    def paths(self) -> ClusterPaths: ...
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def fence(self) -> Fence | None: ...
+
+    @property
+    def snapshot(self) -> ClusterSnapshot | None: ...
+
+    @property
+    def leading(self) -> bool:
+        """True only while this node holds the lock, is connected and has quorum."""
+        ...
+
+    async def fenced(self, ops: Sequence[Op]) -> list[Any]: ...
+
+    @property
+    def zk_client(self) -> Any:
+        """The kazoo client: pass it to blocking calls made through `call_zk`."""
+        ...
+
+    async def call_zk(self, fn: Any, *args: Any) -> Any: ...
+
+
+class LeaderService(Protocol):
+    name: str
+
+    async def start(self, ctx: LeaderContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class LeaderServices:
+    """Starts and stops a set of services together; stopping twice is harmless."""
+
+    def __init__(self, services: Sequence[LeaderService]) -> None:
+        self._services = list(services)
+        self.active = False
+
+    def add(self, service: LeaderService) -> None:
+        self._services.append(service)
+
+    async def start(self, ctx: LeaderContext) -> None:
+        if self.active:
+            return
+        self.active = True
+        for s in self._services:
+            try:
+                await s.start(ctx)
+            except Exception:
+                log.exception("leader service %s failed to start", s.name)
+
+    async def stop(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        results = await asyncio.gather(*(s.stop() for s in self._services), return_exceptions=True)
+        for s, r in zip(self._services, results, strict=True):
+            if isinstance(r, BaseException):
+                log.error("leader service %s failed to stop: %r", s.name, r)

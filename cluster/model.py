@@ -1,0 +1,215 @@
+"""Immutable snapshots of a cluster's state, read from ZooKeeper once per loop.
+
+Decisions (see `cluster.decide`) are pure functions of a `ClusterSnapshot`, so they can be
+unit-tested without a server. Parsing from znode bytes lives here too (`from_node`), as in
+Patroni's `Member`/`Cluster` tuples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data.decode() or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def dump(value: dict[str, Any]) -> bytes:
+    """Canonical JSON bytes for a znode."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """A node that belongs to the cluster (the base of the quorum), live or not."""
+
+    node: str
+    datacenter: str
+    api_address: str
+    joined_at: float
+
+    @classmethod
+    def from_node(cls, node: str, data: bytes) -> RosterEntry:
+        d = _load(data)
+        return cls(
+            node=node,
+            datacenter=str(d.get("datacenter", "")),
+            api_address=str(d.get("api_address", "")),
+            joined_at=float(d.get("joined_at", 0.0)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "datacenter": self.datacenter,
+            "api_address": self.api_address,
+            "joined_at": self.joined_at,
+        }
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """Resource figures a node publishes about itself (psutil), bytes and percentages."""
+
+    cpu_count: int = 0
+    cpu_percent: float = 0.0
+    memory_total: int = 0
+    memory_used: int = 0
+    disk_total: int = 0
+    disk_used: int = 0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> NodeHealth:
+        def num(key: str) -> float:
+            v = d.get(key, 0)
+            return float(v) if isinstance(v, int | float) else 0.0
+
+        return cls(
+            cpu_count=int(num("cpu_count")),
+            cpu_percent=num("cpu_percent"),
+            memory_total=int(num("memory_total")),
+            memory_used=int(num("memory_used")),
+            disk_total=int(num("disk_total")),
+            disk_used=int(num("disk_used")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu_count": self.cpu_count,
+            "cpu_percent": self.cpu_percent,
+            "memory_total": self.memory_total,
+            "memory_used": self.memory_used,
+            "disk_total": self.disk_total,
+            "disk_used": self.disk_used,
+        }
+
+
+@dataclass(frozen=True)
+class LiveMember:
+    """A node that is up: its ephemeral znode exists while its ZooKeeper session does."""
+
+    node: str
+    version: str
+    started_at: float
+    health: NodeHealth
+    session_id: int = 0
+
+    @classmethod
+    def from_node(cls, node: str, data: bytes, session_id: int = 0) -> LiveMember:
+        d = _load(data)
+        health = d.get("health")
+        return cls(
+            node=node,
+            version=str(d.get("version", "")),
+            started_at=float(d.get("started_at", 0.0)),
+            health=NodeHealth.from_json(health if isinstance(health, dict) else {}),
+            session_id=session_id,
+        )
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Who holds the leader znode, with which epoch, and since when."""
+
+    node: str
+    epoch: int
+    since: float
+    session_id: int = 0
+
+    @classmethod
+    def from_node(cls, data: bytes, session_id: int = 0) -> Leader:
+        d = _load(data)
+        return cls(
+            node=str(d.get("node", "")),
+            epoch=int(d.get("epoch", 0)),
+            since=float(d.get("since", 0.0)),
+            session_id=session_id,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "epoch": self.epoch, "since": self.since}
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """The fencing token: its value and the znode version a leader's writes must check."""
+
+    value: int
+    version: int
+
+    @classmethod
+    def from_node(cls, data: bytes, version: int) -> Epoch:
+        try:
+            value = int(data.decode().strip() or "0")
+        except (UnicodeDecodeError, ValueError):
+            value = 0
+        return cls(value=value, version=version)
+
+
+@dataclass(frozen=True)
+class Quorum:
+    have: int
+    need: int
+
+    @property
+    def ok(self) -> bool:
+        return self.need > 0 and self.have >= self.need
+
+    def to_json(self) -> dict[str, Any]:
+        return {"have": self.have, "need": self.need, "ok": self.ok}
+
+
+def quorum_of(roster: frozenset[str], live: frozenset[str]) -> Quorum:
+    """Quorum = live members of the roster >= floor(roster / 2) + 1 (an empty roster has none)."""
+    if not roster:
+        return Quorum(have=0, need=0)
+    return Quorum(have=len(roster & live), need=len(roster) // 2 + 1)
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Everything a node needs to decide what to do, read at one moment."""
+
+    cluster: str
+    roster: tuple[RosterEntry, ...]
+    live: tuple[LiveMember, ...]
+    leader: Leader | None
+    epoch: Epoch
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def roster_ids(self) -> frozenset[str]:
+        return frozenset(e.node for e in self.roster)
+
+    @property
+    def live_ids(self) -> frozenset[str]:
+        return frozenset(m.node for m in self.live)
+
+    @property
+    def quorum(self) -> Quorum:
+        return quorum_of(self.roster_ids, self.live_ids)
+
+    def member(self, node: str) -> RosterEntry | None:
+        return next((e for e in self.roster if e.node == node), None)
+
+    def live_member(self, node: str) -> LiveMember | None:
+        return next((m for m in self.live if m.node == node), None)
+
+    def status_json(self) -> dict[str, Any]:
+        """The `managed cluster status --json` document (fields fixed by DESIGN.md)."""
+        live = self.live_ids
+        return {
+            "cluster": self.cluster,
+            "roster": [
+                {"id": e.node, "datacenter": e.datacenter, "live": e.node in live}
+                for e in sorted(self.roster, key=lambda e: e.node)
+            ],
+            "quorum": self.quorum.to_json(),
+            "leader": self.leader.node if self.leader else None,
+            "epoch": self.epoch.value,
+        }

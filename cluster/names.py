@@ -1,0 +1,26 @@
+"""Validation of what operators type: node ids, datacenters, cluster names, HOST:PORT."""
+
+from __future__ import annotations
+
+import re
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ADDRESS_RE = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """A node id, datacenter or cluster name: lowercase letters, digits and '-', 1-63 chars."""
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{kind} {value!r} is invalid: use 1-63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_address(value: str) -> tuple[str, int]:
+    """HOST:PORT with a port in 1-65535."""
+    m = ADDRESS_RE.match(value)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise ValueError(f"address {value!r} is invalid: expected HOST:PORT with a port 1-65535")
+    return m.group("host").strip("[]"), int(m.group("port"))

@@ -1,0 +1,154 @@
+"""Where a cluster lives in ZooKeeper: one subtree per cluster, laid out as DESIGN.md describes.
+
+Every module that touches ZooKeeper builds its paths here, so the layout is written down once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT = "/managed/clusters"
+
+
+@dataclass(frozen=True)
+class ClusterPaths:
+    """The znode paths of one cluster's subtree."""
+
+    cluster: str
+
+    @property
+    def base(self) -> str:
+        return f"{ROOT}/{self.cluster}"
+
+    @property
+    def roster(self) -> str:
+        return f"{self.base}/roster"
+
+    @property
+    def live(self) -> str:
+        return f"{self.base}/live"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.base}/epoch"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.base}/leader"
+
+    @property
+    def support(self) -> str:
+        return f"{self.base}/support"
+
+    @property
+    def support_policy(self) -> str:
+        return f"{self.support}/policy"
+
+    @property
+    def support_public_key(self) -> str:
+        return f"{self.support}/public-key"
+
+    @property
+    def support_key_lock(self) -> str:
+        return f"{self.support}/key-lock"
+
+    @property
+    def support_requests(self) -> str:
+        return f"{self.support}/requests"
+
+    @property
+    def support_open(self) -> str:
+        """One empty znode per request that is pending or approved: what the sweep reads."""
+        return f"{self.support}/open"
+
+    @property
+    def support_commands(self) -> str:
+        """One znode per answered command id: a command runs at most once."""
+        return f"{self.support}/commands"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.base}/audit"
+
+    @property
+    def audit_head(self) -> str:
+        return f"{self.audit}/head"
+
+    @property
+    def audit_entries(self) -> str:
+        return f"{self.audit}/entries"
+
+    @property
+    def audit_checkpoints(self) -> str:
+        return f"{self.audit}/checkpoints"
+
+    def support_request(self, request_id: str) -> str:
+        return f"{self.support_requests}/{request_id}"
+
+    def support_open_request(self, request_id: str) -> str:
+        return f"{self.support_open}/{request_id}"
+
+    def support_command(self, command_id: str) -> str:
+        return f"{self.support_commands}/{command_id}"
+
+    def audit_entry(self, seq: int) -> str:
+        return f"{self.audit_entries}/{seq:010d}"
+
+    def audit_checkpoint(self, seq: int) -> str:
+        return f"{self.audit_checkpoints}/{seq:010d}"
+
+    @property
+    def config(self) -> str:
+        return f"{self.base}/config"
+
+    @property
+    def health(self) -> str:
+        return f"{self.base}/health"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.base}/outbox"
+
+    @property
+    def outbox_dead(self) -> str:
+        return f"{self.base}/outbox-dead"
+
+    @property
+    def mission_control(self) -> str:
+        """The leader's record of its exchange: last contact, license, sizing advice."""
+        return f"{self.base}/mission-control"
+
+    @property
+    def backups(self) -> str:
+        """Backup run state (runs, requests, the in-progress guard, the schedule's mark)."""
+        return f"{self.base}/backups"
+
+    @property
+    def backup_runs(self) -> str:
+        return f"{self.backups}/runs"
+
+    @property
+    def backup_requests(self) -> str:
+        return f"{self.backups}/requests"
+
+    @property
+    def backup_current(self) -> str:
+        """Exists while a run is in progress (the no-overlap guard); holds the run id."""
+        return f"{self.backups}/current"
+
+    @property
+    def backup_schedule(self) -> str:
+        return f"{self.backups}/schedule"
+
+    def backup_run(self, backup_id: str) -> str:
+        return f"{self.backup_runs}/{backup_id}"
+
+    def roster_member(self, node: str) -> str:
+        return f"{self.roster}/{node}"
+
+    def live_member(self, node: str) -> str:
+        return f"{self.live}/{node}"
+
+    def persistent_nodes(self) -> tuple[str, ...]:
+        """Containers created once per cluster (idempotently) before anything else runs."""
+        return (self.base, self.roster, self.live, self.outbox, self.outbox_dead)

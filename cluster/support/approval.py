@@ -1,0 +1,188 @@
+"""Signed approvals: how Mission Control proves which cluster operator allowed what.
+
+The cluster signs every grant (operator-approved or auto-approved by policy) with its Ed25519
+key. The signed bytes are a domain-separation prefix and the canonical JSON of: approval id (a
+unique random id, the grant id), request id, cluster id, engineer, role, window start and end,
+and the approver (name and kind). Changing any of them breaks the signature.
+
+Replay guard: Mission Control remembers every approval id it has honoured (`ReplayGuard.claim`,
+which must be atomic: an INSERT into a table whose primary key is the id). An id can be
+forgotten once its window has ended, because `verify_approval` refuses ended windows anyway, so
+the memory needed is bounded by the grants that are running.
+
+`verify_approval` refuses (with `ApprovalRejected`, one line) an approval that:
+is not signed by this cluster's key; names another cluster, request or engineer; grants a wider
+role or a longer window than requested; starts before the request was made or in the future
+(beyond a small clock skew); has already ended; or was already used.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from cluster.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
+from cluster.audit.events import Actor
+from cluster.support.errors import ApprovalRejected
+from cluster.support.policy import AccessRole
+from cluster.support.requests import AccessGrant, AccessRequest
+
+_DOMAIN = b"managed-support-approval-v1\n"
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _signed_bytes(grant: AccessGrant) -> bytes:
+    fields = {
+        "approval_id": grant.grant_id,
+        "request_id": grant.request_id,
+        "cluster_id": grant.cluster_id,
+        "engineer": grant.engineer,
+        "role": grant.role.value,
+        "starts_at": format_time(grant.starts_at),
+        "ends_at": format_time(grant.ends_at),
+        "approver": grant.approved_by.to_json(),
+    }
+    return _DOMAIN + canonical_json(fields)
+
+
+@dataclass(frozen=True)
+class SignedApproval:
+    """A grant as the cluster signed it; travels to Mission Control as JSON.
+
+    Only the opening of the grant is signed: `grant.closed_*` must be empty.
+    """
+
+    grant: AccessGrant
+    signature: bytes
+
+    @property
+    def approval_id(self) -> str:
+        return self.grant.grant_id
+
+    def signed_bytes(self) -> bytes:
+        return _signed_bytes(self.grant)
+
+    def to_json(self) -> dict[str, Any]:
+        grant = self.grant
+        return {
+            "approval_id": grant.grant_id,
+            "request_id": grant.request_id,
+            "cluster_id": grant.cluster_id,
+            "engineer": grant.engineer,
+            "role": grant.role.value,
+            "starts_at": format_time(grant.starts_at),
+            "ends_at": format_time(grant.ends_at),
+            "approver": grant.approved_by.to_json(),
+            "signature": base64.b64encode(self.signature).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SignedApproval:
+        """Read the wire form; any malformed field is an `ApprovalRejected`."""
+        try:
+            grant = AccessGrant(
+                grant_id=str(data["approval_id"]),
+                request_id=str(data["request_id"]),
+                cluster_id=str(data["cluster_id"]),
+                engineer=str(data["engineer"]),
+                role=AccessRole(data["role"]),
+                starts_at=parse_time(str(data["starts_at"])),
+                ends_at=parse_time(str(data["ends_at"])),
+                approved_by=Actor.from_json(data["approver"]),
+            )
+            signature = base64.b64decode(str(data["signature"]), validate=True)
+        except (KeyError, TypeError, ValueError, CanonicalFormError) as exc:
+            raise ApprovalRejected(f"malformed approval: {exc}") from None
+        return cls(grant, signature)
+
+
+def sign_approval(grant: AccessGrant, key: Ed25519PrivateKey) -> SignedApproval:
+    """Sign the opening of `grant` with the cluster's private key."""
+    opened = replace(grant, closed_at=None, closed_by=None, close_reason=None)
+    return SignedApproval(opened, key.sign(_signed_bytes(opened)))
+
+
+class ReplayGuard(Protocol):
+    """Remembers honoured approval ids. `claim` is atomic: True the first time, then False."""
+
+    def claim(self, approval_id: str, forget_after: datetime) -> bool: ...
+
+
+class MemoryReplayGuard:
+    """In-process `ReplayGuard` (tests, single process). Mission Control uses a unique-key table."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, datetime] = {}
+
+    def claim(self, approval_id: str, forget_after: datetime) -> bool:
+        if approval_id in self._used:
+            return False
+        self._used[approval_id] = forget_after
+        return True
+
+    def prune(self, now: datetime) -> int:
+        """Forget ids whose window has ended; returns how many were forgotten."""
+        stale = [i for i, until in self._used.items() if until <= now]
+        for approval_id in stale:
+            del self._used[approval_id]
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+
+def verify_approval(
+    approval: SignedApproval,
+    public_key: Ed25519PublicKey,
+    *,
+    request: AccessRequest,
+    now: datetime,
+    guard: ReplayGuard,
+) -> AccessGrant:
+    """Check `approval` against the cluster's key and the request it answers; claim its id.
+
+    Returns the grant Mission Control may honour, or raises `ApprovalRejected`.
+    """
+    grant = approval.grant
+    label = f"approval {grant.grant_id}"
+    try:
+        public_key.verify(approval.signature, approval.signed_bytes())
+    except (InvalidSignature, CanonicalFormError):
+        raise ApprovalRejected(
+            f"{label}: signature does not verify with the key of "
+            f"cluster {request.cluster_id} (forged or altered)"
+        ) from None
+    if grant.closed_at is not None:
+        raise ApprovalRejected(f"{label} carries a closed grant")
+    mismatches = [
+        name
+        for name, signed, expected in (
+            ("cluster", grant.cluster_id, request.cluster_id),
+            ("request", grant.request_id, request.id),
+            ("engineer", grant.engineer, request.engineer),
+        )
+        if signed != expected
+    ]
+    if mismatches:
+        raise ApprovalRejected(f"{label} is for another {', '.join(mismatches)}")
+    if not request.role.covers(grant.role):
+        raise ApprovalRejected(
+            f"{label} grants {grant.role.value} but {request.role.value} was requested"
+        )
+    if grant.ends_at - grant.starts_at > request.duration:
+        raise ApprovalRejected(f"{label} is longer than the requested duration")
+    if grant.starts_at < request.requested_at:
+        raise ApprovalRejected(f"{label} starts before the request was made")
+    if grant.starts_at > now + CLOCK_SKEW:
+        raise ApprovalRejected(f"{label} starts in the future; check the cluster's clock")
+    if now >= grant.ends_at:
+        raise ApprovalRejected(f"{label} window ended at {format_time(grant.ends_at)}")
+    if not guard.claim(grant.grant_id, grant.ends_at):
+        raise ApprovalRejected(f"{label} was already used (replay refused)")
+    return grant

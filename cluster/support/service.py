@@ -1,0 +1,406 @@
+"""The leader's side of remote support: apply what a Mission Control heartbeat reply carries.
+
+`SupportService.handle_heartbeat` runs in the leader only, once per heartbeat reply:
+
+1. requests: a new `pending` request is decided on arrival by the cluster's policy (`off` refuses,
+   `allowed` approves and signs, `approval` leaves it pending for an operator); a request whose
+   state Mission Control changed (`revoked`, `ended`) gets that transition;
+2. the sweep: pending requests past their deadline expire, grants past their window end;
+3. commands: each is checked with `authorize` (and must come from the grant's engineer) BEFORE it
+   runs, runs at most once per command id, and is answered with `support/command-result`.
+
+Guarantees: every step is idempotent (a reply may repeat items; a repeated request or an answered
+command changes nothing) and is one ZooKeeper transaction (record, audit entry, outbox message;
+see `cluster.support.store`), fenced by the leader's epoch. Steps 1 and 2 run before step 3, so
+a revocation or expiry carried by the same reply takes effect before any command runs. A
+malformed item is logged and skipped; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NoNodeError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cluster import zk
+from cluster.audit.canonical import JsonValue, format_time
+from cluster.audit.chain import CheckpointSchedule
+from cluster.audit.events import Actor, ActorKind, AuditEvent
+from cluster.audit.store import CreateNode, OpFailed, SetNode, TxOp
+from cluster.errors import ClusterError
+from cluster.leadership import LeaderContext
+from cluster.model import dump
+from cluster.paths import ClusterPaths
+from cluster.support import keys
+from cluster.support.commands import Decision, authorize, command_event
+from cluster.support.errors import InvalidTransition, SupportError
+from cluster.support.requests import (
+    TERMINAL_STATES,
+    AccessRequest,
+    RequestState,
+    Transition,
+    decide_on_arrival,
+    end,
+    expire_due,
+    revoke,
+)
+from cluster.support.runner import CommandResult, CommandStatus, run_command
+from cluster.support.store import SupportStore, SupportStoreError, check_id
+
+log = logging.getLogger(__name__)
+
+VIA = "mission-control"
+
+
+class RequestItem(BaseModel):
+    """One `support_requests` item of the heartbeat reply (protocol)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    cluster: str
+    engineer: str = Field(min_length=1)
+    engineer_role: str | None = None
+    reason: str
+    role: str
+    duration_seconds: int = Field(gt=0)
+    requested_at: datetime
+    state: str = "pending"
+    state_changed_by: str | None = None
+    state_reason: str | None = None
+
+
+class CommandItem(BaseModel):
+    """One `commands` item of the heartbeat reply (protocol)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    request_id: str
+    engineer: str = Field(min_length=1)
+    command: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    issued_at: datetime | None = None
+
+
+class _WithClient(Protocol):
+    @property
+    def zk_client(self) -> KazooClient: ...
+
+
+HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable[None]]
+
+
+def node_log_path(data_dir: Path) -> Path:
+    """Where the node daemon writes its log; `logs tail` reads it."""
+    return data_dir / "logs" / "node.log"
+
+
+def _via(event: AuditEvent, engineer_role: str | None = None) -> AuditEvent:
+    """Record that a person acted through Mission Control (the person stays the actor)."""
+    actor = event.actor
+    if actor.kind in (ActorKind.ENGINEER, ActorKind.STAFF) and actor.via is None:
+        actor = replace(actor, via=VIA)
+    detail = dict(event.detail)
+    if engineer_role:
+        detail["engineer_role"] = engineer_role
+    return replace(event, actor=actor, detail=detail)
+
+
+def refuse_foreign(request: AccessRequest, cluster_id: str, now: datetime) -> Transition:
+    """A request that names another cluster is refused on arrival (and logged here)."""
+    note = f"the request names cluster {request.cluster_id}, not this cluster ({cluster_id})"
+    new = replace(
+        request,
+        state=RequestState.DENIED,
+        decided_at=now,
+        decided_by=Actor("support policy (cluster check)", ActorKind.SYSTEM),
+        note=note,
+    )
+    detail: dict[str, JsonValue] = {
+        "engineer": request.engineer,
+        "role": request.role.value,
+        "reason": request.reason,
+        "state": new.state.value,
+        "note": note,
+    }
+    event = AuditEvent(now, request.requester, "support.refused", cluster_id, request.id, detail)
+    return Transition(new, event, f"request {request.id} refused: {note}")
+
+
+def _safe_arguments(arguments: dict[str, Any]) -> dict[str, JsonValue]:
+    """Arguments as canonical JSON for the audit log (floats and nesting become text)."""
+    out: dict[str, JsonValue] = {}
+    for key, value in arguments.items():
+        if value is None or isinstance(value, str | int | bool):
+            out[str(key)] = value
+        else:
+            out[str(key)] = repr(value)
+    return out
+
+
+def _mc_actor(item: RequestItem) -> Actor:
+    by = item.state_changed_by or item.engineer
+    kind = ActorKind.ENGINEER if by == item.engineer else ActorKind.STAFF
+    return Actor(by, kind, via=VIA)
+
+
+class SupportService:
+    """Applies heartbeat replies for one cluster; keep one instance per leader term.
+
+    `cluster_id` is the id Mission Control uses for this cluster in requests and grants; by
+    default `mission_control.cluster_id` from the cluster config (written at enrollment), else
+    the cluster's name.
+    """
+
+    name = "support"
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str | None = None,
+        log_path: Path | None = None,
+        schedule: CheckpointSchedule | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.log_path = log_path
+        self.schedule = schedule
+        self._key: Ed25519PrivateKey | None = None
+
+    async def handle_heartbeat(
+        self,
+        ctx: LeaderContext,
+        client: KazooClient,
+        paths: ClusterPaths,
+        auth: str | None,
+        reply: dict[str, Any],
+        now: datetime,
+    ) -> list[str]:
+        """Apply `reply`; returns one readable line per thing done (for the leader's log)."""
+        if not ctx.leading or ctx.fence is None:
+            return ["support: not leading, nothing applied"]
+        requests = _parse(reply.get("support_requests"), RequestItem, "support request")
+        commands = _parse(reply.get("commands"), CommandItem, "support command")
+        if self._key is None and auth:
+            try:
+                self._key = await ctx.call_zk(keys.signing_key, client, paths, auth)
+            except ClusterError as exc:
+                log.error("support: no signing key, approvals and checkpoints wait: %s", exc)
+        store = SupportStore(
+            client, paths, fence=ctx.fence, signer=self._key, schedule=self.schedule
+        )
+        cluster_id = self.cluster_id or await ctx.call_zk(_enrolled_id, store)
+        done: list[str] = []
+        for request in requests:
+            done.append(
+                await self._guard(ctx, self._apply_request, store, request, cluster_id, now)
+            )
+        swept = await ctx.call_zk(self._sweep, store, now)
+        done.extend(swept)
+        for command in commands:
+            done.append(await self._guard(ctx, self._run_command, store, command, cluster_id, now))
+        for line in done:
+            log.info("%s", line)
+        return done
+
+    def for_exchange(self, auth: str | None) -> HeartbeatHandler:
+        """The `(ctx, reply, now)` handler `cluster.exchange.MissionControlExchange` calls.
+
+        Uses the leader's own kazoo client (`ctx.zk_client`, the daemon's session).
+        """
+
+        async def handle(ctx: LeaderContext, reply: dict[str, Any], now: datetime) -> None:
+            client = cast(_WithClient, ctx).zk_client
+            await self.handle_heartbeat(ctx, client, ctx.paths, auth, reply, now)
+
+        return handle
+
+    async def _guard(self, ctx: LeaderContext, fn: Any, *args: Any) -> str:
+        """One item's step; a user-level failure is logged and does not stop the others."""
+        try:
+            return str(await ctx.call_zk(fn, *args))
+        except (SupportError, SupportStoreError) as exc:
+            log.warning("support: %s", exc)
+            return f"skipped: {exc}"
+
+    # --- the steps (blocking; run through ctx.call_zk) ----------------------------------------
+
+    def _apply_request(
+        self, store: SupportStore, item: RequestItem, cluster_id: str, now: datetime
+    ) -> str:
+        check_id("request", item.id)
+        stored = store.get(item.id)
+        if item.state == "pending":
+            if stored is not None:
+                return f"request {item.id}: already received ({stored.request.state.value})"
+            request = AccessRequest(
+                id=item.id,
+                cluster_id=item.cluster,
+                engineer=item.engineer,
+                reason=item.reason,
+                role=item.role,  # type: ignore[arg-type]  # validated by AccessRequest
+                duration=timedelta(seconds=item.duration_seconds),
+                requested_at=item.requested_at,
+            )
+            if item.cluster != cluster_id:
+                transition = refuse_foreign(request, cluster_id, now)
+            else:
+                policy, _ = store.policy()
+                transition = decide_on_arrival(request, policy, now)
+            transition = replace(transition, event=_via(transition.event, item.engineer_role))
+            if not store.record_arrival(transition, now, item.engineer_role):
+                return f"request {item.id}: already received"
+            return transition.notice
+        if item.state not in ("revoked", "ended"):
+            return f"request {item.id}: state {item.state!r} from Mission Control ignored"
+        if stored is None:
+            return f"request {item.id}: {item.state} by Mission Control, but never received here"
+        if stored.request.state in TERMINAL_STATES:
+            return f"request {item.id}: already {stored.request.state.value}"
+        actor = _mc_actor(item)
+
+        def step(current: AccessRequest) -> Transition:
+            if item.state == "ended" and actor.kind is ActorKind.ENGINEER:
+                return end(current, actor, now)
+            return revoke(current, actor, now, item.state_reason)
+
+        try:
+            return store.change(item.id, step, now).notice
+        except InvalidTransition as exc:
+            return f"request {item.id}: {item.state} by Mission Control not applied: {exc}"
+
+    def _sweep(self, store: SupportStore, now: datetime) -> list[str]:
+        done = []
+        for stored in store.open():
+            if expire_due(stored.request, now) is None:
+                continue
+
+            def step(current: AccessRequest) -> Transition:
+                due = expire_due(current, now)
+                if due is None:
+                    raise InvalidTransition(f"request {current.id}: nothing is due any more")
+                return due
+
+            try:
+                done.append(store.change(stored.request.id, step, now).notice)
+            except InvalidTransition as exc:
+                done.append(str(exc))
+        return done
+
+    def _run_command(
+        self, store: SupportStore, item: CommandItem, cluster_id: str, now: datetime
+    ) -> str:
+        check_id("command", item.id)
+        if store.answered(item.id):
+            return f"command {item.id}: already answered"
+        for _ in range(10):
+            try:
+                stored = store.get(item.request_id)
+            except SupportStoreError:
+                stored = None  # an invalid request id names no grant
+            grant = stored.request.grant if stored is not None else None
+            decision = authorize(grant, item.command, cluster_id, now)
+            if decision.allowed and grant is not None and grant.engineer != item.engineer:
+                decision = Decision.refuse(
+                    f"grant {grant.grant_id} belongs to {grant.engineer}, not {item.engineer}"
+                )
+            ops: list[TxOp] = []
+            if decision.allowed:
+                result, ops = self._execute(store, item)
+                if result.status is CommandStatus.REFUSED:
+                    decision = Decision.refuse(result.summary)
+            else:
+                result = CommandResult(CommandStatus.REFUSED, decision.reason)
+            payload = {
+                "command_id": item.id,
+                "request_id": item.request_id,
+                "status": result.status.value,
+                "summary": result.summary,
+                "output": result.output,
+                "at": format_time(now),
+            }
+            event = command_event(
+                grant,
+                item.engineer,
+                item.command,
+                cluster_id,
+                decision,
+                now,
+                arguments=_safe_arguments(item.arguments),
+                result_summary=f"{result.status.value}: {result.summary}",
+            )
+            try:
+                if not store.answer(item.id, payload, _via(event), now, ops):
+                    return f"command {item.id}: already answered"
+            except OpFailed as failed:
+                if isinstance(failed.error, BadVersionError | NoNodeError):
+                    continue  # the config changed while we ran: run again on the new one
+                raise
+            return f"command {item.id} ({item.command}) by {item.engineer}: " + (
+                f"{result.status.value}: {result.summary}"
+            )
+        raise SupportStoreError(f"command {item.id}: the config keeps changing; will retry")
+
+    def _execute(self, store: SupportStore, item: CommandItem) -> tuple[CommandResult, list[TxOp]]:
+        config, version = store.config()
+        snapshot = zk.read_snapshot(store.client, store.paths)
+        result = run_command(
+            item.command,
+            item.arguments,
+            snapshot,
+            store.health_summary(),
+            config,
+            self.log_path,
+        )
+        if result.new_config is None:
+            return result, []
+        data = dump(result.new_config)
+        if version < 0:
+            return result, [CreateNode(store.paths.config, data)]
+        return result, [SetNode(store.paths.config, data, version)]
+
+
+def _enrolled_id(store: SupportStore) -> str:
+    """The id Mission Control knows this cluster by (set at enrollment), else its name."""
+    config, _ = store.config()
+    link = config.get("mission_control")
+    enrolled = link.get("cluster_id") if isinstance(link, dict) else None
+    return enrolled if isinstance(enrolled, str) and enrolled else store.paths.cluster
+
+
+def _parse(items: Any, model: Any, what: str) -> list[Any]:
+    if not isinstance(items, list):
+        return []
+    parsed = []
+    for raw in items:
+        try:
+            parsed.append(model.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            log.warning("support: malformed %s ignored (%s: %s)", what, where, first["msg"])
+    return parsed
+
+
+async def handle_heartbeat(
+    ctx: LeaderContext,
+    client: KazooClient,
+    paths: ClusterPaths,
+    auth: str | None,
+    reply: dict[str, Any],
+    now: datetime,
+    *,
+    cluster_id: str | None = None,
+    log_path: Path | None = None,
+) -> list[str]:
+    """One-shot form of `SupportService.handle_heartbeat` (keep a service to cache the key)."""
+    service = SupportService(cluster_id=cluster_id, log_path=log_path)
+    return await service.handle_heartbeat(ctx, client, paths, auth, reply, now)

@@ -1,0 +1,250 @@
+"""The thin ZooKeeper adapter: connect, create a cluster's subtree, read snapshots, fenced writes.
+
+Guarantees:
+- Every call is bounded by a timeout; none blocks forever when ZooKeeper is gone.
+- A snapshot is read with requests issued in parallel (one round trip per level of the tree).
+- `fenced_commit` applies its operations only if the epoch znode still has the version the
+  caller's `Fence` recorded when it took leadership: a leader that was paused and replaced can
+  never write again with its old epoch (Kafka's controller epoch, kept in ZooKeeper).
+
+Does not guarantee: that a snapshot is a consistent cut across znodes (ZooKeeper has no
+multi-read); decisions built on it are re-checked by the fenced write itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    RolledBackError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+
+from cluster.errors import FencedOut, ZooKeeperUnavailable
+from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry
+from cluster.paths import ClusterPaths
+
+log = logging.getLogger(__name__)
+
+Watcher = Callable[[Any], None]
+
+
+def make_client(hosts: str, session_timeout: float, auth: str | None = None) -> KazooClient:
+    """A client that retries its connection forever (the daemon) with bounded back-off.
+
+    `auth` (USER:PASSWORD) is the digest credential that opens the cluster's secrets.
+    """
+    return KazooClient(
+        hosts=hosts,
+        timeout=session_timeout,
+        connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0),
+        auth_data=[("digest", auth)] if auth else None,
+    )
+
+
+def connect(
+    hosts: str, timeout: float = 5.0, session_timeout: float = 10.0, auth: str | None = None
+) -> KazooClient:
+    """Connect or raise `ZooKeeperUnavailable` within `timeout` seconds."""
+    client = make_client(hosts, session_timeout, auth)
+    try:
+        client.start(timeout=timeout)
+    except (KazooTimeoutError, KazooException, OSError, ValueError) as e:
+        client.stop()
+        client.close()
+        raise ZooKeeperUnavailable(
+            f"cannot reach ZooKeeper at {hosts} within {timeout:g}s "
+            "(is the ensemble up and does it have quorum?)"
+        ) from e
+    return client
+
+
+def close(client: KazooClient) -> None:
+    try:
+        client.stop()
+    finally:
+        client.close()
+
+
+def ensure_cluster(client: KazooClient, paths: ClusterPaths, timeout: float = 5.0) -> None:
+    """Create the cluster's persistent znodes if missing (idempotent, safe to race)."""
+    for path in paths.persistent_nodes():
+        client.ensure_path(path)
+    initial_values = (
+        (paths.epoch, b"0"),
+        (paths.config, b"{}"),
+        (paths.health, b"{}"),
+        (paths.mission_control, b"{}"),
+    )
+    for path, initial in initial_values:
+        with contextlib.suppress(NodeExistsError):
+            client.create_async(path, initial).get(timeout=timeout)
+
+
+def _get(result: Any, timeout: float) -> Any:
+    try:
+        return result.get(timeout=timeout)
+    except KazooTimeoutError as e:
+        raise ZooKeeperUnavailable("ZooKeeper did not answer in time") from e
+
+
+def read_snapshot(
+    client: KazooClient,
+    paths: ClusterPaths,
+    timeout: float = 5.0,
+    watch: Watcher | None = None,
+) -> ClusterSnapshot:
+    """Read roster, live members, leader, epoch and config; `watch` fires on any change of them.
+
+    Raises `ZooKeeperUnavailable` when ZooKeeper cannot answer, kazoo errors otherwise.
+    """
+    roster_req = client.get_children_async(paths.roster, watch=watch)
+    live_req = client.get_children_async(paths.live, watch=watch)
+    leader_req = client.get_async(paths.leader, watch=watch)
+    epoch_req = client.get_async(paths.epoch)
+    config_req = client.get_async(paths.config)
+    roster_ids = _optional(roster_req, timeout) or []
+    live_ids = _optional(live_req, timeout) or []
+    roster_data = [client.get_async(paths.roster_member(n)) for n in roster_ids]
+    live_data = [client.get_async(paths.live_member(n)) for n in live_ids]
+
+    roster = []
+    for node, req in zip(roster_ids, roster_data, strict=True):
+        got = _optional(req, timeout)
+        if got is not None:
+            roster.append(RosterEntry.from_node(node, got[0]))
+    live = []
+    for node, req in zip(live_ids, live_data, strict=True):
+        got = _optional(req, timeout)
+        if got is not None:
+            live.append(LiveMember.from_node(node, got[0], got[1].ephemeralOwner))
+    leader_got = _optional(leader_req, timeout)
+    leader = Leader.from_node(leader_got[0], leader_got[1].ephemeralOwner) if leader_got else None
+    epoch_got = _optional(epoch_req, timeout)
+    epoch = Epoch.from_node(epoch_got[0], epoch_got[1].version) if epoch_got else Epoch(0, -1)
+    config_got = _optional(config_req, timeout)
+    config: dict[str, Any] = {}
+    if config_got:
+        try:
+            loaded = json.loads(config_got[0] or b"{}")
+            config = loaded if isinstance(loaded, dict) else {}
+        except json.JSONDecodeError:
+            config = {}
+    return ClusterSnapshot(
+        cluster=paths.cluster,
+        roster=tuple(sorted(roster, key=lambda e: e.node)),
+        live=tuple(sorted(live, key=lambda m: m.node)),
+        leader=leader,
+        epoch=epoch,
+        config=config,
+    )
+
+
+def _optional(result: Any, timeout: float) -> Any:
+    try:
+        return _get(result, timeout)
+    except NoNodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a leader holds: its epoch and the epoch znode's version right after it bumped it."""
+
+    epoch: int
+    epoch_version: int
+
+
+def acquire_leadership(
+    client: KazooClient,
+    paths: ClusterPaths,
+    node: str,
+    seen: Epoch,
+    now: float,
+    timeout: float = 5.0,
+) -> Fence | None:
+    """Take the lock and bump the epoch in one transaction; None if another node won the race.
+
+    The epoch is set with the version read in the snapshot (compare-and-set) and the ephemeral
+    leader znode is created in the same transaction, so both happen or neither does.
+    """
+    new_epoch = seen.value + 1
+    tx = client.transaction()
+    tx.set_data(paths.epoch, str(new_epoch).encode(), version=seen.version)
+    tx.create(
+        paths.leader,
+        json.dumps({"node": node, "epoch": new_epoch, "since": now}).encode(),
+        ephemeral=True,
+    )
+    results = _get(tx.commit_async(), timeout)
+    if any(isinstance(r, Exception) for r in results):
+        log.info("leadership race lost: %s", [type(r).__name__ for r in results])
+        return None
+    stat = results[0]
+    return Fence(epoch=new_epoch, epoch_version=stat.version)
+
+
+@dataclass(frozen=True)
+class SetData:
+    path: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Create:
+    path: str
+    data: bytes
+    ephemeral: bool = False
+    sequence: bool = False
+
+
+@dataclass(frozen=True)
+class Delete:
+    path: str
+    version: int = -1
+
+
+Op = SetData | Create | Delete
+
+
+def fenced_commit(
+    client: KazooClient,
+    paths: ClusterPaths,
+    fence: Fence,
+    ops: Sequence[Op],
+    timeout: float = 5.0,
+) -> list[Any]:
+    """Apply `ops` atomically, only while `fence` is current.
+
+    Raises `FencedOut` if the epoch moved on (another leader took over); other failures of an
+    operation raise the kazoo error of the first failing operation; nothing is applied then.
+    """
+    tx = client.transaction()
+    tx.check(paths.epoch, fence.epoch_version)
+    for op in ops:
+        if isinstance(op, SetData):
+            tx.set_data(op.path, op.data)
+        elif isinstance(op, Create):
+            tx.create(op.path, op.data, ephemeral=op.ephemeral, sequence=op.sequence)
+        else:
+            tx.delete(op.path, version=op.version)
+    results = _get(tx.commit_async(), timeout)
+    first = results[0]
+    if isinstance(first, BadVersionError | NoNodeError):
+        raise FencedOut(f"epoch {fence.epoch} is no longer current: another leader took over")
+    errors = [r for r in results[1:] if isinstance(r, Exception)]
+    real = [r for r in errors if not isinstance(r, RolledBackError)]
+    if real:
+        raise real[0]
+    return list(results[1:])

@@ -1,0 +1,1 @@
+"""Mission Control: the vendor's central aiohttp service that every cluster reports to."""

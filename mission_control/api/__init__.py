@@ -1,0 +1,1 @@
+"""HTTP layer: routes that translate requests into calls on the service layer and back."""

@@ -1,0 +1,284 @@
+"""Routes of staff accounts and remote support: login/logout, access requests, commands, the
+audit log (staff), and the cluster's support messages. Handlers only translate HTTP to one
+service call; `SUPPORT_ROUTES` joins the main route table (and so the OpenAPI document).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiohttp import web
+
+from mission_control.api.auth import bearer
+from mission_control.api.bodies import json_reply, read_body, read_query
+from mission_control.api.handlers import (
+    CLUSTER_ERRORS,
+    authenticate_staff_request,
+    cluster_message,
+)
+from mission_control.api.keys import CONTEXT
+from mission_control.errors import NotFound
+from mission_control.openapi import Route
+from mission_control.protocol import (
+    SupportAck,
+    SupportCommandResult,
+    SupportDecision,
+    SupportPolicyReport,
+    SupportPublicKey,
+)
+from mission_control.service import access_requests, audit_log, staff, support_commands
+from mission_control.service.admin import find_cluster_id
+from mission_control.service.refusals import LoginRefused, LoginThrottled
+from mission_control.service.support_sync import command_result, decision, policy, public_key
+from mission_control.staff_protocol import (
+    AccessRequestCreate,
+    AccessRequestList,
+    AccessRequestQuery,
+    AccessRequestView,
+    AuditList,
+    AuditQuery,
+    CommandCreate,
+    CommandList,
+    CommandView,
+    LoginReply,
+    LoginRequest,
+    LogoutReply,
+)
+
+PREFIX = "/api/v1"
+_REQUESTS = PREFIX + "/access-requests"
+_ONE = _REQUESTS + "/{request_id}"
+_CLUSTER = PREFIX + "/clusters/{cluster_id}/support"
+_STAFF_ERRORS = (401, 404, 503)
+_STAFF_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422, 503)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, LoginRequest)
+    ctx = request.app[CONTEXT]
+    result = await staff.login(ctx, body.username, body.password, body.totp)
+    if result.identity is None:
+        raise (LoginThrottled if result.throttled else LoginRefused)(result.message)
+    identity = result.identity
+    issued = await staff.create_staff_token(
+        ctx,
+        identity.user,
+        by=identity.actor,
+        kind="session",
+        expires_at=ctx.clock() + ctx.support.session_ttl,
+    )
+    assert issued.expires_at is not None
+    return json_reply(
+        LoginReply(
+            token=issued.token, user=issued.user, role=issued.role, expires_at=issued.expires_at
+        )
+    )
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    await staff.logout(request.app[CONTEXT], bearer(request), identity)
+    return json_reply(LogoutReply(logged_out=True))
+
+
+async def create_request(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    body = await read_body(request, AccessRequestCreate)
+    return json_reply(await access_requests.create_request(request.app[CONTEXT], identity, body))
+
+
+async def list_requests(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    query = read_query(request, AccessRequestQuery)
+    found = await access_requests.list_requests(request.app[CONTEXT], identity, query.cluster)
+    return json_reply(AccessRequestList(requests=found))
+
+
+async def get_request(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    request_id = request.match_info["request_id"]
+    return json_reply(await access_requests.get_request(request.app[CONTEXT], identity, request_id))
+
+
+async def end_request(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    request_id = request.match_info["request_id"]
+    return json_reply(await access_requests.end_request(request.app[CONTEXT], identity, request_id))
+
+
+async def issue_command(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    body = await read_body(request, CommandCreate)
+    request_id = request.match_info["request_id"]
+    ctx = request.app[CONTEXT]
+    return json_reply(await support_commands.issue_command(ctx, identity, request_id, body))
+
+
+async def list_commands(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    request_id = request.match_info["request_id"]
+    found = await support_commands.list_commands(request.app[CONTEXT], identity, request_id)
+    return json_reply(CommandList(commands=found))
+
+
+async def list_audit(request: web.Request) -> web.StreamResponse:
+    await authenticate_staff_request(request)
+    query = read_query(request, AuditQuery)
+    ctx = request.app[CONTEXT]
+    cluster = query.cluster
+    if cluster is not None:
+        async with ctx.engine.connect() as conn:
+            # Not a cluster's name or id: a scope such as "mission-control", matched as is.
+            with contextlib.suppress(NotFound):
+                cluster = await find_cluster_id(conn, cluster)
+    entries = await audit_log.list_entries(
+        ctx,
+        actor=query.actor,
+        cluster=cluster,
+        action=query.action,
+        since=query.since,
+        limit=query.limit,
+    )
+    return json_reply(AuditList.model_validate({"entries": [e.to_json() for e in entries]}))
+
+
+SUPPORT_ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        PREFIX + "/login",
+        login,
+        "login",
+        "Staff login with password and TOTP code; returns a session bearer token.",
+        reply=LoginReply,
+        request=LoginRequest,
+        errors=(400, 401, 413, 422, 429, 503),
+    ),
+    Route(
+        "POST",
+        PREFIX + "/logout",
+        logout,
+        "logout",
+        "Revoke the bearer token of this request.",
+        reply=LogoutReply,
+        auth="staff",
+        errors=(401, 503),
+    ),
+    Route(
+        "POST",
+        _REQUESTS,
+        create_request,
+        "createAccessRequest",
+        "Request access to a cluster (support-l2/l3 only); pending until the cluster decides.",
+        reply=AccessRequestView,
+        request=AccessRequestCreate,
+        auth="staff",
+        errors=_STAFF_WRITE_ERRORS,
+    ),
+    Route(
+        "GET",
+        _REQUESTS,
+        list_requests,
+        "listAccessRequests",
+        "Access requests, newest first: one's own, or all for operators and admins.",
+        reply=AccessRequestList,
+        query=AccessRequestQuery,
+        auth="staff",
+        errors=(401, 404, 422, 503),
+    ),
+    Route(
+        "GET",
+        _ONE,
+        get_request,
+        "getAccessRequest",
+        "One access request with its state, decision and grant window.",
+        reply=AccessRequestView,
+        auth="staff",
+        errors=_STAFF_ERRORS,
+    ),
+    Route(
+        "POST",
+        _ONE + "/end",
+        end_request,
+        "endAccessRequest",
+        "The requesting engineer ends the running grant early; the cluster applies it.",
+        reply=AccessRequestView,
+        auth="staff",
+        errors=(401, 403, 404, 409, 503),
+    ),
+    Route(
+        "POST",
+        _ONE + "/commands",
+        issue_command,
+        "issueCommand",
+        "Queue a command under the caller's running grant (the role must allow it).",
+        reply=CommandView,
+        request=CommandCreate,
+        auth="staff",
+        errors=_STAFF_WRITE_ERRORS,
+    ),
+    Route(
+        "GET",
+        _ONE + "/commands",
+        list_commands,
+        "listCommands",
+        "The request's commands with the cluster's answers (output already redacted).",
+        reply=CommandList,
+        auth="staff",
+        errors=_STAFF_ERRORS,
+    ),
+    Route(
+        "GET",
+        PREFIX + "/audit",
+        list_audit,
+        "listAudit",
+        "Mission Control's audit log, newest first, filtered by actor, cluster, action, time.",
+        reply=AuditList,
+        query=AuditQuery,
+        auth="staff",
+        errors=(401, 422, 503),
+    ),
+    Route(
+        "POST",
+        _CLUSTER + "/decision",
+        cluster_message(SupportDecision, decision),
+        "postSupportDecision",
+        "The cluster's decision on a request; `approved` needs a signed approval.",
+        reply=SupportAck,
+        request=SupportDecision,
+        auth="cluster",
+        errors=(*CLUSTER_ERRORS, 404),
+    ),
+    Route(
+        "POST",
+        _CLUSTER + "/command-result",
+        cluster_message(SupportCommandResult, command_result),
+        "postSupportCommandResult",
+        "The cluster's answer to a queued command (output already redacted).",
+        reply=SupportAck,
+        request=SupportCommandResult,
+        auth="cluster",
+        errors=(*CLUSTER_ERRORS, 404),
+    ),
+    Route(
+        "POST",
+        _CLUSTER + "/public-key",
+        cluster_message(SupportPublicKey, public_key),
+        "postSupportPublicKey",
+        "The cluster's Ed25519 approval key; the first one is pinned.",
+        reply=SupportAck,
+        request=SupportPublicKey,
+        auth="cluster",
+        errors=CLUSTER_ERRORS,
+    ),
+    Route(
+        "POST",
+        _CLUSTER + "/policy",
+        cluster_message(SupportPolicyReport, policy),
+        "postSupportPolicy",
+        "The cluster's support policy, for display (the cluster decides on requests).",
+        reply=SupportAck,
+        request=SupportPolicyReport,
+        auth="cluster",
+        errors=CLUSTER_ERRORS,
+    ),
+)

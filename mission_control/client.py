@@ -1,0 +1,202 @@
+"""The async client a cluster's leader uses to talk to Mission Control.
+
+Guarantees:
+- TLS only, verified against `ca_file` (or the system store); plain ``http://`` is refused
+  unless `insecure_http=True` (tests, loopback benchmarks).
+- Every call ends in a parsed reply or one of two errors (mission_control.errors):
+  `MissionControlUnavailable` (connection failure, timeout, 408/429/5xx: retry the same
+  message later, it is deduplicated) or `MessageRejected` (other 4xx: do not retry unchanged).
+- `send(kind, payload)` takes what an outbox stored (a kind and the JSON of the message) and
+  replays it; the typed methods are thin wrappers over the same path.
+
+Use as ``async with MissionControlClient(url, credential=..., ca_file=...) as mc: ...`` or call
+`close()` when done.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from mission_control.errors import MessageRejected, MissionControlUnavailable
+from mission_control.protocol import (
+    ClusterEvent,
+    ConsumptionReply,
+    ConsumptionReport,
+    EnrollReply,
+    EnrollRequest,
+    EventReply,
+    HealthReply,
+    HealthReport,
+    Heartbeat,
+    HeartbeatReply,
+    LicenseCheck,
+    LicenseReply,
+    SupportAck,
+    SupportCommandResult,
+    SupportDecision,
+    SupportPolicyReport,
+    SupportPublicKey,
+    cluster_id_of,
+)
+
+R = TypeVar("R", bound=BaseModel)
+
+#: message kind -> path below /api/v1/clusters/{cluster_id}/
+MESSAGE_PATHS: Final = {
+    "health": "health",
+    "license": "license",
+    "consumption": "consumption",
+    "heartbeat": "heartbeat",
+    "event": "events",
+    "support/decision": "support/decision",
+    "support/command-result": "support/command-result",
+    "support/public-key": "support/public-key",
+    "support/policy": "support/policy",
+}
+_RETRYABLE = {408, 425, 429}
+
+
+class MissionControlClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        credential: str | None,
+        ca_file: str | None = None,
+        insecure_http: bool = False,
+        timeout: float = 10,
+    ) -> None:
+        url = URL(base_url)
+        if url.scheme not in ("https", "http") or not url.host:
+            raise ValueError(f"Mission Control URL must be https://HOST[:PORT], not {base_url!r}")
+        if url.scheme == "http" and not insecure_http:
+            raise ValueError(f"refusing plain http:// for {base_url} (TLS is required)")
+        self._base = url.with_path(url.path.rstrip("/") + "/api/v1")
+        self._ssl: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if url.scheme == "https" else False
+        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self.credential = credential
+
+    @property
+    def cluster_id(self) -> str | None:
+        """The cluster the credential speaks for (None before enrollment)."""
+        return cluster_id_of(self.credential) if self.credential else None
+
+    async def __aenter__(self) -> MissionControlClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl)
+            )
+        return self._session
+
+    async def _post(self, path: str, body: bytes, credential: str | None) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if credential is not None:
+            headers["Authorization"] = f"Bearer {credential}"
+        url = self._base / path
+        try:
+            async with self._http().post(url, data=body, headers=headers) as response:
+                text = await response.text()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise MissionControlUnavailable(
+                f"cannot reach Mission Control at {url}: {error or type(error).__name__}"
+            ) from error
+        if status >= 500 or status in _RETRYABLE:
+            raise MissionControlUnavailable(f"Mission Control answered {status}: {text[:200]}")
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if status >= 400:
+            detail = parsed.get("error") if isinstance(parsed, dict) else None
+            if isinstance(detail, dict):
+                raise MessageRejected(status, str(detail.get("code")), str(detail.get("message")))
+            raise MessageRejected(status, "http_error", text[:200])
+        if not isinstance(parsed, dict):
+            raise MissionControlUnavailable(f"Mission Control sent a non-JSON reply ({status})")
+        return parsed
+
+    @staticmethod
+    def _parse(model: type[R], raw: dict[str, Any]) -> R:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as error:
+            raise MissionControlUnavailable(
+                f"unexpected reply from Mission Control: {error}"
+            ) from error
+
+    async def enroll(self, token: str) -> EnrollReply:
+        """Exchange the one-time token for a credential; the client keeps using it."""
+        body = EnrollRequest(token=token).model_dump_json().encode()
+        reply = self._parse(EnrollReply, await self._post("enroll", body, None))
+        self.credential = reply.credential
+        return reply
+
+    async def send(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deliver one stored message (`kind` is a key of MESSAGE_PATHS); the raw JSON reply."""
+        return await self._send_bytes(kind, json.dumps(payload).encode())
+
+    async def _send_bytes(self, kind: str, body: bytes) -> dict[str, Any]:
+        if kind not in MESSAGE_PATHS:
+            raise ValueError(f"unknown message kind {kind!r}; one of {sorted(MESSAGE_PATHS)}")
+        cluster_id = self.cluster_id
+        if self.credential is None or cluster_id is None:
+            raise MessageRejected(401, "unauthorized", "no cluster credential: enroll first")
+        path = f"clusters/{cluster_id}/{MESSAGE_PATHS[kind]}"
+        return await self._post(path, body, self.credential)
+
+    async def _message(self, kind: str, message: BaseModel, reply: type[R]) -> R:
+        return self._parse(reply, await self._send_bytes(kind, message.model_dump_json().encode()))
+
+    async def health(self, report: HealthReport) -> HealthReply:
+        return await self._message("health", report, HealthReply)
+
+    async def license_check(self, check: LicenseCheck) -> LicenseReply:
+        return await self._message("license", check, LicenseReply)
+
+    async def consumption(self, report: ConsumptionReport) -> ConsumptionReply:
+        return await self._message("consumption", report, ConsumptionReply)
+
+    async def heartbeat(self, beat: Heartbeat) -> HeartbeatReply:
+        return await self._message("heartbeat", beat, HeartbeatReply)
+
+    async def event(self, event: ClusterEvent) -> EventReply:
+        return await self._message("event", event, EventReply)
+
+    async def support_decision(self, decision: SupportDecision) -> SupportAck:
+        return await self._message("support/decision", decision, SupportAck)
+
+    async def support_command_result(self, result: SupportCommandResult) -> SupportAck:
+        return await self._message("support/command-result", result, SupportAck)
+
+    async def support_public_key(self, key: SupportPublicKey) -> SupportAck:
+        return await self._message("support/public-key", key, SupportAck)
+
+    async def support_policy(self, policy: SupportPolicyReport) -> SupportAck:
+        return await self._message("support/policy", policy, SupportAck)

@@ -1,0 +1,42 @@
+"""What a console user may see and do, decided by the staff role alone (pure).
+
+Guarantees: the templates show a control only when the ability is true, and every handler
+behind such a control checks the same ability (or the service it calls refuses), so hiding a
+button is never the only protection.
+
+- Remote-access controls (request access, run commands, end a grant) are for support-l2/l3
+  only (`mission_control.staff.roles.can_request_access`); operators and admins see requests
+  read-only, as oversight.
+- License editing is for operators and admins; support engineers see the license read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mission_control.staff.roles import StaffRole, can_request_access
+
+_LICENSE_EDITORS = frozenset({StaffRole.OPERATOR, StaffRole.ADMIN})
+
+
+def can_edit_license(role: StaffRole | str) -> bool:
+    try:
+        return StaffRole(role) in _LICENSE_EDITORS
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Abilities:
+    request_access: bool
+    edit_license: bool
+    see_every_request: bool
+
+    @classmethod
+    def of(cls, role: StaffRole | str) -> Abilities:
+        engineer = can_request_access(role)
+        return cls(
+            request_access=engineer,
+            edit_license=can_edit_license(role),
+            see_every_request=not engineer,
+        )

@@ -1,0 +1,91 @@
+"""The audit page: Mission Control's own audit log, filtered by who, cluster, action and time.
+
+Entries come from `audit_log.list_entries` (the same call as `GET /api/v1/audit`), newest
+first, at most `audit_rows`; a cluster is given by name or id (an unknown one is matched as
+written, for scopes such as ``mission-control``). Cluster ids are shown with the cluster's
+name. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cluster.audit.chain import AuditEntry
+from mission_control.api.keys import CONTEXT
+from mission_control.console.forms import AuditFilter, parse_fields
+from mission_control.console.keys import CONSOLE_SETTINGS
+from mission_control.console.render import page
+from mission_control.db.schema import audit_log, clusters
+from mission_control.errors import NotFound
+from mission_control.service import audit_log as audit_service
+from mission_control.service.admin import find_cluster_id
+
+
+def detail_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An entry's detail as (key, text) pairs, sorted by key; nested values as compact JSON."""
+    items = []
+    for key in sorted(detail):
+        value = detail[key]
+        text = value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
+        items.append((key, text))
+    return items
+
+
+async def cluster_names(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(wanted))
+    )
+    return {row.id: row.name for row in rows}
+
+
+async def known_actions(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action))
+    return [str(row.action) for row in rows]
+
+
+async def audit(request: web.Request) -> web.StreamResponse:
+    ctx = request.config_dict[CONTEXT]
+    limit = request.app[CONSOLE_SETTINGS].audit_rows
+    query = parse_fields(AuditFilter, request.query)
+    cluster = query.cluster or None
+    async with ctx.engine.connect() as conn:
+        if cluster is not None:
+            with contextlib.suppress(NotFound):
+                cluster = await find_cluster_id(conn, cluster)
+        actions = await known_actions(conn)
+    entries: list[AuditEntry] = await audit_service.list_entries(
+        ctx,
+        actor=query.actor or None,
+        cluster=cluster,
+        action=query.action or None,
+        since=query.since,
+        limit=limit + 1,
+    )
+    async with ctx.engine.connect() as conn:
+        names = await cluster_names(conn, [e.cluster for e in entries])
+    return page(
+        request,
+        "audit.html",
+        {
+            "active": "audit",
+            "query": query,
+            "entries": entries[:limit],
+            "more": len(entries) > limit,
+            "limit": limit,
+            "names": names,
+            "actions": actions,
+            "detail_items": detail_items,
+            "since_value": query.since.strftime("%Y-%m-%dT%H:%M") if query.since else "",
+        },
+        now=ctx.clock(),
+    )

@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy Core schema, the async engine, and Alembic migrations."""

@@ -1,0 +1,270 @@
+"""The database schema (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Guarantees carried by constraints, so they hold under concurrency and across server processes:
+- one cluster per name; credentials and tokens are stored only as SHA-256 hashes, unique;
+- one stored reply per (cluster, message_id): the dedupe key;
+- one consumption row per (cluster, environment, period_start): resends never double-count;
+- at most one open alert per (cluster, kind) (a partial unique index on ``cleared_at IS NULL``);
+- one staff user per name, owning its tokens (foreign key); a signed approval id is honoured
+  once (primary key of `approval_ids`); one audit entry per sequence number.
+Timestamps are UTC; `UTCDateTime` returns aware datetimes on both back ends.
+
+Migrations in `mission_control/db/migrations/versions` must produce exactly this schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    false,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite has no time zones, PostgreSQL does."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("geography", String(8), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("enrollment_token_hash", String(64), unique=True),
+    Column("enrollment_expires_at", UTCDateTime()),
+    Column("credential_hash", String(64), unique=True),
+    Column("enrolled_at", UTCDateTime()),
+    Column("last_epoch", BigInteger, nullable=False, server_default="0"),
+    Column("last_health_at", UTCDateTime()),
+    Column("health_status", String(16)),
+    Column("last_health", JSON),
+    Column("last_heartbeat_at", UTCDateTime()),
+    Column("host_units_in_use", Float),
+)
+
+licenses = Table(
+    "licenses",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("host_units", Float, nullable=False),
+    Column("expires", Date, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("message_id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("reply", Text, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_messages_received_at", "received_at"),
+)
+
+consumption = Table(
+    "consumption",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("environment", String(128), primary_key=True),
+    Column("period_start", UTCDateTime(), primary_key=True),
+    Column("host_units", Float, nullable=False),
+    Column("host_unit_hours", Float, nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("cleared_at", UTCDateTime()),
+)
+ALERT_OPEN_WHERE = alerts.c.cleared_at.is_(None)
+Index(
+    "uq_alerts_open",
+    alerts.c.cluster_id,
+    alerts.c.kind,
+    unique=True,
+    sqlite_where=ALERT_OPEN_WHERE,
+    postgresql_where=ALERT_OPEN_WHERE,
+)
+Index("ix_alerts_raised_at", alerts.c.raised_at)
+
+# Vendor staff: argon2id password hash, TOTP secret, the last accepted TOTP time step (a code is
+# never accepted twice: logins advance it with a conditional UPDATE) and the login throttle state
+# (JSON; updated under the row lock so concurrent failures are never lost).
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("totp_secret", String(64), nullable=False),
+    Column("last_totp_step", BigInteger),
+    Column("throttle", Text, nullable=False, server_default="{}"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+)
+
+# Bearer tokens of vendor staff, owned by a user; a token acts with its owner's current role.
+# `kind` is "api" (tokens create) or "session" (login, expires); `role` records the owner's role
+# when the token was issued.
+staff_tokens = Table(
+    "staff_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_name", String(128), ForeignKey("users.name"), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Column("kind", String(16), nullable=False, server_default="api"),
+    Column("hint", String(16), nullable=False, server_default=""),
+)
+
+# Mission Control's own settings, e.g. the Ed25519 key that signs audit checkpoints.
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Per cluster: the pinned Ed25519 public key that signs its approvals, and its support policy.
+support_clusters = Table(
+    "support_clusters",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("public_key_pem", Text),
+    Column("key_pinned_at", UTCDateTime()),
+    Column("policy", JSON),
+    Column("policy_updated_at", UTCDateTime()),
+)
+
+# Access requests. `record` is the whole `cluster.support.requests.AccessRequest` (JSON); the
+# other columns mirror what queries need. `sync_state` is a state Mission Control set (the
+# engineer ended the grant) that the cluster has not yet confirmed: listed in heartbeat replies.
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), nullable=False),
+    Column("engineer", String(128), nullable=False),
+    Column("engineer_role", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("pending_until", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime()),
+    Column("sync_state", String(16)),
+    Column("state_changed_by", String(128)),
+    Column("state_reason", Text),
+    Column("record", Text, nullable=False),
+    Column("approval", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_access_requests_cluster_state", "cluster_id", "state"),
+    Index("ix_access_requests_engineer", "engineer"),
+)
+
+# Approval ids already honoured (the replay guard); forgotten once their window has ended.
+approval_ids = Table(
+    "approval_ids",
+    metadata,
+    Column("approval_id", String(64), primary_key=True),
+    Column("request_id", String(36), nullable=False),
+    Column("forget_after", UTCDateTime(), nullable=False, index=True),
+)
+
+# Commands an engineer queued for a cluster; `status` stays NULL until the cluster answers.
+support_commands = Table(
+    "support_commands",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(36), ForeignKey("access_requests.id"), nullable=False, index=True),
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), nullable=False),
+    Column("engineer", String(128), nullable=False),
+    Column("command", String(32), nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("status", String(16)),
+    Column("summary", Text),
+    Column("output", Text),
+    Column("answered_at", UTCDateTime()),
+    Column("received_at", UTCDateTime()),
+    Index("ix_support_commands_cluster_status", "cluster_id", "status"),
+)
+
+# Mission Control's hash-chained audit log (`cluster.audit.chain`): every field of an entry is a
+# column, so editing any of them breaks its hash. Checkpoints are signed with the `settings` key.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor_name", String(128), nullable=False, index=True),
+    Column("actor_kind", String(32), nullable=False),
+    Column("actor_via", String(128)),
+    Column("action", String(64), nullable=False, index=True),
+    Column("cluster", String(64), nullable=False, index=True),
+    Column("subject", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+# The console keeps its tables beside its code; importing them here makes `metadata` whole.
+import mission_control.console.schema  # noqa: E402,F401

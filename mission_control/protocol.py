@@ -1,0 +1,384 @@
+"""The wire protocol between clusters, staff and Mission Control: pydantic models only.
+
+Guarantees:
+- Requests forbid unknown fields and validate types and ranges, so a malformed message is
+  refused before anything is stored.
+- Replies ignore unknown fields, so a cluster keeps working when a newer server adds fields.
+- Every message a cluster sends carries `message_id` (chosen by the cluster, stable across
+  resends) and `epoch` (its leader's epoch): see `ClusterMessage`.
+The OpenAPI document is generated from these models; the client library parses replies with them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from cluster.audit.canonical import format_time
+
+Geography = Literal["EU", "US", "AU"]
+StaffRole = Literal["operator", "admin", "support-l2", "support-l3"]
+NodeState = Literal["healthy", "degraded", "down"]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Bytes = Annotated[int, Field(ge=0, le=2**62)]
+AccessRoleName = Literal["viewer", "user", "admin"]
+CommandName = Literal["diagnostics", "config get", "config set", "logs tail"]
+#: Times the remote-support protocol carries: UTC with `Z`, as `format_time` writes them.
+WireTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+
+#: Cluster credentials read ``mcc.<cluster id>.<secret>``; the server trusts only its digest.
+CREDENTIAL_PREFIX = "mcc"
+
+
+def cluster_id_of(credential: str) -> str | None:
+    """The cluster id a credential names, or None if it is not a cluster credential."""
+    parts = credential.split(".")
+    if len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX or not parts[1]:
+        return None
+    return parts[1]
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNDERSIZED = "undersized"
+
+
+class LicenseState(StrEnum):
+    VALID = "valid"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    OVERAGE = "overage"
+
+
+class AlertKind(StrEnum):
+    CLUSTER_UNDERSIZED = "cluster_undersized"
+    CLUSTER_SILENT = "cluster_silent"
+    LICENSE_EXPIRING = "license_expiring"
+    LICENSE_EXPIRED = "license_expired"
+    LICENSE_OVERAGE = "license_overage"
+    BACKUP_FAILED = "backup_failed"
+
+
+class Request(BaseModel):
+    """Base of every request body: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reply(BaseModel):
+    """Base of every reply body: tolerant of fields added by newer servers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ClusterMessage(Request):
+    """Fields every message from a cluster's leader carries."""
+
+    message_id: UUID = Field(description="Chosen by the cluster; stable across resends.")
+    epoch: int = Field(ge=0, le=2**62, description="The sending leader's epoch.")
+
+
+class DedupedReply(Reply):
+    duplicate: bool = Field(
+        default=False, description="True when this message_id was already accepted."
+    )
+
+
+# --- enrollment -------------------------------------------------------------------------------
+
+
+class EnrollRequest(Request):
+    token: str = Field(min_length=1, max_length=256)
+
+
+class EnrollReply(Reply):
+    cluster_id: str
+    name: str
+    geography: Geography
+    credential: str = Field(description="The cluster's own bearer credential, shown once.")
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+class NodeHealth(Request):
+    node: Name
+    version: str = Field(min_length=1, max_length=64)
+    state: NodeState
+    cpu_cores: int = Field(ge=1, le=4096)
+    cpu_percent: float = Field(ge=0, le=100)
+    memory_total_bytes: Bytes
+    memory_used_bytes: Bytes
+    disk_total_bytes: Bytes
+    disk_used_bytes: Bytes
+    datacenter: Name | None = Field(default=None, description="Where the node runs.")
+    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
+
+    @model_validator(mode="after")
+    def _used_within_total(self) -> NodeHealth:
+        if self.memory_used_bytes > self.memory_total_bytes:
+            raise ValueError("memory_used_bytes exceeds memory_total_bytes")
+        if self.disk_used_bytes > self.disk_total_bytes:
+            raise ValueError("disk_used_bytes exceeds disk_total_bytes")
+        return self
+
+
+class HealthReport(ClusterMessage):
+    nodes: list[NodeHealth] = Field(min_length=1, max_length=1000)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_nodes(cls, nodes: list[NodeHealth]) -> list[NodeHealth]:
+        names = [n.node for n in nodes]
+        if len(set(names)) != len(names):
+            raise ValueError("node names must be unique")
+        return nodes
+
+
+class SizingAdvice(Reply):
+    min_nodes: int
+    min_cpu_cores: int
+    min_memory_bytes: int
+
+
+class HealthReply(DedupedReply):
+    status: HealthStatus
+    reasons: list[str] = Field(default_factory=list)
+    advice: SizingAdvice
+
+
+# --- license ----------------------------------------------------------------------------------
+
+
+class LicenseCheck(ClusterMessage):
+    host_units_in_use: float = Field(ge=0, le=1e9)
+
+
+class Quotas(Reply):
+    host_units: float
+
+
+class LicenseReply(DedupedReply):
+    state: LicenseState
+    expires: date | None = Field(description="Last valid day (UTC); null when no license is set.")
+    days_left: int | None
+    quotas: Quotas
+
+
+# --- consumption ------------------------------------------------------------------------------
+
+
+class ConsumptionReport(ClusterMessage):
+    environment: Name
+    period_start: AwareDatetime = Field(description="Start of the hour reported; on the hour.")
+    host_units: float = Field(ge=0, le=1e9)
+    host_unit_hours: float = Field(ge=0, le=1e12)
+
+    @field_validator("period_start")
+    @classmethod
+    def _on_the_hour(cls, value: datetime) -> datetime:
+        if (value.minute, value.second, value.microsecond) != (0, 0, 0):
+            raise ValueError("period_start must be on the hour")
+        return value
+
+
+class ConsumptionReply(DedupedReply):
+    recorded: bool = Field(description="False when this period was already reported.")
+
+
+# --- heartbeat --------------------------------------------------------------------------------
+
+
+class Heartbeat(ClusterMessage):
+    pass
+
+
+class PendingSupportRequest(Reply):
+    """A request the cluster must decide on (`pending`), or a state Mission Control changed
+    (`revoked`/`ended` by the engineer) that the cluster applies; see support-protocol."""
+
+    id: str
+    cluster: str
+    engineer: str
+    engineer_role: StaffRole
+    reason: str
+    role: AccessRoleName
+    duration_seconds: int
+    requested_at: WireTime
+    state: Literal["pending", "revoked", "ended"]
+    state_changed_by: str | None = None
+    state_reason: str | None = None
+
+
+class PendingCommand(Reply):
+    """A command the cluster has not answered yet; it answers each id exactly once."""
+
+    id: str
+    request_id: str
+    engineer: str
+    command: CommandName
+    arguments: dict[str, str | int] = Field(default_factory=dict)
+    issued_at: WireTime
+
+
+class HeartbeatReply(DedupedReply):
+    support_requests: list[PendingSupportRequest] = Field(default_factory=list)
+    commands: list[PendingCommand] = Field(default_factory=list)
+
+
+# --- remote support: cluster -> Mission Control ---------------------------------------------
+
+
+class ApprovalActor(Request):
+    name: str = Field(min_length=1, max_length=256)
+    kind: str = Field(min_length=1, max_length=64)
+    via: str | None = Field(default=None, max_length=256)
+
+
+class SupportApproval(Request):
+    """A `cluster.support.approval.SignedApproval` as JSON; times as the cluster wrote them."""
+
+    approval_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(min_length=1, max_length=64)
+    cluster_id: str = Field(min_length=1, max_length=64)
+    engineer: str = Field(min_length=1, max_length=128)
+    role: AccessRoleName
+    starts_at: str = Field(max_length=64)
+    ends_at: str = Field(max_length=64)
+    approver: ApprovalActor
+    signature: str = Field(max_length=256, description="Ed25519 signature, base64.")
+
+
+class GrantTerms(Request):
+    role: AccessRoleName
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+class SupportDecision(ClusterMessage):
+    request_id: str = Field(min_length=1, max_length=64)
+    state: Literal["approved", "denied", "expired", "revoked", "ended"]
+    by: str = Field(min_length=1, max_length=256, description="The person who decided.")
+    reason: str | None = Field(default=None, max_length=4000)
+    at: AwareDatetime | None = Field(
+        default=None, description="When; Mission Control's time if null."
+    )
+    approval: SupportApproval | None = None
+    grant: GrantTerms | None = None
+
+
+MAX_OUTPUT_BYTES = 64 * 1024
+
+
+class SupportCommandResult(ClusterMessage):
+    command_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(min_length=1, max_length=64)
+    status: Literal["ok", "refused", "error"]
+    summary: str = Field(max_length=16_000)
+    output: str = Field(default="", description="Already redacted by the cluster; <= 64 KiB.")
+    at: AwareDatetime
+
+    @field_validator("output")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_OUTPUT_BYTES:
+            raise ValueError(f"output is larger than {MAX_OUTPUT_BYTES} bytes")
+        return value
+
+
+class SupportPublicKey(ClusterMessage):
+    public_key_pem: str = Field(min_length=1, max_length=4096)
+
+
+class SupportPolicyReport(ClusterMessage):
+    mode: Literal["off", "approval", "allowed"]
+    max_grant_seconds: int = Field(ge=1, le=2**31)
+    allowed_roles: list[AccessRoleName] = Field(max_length=3)
+    preapproved: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(max_length=1000)
+
+
+class SupportAck(DedupedReply):
+    recorded: bool = Field(description="False when this changed nothing (already known).")
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+class ClusterEvent(ClusterMessage):
+    kind: Literal["backup_failed", "backup_succeeded"] = Field(
+        description="backup_failed raises the backup_failed alert; backup_succeeded clears it."
+    )
+    detail: str = Field(default="", max_length=4000)
+
+
+class EventReply(DedupedReply):
+    recorded: bool
+
+
+# --- staff reads ------------------------------------------------------------------------------
+
+
+class LicenseSummary(Reply):
+    host_units: float
+    expires: date
+
+
+class ClusterSummary(Reply):
+    id: str
+    name: str
+    geography: Geography
+    created_at: datetime
+    enrolled_at: datetime | None
+    last_epoch: int
+    last_health_at: datetime | None
+    health_status: HealthStatus | None
+    license: LicenseSummary | None
+
+
+class ClusterList(Reply):
+    clusters: list[ClusterSummary]
+
+
+class Alert(Reply):
+    id: int
+    cluster_id: str
+    cluster_name: str
+    kind: AlertKind
+    severity: Literal["warning", "critical"]
+    detail: str
+    raised_at: datetime
+    cleared_at: datetime | None
+
+
+class AlertList(Reply):
+    alerts: list[Alert]
+
+
+class AlertQuery(Request):
+    state: Literal["active", "all"] = "active"
+    cluster: str | None = Field(default=None, max_length=128, description="Cluster id or name.")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ErrorBody(Reply):
+    code: str
+    message: str
+
+
+class ErrorReply(Reply):
+    error: ErrorBody

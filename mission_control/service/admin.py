@@ -1,0 +1,82 @@
+"""Operator actions on records: list clusters, set a cluster's license."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mission_control.db.engine import insert_or_ignore
+from mission_control.db.schema import clusters, licenses
+from mission_control.errors import NotFound
+from mission_control.protocol import ClusterSummary, LicenseSummary
+from mission_control.service.alert_store import apply_alert_changes
+from mission_control.service.alerts import license_alerts
+from mission_control.service.context import ServiceContext
+from mission_control.service.licensing import License, evaluate_license
+
+
+async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:
+    """The id of the cluster named `cluster` (or with that id); NotFound otherwise."""
+    found = await conn.scalar(
+        select(clusters.c.id).where(or_(clusters.c.name == cluster, clusters.c.id == cluster))
+    )
+    if found is None:
+        raise NotFound(f"no cluster named {cluster!r}")
+    return str(found)
+
+
+async def list_clusters(ctx: ServiceContext) -> list[ClusterSummary]:
+    query = (
+        select(clusters, licenses.c.host_units, licenses.c.expires)
+        .outerjoin(licenses, licenses.c.cluster_id == clusters.c.id)
+        .order_by(clusters.c.name)
+    )
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        ClusterSummary(
+            id=row.id,
+            name=row.name,
+            geography=row.geography,
+            created_at=row.created_at,
+            enrolled_at=row.enrolled_at,
+            last_epoch=row.last_epoch,
+            last_health_at=row.last_health_at,
+            health_status=row.health_status,
+            license=(
+                None
+                if row.expires is None
+                else LicenseSummary(host_units=row.host_units, expires=row.expires)
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def set_license(
+    ctx: ServiceContext, cluster: str, host_units: float, expires: date
+) -> License:
+    """Create or replace the license of `cluster` (name or id) and re-evaluate its alerts."""
+    if host_units < 0:
+        raise ValueError("host units must not be negative")
+    now = ctx.clock()
+    async with ctx.engine.begin() as conn:
+        cluster_id = await find_cluster_id(conn, cluster)
+        values = {"host_units": host_units, "expires": expires, "updated_at": now}
+        inserted = await conn.execute(
+            insert_or_ignore(conn.dialect.name, licenses, ("cluster_id",)),
+            {"cluster_id": cluster_id, **values},
+        )
+        if inserted.rowcount != 1:
+            await conn.execute(
+                licenses.update().where(licenses.c.cluster_id == cluster_id).values(**values)
+            )
+        in_use = await conn.scalar(
+            select(clusters.c.host_units_in_use).where(clusters.c.id == cluster_id)
+        )
+        lic = License(host_units=host_units, expires=expires)
+        evaluation = evaluate_license(lic, in_use, now.date(), ctx.alerts.license_expiring_days)
+        await apply_alert_changes(conn, cluster_id, license_alerts(evaluation), now)
+    return lic

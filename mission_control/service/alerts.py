@@ -1,0 +1,80 @@
+"""Alert rules: pure functions from an observation to the alerts it raises or clears.
+
+Each rule returns an `AlertChanges` mapping: kind -> detail (the alert should be open, with this
+detail) or None (the alert should be cleared). Kinds a rule does not mention are left alone, so
+rules for different observations (health, license, silence, events) never undo each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Literal
+
+from mission_control.protocol import AlertKind, LicenseState
+from mission_control.service.licensing import LicenseEvaluation
+from mission_control.service.sizing import HealthAssessment
+
+AlertChanges = Mapping[AlertKind, str | None]
+Severity = Literal["warning", "critical"]
+
+SEVERITY: Mapping[AlertKind, Severity] = {
+    AlertKind.CLUSTER_UNDERSIZED: "warning",
+    AlertKind.CLUSTER_SILENT: "critical",
+    AlertKind.LICENSE_EXPIRING: "warning",
+    AlertKind.LICENSE_EXPIRED: "critical",
+    AlertKind.LICENSE_OVERAGE: "warning",
+    AlertKind.BACKUP_FAILED: "critical",
+}
+
+LICENSE_KINDS = (
+    AlertKind.LICENSE_EXPIRING,
+    AlertKind.LICENSE_EXPIRED,
+    AlertKind.LICENSE_OVERAGE,
+)
+
+
+def health_alerts(assessment: HealthAssessment) -> AlertChanges:
+    """A health check clears `cluster_silent` and raises/clears `cluster_undersized`."""
+    undersized = "; ".join(assessment.undersized) or None
+    return {AlertKind.CLUSTER_UNDERSIZED: undersized, AlertKind.CLUSTER_SILENT: None}
+
+
+def license_alerts(evaluation: LicenseEvaluation) -> AlertChanges:
+    """One alert per license condition that holds; the other license alerts are cleared."""
+    lic = evaluation.license
+    changes: dict[AlertKind, str | None] = dict.fromkeys(LICENSE_KINDS)
+    if LicenseState.EXPIRED in evaluation.conditions:
+        changes[AlertKind.LICENSE_EXPIRED] = (
+            "no license is set" if lic is None else f"license expired after {lic.expires}"
+        )
+    if lic is not None and LicenseState.EXPIRING in evaluation.conditions:
+        changes[AlertKind.LICENSE_EXPIRING] = (
+            f"license expires after {lic.expires} ({evaluation.days_left} days left)"
+        )
+    if lic is not None and LicenseState.OVERAGE in evaluation.conditions:
+        changes[AlertKind.LICENSE_OVERAGE] = (
+            f"{evaluation.host_units_in_use:g} host units in use, {lic.host_units:g} licensed"
+        )
+    return changes
+
+
+def silence_alert(
+    last_health_at: datetime, now: datetime, interval: timedelta, intervals: int
+) -> AlertChanges:
+    """`cluster_silent` once no health check arrived for `intervals` health intervals."""
+    silent_for = now - last_health_at
+    if silent_for > interval * intervals:
+        minutes = int(silent_for.total_seconds() // 60)
+        return {
+            AlertKind.CLUSTER_SILENT: f"no health check for {minutes} min "
+            f"(expected every {interval.total_seconds():g} s)"
+        }
+    return {AlertKind.CLUSTER_SILENT: None}
+
+
+def event_alerts(kind: str, detail: str) -> AlertChanges:
+    """`backup_failed` raises the alert of that name; `backup_succeeded` clears it."""
+    if kind == "backup_failed":
+        return {AlertKind.BACKUP_FAILED: detail or "a backup failed"}
+    return {AlertKind.BACKUP_FAILED: None}

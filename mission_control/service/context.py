@@ -1,0 +1,30 @@
+"""What every service function needs: the engine, an injectable clock, and the policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mission_control.service.policy import AlertPolicy, SizingPolicy
+from mission_control.service.support_policy import SupportSettings
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    engine: AsyncEngine
+    clock: Clock = utc_now
+    sizing: SizingPolicy = field(default_factory=SizingPolicy)
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    health_interval: timedelta = timedelta(minutes=2)
+    dedupe_retention: timedelta = timedelta(days=30)
+    enrollment_token_ttl: timedelta = timedelta(days=7)
+    support: SupportSettings = field(default_factory=SupportSettings)

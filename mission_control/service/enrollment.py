@@ -1,0 +1,103 @@
+"""Cluster records, one-time enrollment tokens and cluster credentials.
+
+Guarantees:
+- An enrollment token works once: the exchange is a conditional UPDATE that also clears the
+  token, so two clusters racing with the same token cannot both get a credential.
+- Tokens expire (`ServiceContext.enrollment_token_ttl`); only digests are stored.
+- A credential names its cluster (``mcc.<cluster id>.<secret>``) so the client knows which
+  cluster it speaks for; the server trusts only the stored digest, never the embedded id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mission_control.db.schema import clusters
+from mission_control.errors import AlreadyExists, InvalidCredential
+from mission_control.protocol import (
+    CREDENTIAL_PREFIX,
+    EnrollReply,
+    Geography,
+    cluster_id_of,
+)
+from mission_control.service.bearer import digest, new_secret
+from mission_control.service.context import ServiceContext
+
+
+@dataclass(frozen=True)
+class CreatedCluster:
+    id: str
+    name: str
+    enrollment_token: str
+
+
+async def create_cluster(ctx: ServiceContext, name: str, geography: Geography) -> CreatedCluster:
+    """Create a cluster record and return its one-time enrollment token."""
+    now = ctx.clock()
+    cluster_id = str(uuid.uuid4())
+    token = new_secret("mce")
+    try:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(
+                insert(clusters).values(
+                    id=cluster_id,
+                    name=name,
+                    geography=geography,
+                    created_at=now,
+                    enrollment_token_hash=digest(token),
+                    enrollment_expires_at=now + ctx.enrollment_token_ttl,
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"a cluster named {name!r} exists already") from None
+    return CreatedCluster(cluster_id, name, token)
+
+
+async def enroll(ctx: ServiceContext, token: str) -> EnrollReply:
+    """Exchange a one-time enrollment token for the cluster's own credential."""
+    now = ctx.clock()
+    credential_secret = new_secret("x").removeprefix("x.")
+    async with ctx.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(clusters.c.id, clusters.c.name, clusters.c.geography).where(
+                    clusters.c.enrollment_token_hash == digest(token),
+                    clusters.c.enrollment_expires_at > now,
+                )
+            )
+        ).first()
+        if row is None:
+            raise InvalidCredential("unknown, expired or already used enrollment token")
+        credential = f"{CREDENTIAL_PREFIX}.{row.id}.{credential_secret}"
+        result = await conn.execute(
+            update(clusters)
+            .where(clusters.c.id == row.id, clusters.c.enrollment_token_hash == digest(token))
+            .values(
+                enrollment_token_hash=None,
+                enrollment_expires_at=None,
+                credential_hash=digest(credential),
+                enrolled_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            raise InvalidCredential("unknown, expired or already used enrollment token")
+    return EnrollReply(
+        cluster_id=row.id, name=row.name, geography=row.geography, credential=credential
+    )
+
+
+async def authenticate_cluster(ctx: ServiceContext, credential: str) -> str:
+    """The id of the cluster this credential belongs to; InvalidCredential otherwise."""
+    if cluster_id_of(credential) is None:
+        raise InvalidCredential("not a cluster credential")
+    async with ctx.engine.connect() as conn:
+        cluster_id = await conn.scalar(
+            select(clusters.c.id).where(clusters.c.credential_hash == digest(credential))
+        )
+    if cluster_id is None:
+        raise InvalidCredential("unknown cluster credential")
+    return str(cluster_id)

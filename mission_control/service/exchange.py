@@ -1,0 +1,227 @@
+"""Messages from a cluster's leader: epoch fencing, deduplication, and what each kind does.
+
+Each handler here only says what its kind of message does; `accept` hands the message to
+`mission_control.service.ingest`, which writes it together with other clusters' messages in
+one transaction (group commit) while keeping every message's own outcome exact:
+
+1. Fencing: a message whose epoch is older than the newest accepted from its cluster is
+   refused (`StaleEpoch`, 409) and changes nothing; otherwise its epoch becomes the newest.
+   A cluster's messages are applied one at a time (its row is locked; one per batch).
+2. The kind's effect (alerts, consumption row, ...), run inside the transaction with a
+   `Scope`: its cluster's open alerts (read under the lock), `read` for data fetched once per
+   batch (`accept(reads=...)`, e.g. the items a heartbeat reply carries), `later` for
+   per-message rows written with one executemany per batch (e.g. a health history row), and
+   the connection for anything else (one round trip per message: avoid on hot paths).
+3. Dedupe: a message whose reply was stored before (a resend, also one from before a newer
+   leader spoke) is answered from the stored reply with ``duplicate: true`` and changes
+   nothing; a message_id reused for another kind is refused (409).
+
+Heartbeats are fenced but not stored: they change nothing but a timestamp, so answering a
+resend afresh is the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mission_control.console.history import health_sample_insert, health_sample_row
+from mission_control.db.engine import insert_or_ignore
+from mission_control.db.schema import consumption, licenses
+from mission_control.protocol import (
+    ClusterEvent,
+    ClusterMessage,
+    ConsumptionReply,
+    ConsumptionReport,
+    DedupedReply,
+    EventReply,
+    HealthReply,
+    HealthReport,
+    Heartbeat,
+    HeartbeatReply,
+    LicenseCheck,
+    LicenseReply,
+    Quotas,
+)
+from mission_control.service.alert_store import apply_alert_changes
+from mission_control.service.alerts import event_alerts, health_alerts, license_alerts
+from mission_control.service.context import ServiceContext
+from mission_control.service.ingest import BatchRead, Delivery, Scope, deliver
+from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
+from mission_control.service.sizing import assess
+from mission_control.service.support_queue import HeartbeatItems, open_heartbeat_items
+
+ReplyT = TypeVar("ReplyT", bound=DedupedReply)
+Effect = Callable[[Scope], Awaitable[ReplyT]]
+
+
+async def accept(
+    ctx: ServiceContext,
+    cluster_id: str,
+    kind: str,
+    message: ClusterMessage,
+    reply_type: type[ReplyT],
+    row_values: Mapping[str, Any],
+    effect: Effect[ReplyT],
+    *,
+    stored: bool = True,
+    reads: tuple[BatchRead[Any], ...] = (),
+    received_at: datetime | None = None,
+) -> ReplyT:
+    """Fence, apply `effect`, write `row_values` to the cluster's row and store the reply, in
+    one transaction; a message stored before is answered from its stored reply instead, with
+    nothing applied. Unstored kinds (`stored=False`) are fenced and applied only. `reads` are
+    done once per batch for all its messages; `effect` gets its cluster's entry from
+    `Scope.read` (per-message queries through `Scope.conn` would cost a round trip each),
+    as of `received_at` (default: now by `ctx.clock`)."""
+    reply = await deliver(
+        Delivery(
+            engine=ctx.engine,
+            cluster_id=cluster_id,
+            kind=kind,
+            message_id=str(message.message_id) if stored else None,
+            epoch=message.epoch,
+            reply_type=reply_type,
+            row_values=row_values,
+            effect=effect,
+            received_at=ctx.clock() if received_at is None else received_at,
+            reads=reads,
+        )
+    )
+    if not isinstance(reply, reply_type):  # pragma: no cover - a stored reply of another type
+        raise TypeError(f"expected {reply_type.__name__}, got {type(reply).__name__}")
+    return reply
+
+
+async def health(ctx: ServiceContext, cluster_id: str, report: HealthReport) -> HealthReply:
+    """Record a health check: status, sizing advice, undersized alert; clears `silent`."""
+    now = ctx.clock()
+    assessment = assess(report.nodes, ctx.sizing, ctx.alerts)
+    reply = HealthReply(
+        status=assessment.status, reasons=assessment.reasons, advice=assessment.advice
+    )
+    row = {
+        "last_health_at": now,
+        "health_status": assessment.status.value,
+        "last_health": [n.model_dump(mode="json") for n in report.nodes],
+    }
+
+    sample = health_sample_row(cluster_id, now, report.nodes)
+
+    async def effect(scope: Scope) -> HealthReply:
+        changes = health_alerts(assessment)
+        await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
+        scope.later(health_sample_insert(scope.conn.dialect.name), sample)
+        return reply
+
+    return await accept(ctx, cluster_id, "health", report, HealthReply, row, effect)
+
+
+async def load_license(conn: AsyncConnection, cluster_id: str) -> License | None:
+    row = (
+        await conn.execute(
+            select(licenses.c.host_units, licenses.c.expires).where(
+                licenses.c.cluster_id == cluster_id
+            )
+        )
+    ).first()
+    return None if row is None else License(host_units=row.host_units, expires=row.expires)
+
+
+def license_reply(evaluation: LicenseEvaluation) -> LicenseReply:
+    lic = evaluation.license
+    return LicenseReply(
+        state=evaluation.state,
+        expires=lic.expires if lic else None,
+        days_left=evaluation.days_left,
+        quotas=Quotas(host_units=lic.host_units if lic else 0.0),
+    )
+
+
+async def license_check(ctx: ServiceContext, cluster_id: str, check: LicenseCheck) -> LicenseReply:
+    """Evaluate the cluster's license against the host units it reports; license alerts."""
+    now = ctx.clock()
+
+    async def effect(scope: Scope) -> LicenseReply:
+        evaluation = evaluate_license(
+            await load_license(scope.conn, cluster_id),
+            check.host_units_in_use,
+            now.date(),
+            ctx.alerts.license_expiring_days,
+        )
+        changes = license_alerts(evaluation)
+        await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
+        return license_reply(evaluation)
+
+    row = {"host_units_in_use": check.host_units_in_use}
+    return await accept(ctx, cluster_id, "license", check, LicenseReply, row, effect)
+
+
+async def record_consumption(
+    ctx: ServiceContext, cluster_id: str, report: ConsumptionReport
+) -> ConsumptionReply:
+    """Store one (environment, hour); a period already stored is kept as first reported."""
+    now = ctx.clock()
+
+    async def effect(scope: Scope) -> ConsumptionReply:
+        conn = scope.conn
+        values = {
+            "cluster_id": cluster_id,
+            "environment": report.environment,
+            "period_start": report.period_start,
+            "host_units": report.host_units,
+            "host_unit_hours": report.host_unit_hours,
+            "message_id": str(report.message_id),
+            "received_at": now,
+        }
+        result = await conn.execute(
+            insert_or_ignore(
+                conn.dialect.name, consumption, ("cluster_id", "environment", "period_start")
+            ),
+            values,
+        )
+        recorded = result.rowcount == 1
+        return ConsumptionReply(recorded=recorded, duplicate=not recorded)
+
+    return await accept(ctx, cluster_id, "consumption", report, ConsumptionReply, {}, effect)
+
+
+async def heartbeat(ctx: ServiceContext, cluster_id: str, beat: Heartbeat) -> HeartbeatReply:
+    """Fence and timestamp; reply with the cluster's open support requests and commands as of
+    the heartbeat's time (read once per batch: `open_heartbeat_items`)."""
+    now = ctx.clock()
+
+    async def effect(scope: Scope) -> HeartbeatReply:
+        nothing: HeartbeatItems = ([], [])
+        requests, commands = scope.read(open_heartbeat_items, nothing)
+        return HeartbeatReply(support_requests=requests, commands=commands)
+
+    row = {"last_heartbeat_at": now}
+    return await accept(
+        ctx,
+        cluster_id,
+        "heartbeat",
+        beat,
+        HeartbeatReply,
+        row,
+        effect,
+        stored=False,
+        reads=(open_heartbeat_items,),
+        received_at=now,
+    )
+
+
+async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent) -> EventReply:
+    """An event from the cluster: backup_failed raises its alert, backup_succeeded clears it."""
+    now = ctx.clock()
+
+    async def effect(scope: Scope) -> EventReply:
+        changes = event_alerts(event.kind, event.detail)
+        await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
+        return EventReply(recorded=True)
+
+    return await accept(ctx, cluster_id, "event", event, EventReply, {}, effect)

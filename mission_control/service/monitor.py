@@ -1,0 +1,94 @@
+"""The background sweep: alerts that depend on the passing of time, and dedupe retention.
+
+One `sweep` (every `sweep_interval_s` in the server):
+- raises `cluster_silent` for enrolled clusters without a health check for
+  `silent_after_intervals` health intervals (a health check clears it again);
+- re-evaluates every enrolled cluster's license on today's date (expiring/expired alerts);
+- forgets stored replies older than the dedupe retention.
+Silent clusters are selected FOR UPDATE (PostgreSQL), so a health check arriving during the sweep
+either is seen by it or clears the alert right after; sweeps of several servers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+
+from mission_control.db.schema import clusters, licenses, messages
+from mission_control.service.alert_store import apply_alert_changes, open_alerts
+from mission_control.service.alerts import license_alerts, silence_alert
+from mission_control.service.context import ServiceContext
+from mission_control.service.licensing import License, evaluate_license
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    silent: tuple[str, ...]
+    licenses_checked: int
+    replies_forgotten: int
+
+
+async def sweep(ctx: ServiceContext) -> SweepReport:
+    now = ctx.clock()
+    interval = ctx.health_interval
+    intervals = ctx.alerts.silent_after_intervals
+    last_seen = func.coalesce(clusters.c.last_health_at, clusters.c.enrolled_at)
+    async with ctx.engine.begin() as conn:
+        silent_rows = (
+            await conn.execute(
+                select(clusters.c.id, last_seen.label("last_seen"))
+                .where(clusters.c.enrolled_at.is_not(None), last_seen < now - interval * intervals)
+                .with_for_update()
+            )
+        ).all()
+        current = await open_alerts(conn)
+        for row in silent_rows:
+            changes = silence_alert(row.last_seen, now, interval, intervals)
+            await apply_alert_changes(conn, row.id, changes, now, current.get(row.id, {}))
+        license_rows = (
+            await conn.execute(
+                select(
+                    clusters.c.id,
+                    clusters.c.host_units_in_use,
+                    licenses.c.host_units,
+                    licenses.c.expires,
+                )
+                .outerjoin(licenses, licenses.c.cluster_id == clusters.c.id)
+                .where(clusters.c.enrolled_at.is_not(None))
+            )
+        ).all()
+        for lrow in license_rows:
+            lic = None if lrow.expires is None else License(lrow.host_units, lrow.expires)
+            evaluation = evaluate_license(
+                lic, lrow.host_units_in_use, now.date(), ctx.alerts.license_expiring_days
+            )
+            await apply_alert_changes(
+                conn, lrow.id, license_alerts(evaluation), now, current.get(lrow.id, {})
+            )
+        forgotten = await conn.execute(
+            delete(messages).where(messages.c.received_at < now - ctx.dedupe_retention)
+        )
+    return SweepReport(
+        silent=tuple(r.id for r in silent_rows),
+        licenses_checked=len(license_rows),
+        replies_forgotten=forgotten.rowcount,
+    )
+
+
+async def run_forever(ctx: ServiceContext, interval_s: float) -> None:
+    """Sweep every `interval_s` seconds until cancelled; a failed sweep is logged and retried."""
+    while True:
+        try:
+            report = await sweep(ctx)
+            if report.silent:
+                log.info("silent clusters: %s", ", ".join(report.silent))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("alert sweep failed; retrying in %s s", interval_s)
+        await asyncio.sleep(interval_s)

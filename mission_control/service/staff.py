@@ -1,0 +1,199 @@
+"""Staff sessions and API tokens: login (password + TOTP), token issue, authentication, logout.
+
+Guarantees:
+- A token belongs to an existing user (`users`), is shown once and stored as a SHA-256 digest
+  (`mission_control.staff.tokens`); it acts with its owner's CURRENT role, looked up at each use,
+  so disabling or demoting a user takes effect at once. Revoked or expired tokens are refused.
+- `login` needs the password (argon2id) and a TOTP code never accepted before (the accepted
+  step is claimed with a conditional UPDATE, so two concurrent logins with one code cannot both
+  win); failures are throttled. Every attempt, token issue and logout is in the audit log.
+- Tokens issued before staff accounts existed (``mcs.`` prefix) keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import insert, or_, select, update
+
+from cluster.audit.canonical import JsonValue, format_time
+from cluster.audit.events import Actor, ActorKind, AuditEvent
+from mission_control.db.schema import staff_tokens, users
+from mission_control.errors import InvalidCredential, NotFound
+from mission_control.protocol import StaffRole
+from mission_control.service import audit_log
+from mission_control.service import users as user_store
+from mission_control.service.context import ServiceContext
+from mission_control.service.refusals import InvalidState
+from mission_control.staff import auth
+from mission_control.staff.tokens import PREFIX, issue_token, token_digest
+
+LEGACY_PREFIX = "mcs."
+TokenKind = Literal["api", "session"]
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    user: str
+    role: StaffRole
+
+    @property
+    def actor(self) -> Actor:
+        """This person in audit entries; support engineers act as engineers on clusters."""
+        kind = ActorKind.ENGINEER if self.role.startswith("support-") else ActorKind.STAFF
+        return Actor(self.user, kind, via="mission-control")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """`identity` when the login is accepted; otherwise `message`, the one line to show."""
+
+    identity: StaffIdentity | None
+    message: str
+    throttled: bool = False
+
+
+@dataclass(frozen=True)
+class IssuedStaffToken:
+    token: str
+    user: str
+    role: StaffRole
+    expires_at: datetime | None
+
+
+async def create_staff_token(
+    ctx: ServiceContext,
+    user: str,
+    *,
+    by: Actor,
+    kind: TokenKind = "api",
+    expires_at: datetime | None = None,
+    expect_role: str | None = None,
+) -> IssuedStaffToken:
+    """A new token for the existing, enabled `user`, with the user's role; returned once.
+
+    `expect_role`, when given, must be the user's role (a check for scripts)."""
+    now = ctx.clock()
+    issued = issue_token(user, now, label=kind)
+    async with ctx.engine.begin() as conn:
+        row = (
+            await conn.execute(select(users.c.role, users.c.disabled).where(users.c.name == user))
+        ).first()
+        if row is None:
+            raise NotFound(f"no staff user named {user!r}: create it with `users add` first")
+        if row.disabled:
+            raise InvalidState(f"staff user {user!r} is disabled")
+        if expect_role is not None and expect_role != row.role:
+            raise InvalidState(f"staff user {user!r} has role {row.role}, not {expect_role}")
+        await conn.execute(
+            insert(staff_tokens).values(
+                token_hash=issued.record.digest,
+                user_name=user,
+                role=row.role,
+                created_at=now,
+                expires_at=expires_at,
+                kind=kind,
+                hint=issued.record.hint,
+            )
+        )
+        detail: dict[str, JsonValue] = {
+            "kind": kind,
+            "hint": issued.record.hint,
+            "role": row.role,
+            "expires_at": format_time(expires_at) if expires_at else None,
+        }
+        event = AuditEvent(now, by, "staff.token.issued", auth.AUDIT_SCOPE, user, detail)
+        await audit_log.record(conn, ctx, [event])
+    return IssuedStaffToken(issued.plaintext, user, row.role, expires_at)
+
+
+def _looks_like_staff_token(token: str) -> bool:
+    return token.startswith((PREFIX, LEGACY_PREFIX))
+
+
+async def authenticate_staff(ctx: ServiceContext, token: str) -> StaffIdentity:
+    """Who holds this token; InvalidCredential if it is unknown, revoked, expired, or its
+    owner is disabled."""
+    if not _looks_like_staff_token(token):
+        raise InvalidCredential("not a staff token")
+    now = ctx.clock()
+    query = (
+        select(users.c.name, users.c.role)
+        .select_from(staff_tokens.join(users, users.c.name == staff_tokens.c.user_name))
+        .where(
+            staff_tokens.c.token_hash == token_digest(token),
+            staff_tokens.c.revoked_at.is_(None),
+            or_(staff_tokens.c.expires_at.is_(None), staff_tokens.c.expires_at > now),
+            users.c.disabled.is_(False),
+        )
+    )
+    async with ctx.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise InvalidCredential("unknown, revoked or expired staff token")
+    return StaffIdentity(user=row.name, role=row.role)
+
+
+async def logout(ctx: ServiceContext, token: str, identity: StaffIdentity) -> None:
+    """Revoke the token the caller presented (idempotent)."""
+    now = ctx.clock()
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            update(staff_tokens)
+            .where(staff_tokens.c.token_hash == token_digest(token))
+            .where(staff_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        event = AuditEvent(now, identity.actor, "staff.logout", auth.AUDIT_SCOPE, identity.user)
+        await audit_log.record(conn, ctx, [event])
+
+
+def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
+    return AuditEvent(
+        now,
+        Actor(username, ActorKind.STAFF),
+        "staff.login.failed",
+        auth.AUDIT_SCOPE,
+        username,
+        {"reason": reason, "known_user": True},
+    )
+
+
+async def login(ctx: ServiceContext, username: str, password: str, code: str) -> LoginResult:
+    """Check password and TOTP code for `username`: the identity, or one refusal line.
+
+    The audit log gets one entry per attempt with the exact reason; the caller only sees the
+    generic refusal (or the lockout, with its end)."""
+    now = ctx.clock()
+    async with ctx.engine.connect() as conn:
+        account = await user_store.load_account(conn, username)
+    outcome = await asyncio.to_thread(
+        auth.login,
+        account,
+        username,
+        password,
+        code,
+        now,
+        throttle=ctx.support.throttle,
+        hasher=ctx.support.hasher,
+    )
+    event = outcome.event
+    async with ctx.engine.begin() as conn:
+        if outcome.accepted and outcome.account is not None:
+            if await user_store.claim_login(conn, outcome.account):
+                await audit_log.record(conn, ctx, [event])
+                identity = StaffIdentity(username, outcome.account.role.value)
+                return LoginResult(identity, outcome.message)
+            # Another login used this code (or a later one) between our read and our write.
+            event = _failed_event(username, now, "TOTP refused: code already used")
+        throttle = None
+        if account is not None and not account.disabled:
+            throttle = await user_store.record_failed_login(ctx, conn, username, now)
+        await audit_log.record(conn, ctx, [event])
+    if throttle is not None and throttle.locked(now) and throttle.locked_until is not None:
+        until = format_time(throttle.locked_until)
+        return LoginResult(None, f"too many failed attempts; try again after {until}", True)
+    return LoginResult(None, auth.REFUSED)

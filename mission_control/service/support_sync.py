@@ -1,0 +1,303 @@
+"""Remote-support messages from a cluster's leader: decisions, command results, its public key
+and its support policy. Each goes through the cluster-message path (`exchange.accept`):
+credential, epoch fencing and message_id dedupe, each message in its batch's transaction.
+
+Guarantees:
+- An `approved` decision is honoured only with a `SignedApproval` that verifies with this
+  cluster's PINNED Ed25519 key and matches the request Mission Control holds
+  (`cluster.support.approval.verify_approval`); its approval id is claimed in `approval_ids`
+  (primary key), so a replayed approval is refused even under another message_id. Forged or
+  mismatching approvals are refused with 422, replays with 409, and both are written to the
+  audit log (in a transaction of their own, since the message's transaction rolls back).
+- The first public key a cluster sends is pinned; a different one later is refused (409).
+- Decisions on requests that are already in the reported state change nothing; a cluster
+  confirming a state Mission Control set (the engineer ended the grant) stops it being listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cluster.audit.events import AuditEvent
+from cluster.support.approval import SignedApproval, verify_approval
+from cluster.support.errors import ApprovalRejected
+from cluster.support.requests import RequestState, request_event
+from mission_control.db.engine import insert_or_ignore
+from mission_control.db.schema import approval_ids, support_clusters
+from mission_control.errors import NotFound
+from mission_control.protocol import (
+    SupportAck,
+    SupportCommandResult,
+    SupportDecision,
+    SupportPolicyReport,
+    SupportPublicKey,
+)
+from mission_control.service import access_store, audit_log
+from mission_control.service.access_store import StoredRequest
+from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import accept
+from mission_control.service.ingest import Scope
+from mission_control.service.refusals import (
+    ApprovalInvalid,
+    ApprovalReplayed,
+    ClusterMessageRefused,
+    InvalidInput,
+    InvalidState,
+    KeyConflict,
+    Refused,
+)
+from mission_control.service.support_commands import record_result
+from mission_control.service.support_events import cluster_person, system_event
+
+log = logging.getLogger(__name__)
+_NOTHING = SupportAck(recorded=False)
+
+
+class _DeferredClaim:
+    """`ReplayGuard` whose claim is made afterwards by an atomic INSERT (`_claim`): claiming is
+    the last check of `verify_approval`, so deferring it changes nothing but makes it async."""
+
+    def __init__(self) -> None:
+        self.claimed: tuple[str, datetime] | None = None
+
+    def claim(self, approval_id: str, forget_after: datetime) -> bool:
+        self.claimed = (approval_id, forget_after)
+        return True
+
+
+async def _claim(conn: AsyncConnection, guard: _DeferredClaim, request_id: str) -> bool:
+    assert guard.claimed is not None
+    approval_id, forget_after = guard.claimed
+    result = await conn.execute(
+        insert_or_ignore(conn.dialect.name, approval_ids, ("approval_id",)),
+        {"approval_id": approval_id, "request_id": request_id, "forget_after": forget_after},
+    )
+    return result.rowcount == 1
+
+
+async def pinned_key(conn: AsyncConnection, cluster_id: str) -> Ed25519PublicKey:
+    pem = await conn.scalar(
+        select(support_clusters.c.public_key_pem).where(support_clusters.c.cluster_id == cluster_id)
+    )
+    if pem is None:
+        raise KeyConflict("no public key is pinned for this cluster: send support/public-key first")
+    return _parse_key(pem)
+
+
+def _parse_key(pem: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode("utf-8"))
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(f"public_key_pem is not a PEM public key: {error}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInput("public_key_pem must be an Ed25519 public key")
+    return key
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+async def _approve(
+    conn: AsyncConnection, ctx: ServiceContext, stored: StoredRequest, message: SupportDecision
+) -> tuple[StoredRequest, AuditEvent] | None:
+    request, now = stored.request, ctx.clock()
+    if message.approval is None:
+        raise ApprovalInvalid("an approved decision must carry the signed approval")
+    try:
+        approval = SignedApproval.from_json(message.approval.model_dump())
+    except ApprovalRejected as error:
+        raise ApprovalInvalid(str(error)) from None
+    if request.grant is not None and request.grant.grant_id == approval.approval_id:
+        return None  # honoured before (the same approval sent again)
+    if request.state is not RequestState.PENDING:
+        raise InvalidState(f"request {request.id} is {request.state.value}, not pending")
+    guard = _DeferredClaim()
+    key = await pinned_key(conn, request.cluster_id)
+    try:
+        grant = verify_approval(approval, key, request=request, now=now, guard=guard)
+    except ApprovalRejected as error:
+        raise ApprovalInvalid(str(error)) from None
+    terms = message.grant
+    if terms is not None and (terms.role, terms.starts_at, terms.ends_at) != (
+        grant.role.value,
+        grant.starts_at,
+        grant.ends_at,
+    ):
+        raise ApprovalInvalid(f"grant terms differ from the signed approval {grant.grant_id}")
+    if not await _claim(conn, guard, request.id):
+        raise ApprovalReplayed(f"approval {grant.grant_id} was already used (replay refused)")
+    new = replace(
+        request,
+        state=RequestState.APPROVED,
+        decided_at=grant.starts_at,
+        decided_by=grant.approved_by,
+        grant=grant,
+    )
+    actor = replace(grant.approved_by, via="cluster")
+    event = request_event(new, actor, "support.approved", now, approval_id=grant.grant_id)
+    return replace(stored, request=new), event
+
+
+def _close(stored: StoredRequest, message: SupportDecision, now: datetime) -> StoredRequest | None:
+    """The record after the cluster reports `message.state`; None when nothing changes."""
+    request = stored.request
+    at = message.at or now
+    state = RequestState(message.state)
+    actor = cluster_person(message.by)
+    if request.state is state or (
+        request.state in (RequestState.REVOKED, RequestState.ENDED)
+        and state in (RequestState.REVOKED, RequestState.ENDED)
+    ):
+        # Already closed here (by the engineer, or the window elapsed): the cluster confirms.
+        return None if stored.sync_state is None else replace(stored, sync_state=None)
+    if state in (RequestState.DENIED, RequestState.EXPIRED):
+        if request.state is not RequestState.PENDING:
+            raise InvalidState(f"request {request.id} is {request.state.value}, not pending")
+        new = replace(request, state=state, decided_at=at, decided_by=actor, note=message.reason)
+    else:
+        grant = request.grant
+        if request.state is not RequestState.APPROVED or grant is None:
+            raise InvalidState(f"request {request.id} is {request.state.value}, not approved")
+        closed = replace(grant, closed_at=at, closed_by=actor, close_reason=message.reason)
+        new = replace(request, state=state, grant=closed)
+    return replace(stored, request=new, sync_state=None)
+
+
+async def decision(ctx: ServiceContext, cluster_id: str, message: SupportDecision) -> SupportAck:
+    """Apply a cluster's decision on one of its requests (see the module docstring)."""
+
+    async def effect(scope: Scope) -> SupportAck:
+        conn = scope.conn
+        now = ctx.clock()
+        stored = await access_store.load(conn, message.request_id, cluster_id=cluster_id, lock=True)
+        if stored is None:
+            raise NotFound(f"no access request {message.request_id} for this cluster")
+        approval_json = None
+        if message.state == "approved":
+            approved = await _approve(conn, ctx, stored, message)
+            if approved is None:
+                return _NOTHING
+            new, event = approved
+            assert message.approval is not None
+            approval_json = json.dumps(message.approval.model_dump(), sort_keys=True)
+        else:
+            closed = _close(stored, message, now)
+            if closed is None:
+                return _NOTHING
+            new = closed
+            action = (
+                "support.confirmed"
+                if new.request == stored.request
+                else "support." + (message.state)
+            )
+            event = request_event(
+                new.request, cluster_person(message.by), action, now, note=message.reason
+            )
+        await access_store.save(conn, new, now, approval=approval_json)
+        await audit_log.record(conn, ctx, [event])
+        return SupportAck(recorded=True)
+
+    try:
+        return await accept(ctx, cluster_id, "support/decision", message, SupportAck, {}, effect)
+    except (Refused, NotFound) as error:
+        approval_id = message.approval.approval_id if message.approval else None
+        await _refused(ctx, cluster_id, message.request_id, "support.decision.refused", error,
+                       state=message.state, by=message.by, approval_id=approval_id)  # fmt: skip
+        if isinstance(error, Refused):
+            raise ClusterMessageRefused(error) from None
+        raise
+
+
+async def _refused(
+    ctx: ServiceContext,
+    cluster_id: str,
+    subject: str,
+    action: str,
+    error: Exception,
+    **detail: str | None,
+) -> None:
+    log.warning("cluster %s: %s: %s", cluster_id, action, error)
+    event = system_event(cluster_id, subject, action, ctx.clock(), reason=str(error), **detail)
+    await audit_log.record_alone(ctx, [event])
+
+
+async def command_result(
+    ctx: ServiceContext, cluster_id: str, message: SupportCommandResult
+) -> SupportAck:
+    """Store the cluster's answer to a queued command."""
+
+    async def effect(scope: Scope) -> SupportAck:
+        return await record_result(scope.conn, ctx, cluster_id, message)
+
+    kind = "support/command-result"
+    return await accept(ctx, cluster_id, kind, message, SupportAck, {}, effect)
+
+
+async def _support_row(conn: AsyncConnection, cluster_id: str) -> None:
+    await conn.execute(
+        insert_or_ignore(conn.dialect.name, support_clusters, ("cluster_id",)),
+        {"cluster_id": cluster_id},
+    )
+
+
+async def public_key(ctx: ServiceContext, cluster_id: str, message: SupportPublicKey) -> SupportAck:
+    """Pin the cluster's approval-signing key (the first one sent); refuse a different one."""
+    key = _parse_key(message.public_key_pem)
+    fingerprint = hashlib.sha256(_raw(key)).hexdigest()
+
+    async def effect(scope: Scope) -> SupportAck:
+        conn = scope.conn
+        now = ctx.clock()
+        await _support_row(conn, cluster_id)
+        pinned = await conn.scalar(
+            select(support_clusters.c.public_key_pem)
+            .where(support_clusters.c.cluster_id == cluster_id)
+            .with_for_update()
+        )
+        if pinned is not None:
+            if _raw(_parse_key(pinned)) == _raw(key):
+                return _NOTHING
+            raise KeyConflict("another public key is pinned for this cluster; refusing a new one")
+        await conn.execute(
+            update(support_clusters)
+            .where(support_clusters.c.cluster_id == cluster_id)
+            .values(public_key_pem=message.public_key_pem, key_pinned_at=now)
+        )
+        event = system_event(cluster_id, cluster_id, "support.key.pinned", now, sha256=fingerprint)
+        await audit_log.record(conn, ctx, [event])
+        return SupportAck(recorded=True)
+
+    try:
+        return await accept(ctx, cluster_id, "support/public-key", message, SupportAck, {}, effect)
+    except KeyConflict as error:
+        await _refused(
+            ctx, cluster_id, cluster_id, "support.key.refused", error, sha256=fingerprint
+        )
+        raise ClusterMessageRefused(error) from None
+
+
+async def policy(ctx: ServiceContext, cluster_id: str, message: SupportPolicyReport) -> SupportAck:
+    """Remember the cluster's support policy so the console can show it (the cluster decides)."""
+    stored = message.model_dump(mode="json", exclude={"message_id", "epoch"})
+
+    async def effect(scope: Scope) -> SupportAck:
+        conn = scope.conn
+        await _support_row(conn, cluster_id)
+        await conn.execute(
+            update(support_clusters)
+            .where(support_clusters.c.cluster_id == cluster_id)
+            .values(policy=stored, policy_updated_at=ctx.clock())
+        )
+        return SupportAck(recorded=True)
+
+    return await accept(ctx, cluster_id, "support/policy", message, SupportAck, {}, effect)

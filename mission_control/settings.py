@@ -1,0 +1,71 @@
+"""Mission Control settings: defaults < environment (MISSION_CONTROL_*) < command-line flags.
+
+Guarantees: a `Settings` object is validated as a whole (TLS cert and key come together,
+thresholds are fractions, intervals are positive), so the server never starts half-configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mission_control.service.policy import AlertPolicy, SizingPolicy
+
+DEFAULT_DB_URL = "sqlite:///mission-control.db"
+DEFAULT_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+
+class Settings(BaseSettings):
+    """Everything `mission-control serve` needs; see docs/mission-control-api.md."""
+
+    model_config = SettingsConfigDict(env_prefix="MISSION_CONTROL_", frozen=True, extra="forbid")
+
+    db_url: str = DEFAULT_DB_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    tls_ciphers: str = DEFAULT_CIPHERS
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    migrate_on_start: bool = True
+    access_log: bool = False
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+
+    health_interval_s: float = Field(default=120, gt=0)
+    sweep_interval_s: float = Field(default=30, gt=0)
+    dedupe_retention_days: int = Field(default=30, ge=1)
+    credential_cache_s: float = Field(default=30, ge=0)
+    enrollment_token_ttl_days: int = Field(default=7, ge=1)
+    support_pending_ttl_s: float = Field(default=4 * 86400, gt=0)
+    staff_session_s: float = Field(default=12 * 3600, gt=0)
+    # argon2id cost of staff passwords (argon2-cffi defaults); hashes made with lower values are
+    # upgraded at the next successful login.
+    password_time_cost: int = Field(default=3, ge=1, le=100)
+    password_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_parallelism: int = Field(default=4, ge=1, le=64)
+
+    alerts: AlertPolicy = AlertPolicy()
+    sizing: SizingPolicy = SizingPolicy()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key must be given together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None

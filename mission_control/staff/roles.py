@@ -1,0 +1,45 @@
+"""Staff roles and what each may do. Only support engineers may ask for cluster access."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StaffRole(StrEnum):
+    SUPPORT_L2 = "support-l2"
+    SUPPORT_L3 = "support-l3"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class UnknownRole(ValueError):
+    """A role name that does not exist."""
+
+
+_REQUESTERS = frozenset({StaffRole.SUPPORT_L2, StaffRole.SUPPORT_L3})
+
+
+def parse_role(text: str) -> StaffRole:
+    """The role named `text`, or `UnknownRole` with the list of valid names."""
+    try:
+        return StaffRole(text.strip().lower())
+    except ValueError:
+        names = ", ".join(r.value for r in StaffRole)
+        raise UnknownRole(f"unknown staff role {text!r}: use one of {names}") from None
+
+
+def can_request_access(role: StaffRole | str) -> bool:
+    """True only for support-l2 and support-l3: operators and admins run Mission Control, they
+    do not enter customer clusters."""
+    try:
+        return StaffRole(role) in _REQUESTERS
+    except ValueError:
+        return False
+
+
+def can_manage_staff(role: StaffRole | str) -> bool:
+    """Creating staff accounts and resetting credentials is for admins only."""
+    try:
+        return StaffRole(role) is StaffRole.ADMIN
+    except ValueError:
+        return False

@@ -1,0 +1,180 @@
+"""Wire models of the staff API for remote support: login, access requests, commands, audit.
+
+Same rules as `mission_control.protocol`: requests refuse unknown fields and validate ranges
+before anything is stored; replies ignore unknown fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from cluster.support.errors import PolicyError
+from cluster.support.policy import HARD_MAX_GRANT, format_duration, parse_duration
+from mission_control.protocol import AccessRoleName, CommandName, Reply, Request, StaffRole
+
+RequestState = Literal["pending", "approved", "denied", "expired", "revoked", "ended"]
+
+
+class LoginRequest(Request):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str = Field(min_length=1, max_length=16, description="The current 6-digit TOTP code.")
+
+
+class LoginReply(Reply):
+    token: str = Field(description="Bearer token for the staff API; shown once.")
+    user: str
+    role: StaffRole
+    expires_at: datetime
+
+
+class LogoutReply(Reply):
+    logged_out: bool
+
+
+class AccessRequestCreate(Request):
+    cluster: str = Field(min_length=1, max_length=128, description="Cluster id or name.")
+    reason: str = Field(min_length=1, max_length=2000)
+    role: AccessRoleName
+    duration: str | int = Field(description="Seconds, or a duration such as 4h or 1h30m.")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reason is required: say what you need to look at")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | int) -> int:
+        try:
+            if isinstance(value, int) or value.isdigit():
+                seconds = int(value)
+            else:
+                seconds = int(parse_duration(value).total_seconds())
+        except PolicyError as error:
+            raise ValueError(str(error)) from None
+        if seconds <= 0:
+            raise ValueError("must be longer than zero")
+        if seconds > HARD_MAX_GRANT.total_seconds():
+            raise ValueError(f"at most {format_duration(HARD_MAX_GRANT)}")
+        return seconds
+
+    @property
+    def duration_delta(self) -> timedelta:
+        return timedelta(seconds=int(self.duration))
+
+
+class AccessRequestQuery(Request):
+    cluster: str | None = Field(default=None, max_length=128, description="Cluster id or name.")
+
+
+class GrantView(Reply):
+    id: str
+    role: AccessRoleName
+    starts_at: datetime
+    ends_at: datetime
+    approved_by: str
+    closed_at: datetime | None
+    closed_by: str | None
+    close_reason: str | None
+
+
+class AccessRequestView(Reply):
+    id: str
+    cluster_id: str
+    cluster_name: str
+    engineer: str
+    engineer_role: StaffRole
+    reason: str
+    role: AccessRoleName
+    duration_seconds: int
+    requested_at: datetime
+    state: RequestState
+    pending_until: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    note: str | None = Field(description="The decision's reason (a denial's, for example).")
+    grant: GrantView | None
+    awaiting_cluster: bool = Field(
+        description="True while the cluster has not yet confirmed a state set here."
+    )
+
+
+class AccessRequestList(Reply):
+    requests: list[AccessRequestView]
+
+
+class CommandArguments(Request):
+    key: str | None = Field(default=None, min_length=1, max_length=256)
+    value: str | None = Field(default=None, max_length=4096)
+    lines: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class CommandCreate(Request):
+    command: CommandName
+    arguments: CommandArguments = Field(default_factory=CommandArguments)
+
+    @model_validator(mode="after")
+    def _needed_arguments(self) -> CommandCreate:
+        args = self.arguments
+        if self.command == "config set" and (args.key is None or args.value is None):
+            raise ValueError("config set needs arguments.key and arguments.value")
+        if self.command == "config get" and args.value is not None:
+            raise ValueError("config get takes no value")
+        return self
+
+    def argument_map(self) -> dict[str, str | int]:
+        return self.arguments.model_dump(exclude_none=True)
+
+
+class CommandView(Reply):
+    id: str
+    request_id: str
+    cluster_id: str
+    engineer: str
+    command: CommandName
+    arguments: dict[str, str | int]
+    issued_at: datetime
+    status: Literal["queued", "ok", "refused", "error"]
+    summary: str | None
+    output: str | None = Field(description="As the cluster sent it (already redacted).")
+    answered_at: datetime | None
+
+
+class CommandList(Reply):
+    commands: list[CommandView]
+
+
+class AuditQuery(Request):
+    actor: str | None = Field(default=None, max_length=128)
+    cluster: str | None = Field(default=None, max_length=128, description="Cluster id or name.")
+    action: str | None = Field(default=None, max_length=64)
+    since: AwareDatetime | None = None
+    limit: int = Field(default=1000, ge=1, le=10_000)
+
+
+class AuditActor(Reply):
+    name: str
+    kind: str
+    via: str | None
+
+
+class AuditEntryView(Reply):
+    seq: int
+    at: datetime
+    actor: AuditActor
+    action: str
+    cluster: str
+    subject: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditList(Reply):
+    entries: list[AuditEntryView] = Field(description="Newest first.")

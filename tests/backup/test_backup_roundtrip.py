@@ -1,0 +1,144 @@
+"""Backup, verify and restore, bit-exact, on file:// and on real S3 endpoints with a mirror."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from backup.destinations import TargetSet, open_targets
+from backup.engine import (
+    BackupContext,
+    ProgressEvent,
+    ResidencyPolicy,
+    SignedManifest,
+    list_backups,
+    restore_part_bytes,
+    restore_part_directory,
+    verify_backup,
+    write_part,
+)
+from backup.errors import TargetError
+from backup.targets import S3Location, S3Target
+from backup.throttle import TokenBucket
+
+EU = ResidencyPolicy("EU")
+
+
+def check_round_trip(
+    targets: TargetSet,
+    signed: SignedManifest,
+    tree: Path,
+    tmp_path: Path,
+    customer_key: X25519PrivateKey,
+    signer: Ed25519PrivateKey,
+    digest_of: Callable[[Path], dict[str, str]],
+) -> None:
+    backup_id = signed.manifest.id
+    catalogue = list_backups(targets.primary, signer.public_key())
+    assert [b.manifest.id for b in catalogue.backups] == [backup_id]
+    shallow = verify_backup(backup_id, targets, trusted=signer.public_key())
+    assert shallow.ok, shallow.describe()
+    assert shallow.checked_objects == 2 * len(targets.all)
+    deep = verify_backup(backup_id, targets, private_key=customer_key)
+    assert deep.ok and deep.deep, deep.describe()
+    for i, source in enumerate(targets.all):
+        events: list[ProgressEvent] = []
+        out = tmp_path / f"restored-{i}"
+        restore_part_directory(
+            backup_id,
+            "node-a",
+            out,
+            source=source,
+            private_key=customer_key,
+            trusted=signer.public_key(),
+            progress=events.append,
+        )
+        assert digest_of(out) == digest_of(tree)
+        assert events and events[-1].done_bytes == signed.manifest.part("node-a").size_plain
+        zk = restore_part_bytes(backup_id, "zookeeper", source=source, private_key=customer_key)
+        assert json.loads(zk) == {"/managed/clusters/c1/config": "{}"}
+
+
+def test_file_target_with_mirror(
+    tmp_path: Path,
+    data_tree: Path,
+    run_backup: Callable[..., SignedManifest],
+    customer_key: X25519PrivateKey,
+    cluster_signing_key: Ed25519PrivateKey,
+    digest_of: Callable[[Path], dict[str, str]],
+) -> None:
+    targets = open_targets(f"file://{tmp_path}/primary", [f"file://{tmp_path}/mirror"], EU)
+    signed = run_backup(targets, data_tree)
+    assert signed.manifest.targets == targets.urls
+    assert (tmp_path / "primary" / "manifests" / f"{signed.manifest.id}.json").exists()
+    check_round_trip(
+        targets, signed, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
+    )
+
+
+def test_s3_target_with_mirror_in_another_region(
+    tmp_path: Path,
+    data_tree: Path,
+    new_bucket: Callable[..., str],
+    run_backup: Callable[..., SignedManifest],
+    customer_key: X25519PrivateKey,
+    cluster_signing_key: Ed25519PrivateKey,
+    digest_of: Callable[[Path], dict[str, str]],
+) -> None:
+    # Ireland -> Frankfurt, each on its own endpoint; the big file makes a multipart upload.
+    (data_tree / "segments" / "huge.bin").write_bytes(bytes(range(256)) * 80_000)
+    targets = open_targets(new_bucket("eu-west-1"), [new_bucket("eu-central-1")], EU)
+    signed = run_backup(targets, data_tree)
+    assert signed.manifest.part("node-a").size_cipher > 8 * 1024 * 1024
+    check_round_trip(
+        targets, signed, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
+    )
+
+
+def test_failed_mirror_leaves_nothing_anywhere(
+    new_bucket: Callable[..., str], customer_key: X25519PrivateKey, s3_endpoints: object
+) -> None:
+    primary_url = new_bucket("eu-west-1")
+    mirror_url = new_bucket("eu-central-1").replace("s3://bk-", "s3://gone-")  # no such bucket
+    targets = open_targets(primary_url, [mirror_url], EU, check_location=False)
+    ctx = BackupContext("20250101T020000Z-0a1b2c3d", customer_key.public_key())
+    with pytest.raises(TargetError, match="cannot write data/20250101T020000Z-0a1b2c3d/big.part"):
+        write_part(
+            io.BytesIO(bytes(20 * 1024 * 1024)), ctx=ctx, part="big", node="n", targets=targets
+        )
+    assert targets.primary.list() == []
+    location = targets.primary.location
+    assert isinstance(location, S3Location) and isinstance(targets.primary, S3Target)
+    client = boto3.client("s3", region_name=location.region, endpoint_url=location.endpoint)
+    assert client.list_multipart_uploads(Bucket=location.bucket).get("Uploads", []) == []
+
+
+def test_missing_bucket_is_a_clear_error(new_bucket: Callable[..., str]) -> None:
+    url = new_bucket("eu-west-1").replace("s3://bk-", "s3://nobucket-")
+    with pytest.raises(TargetError, match="does not exist"):
+        open_targets(url, [], EU)
+
+
+def test_bandwidth_limit_slows_writes(tmp_path: Path, customer_key: X25519PrivateKey) -> None:
+    targets = open_targets(f"file://{tmp_path}/t", [], EU)
+    ctx = BackupContext("20250101T020000Z-0a1b2c3d", customer_key.public_key())
+    limiter = TokenBucket(16 * 1024 * 1024, burst=1024 * 1024)
+    started = time.monotonic()
+    write_part(
+        io.BytesIO(bytes(8 * 1024 * 1024)),
+        ctx=ctx,
+        part="p",
+        node="n",
+        targets=targets,
+        limiter=limiter,
+    )
+    # 8 MiB at 16 MiB/s with a 1 MiB head start takes at least 7/16 s.
+    assert time.monotonic() - started >= 7 / 16 - 0.02

@@ -1,0 +1,60 @@
+"""The schedule on a real cluster: fires on the leader, runs never overlap, and fire times
+missed while leadership changed hands are caught up exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from backupkit import change_settings, configure, data_dir, fill, runs
+from clusterkit import ClusterUnderTest
+
+from cluster import zk
+from cluster.backups import store
+from cluster.backups.runs import ScheduleMark
+from cluster.dev.processes import wait_until
+
+
+def test_schedule_fires_never_overlaps_and_catches_up_once(
+    cluster: ClusterUnderTest, bucket: Callable[..., str]
+) -> None:
+    for n in ("n1", "n2", "n3"):
+        fill(data_dir(cluster, n), n, size=200_000)
+    cluster.start_nodes(3)
+    # Every 2 s, with runs slowed to about as long: some fires find a run in progress.
+    configure(cluster, bucket("eu-west-1"), schedule="*/2 * * * * *", bandwidth_limit="150KiB/s")
+
+    def scheduled_done() -> bool:
+        return sum(r.trigger == "schedule" and r.status == "ok" for r in runs(cluster)) >= 2
+
+    assert wait_until(scheduled_done, 40, 0.3), cluster.logs()
+    change_settings(cluster, schedule="0 2 * * *")  # daily from now on
+    client = zk.connect(cluster.hosts)
+    try:
+
+        def settled() -> bool:
+            mark = store.read_mark(client, cluster.paths)
+            idle = store.current_run_id(client, cluster.paths) is None
+            return idle and mark is not None and mark.expression == "0 2 * * *"
+
+        assert wait_until(settled, 30, 0.2), cluster.logs()
+        finished = runs(cluster)
+        spans = sorted((r.started, r.finished or 0.0) for r in finished)
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert start >= end, spans  # never two runs at once
+        # The leader dies; the fire times of the last three days were never handled.
+        missed = ScheduleMark(expression="0 2 * * *", handled_through=time.time() - 3 * 86400)
+        client.set(cluster.paths.backup_schedule, store.encode(missed))
+    finally:
+        zk.close(client)
+    old = cluster.snapshot().leader
+    assert old is not None
+    cluster.processes[old.node].kill()
+
+    def caught_up() -> list[str]:
+        return [r.id for r in runs(cluster) if r.trigger == "catch-up"]
+
+    assert wait_until(lambda: len(caught_up()) == 1, 20, 0.3), cluster.logs()
+    time.sleep(2)
+    assert len(caught_up()) == 1  # once, coalesced
+    assert len(runs(cluster)) == len(finished) + 1

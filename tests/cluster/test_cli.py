@@ -1,0 +1,114 @@
+"""The `managed` CLI against a real ensemble: membership, status, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clusterkit import ClusterUnderTest, managed
+
+
+def test_join_is_idempotent_and_list_shows_the_roster(cluster: ClusterUnderTest) -> None:
+    args = ("node", "join", "n1", "--datacenter", "dc1", "--api-address", "127.0.0.1:7001")
+    first, again = cluster.cli(*args), cluster.cli(*args)
+    assert first.returncode == 0 and "joined" in first.stdout
+    assert again.returncode == 0 and "already in" in again.stdout
+    rows = json.loads(cluster.cli("node", "list", "--json").stdout)
+    assert rows == [
+        {
+            "id": "n1",
+            "datacenter": "dc1",
+            "api_address": "127.0.0.1:7001",
+            "live": False,
+            "leader": False,
+        }
+    ]
+
+
+def test_malformed_join_is_refused_with_one_line_and_changes_nothing(
+    cluster: ClusterUnderTest,
+) -> None:
+    bad = [
+        ("N_1", "dc1", "127.0.0.1:7001", "node id"),
+        ("n1", "DC 1", "127.0.0.1:7001", "datacenter"),
+        ("n1", "dc1", "127.0.0.1", "HOST:PORT"),
+        ("n1", "dc1", "127.0.0.1:70000", "port"),
+    ]
+    for node, dc, addr, word in bad:
+        r = cluster.cli("node", "join", node, "--datacenter", dc, "--api-address", addr)
+        assert r.returncode == 1, r
+        assert word in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert cluster.snapshot().roster == ()
+
+
+def test_conflicting_join_is_refused(cluster: ClusterUnderTest) -> None:
+    assert (
+        cluster.cli(
+            "node", "join", "n1", "--datacenter", "dc1", "--api-address", "127.0.0.1:7001"
+        ).returncode
+        == 0
+    )
+    r = cluster.cli("node", "join", "n1", "--datacenter", "dc2", "--api-address", "127.0.0.1:7001")
+    assert r.returncode == 1 and "leave first" in r.stderr
+    r = cluster.cli("node", "join", "n2", "--datacenter", "dc1", "--api-address", "127.0.0.1:7001")
+    assert r.returncode == 1 and "already used by node n1" in r.stderr
+
+
+def test_leave_refuses_live_node_and_broken_quorum_unless_forced(cluster: ClusterUnderTest) -> None:
+    cluster.start_nodes(3)
+    r = cluster.cli("node", "leave", "n1")
+    assert r.returncode == 1 and "is live" in r.stderr
+    # Stop two nodes: removing either down node would leave 1 live of 2 needed... check both rules.
+    cluster.processes["n2"].stop()
+    cluster.processes["n3"].stop()
+    assert cluster.wait(lambda s: len(s.live) == 1, 10)
+    r = cluster.cli("node", "leave", "n3")
+    assert r.returncode == 1 and "quorum" in r.stderr
+    assert {e.node for e in cluster.snapshot().roster} == {"n1", "n2", "n3"}
+    r = cluster.cli("node", "leave", "n3", "--force")
+    assert r.returncode == 0 and "left" in r.stdout
+    assert {e.node for e in cluster.snapshot().roster} == {"n1", "n2"}
+
+
+def test_status_json_fields_and_text(cluster: ClusterUnderTest) -> None:
+    cluster.start_nodes(3)
+    doc = json.loads(cluster.cli("cluster", "status", "--json").stdout)
+    assert {"cluster", "roster", "quorum", "leader", "epoch"} <= set(doc)
+    assert doc["license"] == {"state": "not enrolled"}
+    assert doc["cluster"] == cluster.name
+    assert [set(r) for r in doc["roster"]] == [{"id", "datacenter", "live"}] * 3
+    assert doc["quorum"] == {"have": 3, "need": 2, "ok": True}
+    assert doc["leader"] in {"n1", "n2", "n3"} and doc["epoch"] >= 1
+    text = cluster.cli("cluster", "status").stdout
+    assert f"leader    {doc['leader']}" in text and "3/2 ok" in text
+
+
+def test_unreachable_zookeeper_and_usage_errors() -> None:
+    r = managed("--zk", "127.0.0.1:1", "cluster", "status", timeout=30)
+    assert r.returncode == 1 and "cannot reach ZooKeeper" in r.stderr and r.stderr.count("\n") == 1
+    r = managed("--cluster", "Bad!", "cluster", "status")
+    assert r.returncode == 2
+    r = managed("node", "frobnicate")
+    assert r.returncode == 2
+
+
+def test_node_run_refuses_a_node_outside_the_roster(cluster: ClusterUnderTest) -> None:
+    proc = cluster.run("ghost")
+    proc.popen.wait(30)
+    assert proc.popen.returncode == 1
+    assert "not in the roster" in proc.log_tail()
+
+
+def test_two_nodes_never_share_a_data_dir(cluster: ClusterUnderTest, tmp_path: Path) -> None:
+    cluster.join("n1")
+    cluster.join("n2")
+    shared = tmp_path / "shared"
+    p1 = cluster.run("n1", data_dir=shared)
+    assert cluster.wait(lambda s: s.live_member("n1") is not None, 15), p1.log_tail()
+    p2 = cluster.run("n2", data_dir=shared)
+    p2.popen.wait(20)
+    assert p2.popen.returncode == 1 and "in use by another process" in p2.log_tail()
+    p1.stop()
+    p3 = cluster.run("n2", data_dir=shared, key="n2-again")
+    p3.popen.wait(20)
+    assert p3.popen.returncode == 1 and "belongs to" in p3.log_tail()

@@ -1,0 +1,114 @@
+"""The `mission-control` command line: output contract, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mission_control.cli import main
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'mc.db'}"
+    assert run("db", "upgrade", "--db", url).exit_code == 0
+    return url
+
+
+def one_line_error(result: Result, code: int = 1) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_create_prints_only_the_token(db: str) -> None:
+    result = run("clusters", "create", "acme", "--geography", "EU", "--db", db)
+    assert result.exit_code == 0
+    assert result.stdout.count("\n") == 1 and result.stdout.startswith("mce.")
+    assert "acme" in result.stderr
+    again = run("clusters", "create", "acme", "--geography", "US", "--db", db)
+    assert "exists already" in one_line_error(again)
+
+
+def test_usage_errors_exit_2(db: str) -> None:
+    assert run("clusters", "create", "acme", "--geography", "MARS", "--db", db).exit_code == 2
+    assert run("clusters", "create", "no spaces", "--geography", "EU", "--db", db).exit_code == 2
+    assert run("tokens", "create", "--user", "a", "--role", "king", "--db", db).exit_code == 2
+    bad_date = run("licenses", "set", "acme", "--host-units", "1", "--expires", "soon")
+    assert bad_date.exit_code == 2
+    assert run("serve", "--listen", "nowhere", "--db", db).exit_code == 2
+
+
+def test_licenses_and_listing(db: str) -> None:
+    run("clusters", "create", "acme", "--geography", "AU", "--db", db)
+    result = run(
+        "licenses", "set", "acme", "--host-units", "12.5", "--expires", "2031-03-31", "--db", db
+    )
+    assert result.exit_code == 0, result.output
+    listed = json.loads(run("clusters", "list", "--json", "--db", db).stdout)
+    assert [(c["name"], c["geography"], c["license"]) for c in listed] == [
+        ("acme", "AU", {"host_units": 12.5, "expires": "2031-03-31"})
+    ]
+    table = run("clusters", "list", "--db", db).stdout
+    assert "12.5 HU until 2031-03-31" in table
+    missing = run("licenses", "set", "nope", "--host-units", "1", "--expires", "2031-01-01")
+    assert one_line_error(missing)  # default database does not exist: clear error
+
+
+def test_unknown_cluster_license(db: str) -> None:
+    result = run(
+        "licenses", "set", "nope", "--host-units", "1", "--expires", "2031-01-01", "--db", db
+    )
+    assert "no cluster named 'nope'" in one_line_error(result)
+
+
+def test_tokens_and_alerts(db: str) -> None:
+    password = "Violet-harbour-42-kites\n" * 2
+    added = CliRunner().invoke(
+        main, ["users", "add", "alice", "--role", "support-l3", "--db", db], input=password
+    )
+    assert added.exit_code == 0, added.output
+    result = run("tokens", "create", "--user", "alice", "--role", "support-l3", "--db", db)
+    assert result.exit_code == 0 and result.stdout.startswith("mct_")
+    assert json.loads(run("alerts", "list", "--all", "--json", "--db", db).stdout) == []
+    assert "KIND" in run("alerts", "list", "--db", db).stdout
+
+
+def test_database_errors_are_one_line(tmp_path: Path) -> None:
+    absent = f"sqlite:///{tmp_path / 'absent.db'}"
+    assert "db upgrade" in one_line_error(run("clusters", "list", "--db", absent))
+    assert not (tmp_path / "absent.db").exists()
+    assert "unsupported database" in one_line_error(run("alerts", "list", "--db", "mysql://x/y"))
+    refused = run("clusters", "list", "--db", "postgresql://u:secret@127.0.0.1:1/x")
+    line = one_line_error(refused)
+    assert "cannot use database" in line and "secret" not in line
+    no_dir = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"
+    assert "does not exist" in one_line_error(run("db", "upgrade", "--db", no_dir))
+
+
+def test_dev_ca(tmp_path: Path) -> None:
+    target = tmp_path / "ca"
+    result = run("certs", "dev-ca", str(target), "--host", "127.0.0.1", "--host", "mc.test")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in target.iterdir()) == ["ca.pem", "server-key.pem", "server.pem"]
+    assert (target / "server-key.pem").stat().st_mode & 0o077 == 0
+    assert "exists already" in one_line_error(run("certs", "dev-ca", str(target)))
+    assert run("certs", "dev-ca", str(target), "--force").exit_code == 0
+
+
+def test_serve_refuses_bad_tls_files(tmp_path: Path, db: str) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = run("serve", "--db", db, "--tls-cert", str(cert), "--tls-key", str(cert))
+    assert "cannot load TLS certificate" in one_line_error(result)
+    result = run("serve", "--db", db, "--tls-cert", str(cert))
+    assert "must be given together" in one_line_error(result)

@@ -1,0 +1,235 @@
+"""Staff accounts: `users add`, login with password and TOTP (replay, throttle, races), tokens
+owned by users, logout, and the legacy-token migration; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from click.testing import CliRunner, Result
+from mc_kit import FakeClock
+from mcs_staff import ADMIN, FAST_HASHER_ENV, PASSWORD, add_user, fast, totp_code
+from mcs_support import Support
+from mcs_support import support_fixture as support_fixture  # the fixture
+from sqlalchemy import Connection, insert, select
+
+from mission_control.cli import main
+from mission_control.db.engine import create_engine
+from mission_control.db.migrate import alembic_config, upgrade
+from mission_control.db.schema import staff_tokens, users
+from mission_control.errors import InvalidCredential, NotFound
+from mission_control.service import staff
+from mission_control.service import users as user_store
+from mission_control.service.context import ServiceContext
+
+
+def run(*args: str, stdin: str | None = None) -> Result:
+    runner = CliRunner(env=FAST_HASHER_ENV)
+    return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    return line
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+def test_users_add_reads_stdin_and_prints_the_totp_uri(db: str) -> None:
+    result = run(
+        "users", "add", "alice", "--role", "support-l2", "--db", db, stdin=f"{PASSWORD}\n" * 2
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.startswith("otpauth://totp/Mission%20Control:alice?secret=")
+    listed = json.loads(run("users", "list", "--json", "--db", db).stdout)
+    assert [(u["name"], u["role"], u["disabled"]) for u in listed] == [
+        ("alice", "support-l2", False)
+    ]
+    again = run("users", "add", "alice", "--role", "admin", "--db", db, stdin=f"{PASSWORD}\n" * 2)
+    assert "exists already" in one_line_error(again)
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("Password2024!\nPassword2024!\n", "password too weak"),
+        ("short\nshort\n", "at least 12 characters"),
+        ("xx-alice-xx-99\nxx-alice-xx-99\n", "do not include the username"),
+        (f"{PASSWORD}\n{PASSWORD}x\n", "differ"),
+        (f"{PASSWORD}\n", "twice"),
+    ],
+    ids=["common-word", "short", "username", "mismatch", "once"],
+)
+def test_users_add_refuses_and_stores_nothing(db: str, stdin: str, message: str) -> None:
+    result = run("users", "add", "alice", "--role", "support-l2", "--db", db, stdin=stdin)
+    assert message in one_line_error(result)
+    assert json.loads(run("users", "list", "--json", "--db", db).stdout) == []
+    assert run("audit", "verify", "--db", db).stdout.startswith("ok: 0 entries")
+
+
+def test_tokens_need_an_existing_user_and_take_its_role(db: str) -> None:
+    assert "no staff user named 'ghost'" in one_line_error(
+        run("tokens", "create", "--user", "ghost", "--db", db)
+    )
+    run("users", "add", "alice", "--role", "support-l2", "--db", db, stdin=f"{PASSWORD}\n" * 2)
+    mismatch = run("tokens", "create", "--user", "alice", "--role", "admin", "--db", db)
+    assert "has role support-l2, not admin" in one_line_error(mismatch)
+    result = run("tokens", "create", "--user", "alice", "--db", db)
+    assert result.exit_code == 0 and result.stdout.startswith("mct_")
+    assert "support-l2" in result.stderr
+    assert run("users", "disable", "alice", "--db", db).exit_code == 0
+    assert "disabled" in one_line_error(run("tokens", "create", "--user", "alice", "--db", db))
+    verified = run("audit", "verify", "--db", db)
+    assert verified.exit_code == 0 and verified.stdout.startswith("ok: 3 entries")
+
+
+async def login(
+    support: Support, user: str, password: str, code: str
+) -> tuple[int, dict[str, object]]:
+    body = {"username": user, "password": password, "totp": code}
+    return await support.call("POST", "/api/v1/login", body)
+
+
+async def test_login_logout_and_wrong_factors(support: Support) -> None:
+    secret = await add_user(support.ctx, "alice", "support-l2")
+    now = support.clock.now
+    status, reply = await login(support, "alice", PASSWORD + "x", totp_code(secret, now))
+    assert (status, reply["error"]) == (
+        401,
+        {"code": "login_refused", "message": "invalid username, password or code"},
+    )  # type: ignore[index]
+    status, reply = await login(support, "alice", PASSWORD, totp_code(secret, now, steps_ahead=5))
+    assert status == 401
+    status, reply = await login(support, "nobody", PASSWORD, "123456")
+    assert status == 401
+
+    code = totp_code(secret, now)
+    status, reply = await login(support, "alice", PASSWORD, code)
+    assert status == 200, reply
+    assert (reply["user"], reply["role"]) == ("alice", "support-l2")
+    token = str(reply["token"])
+    assert token.startswith("mct_") and str(reply["expires_at"]).startswith("2030-06-02T00:00:00")
+    assert (await support.call("GET", "/api/v1/clusters", token=token))[0] == 200
+
+    status, reply = await login(support, "alice", PASSWORD, code)  # the same code again
+    assert status == 401
+    audit = await support.ok(
+        "GET", "/api/v1/audit?cluster=mission-control&actor=alice", token=token
+    )
+    reasons = [
+        e["detail"].get("reason") for e in audit["entries"] if e["action"].startswith("staff.login")
+    ]
+    assert reasons == [
+        "TOTP refused: code already used",
+        "password and TOTP accepted",
+        "TOTP refused: wrong or expired code",
+        "wrong password",
+    ]
+    assert (await support.ok("POST", "/api/v1/logout", token=token))["logged_out"] is True
+    assert (await support.call("GET", "/api/v1/clusters", token=token))[0] == 401
+    support.clock.advance(hours=13)
+    status, reply = await login(support, "alice", PASSWORD, totp_code(secret, support.clock.now))
+    assert status == 200
+    support.clock.advance(hours=13)  # the session token expires
+    assert (await support.call("GET", "/api/v1/clusters", token=str(reply["token"])))[0] == 401
+
+
+async def test_repeated_failures_are_throttled(support: Support) -> None:
+    secret = await add_user(support.ctx, "alice", "support-l3")
+    for _ in range(4):
+        assert (await login(support, "alice", "wrong-password-1", "000000"))[0] == 401
+    status, reply = await login(support, "alice", "wrong-password-1", "000000")
+    assert status == 429 and "try again after 2030-06-01T12:01:00" in str(reply["error"])
+    status, _ = await login(support, "alice", PASSWORD, totp_code(secret, support.clock.now))
+    assert status == 429  # refused without checking, even with the right secrets
+    support.clock.advance(seconds=61)
+    status, _ = await login(support, "alice", PASSWORD, totp_code(secret, support.clock.now))
+    assert status == 200
+
+
+async def test_concurrent_logins_with_one_code_one_wins(
+    ctx: ServiceContext, clock: FakeClock
+) -> None:
+    ctx = fast(ctx)
+    secret = await add_user(ctx, "alice", "support-l2")
+    code = totp_code(secret, clock.now)
+    results = await asyncio.gather(*(staff.login(ctx, "alice", PASSWORD, code) for _ in range(4)))
+    assert sum(r.identity is not None for r in results) == 1
+    failures = await asyncio.gather(
+        *(staff.login(ctx, "alice", "nope-nope-nope", "111111") for _ in range(5))
+    )
+    assert all(r.identity is None for r in failures)
+    locked = await staff.login(ctx, "alice", PASSWORD, totp_code(secret, clock.now, steps_ahead=1))
+    assert locked.throttled and locked.identity is None
+
+
+async def test_tokens_act_with_the_owners_current_state(ctx: ServiceContext) -> None:
+    await add_user(ctx, "alice", "support-l2")
+    issued = await staff.create_staff_token(ctx, "alice", by=ADMIN)
+    assert (await staff.authenticate_staff(ctx, issued.token)).role == "support-l2"
+    await user_store.disable_user(ctx, "alice", by=ADMIN)
+    with pytest.raises(InvalidCredential):
+        await staff.authenticate_staff(ctx, issued.token)
+    with pytest.raises(NotFound):
+        await staff.create_staff_token(ctx, "ghost", by=ADMIN)
+    with pytest.raises(NotFound):
+        await user_store.disable_user(ctx, "ghost", by=ADMIN)
+
+
+def _to_0001(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "0001")
+
+
+async def test_tokens_from_before_staff_accounts_keep_working(db_url: str) -> None:
+    engine = create_engine(db_url)
+    ctx = ServiceContext(engine=engine, clock=FakeClock())
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_to_0001)
+            await conn.execute(
+                insert(staff_tokens).values(
+                    token_hash=__import__("hashlib").sha256(b"mcs.legacy-secret").hexdigest(),
+                    user_name="ops",
+                    role="operator",
+                    created_at=datetime(2030, 1, 1, tzinfo=UTC),
+                )
+            )
+        await upgrade(engine)
+        who = await staff.authenticate_staff(ctx, "mcs.legacy-secret")
+        assert (who.user, who.role) == ("ops", "operator")
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(users.c.password_hash))).scalar_one()
+        assert stored == "!"  # this account cannot log in until recreated
+        assert (await staff.login(ctx, "ops", "!", "000000")).identity is None
+    finally:
+        await engine.dispose()
+
+
+def test_audit_verify_finds_an_edited_row(db: str, tmp_path: Path) -> None:
+    for name in ("alice", "bob", "carol"):
+        run("users", "add", name, "--role", "support-l2", "--db", db, stdin=f"{PASSWORD}\n" * 2)
+    ok = run("audit", "verify", "--db", db)
+    assert ok.exit_code == 0 and ok.stdout.startswith(
+        "ok: 3 entries; signed checkpoints cover up to entry 1"
+    )
+    import sqlite3
+
+    path = db.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("""UPDATE audit_log SET detail = '{"role":"admin"}' WHERE seq = 2""")
+    assert one_line_error(run("audit", "verify", "--db", db)) == (
+        "Error: entry 2 altered: content does not match its hash"
+    )
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert "entry 2 removed" in one_line_error(run("audit", "verify", "--db", db))

@@ -1,0 +1,344 @@
+"""Staff authentication: roles, password rule and hashing, TOTP replay, throttle, tokens, login."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from argon2 import PasswordHasher
+
+from mission_control.staff.auth import REFUSED, LoginOutcome, StaffAccount, login
+from mission_control.staff.passwords import (
+    WeakPassword,
+    check_password_strength,
+    hash_password,
+    needs_rehash,
+    password_problems,
+    verify_password,
+)
+from mission_control.staff.roles import (
+    StaffRole,
+    UnknownRole,
+    can_manage_staff,
+    can_request_access,
+    parse_role,
+)
+from mission_control.staff.throttle import (
+    ThrottlePolicy,
+    ThrottleState,
+    record_failure,
+    record_success,
+)
+from mission_control.staff.tokens import (
+    PREFIX,
+    issue_token,
+    looks_like_token,
+    token_digest,
+    token_matches,
+)
+from mission_control.staff.totp import (
+    code_at_step,
+    new_totp_secret,
+    provisioning_uri,
+    time_step,
+    verify_totp,
+)
+
+T0 = datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC)
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+GOOD_PASSWORD = "correct horse battery 9"
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "may_request"),
+    [
+        ("support-l2", True),
+        ("support-l3", True),
+        ("operator", False),
+        ("admin", False),
+        ("x", False),
+    ],
+)
+def test_only_support_engineers_request_access(role: str, may_request: bool) -> None:
+    assert can_request_access(role) is may_request
+
+
+def test_role_parsing_and_admin_rights() -> None:
+    assert parse_role(" Support-L3 ") is StaffRole.SUPPORT_L3
+    with pytest.raises(UnknownRole, match="use one of support-l2, support-l3, operator, admin"):
+        parse_role("root")
+    assert can_manage_staff("admin") and not can_manage_staff("operator")
+    assert not can_manage_staff("nope")
+
+
+# --- passwords -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("Short1!", "at least 12 characters"),
+        ("alllowercaseletters", "mix at least two"),
+        ("aaaaaaaaaaa1", "at least 6 different characters"),
+        ("Password2024!", "common word"),
+        ("Qwerty123456", "common word"),
+        ("my-name-is-erik-42", "username"),
+        ("x" * 1025 + "Y1", "at most 1024"),
+    ],
+)
+def test_weak_passwords_are_refused(password: str, problem: str) -> None:
+    with pytest.raises(WeakPassword) as err:
+        check_password_strength(password, username="erik")
+    assert problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_all_problems_are_listed_at_once() -> None:
+    assert len(password_problems("aaaa")) == 3
+
+
+@pytest.mark.parametrize("password", [GOOD_PASSWORD, "Tr0ub4dor&3xyz", "ünïcödé-pässwörd-7"])
+def test_strong_passwords_pass(password: str) -> None:
+    check_password_strength(password, username="erik")
+
+
+def test_hash_and_verify(cheap_hasher: PasswordHasher) -> None:
+    stored = hash_password(GOOD_PASSWORD, "erik", hasher=cheap_hasher)
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, GOOD_PASSWORD, hasher=cheap_hasher)
+    assert not verify_password(stored, GOOD_PASSWORD + "x", hasher=cheap_hasher)
+    assert not verify_password("not a hash", GOOD_PASSWORD, hasher=cheap_hasher)
+    assert not needs_rehash(stored, hasher=cheap_hasher)
+    assert needs_rehash(stored, hasher=PasswordHasher(time_cost=2, memory_cost=64, parallelism=1))
+    with pytest.raises(WeakPassword):
+        hash_password("weak", hasher=cheap_hasher)
+
+
+# --- TOTP ------------------------------------------------------------------------------------
+
+
+def test_current_code_is_accepted_once() -> None:
+    step = time_step(T0)
+    code = code_at_step(SECRET, step)
+    first = verify_totp(SECRET, code, None, T0)
+    assert first.accepted and first.step == step
+    again = verify_totp(SECRET, code, first.step, T0 + timedelta(seconds=5))
+    assert not again.accepted and again.reason == "code already used"
+
+
+def test_older_step_than_last_accepted_is_refused() -> None:
+    step = time_step(T0)
+    previous = code_at_step(SECRET, step - 1)
+    # The next window's code was used already: an older, still-in-drift code must not work.
+    result = verify_totp(SECRET, previous, step + 1, T0)
+    assert not result.accepted and result.reason == "code already used"
+
+
+def test_one_step_of_drift_is_tolerated() -> None:
+    step = time_step(T0)
+    assert verify_totp(SECRET, code_at_step(SECRET, step - 1), None, T0).step == step - 1
+    assert verify_totp(SECRET, code_at_step(SECRET, step + 1), None, T0).step == step + 1
+    too_old = verify_totp(SECRET, code_at_step(SECRET, step - 3), None, T0)
+    assert not too_old.accepted and too_old.reason == "wrong or expired code"
+
+
+def test_matches_rfc6238_reference_vector() -> None:
+    # RFC 6238 appendix B, SHA-1, T=59s: 94287082 (8 digits); the 6-digit form is its tail.
+    rfc_secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of "12345678901234567890"
+    assert code_at_step(rfc_secret, 59 // 30) == "287082"
+
+
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "12a456"])
+def test_malformed_codes(code: str) -> None:
+    assert verify_totp(SECRET, code, None, T0).reason == "a code has 6 digits"
+
+
+def test_spaces_in_code_are_ignored_and_bad_secret_is_reported() -> None:
+    code = code_at_step(SECRET, time_step(T0))
+    assert verify_totp(SECRET, f"{code[:3]} {code[3:]}", None, T0).accepted
+    assert (
+        verify_totp("not base32!", "123456", None, T0).reason
+        == "the stored TOTP secret is unreadable"
+    )
+
+
+def test_enrolment_helpers() -> None:
+    secret = new_totp_secret()
+    assert len(secret) == 32 and secret != new_totp_secret()
+    uri = provisioning_uri(secret, "erik")
+    assert uri.startswith("otpauth://totp/") and "secret=" + secret in uri
+
+
+# --- throttle --------------------------------------------------------------------------------
+
+POLICY = ThrottlePolicy(
+    max_failures=3,
+    window=timedelta(minutes=10),
+    base_lockout=timedelta(minutes=1),
+    max_lockout=timedelta(minutes=5),
+    forgive_after=timedelta(hours=24),
+)
+
+
+def fail(state: ThrottleState, now: datetime, times: int = 1) -> ThrottleState:
+    for _ in range(times):
+        state = record_failure(state, POLICY, now)
+    return state
+
+
+def test_failures_within_window_lock_the_account() -> None:
+    state = fail(ThrottleState(), T0, 2)
+    assert not state.locked(T0)
+    state = fail(state, T0 + timedelta(seconds=1))
+    assert state.locked(T0 + timedelta(seconds=1))
+    assert state.locked_until == T0 + timedelta(minutes=1, seconds=1)
+    assert not state.locked(T0 + timedelta(minutes=2))
+
+
+def test_old_failures_fall_out_of_the_window() -> None:
+    state = fail(ThrottleState(), T0, 2)
+    state = fail(state, T0 + timedelta(minutes=11))
+    assert not state.locked(T0 + timedelta(minutes=11)) and len(state.failures) == 1
+
+
+def test_lockouts_double_up_to_the_cap() -> None:
+    now = T0
+    lengths = []
+    state = ThrottleState()
+    for _ in range(5):
+        state = fail(state, now, 3)
+        assert state.locked_until is not None
+        lengths.append(state.locked_until - now)
+        now = state.locked_until
+    assert lengths == [timedelta(minutes=m) for m in (1, 2, 4, 5, 5)]
+
+
+def test_attempts_while_locked_do_not_extend_the_lock() -> None:
+    state = fail(ThrottleState(), T0, 3)
+    assert fail(state, T0 + timedelta(seconds=30), 10) == state
+
+
+def test_success_and_quiet_time_forgive() -> None:
+    state = fail(ThrottleState(), T0, 3)
+    assert record_success(state) == ThrottleState()
+    much_later = T0 + timedelta(days=2)
+    state = fail(state, much_later, 3)
+    assert state.locked_until == much_later + timedelta(minutes=1)  # back to the base lockout
+
+
+def test_throttle_policy_validation() -> None:
+    with pytest.raises(ValueError):
+        ThrottlePolicy(max_failures=0)
+    with pytest.raises(ValueError):
+        ThrottlePolicy(base_lockout=timedelta(hours=2), max_lockout=timedelta(hours=1))
+    assert ThrottlePolicy().lockout_for(100) == ThrottlePolicy().max_lockout
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def test_tokens_are_prefixed_random_and_stored_hashed() -> None:
+    issued = issue_token("erik", T0, label="nightly report")
+    assert issued.plaintext.startswith(PREFIX) and looks_like_token(issued.plaintext)
+    assert issued.record.digest == token_digest(issued.plaintext)
+    assert issued.plaintext not in repr(issued.record)
+    assert token_matches(issued.plaintext, issued.record)
+    assert not token_matches(issued.plaintext + "x", issued.record)
+    assert issue_token("erik", T0).plaintext != issued.plaintext
+    fixed = issue_token("erik", T0, random_text=lambda n: "A" * 43)
+    assert fixed.plaintext == PREFIX + "A" * 43 and fixed.record.hint == "mct_AAAA…"
+    with pytest.raises(ValueError):
+        issue_token(" ", T0)
+
+
+# --- login -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def account(cheap_hasher: PasswordHasher) -> StaffAccount:
+    return StaffAccount(
+        username="erik",
+        role=StaffRole.SUPPORT_L2,
+        password_hash=cheap_hasher.hash(GOOD_PASSWORD),
+        totp_secret=SECRET,
+    )
+
+
+def attempt(
+    account: StaffAccount | None,
+    hasher: PasswordHasher,
+    *,
+    password: str = GOOD_PASSWORD,
+    code: str | None = None,
+    now: datetime = T0,
+) -> LoginOutcome:
+    code = code if code is not None else code_at_step(SECRET, time_step(now))
+    return login(account, "erik", password, code, now, throttle=POLICY, hasher=hasher)
+
+
+def test_successful_login_records_step_and_audit(
+    account: StaffAccount, cheap_hasher: PasswordHasher
+) -> None:
+    outcome = attempt(account, cheap_hasher)
+    assert outcome.accepted and outcome.message == "welcome"
+    assert outcome.account is not None and outcome.account.last_totp_step == time_step(T0)
+    assert outcome.event.action == "staff.login" and outcome.event.actor.name == "erik"
+    # The same code cannot be used for a second login.
+    replay = attempt(outcome.account, cheap_hasher, now=T0 + timedelta(seconds=3))
+    assert not replay.accepted and replay.reason == "TOTP refused: code already used"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"password": "wrong password 123"}, "wrong password"),
+        ({"code": "000000"}, "TOTP refused: wrong or expired code"),
+    ],
+)
+def test_failures_are_generic_to_the_user_and_exact_in_the_log(
+    account: StaffAccount, cheap_hasher: PasswordHasher, kwargs: dict[str, str], reason: str
+) -> None:
+    outcome = attempt(account, cheap_hasher, **kwargs)  # type: ignore[arg-type]
+    assert not outcome.accepted and outcome.message == REFUSED
+    assert outcome.reason == reason
+    assert outcome.event.action == "staff.login.failed" and outcome.event.detail["reason"] == reason
+    assert outcome.account is not None and len(outcome.account.throttle.failures) == 1
+
+
+def test_unknown_and_disabled_users(account: StaffAccount, cheap_hasher: PasswordHasher) -> None:
+    unknown = attempt(None, cheap_hasher)
+    assert not unknown.accepted and unknown.message == REFUSED and unknown.account is None
+    assert unknown.event.detail["known_user"] is False
+    disabled = attempt(replace(account, disabled=True), cheap_hasher)
+    assert not disabled.accepted and disabled.reason == "account disabled"
+
+
+def test_lockout_refuses_even_the_right_password(
+    account: StaffAccount, cheap_hasher: PasswordHasher
+) -> None:
+    current: StaffAccount | None = account
+    for _ in range(3):
+        assert current is not None
+        current = attempt(current, cheap_hasher, password="wrong password 123").account
+    assert current is not None
+    locked = attempt(current, cheap_hasher, now=T0 + timedelta(seconds=30))
+    assert not locked.accepted and locked.reason == "locked after repeated failures"
+    assert locked.message.startswith("too many failed attempts; try again after")
+    assert "locked_until" in locked.event.detail
+    later = attempt(current, cheap_hasher, now=T0 + timedelta(minutes=2))
+    assert later.accepted and later.account is not None
+    assert later.account.throttle == ThrottleState()
+
+
+def test_weak_stored_hash_is_upgraded_on_login(
+    account: StaffAccount, cheap_hasher: PasswordHasher
+) -> None:
+    stronger = PasswordHasher(time_cost=2, memory_cost=64, parallelism=1)
+    outcome = login(
+        account, "erik", GOOD_PASSWORD, code_at_step(SECRET, time_step(T0)), T0, hasher=stronger
+    )
+    assert outcome.accepted and outcome.account is not None
+    assert outcome.account.password_hash != account.password_hash
+    assert not needs_rehash(outcome.account.password_hash, hasher=stronger)
