@@ -8,7 +8,7 @@ Measures, as medians over TRIALS:
       next to a baseline measured in the same run: a bare Python process that imports kazoo,
       connects and creates an ephemeral znode.
 
-Usage: python benchmarks/failover.py [--trials 5]
+Usage: python benchmarks/failover.py [--trials N]   (N >= 5, default 5)
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def baseline_ephemeral(hosts: str, base: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=5, help="trials per figure (at least 5)")
     args = ap.parse_args()
+    if args.trials < 5:
+        ap.error("--trials must be at least 5: the figures are medians over 5 or more trials")
     base = Path(tempfile.mkdtemp(prefix="failover-bench-"))
     ensemble = Ensemble(base / "zk")
     procs: dict[str, Process] = {}

@@ -4,13 +4,17 @@ Validated once at start; a bad value ends in one clear line naming the setting. 
 is Patroni's: `loop_interval + 2 * retry_timeout <= session_timeout`, so that a leader notices a
 lost session and stops before another node can take over.
 
+The file holds its settings either all at top level or all in a `[node]` table, never both; a
+top-level string `node = "n1"` is the node id, not the table. Unknown keys are refused.
+
 A plain frozen dataclass rather than a pydantic model: `managed node run` must be live within a
-second of starting, and eight settings do not justify pydantic's import and schema cost.
+second of starting, and nine settings do not justify pydantic's import and schema cost.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -18,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cluster.errors import ConfigError
-from cluster.names import check_address, check_name
+from cluster.names import check_address, check_credential, check_name, check_node_id
 
 ENV_PREFIX = "MANAGED_"
+TIMINGS = ("session_timeout", "loop_interval", "retry_timeout")
 
 
 def default_data_dir(cluster: str, node: str) -> Path:
@@ -44,12 +49,14 @@ class NodeSettings:
     def __post_init__(self) -> None:
         check_name("cluster", self.cluster)
         if self.node:
-            check_name("node id", self.node)
+            check_node_id(self.node)
         if not self.zk.strip():
             raise ValueError("zk: a ZooKeeper connect string is required")
-        for name in ("session_timeout", "loop_interval", "retry_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be greater than 0")
+        for name in TIMINGS:
+            value = getattr(self, name)
+            # NaN compares false with everything, so `<= 0` alone would let it through.
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number of seconds above 0, not {value}")
         if self.loop_interval + 2 * self.retry_timeout > self.session_timeout:
             raise ValueError(
                 f"loop_interval + 2 * retry_timeout ({self.loop_interval:g} + 2 * "
@@ -58,6 +65,8 @@ class NodeSettings:
             )
         if self.listen is not None:
             check_address(self.listen)
+        if self.zk_auth is not None:
+            check_credential(self.zk_auth)
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -80,34 +89,49 @@ def _coerce(name: str, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
     if kind == "Path | None":
-        return Path(str(value))
+        if not isinstance(value, str | Path):
+            raise ValueError(f"{name} must be a path")
+        return Path(value)
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string")
     return value
 
 
-def load(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
-    """Build validated settings; raises `ConfigError` with one readable line on bad input."""
-    from_file: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            from_file = tomllib.loads(config_file.read_text())
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {config_file} is not valid TOML: {e}") from e
-        table = from_file.get("node", from_file)
-        from_file = table if isinstance(table, dict) else {}
-    unknown = sorted(set(from_file) - set(FIELDS))
+def read_file(config_file: Path) -> dict[str, Any]:
+    """The settings a TOML file holds: top-level keys, or the `[node]` table; never both."""
+    try:
+        doc = tomllib.loads(config_file.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {config_file} is not valid TOML: {e}") from e
+    table = doc.get("node")
+    if isinstance(table, dict):
+        outside = sorted(set(doc) - {"node"})
+        if outside:
+            raise ConfigError(
+                f"config file {config_file}: {outside[0]} is outside the [node] table: put "
+                "every setting in [node] or every setting at top level"
+            )
+        doc = table
+    unknown = sorted(set(doc) - set(FIELDS))
     if unknown:
         raise ConfigError(
-            f"invalid setting {unknown[0]}: unknown (known: {', '.join(sorted(FIELDS))})"
+            f"config file {config_file}: unknown setting {unknown[0]} "
+            f"(known: {', '.join(sorted(FIELDS))})"
         )
-    env = {
-        name: os.environ[ENV_PREFIX + name.upper()]
-        for name in FIELDS
-        if ENV_PREFIX + name.upper() in os.environ
-    }
+    try:
+        # Typed here too, so a bad value in the file is reported even when overridden.
+        return {k: _coerce(k, v) for k, v in doc.items()}
+    except ValueError as e:
+        raise ConfigError(f"config file {config_file}: {e}") from e
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
+    """Build validated settings; raises `ConfigError` with one readable line on bad input."""
+    from_file = read_file(config_file) if config_file is not None else {}
+    # An empty variable counts as unset, as click treats the CLI's own env options.
+    env = {name: value for name in FIELDS if (value := os.environ.get(ENV_PREFIX + name.upper()))}
     cli = {k: v for k, v in overrides.items() if v is not None}
     merged = {**from_file, **env, **cli}  # defaults < file < environment < command line
     try:

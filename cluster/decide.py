@@ -17,6 +17,7 @@ class Action(enum.Enum):
     PAUSE = "pause"  # I hold the leader znode but may not act (no quorum)
     ACQUIRE = "acquire"  # nobody leads, quorum is there: try to take over
     FOLLOW = "follow"  # someone else leads, or nobody may
+    RELEASE = "release"  # I hold the leader znode but may not lead (not in the roster): give it up
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,17 @@ def decide(snapshot: ClusterSnapshot, me: str, session_id: int, connected: bool)
     """
     if not connected:
         return Decision(Action.FOLLOW, "ZooKeeper connection suspended: no leader-only work")
-    if snapshot.member(me) is None:
-        return Decision(Action.FOLLOW, f"{me} is not in the roster: cannot lead")
     quorum = snapshot.quorum
     leader = snapshot.leader
     mine = leader is not None and leader.node == me and leader.session_id == session_id
+    if snapshot.member(me) is None:
+        if mine:
+            # Removed from the roster while leading (`node leave --force`): the lock lives as
+            # long as this session, so everyone would keep following a node that may not act.
+            return Decision(
+                Action.RELEASE, f"{me} holds the lock but is no longer in the roster: releasing it"
+            )
+        return Decision(Action.FOLLOW, f"{me} is not in the roster: cannot lead")
     if mine:
         if not quorum.ok:
             return Decision(

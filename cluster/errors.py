@@ -25,3 +25,11 @@ class FencedOut(ClusterError):
 
 class DataDirError(ClusterError):
     """A node's data directory is in use or belongs to another node."""
+
+
+class ZooKeeperAuthFailed(ClusterError):
+    """ZooKeeper refused the digest credential (`--zk-auth`)."""
+
+
+class ListenError(ClusterError):
+    """The node API could not listen on its address (in use, or not an address of this host)."""

@@ -58,30 +58,45 @@ class LeaderService(Protocol):
 
 
 class LeaderServices:
-    """Starts and stops a set of services together; stopping twice is harmless."""
+    """Starts and stops a set of services together; stopping twice is harmless.
+
+    Start and stop never interleave (a lock), so a stop that arrives while the services are
+    starting takes effect right after, and every service ends stopped. A stop runs to its end
+    even if the task that asked for it is cancelled (shielded), so one service is never left
+    running because another one's stop was interrupted. A service must not await a stop of its
+    own set from inside its start: it would wait for itself.
+    """
 
     def __init__(self, services: Sequence[LeaderService]) -> None:
         self._services = list(services)
+        self._lock = asyncio.Lock()
         self.active = False
 
     def add(self, service: LeaderService) -> None:
         self._services.append(service)
 
     async def start(self, ctx: LeaderContext) -> None:
-        if self.active:
-            return
-        self.active = True
-        for s in self._services:
-            try:
-                await s.start(ctx)
-            except Exception:
-                log.exception("leader service %s failed to start", s.name)
+        async with self._lock:
+            if self.active:
+                return
+            self.active = True
+            for s in self._services:
+                try:
+                    await s.start(ctx)
+                except Exception:
+                    log.exception("leader service %s failed to start", s.name)
 
     async def stop(self) -> None:
-        if not self.active:
-            return
-        self.active = False
-        results = await asyncio.gather(*(s.stop() for s in self._services), return_exceptions=True)
+        await asyncio.shield(self._stop())
+
+    async def _stop(self) -> None:
+        async with self._lock:
+            if not self.active:
+                return
+            self.active = False
+            results = await asyncio.gather(
+                *(s.stop() for s in self._services), return_exceptions=True
+            )
         for s, r in zip(self._services, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("leader service %s failed to stop: %r", s.name, r)

@@ -213,3 +213,21 @@ class ClusterSnapshot:
             "leader": self.leader.node if self.leader else None,
             "epoch": self.epoch.value,
         }
+
+    def health_summary(self, leader: str, epoch: int, at: float) -> dict[str, Any]:
+        """The leader's cluster health summary: every roster member's liveness and health."""
+        nodes: dict[str, Any] = {}
+        for e in self.roster:
+            m = self.live_member(e.node)
+            entry: dict[str, Any] = {"datacenter": e.datacenter, "live": m is not None}
+            if m is not None:
+                entry.update(version=m.version, health=m.health.to_json())
+            nodes[e.node] = entry
+        return {
+            "cluster": self.cluster,
+            "leader": leader,
+            "epoch": epoch,
+            "at": at,
+            "quorum": self.quorum.to_json(),
+            "nodes": nodes,
+        }

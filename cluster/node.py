@@ -7,8 +7,13 @@ executor, each bounded by `retry_timeout`.
 
 Guarantees:
 - SUSPENDED stops leader-only work at once; LOST drops the fence and re-registers on reconnect.
+  Services start only after a re-check that the node still leads (connected, fence held).
 - Every leader write is fenced (`cluster.zk.fenced_commit`); a write refused by the epoch check
-  makes the node step down.
+  makes the node step down (in a task of its own, so a service that made the write is stopped
+  cleanly rather than cancelled from inside).
+- A leader removed from the roster releases the lock (a fenced delete), so another node takes
+  over at once instead of following it until its session ends.
+- A failing health probe is logged and reported in `/status`, never fatal.
 - SIGTERM hands leadership over (the lock and the live znode are deleted in one fenced
   transaction, so followers see it at once) and exits 0.
 """
@@ -26,14 +31,21 @@ from functools import partial
 from typing import Any
 
 from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 
-from cluster import health, zk
+from cluster import zk
 from cluster.config import NodeSettings
 from cluster.datadir import DataDir, claim
 from cluster.decide import Action, Decision, decide
-from cluster.errors import ClusterError, FencedOut, MembershipError, ZooKeeperUnavailable
+from cluster.errors import (
+    ClusterError,
+    FencedOut,
+    ListenError,
+    MembershipError,
+    ZooKeeperUnavailable,
+)
 from cluster.leadership import LeaderService, LeaderServices
+from cluster.live import LiveRegistration
 from cluster.metrics import NodeMetrics, StartupMetrics
 from cluster.model import ClusterSnapshot, dump
 from cluster.names import check_address
@@ -44,7 +56,11 @@ log = logging.getLogger(__name__)
 
 
 class NodeDaemon:
-    """One cluster node. Create, then `await run()`; `request_stop()` ends it cleanly."""
+    """One cluster node. Create, then `await run()`; `request_stop()` ends it cleanly.
+
+    `data_dir`: the node's data directory already claimed by the caller (who may have written
+    into it, e.g. its log); claimed in `run()` otherwise. Released when `run()` ends.
+    """
 
     def __init__(
         self,
@@ -52,11 +68,14 @@ class NodeDaemon:
         services: Sequence[LeaderService] = (),
         clock: Callable[[], float] = time.time,
         node_services: Sequence[LeaderService] = (),
+        data_dir: DataDir | None = None,
     ) -> None:
         self.settings = settings
-        self._paths = ClusterPaths(settings.cluster)
+        self.node = settings.node
+        self.paths = ClusterPaths(settings.cluster)  # with `node`, `zk_client`: LeaderContext's
         self._clock = clock
         self._client = zk.make_client(settings.zk, settings.session_timeout, settings.zk_auth)
+        self.zk_client: Any = self._client
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zk")
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -64,25 +83,19 @@ class NodeDaemon:
         self._fence: zk.Fence | None = None
         self._snapshot: ClusterSnapshot | None = None
         self._decision = Decision(Action.FOLLOW, "starting")
-        self._registered_session = 0
-        self._started_at = clock()
+        self._live = LiveRegistration(
+            self.paths, settings.node, settings.resolved_data_dir, clock()
+        )
         self.services = LeaderServices(services)
         # Services of every node (e.g. writing its own backup part): started once this node is
         # serving, stopped on exit; they ride out disconnections themselves.
         self.node_services = LeaderServices(node_services)
         self.metrics: NodeMetrics | StartupMetrics = StartupMetrics()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._data_dir: DataDir | None = None
+        self._data_dir = data_dir
+        self._tasks: set[asyncio.Future[Any]] = set()  # fire-and-forget work, kept referenced
 
     # --- the LeaderContext protocol -------------------------------------------------------
-
-    @property
-    def paths(self) -> ClusterPaths:
-        return self._paths
-
-    @property
-    def node(self) -> str:
-        return self.settings.node
 
     @property
     def fence(self) -> zk.Fence | None:
@@ -91,10 +104,6 @@ class NodeDaemon:
     @property
     def snapshot(self) -> ClusterSnapshot | None:
         return self._snapshot
-
-    @property
-    def zk_client(self) -> Any:
-        return self._client
 
     @property
     def leading(self) -> bool:
@@ -116,14 +125,25 @@ class NodeDaemon:
         if fence is None or not self._connected:
             raise FencedOut("not the leader")
         try:
-            return list(await self.call_zk(zk.fenced_commit, self._client, self._paths, fence, ops))
+            return list(await self.call_zk(zk.fenced_commit, self._client, self.paths, fence, ops))
         except FencedOut:
             self.metrics.fenced_writes_refused.inc()
             log.warning("write refused by the epoch check (epoch %d): stepping down", fence.epoch)
-            await self._step_down("fenced out")
+            # The caller may be a service's own task: stopping the services from here would
+            # cancel it mid-stop. Drop the fence now (no more writes), stop them in a task.
+            self._drop_fence("fenced out")
+            self._spawn(self.services.stop())
             raise
 
     # --- status for the node API ---------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        """`leader`, `leader-suspended` (holds the lock, but may not act while disconnected) or
+        `follower`."""
+        if self._fence is None:
+            return "follower"
+        return "leader" if self._connected else "leader-suspended"
 
     def status(self) -> dict[str, Any]:
         snap = self._snapshot
@@ -131,7 +151,7 @@ class NodeDaemon:
             "node": self.node,
             "cluster": self.settings.cluster,
             "version": VERSION,
-            "role": "leader" if self._fence is not None else "follower",
+            "role": self.role,
             "leader_work_active": self.leading,
             "zookeeper": "connected" if self._connected else "disconnected",
             "decision": self._decision.reason,
@@ -143,7 +163,8 @@ class NodeDaemon:
                 if snap and self._connected
                 else {"have": 0, "need": snap.quorum.need if snap else 0, "ok": False}
             ),
-            "health": health.probe(self.settings.resolved_data_dir).to_json(),
+            "health": self._live.probe().to_json(),
+            "health_error": self._live.probe.error,
             "data_dir": str(self.settings.resolved_data_dir),
         }
 
@@ -151,7 +172,7 @@ class NodeDaemon:
     def healthy(self) -> bool:
         """Connected, with this session's live znode registered (not the last snapshot's view,
         which may be a loop old)."""
-        return self._connected and self._registered_session == self._session_id() != 0
+        return self._connected and self._live.session == self._session_id() != 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -163,15 +184,16 @@ class NodeDaemon:
         self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_stop)
-        self._data_dir = claim(
-            self.settings.resolved_data_dir, self.settings.cluster, self.settings.node
-        )
+        if self._data_dir is None:
+            self._data_dir = claim(
+                self.settings.resolved_data_dir, self.settings.cluster, self.settings.node
+            )
         runner: Any = None
         try:
             await self._connect()
             if self._stop.is_set():
                 return
-            await self.call_zk(zk.ensure_cluster, self._client, self._paths)
+            await self.call_zk(zk.ensure_cluster, self._client, self.paths)
             snap = await self._read()
             member = snap.member(self.node)
             if member is None:
@@ -186,7 +208,10 @@ class NodeDaemon:
             from cluster import api
 
             host, port = check_address(self.settings.listen or member.api_address)
-            runner = await api.start(self, host, port)
+            try:
+                runner = await api.start(self, host, port)
+            except OSError as e:
+                raise ListenError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
             log.info("node %s serving its API on %s:%d", self.node, host, port)
             await self.node_services.start(self)
             await self._loop_forever()
@@ -221,11 +246,11 @@ class NodeDaemon:
             self._connected = False
             self.metrics.zk_connected.set(0)
             # Curator's rule: on SUSPENDED we may no longer be leader; stop leader work now.
-            asyncio.ensure_future(self.services.stop())
+            self._spawn(self.services.stop())
             self.metrics.leader_work_active.set(0)
             if state == KazooState.LOST:
                 self._fence = None
-                self._registered_session = 0
+                self._live.session = 0
                 self.metrics.is_leader.set(0)
         self._wake.set()
 
@@ -252,7 +277,7 @@ class NodeDaemon:
 
     async def _read(self) -> ClusterSnapshot:
         snap: ClusterSnapshot = await self.call_zk(
-            zk.read_snapshot, self._client, self._paths, self.settings.retry_timeout, self._watch
+            zk.read_snapshot, self._client, self.paths, self.settings.retry_timeout, self._watch
         )
         self._snapshot = snap
         return snap
@@ -260,6 +285,8 @@ class NodeDaemon:
     async def _tick(self) -> None:
         if not self._connected:
             self._decision = Decision(Action.FOLLOW, "ZooKeeper connection suspended")
+            await self.services.stop()
+            self.metrics.leader_work_active.set(0)
             return
         snap = await self._read()
         session_id = self._session_id()
@@ -273,7 +300,7 @@ class NodeDaemon:
             fence = await self.call_zk(
                 zk.acquire_leadership,
                 self._client,
-                self._paths,
+                self.paths,
                 self.node,
                 snap.epoch,
                 self._clock(),
@@ -286,98 +313,89 @@ class NodeDaemon:
             log.info("took leadership with epoch %d", fence.epoch)
             snap = await self._read()
             self._decision = decide(snap, self.node, session_id, self._connected)
-        if self._decision.action is Action.LEAD:
+        action = self._decision.action
+        if action is Action.LEAD:
             if self._fence is None:
                 # Same session, same lock (e.g. after a restart of this object): re-derive it.
                 self._fence = zk.Fence(snap.epoch.value, snap.epoch.version)
             await self._write_health_summary(snap)
-            await self.services.start(self)
-            self.metrics.leader_work_active.set(1)
-        elif self._decision.action is Action.PAUSE:
+            # SUSPENDED or a step-down may have come during that write: start only if we still
+            # lead (connected, fence held); otherwise the next tick decides again.
+            if self.leading:
+                await self.services.start(self)
+                self.metrics.leader_work_active.set(1)
+        elif action is Action.PAUSE:
             await self.services.stop()
             self.metrics.leader_work_active.set(0)
+        elif action is Action.RELEASE:
+            await self._release(snap, self._decision.reason)
         elif self._fence is not None:
             await self._step_down(self._decision.reason)
+
+    async def _release(self, snap: ClusterSnapshot, reason: str) -> None:
+        """Give up a lock this node may not use: stop its work, then delete the leader znode in
+        a fenced transaction (the fence re-derived if needed: the lock is ours, so is the epoch)."""
+        await self.services.stop()
+        fence = self._fence or zk.Fence(snap.epoch.value, snap.epoch.version)
+        self._drop_fence(reason)
+        try:
+            await self.call_zk(
+                zk.fenced_commit, self._client, self.paths, fence, [zk.Delete(self.paths.leader)]
+            )
+            log.info("released the leader lock (epoch %d)", fence.epoch)
+        except (FencedOut, NoNodeError):
+            log.info("the leader lock had already moved on")
 
     def _session_id(self) -> int:
         client_id = self._client.client_id
         return int(client_id[0]) if client_id else 0
 
     async def _publish_live(self, snap: ClusterSnapshot, session_id: int) -> None:
-        data = dump(
-            {
-                "version": VERSION,
-                "started_at": self._started_at,
-                "health": health.probe(self.settings.resolved_data_dir).to_json(),
-            }
-        )
-        path = self._paths.live_member(self.node)
-        mine = snap.live_member(self.node)
-        if mine is not None and mine.session_id == session_id:
-            await self.call_zk(self._client.set, path, data)
-            self._registered_session = session_id
-            return
-        if mine is not None:
-            log.info("live znode held by an earlier session of this node: waiting for it to expire")
-            return
-        try:
-            await self.call_zk(partial(self._client.create, path, data, ephemeral=True))
-            self._registered_session = session_id
-            log.info("registered live as %s", self.node)
-        except NodeExistsError:
-            pass
-        self._wake.set()
+        timeout = self.settings.retry_timeout
+        if await self.call_zk(self._live.publish, self._client, snap, session_id, timeout):
+            self._wake.set()
 
     async def _write_health_summary(self, snap: ClusterSnapshot) -> None:
         fence = self._fence
         assert fence is not None
-        summary = {
-            "cluster": snap.cluster,
-            "leader": self.node,
-            "epoch": fence.epoch,
-            "at": self._clock(),
-            "quorum": snap.quorum.to_json(),
-            "nodes": {
-                e.node: {
-                    "datacenter": e.datacenter,
-                    "live": snap.live_member(e.node) is not None,
-                    **(
-                        {"version": m.version, "health": m.health.to_json()}
-                        if (m := snap.live_member(e.node))
-                        else {}
-                    ),
-                }
-                for e in snap.roster
-            },
-        }
-        await self.fenced([zk.SetData(self._paths.health, dump(summary))])
+        summary = snap.health_summary(self.node, fence.epoch, self._clock())
+        await self.fenced([zk.SetData(self.paths.health, dump(summary))])
 
-    async def _step_down(self, reason: str) -> None:
+    def _drop_fence(self, reason: str) -> None:
         if self._fence is not None:
             log.info("stepping down: %s", reason)
         self._fence = None
         self.metrics.is_leader.set(0)
         self.metrics.leader_work_active.set(0)
+
+    async def _step_down(self, reason: str) -> None:
+        self._drop_fence(reason)
         await self.services.stop()
+
+    def _spawn(self, work: Any) -> None:
+        """Run `work` in a task of its own, referenced until done (asyncio keeps weak refs)."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _shutdown(self) -> None:
         await self.services.stop()
         await self.node_services.stop()
         try:
             if self._connected:
-                ops: list[zk.Op] = [zk.Delete(self._paths.live_member(self.node))]
+                ops: list[zk.Op] = [zk.Delete(self._live.path)]
                 if self._fence is not None:
                     # Hand over: lock and live znode go in one fenced transaction.
                     await self.call_zk(
                         zk.fenced_commit,
                         self._client,
-                        self._paths,
+                        self.paths,
                         self._fence,
-                        [zk.Delete(self._paths.leader), *ops],
+                        [zk.Delete(self.paths.leader), *ops],
                     )
                     log.info("handed leadership over")
-                elif self._registered_session:
-                    await self.call_zk(self._client.delete, self._paths.live_member(self.node))
+                else:
+                    await self.call_zk(self._live.remove, self._client, self.settings.retry_timeout)
         except (ClusterError, KazooException, NoNodeError) as e:
             log.info("clean-up on exit incomplete (%s); the session's end removes the rest", e)
         finally:

@@ -1,25 +1,47 @@
-"""Joining and leaving the roster: validated, idempotent, and refused when it would break quorum."""
+"""Joining and leaving the roster: validated, idempotent, and refused when it would break quorum.
+
+Guarantees: every change is compare-and-set. A join or leave reads the roster znode's version
+first, checks its rule against a snapshot read after it, and commits in one transaction that
+also sets the roster znode with that version: if anything joined or left in between, the
+transaction fails and the rule is checked again on a fresh read, so two concurrent changes can
+never together break the quorum rule one of them checked alone. Every call is bounded.
+
+Does not guarantee: that a node stays down between `leave`'s check and its commit (liveness is
+an ephemeral znode; ZooKeeper cannot check a znode's absence in a transaction).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from cluster import zk
 from cluster.errors import MembershipError
+from cluster.licensing import quota_refusal
 from cluster.model import ClusterSnapshot, RosterEntry, dump, quorum_of
-from cluster.names import check_address, check_name
+from cluster.names import check_address, check_name, check_node_id
 from cluster.paths import ClusterPaths
+
+ATTEMPTS = 5  # concurrent roster changes a join or leave re-checks against before giving up
 
 
 def validate_entry(node: str, datacenter: str, api_address: str) -> None:
     """Raise `MembershipError` with one clear line if any field is malformed."""
     try:
-        check_name("node id", node)
+        check_node_id(node)
         check_name("datacenter", datacenter)
         check_address(api_address)
+    except ValueError as e:
+        raise MembershipError(str(e)) from e
+
+
+def validate_leaving(node: str) -> None:
+    """Raise `MembershipError` if `node` is not even a well-formed node id."""
+    try:
+        check_name("node id", node)
     except ValueError as e:
         raise MembershipError(str(e)) from e
 
@@ -58,36 +80,71 @@ def leave_refusal(snapshot: ClusterSnapshot, node: str) -> str | None:
 
 
 def join(
-    client: KazooClient, paths: ClusterPaths, node: str, datacenter: str, api_address: str
+    client: KazooClient,
+    paths: ClusterPaths,
+    node: str,
+    datacenter: str,
+    api_address: str,
+    timeout: float = 5.0,
 ) -> bool:
     """Add a node to the roster; True if added, False if it was already there unchanged."""
     validate_entry(node, datacenter, api_address)
-    zk.ensure_cluster(client, paths)
+    zk.ensure_cluster(client, paths, timeout)
     entry = RosterEntry(node, datacenter, api_address, time.time())
-    refusal = join_refusal(zk.read_snapshot(client, paths), entry)
-    if refusal:
-        raise MembershipError(refusal)
-    try:
-        client.create(paths.roster_member(node), dump(entry.to_json()))
-    except NodeExistsError:
-        return False
-    return True
+    for _ in range(ATTEMPTS):
+        version = _roster_version(client, paths, timeout)
+        snapshot = zk.read_snapshot(client, paths, timeout)
+        refusal = join_refusal(snapshot, entry) or quota_refusal(client, paths, snapshot, node)
+        if refusal:
+            raise MembershipError(refusal)
+        if snapshot.member(node) is not None:
+            return False
+        tx = client.transaction()
+        tx.set_data(paths.roster, b"", version=version)
+        tx.create(paths.roster_member(node), dump(entry.to_json()))
+        if _committed(zk.wait(tx.commit_async(), timeout)):
+            return True
+    raise MembershipError(f"the roster kept changing while {node} joined: try again")
 
 
-def leave(client: KazooClient, paths: ClusterPaths, node: str, force: bool) -> bool:
+def leave(
+    client: KazooClient, paths: ClusterPaths, node: str, force: bool, timeout: float = 5.0
+) -> bool:
     """Remove a node from the roster; True if removed, False if it was not a member."""
-    try:
-        check_name("node id", node)
-    except ValueError as e:
-        raise MembershipError(str(e)) from e
-    snapshot = zk.read_snapshot(client, paths)
-    if snapshot.member(node) is None:
+    validate_leaving(node)
+    for _ in range(ATTEMPTS):
+        try:
+            version = _roster_version(client, paths, timeout)
+        except NoNodeError:
+            return False  # no such cluster yet: nobody to remove
+        snapshot = zk.read_snapshot(client, paths, timeout)
+        if snapshot.member(node) is None:
+            return False
+        refusal = leave_refusal(snapshot, node)
+        if refusal and not force:
+            raise MembershipError(refusal)
+        tx = client.transaction()
+        tx.set_data(paths.roster, b"", version=version)
+        tx.delete(paths.roster_member(node))
+        if _committed(zk.wait(tx.commit_async(), timeout)):
+            return True
+    raise MembershipError(f"the roster kept changing while {node} left: try again")
+
+
+def _roster_version(client: KazooClient, paths: ClusterPaths, timeout: float) -> int:
+    """The roster znode's data version: every join and leave bumps it."""
+    _data, stat = zk.wait(client.get_async(paths.roster), timeout)
+    return int(stat.version)
+
+
+def _committed(results: list[Any]) -> bool:
+    """True if the transaction applied; False if the roster moved on (check again)."""
+    errors = [r for r in results if isinstance(r, Exception)]
+    if not errors:
+        return True
+    if isinstance(results[0], BadVersionError) or any(
+        isinstance(r, NodeExistsError | NoNodeError) for r in results[1:]
+    ):
         return False
-    refusal = leave_refusal(snapshot, node)
-    if refusal and not force:
-        raise MembershipError(refusal)
-    try:
-        client.delete(paths.roster_member(node))
-    except NoNodeError:
-        return False
-    return True
+    real = [r for r in errors if not isinstance(r, RolledBackError)]
+    raise real[0] if real else errors[0]

@@ -1,7 +1,11 @@
 """The thin ZooKeeper adapter: connect, create a cluster's subtree, read snapshots, fenced writes.
 
 Guarantees:
-- Every call is bounded by a timeout; none blocks forever when ZooKeeper is gone.
+- Every call is bounded by a timeout; none blocks forever when ZooKeeper is gone. Each request
+  goes through kazoo's `*_async` result and `wait`, so a request kazoo queued while it reconnects
+  fails with `ZooKeeperUnavailable` ("ZooKeeper did not answer within N s") instead of waiting.
+- A client from `connect` (commands) also gives up reconnecting after its timeout, so a request
+  made through any other module's plain kazoo call fails with `ConnectionLoss` rather than hang.
 - A snapshot is read with requests issued in parallel (one round trip per level of the tree).
 - `fenced_commit` applies its operations only if the epoch znode still has the version the
   caller's `Fence` recorded when it took leadership: a leader that was paused and replaced can
@@ -22,6 +26,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
+    AuthFailedError,
     BadVersionError,
     KazooException,
     NodeExistsError,
@@ -31,7 +36,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from cluster.errors import FencedOut, ZooKeeperUnavailable
+from cluster.errors import FencedOut, ZooKeeperAuthFailed, ZooKeeperUnavailable
 from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry
 from cluster.paths import ClusterPaths
 
@@ -40,15 +45,24 @@ log = logging.getLogger(__name__)
 Watcher = Callable[[Any], None]
 
 
-def make_client(hosts: str, session_timeout: float, auth: str | None = None) -> KazooClient:
-    """A client that retries its connection forever (the daemon) with bounded back-off.
+def make_client(
+    hosts: str,
+    session_timeout: float,
+    auth: str | None = None,
+    reconnect_deadline: float | None = None,
+) -> KazooClient:
+    """A client with bounded back-off between connection attempts.
 
-    `auth` (USER:PASSWORD) is the digest credential that opens the cluster's secrets.
+    It retries its connection forever (the daemon), or, with `reconnect_deadline`, gives up after
+    failing that many seconds in a row (commands). `auth` (USER:PASSWORD) is the digest
+    credential that opens the cluster's secrets.
     """
     return KazooClient(
         hosts=hosts,
         timeout=session_timeout,
-        connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0),
+        connection_retry=KazooRetry(
+            max_tries=-1, delay=0.1, backoff=2, max_delay=1.0, deadline=reconnect_deadline
+        ),
         auth_data=[("digest", auth)] if auth else None,
     )
 
@@ -56,17 +70,35 @@ def make_client(hosts: str, session_timeout: float, auth: str | None = None) -> 
 def connect(
     hosts: str, timeout: float = 5.0, session_timeout: float = 10.0, auth: str | None = None
 ) -> KazooClient:
-    """Connect or raise `ZooKeeperUnavailable` within `timeout` seconds."""
-    client = make_client(hosts, session_timeout, auth)
+    """A short-lived client for a command: connected and authenticated within `timeout` seconds.
+
+    Raises `ZooKeeperUnavailable` when no server answers, `ZooKeeperAuthFailed` when ZooKeeper
+    refuses the credential. The client stops reconnecting after `timeout` seconds without a
+    server, so a command run while the ensemble loses quorum fails instead of hanging.
+    """
+    client = make_client(hosts, session_timeout, reconnect_deadline=timeout)
     try:
         client.start(timeout=timeout)
     except (KazooTimeoutError, KazooException, OSError, ValueError) as e:
-        client.stop()
-        client.close()
+        close(client)
         raise ZooKeeperUnavailable(
             f"cannot reach ZooKeeper at {hosts} within {timeout:g}s "
             "(is the ensemble up and does it have quorum?)"
         ) from e
+    if auth is not None:
+        # Added after the connection is up, so a refusal is told apart from an absent server
+        # (kazoo reports a refused credential given at start only as a connection time-out).
+        try:
+            wait(client.add_auth_async("digest", auth), timeout)
+        except AuthFailedError as e:
+            close(client)
+            raise ZooKeeperAuthFailed(
+                f"ZooKeeper at {hosts} refused the credential given with --zk-auth "
+                "(MANAGED_ZK_AUTH): expected USER:PASSWORD"
+            ) from e
+        except BaseException:
+            close(client)
+            raise
     return client
 
 
@@ -77,10 +109,24 @@ def close(client: KazooClient) -> None:
         client.close()
 
 
+def wait(result: Any, timeout: float) -> Any:
+    """The value of a kazoo `*_async` result, or `ZooKeeperUnavailable` after `timeout` s."""
+    try:
+        return result.get(timeout=timeout)
+    except KazooTimeoutError as e:
+        raise ZooKeeperUnavailable(f"ZooKeeper did not answer within {timeout:g} s") from e
+
+
+def ensure_path(client: KazooClient, path: str, timeout: float = 5.0) -> None:
+    """Create `path` and its parents if missing (idempotent, safe to race, bounded)."""
+    with contextlib.suppress(NodeExistsError):
+        wait(client.create_async(path, b"", makepath=True), timeout)
+
+
 def ensure_cluster(client: KazooClient, paths: ClusterPaths, timeout: float = 5.0) -> None:
     """Create the cluster's persistent znodes if missing (idempotent, safe to race)."""
     for path in paths.persistent_nodes():
-        client.ensure_path(path)
+        ensure_path(client, path, timeout)
     initial_values = (
         (paths.epoch, b"0"),
         (paths.config, b"{}"),
@@ -89,14 +135,7 @@ def ensure_cluster(client: KazooClient, paths: ClusterPaths, timeout: float = 5.
     )
     for path, initial in initial_values:
         with contextlib.suppress(NodeExistsError):
-            client.create_async(path, initial).get(timeout=timeout)
-
-
-def _get(result: Any, timeout: float) -> Any:
-    try:
-        return result.get(timeout=timeout)
-    except KazooTimeoutError as e:
-        raise ZooKeeperUnavailable("ZooKeeper did not answer in time") from e
+            wait(client.create_async(path, initial), timeout)
 
 
 def read_snapshot(
@@ -153,7 +192,7 @@ def read_snapshot(
 
 def _optional(result: Any, timeout: float) -> Any:
     try:
-        return _get(result, timeout)
+        return wait(result, timeout)
     except NoNodeError:
         return None
 
@@ -187,7 +226,7 @@ def acquire_leadership(
         json.dumps({"node": node, "epoch": new_epoch, "since": now}).encode(),
         ephemeral=True,
     )
-    results = _get(tx.commit_async(), timeout)
+    results = wait(tx.commit_async(), timeout)
     if any(isinstance(r, Exception) for r in results):
         log.info("leadership race lost: %s", [type(r).__name__ for r in results])
         return None
@@ -199,6 +238,7 @@ def acquire_leadership(
 class SetData:
     path: str
     data: bytes
+    version: int = -1  # compare-and-set on the znode's version; -1: any version
 
 
 @dataclass(frozen=True)
@@ -234,12 +274,12 @@ def fenced_commit(
     tx.check(paths.epoch, fence.epoch_version)
     for op in ops:
         if isinstance(op, SetData):
-            tx.set_data(op.path, op.data)
+            tx.set_data(op.path, op.data, version=op.version)
         elif isinstance(op, Create):
             tx.create(op.path, op.data, ephemeral=op.ephemeral, sequence=op.sequence)
         else:
             tx.delete(op.path, version=op.version)
-    results = _get(tx.commit_async(), timeout)
+    results = wait(tx.commit_async(), timeout)
     first = results[0]
     if isinstance(first, BadVersionError | NoNodeError):
         raise FencedOut(f"epoch {fence.epoch} is no longer current: another leader took over")

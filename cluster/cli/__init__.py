@@ -6,27 +6,70 @@ traceback.
 
 from __future__ import annotations
 
+import errno
+import importlib
 import logging
 from typing import Any
 
 import click
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    SessionExpiredError,
+)
 
-from cluster.cli.common import Globals, validate_cluster
+from cluster.cli.common import Globals, validate_cluster, validate_credential
 from cluster.errors import ClusterError
 from cluster.version import VERSION
 
+LOST = (ConnectionLoss, ConnectionClosedError, SessionExpiredError)
+
 
 class ManagedGroup(click.Group):
-    """Turns domain errors into one clear line (click prints `Error: ...`, exit 1)."""
+    """Loads subcommands on demand; turns domain, ZooKeeper and OS errors into one clear line
+    (`Error: ...`, exit 1)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), target
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ClusterError as e:
             raise click.ClickException(str(e)) from e
+        except LOST as e:
+            hosts = ctx.obj.zk_hosts if isinstance(ctx.obj, Globals) else "ZooKeeper"
+            raise click.ClickException(
+                f"lost the connection to ZooKeeper at {hosts} and could not get it back "
+                "(does the ensemble have quorum?)"
+            ) from e
+        except NoAuthError as e:
+            raise click.ClickException(
+                "ZooKeeper refused access: give the cluster's credential with --zk-auth "
+                "(MANAGED_ZK_AUTH)"
+            ) from e
         except KazooException as e:
             raise click.ClickException(f"ZooKeeper refused the operation: {e!r}") from e
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise  # click ends quietly when stdout is closed (e.g. `| head`)
+            raise click.ClickException(_os_error_line(e)) from e
+
+
+def _os_error_line(e: OSError) -> str:
+    what = e.strerror or str(e) or type(e).__name__
+    return f"{e.filename}: {what}" if e.filename else what
 
 
 @click.group(cls=ManagedGroup)
@@ -50,6 +93,7 @@ class ManagedGroup(click.Group):
     "--zk-auth",
     envvar="MANAGED_ZK_AUTH",
     default=None,
+    callback=validate_credential,
     metavar="USER:PASSWORD",
     help="ZooKeeper digest credential that opens the cluster's secrets (env MANAGED_ZK_AUTH).",
 )
@@ -69,17 +113,16 @@ def main(
     ctx.obj = Globals(zk_hosts=zk_hosts, cluster=cluster, zk_auth=zk_auth)
 
 
-def _register() -> None:
-    from cluster.cli import audit, backup, cluster_cmd, dev, mc, node, support
-
-    main.add_command(node.node)
-    main.add_command(cluster_cmd.cluster)
-    main.add_command(dev.dev)
-    main.add_command(mc.mc)
-    main.add_command(mc.certs)
-    main.add_command(backup.backup)
-    main.add_command(support.support)
-    main.add_command(audit.audit)
-
-
-_register()
+#: command name -> "module:attribute"; each group's module is imported only when that command
+#: runs (or for `--help`), so `managed node run` does not pay for backup, support or audit code
+#: before it registers live (click's lazy-loading pattern).
+SUBCOMMANDS = {
+    "audit": "cluster.cli.audit:audit",
+    "backup": "cluster.cli.backup:backup",
+    "certs": "cluster.cli.mc:certs",
+    "cluster": "cluster.cli.cluster_cmd:cluster",
+    "dev": "cluster.cli.dev:dev",
+    "mc": "cluster.cli.mc:mc",
+    "node": "cluster.cli.node:node",
+    "support": "cluster.cli.support:support",
+}

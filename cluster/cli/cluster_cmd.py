@@ -20,22 +20,23 @@ def cluster() -> None:
 @json_option
 @pass_globals
 def status(g: Globals, as_json: bool) -> None:
-    """Roster, liveness, quorum, leader and epoch."""
+    """Roster, liveness, quorum, leader and epoch (the text adds the license state; scripts
+    read that from `managed mc status --json`)."""
     from cluster.exchange import Link, license_view, read_state
 
     with g.session() as client:
         snap = zk.read_snapshot(client, g.paths)
-        state = read_state(client, g.paths)
-    doc: dict[str, Any] = snap.status_json()
-    doc["license"] = license_view(state, Link.from_config(snap.config), time.time())
+        state = {} if as_json else read_state(client, g.paths)
+    doc: dict[str, Any] = snap.status_json()  # exactly the fields DESIGN.md lists
 
     def text() -> str:
+        lic = license_view(state, Link.from_config(snap.config), time.time())
         q = doc["quorum"]
         lines = [
             f"cluster   {doc['cluster']}",
             f"leader    {doc['leader'] or '-'} (epoch {doc['epoch']})",
             f"quorum    {q['have']}/{q['need']} {'ok' if q['ok'] else 'NOT MET'}",
-            f"license   {_license_line(doc['license'])}",
+            f"license   {_license_line(lic)}",
             "",
             f"{'NODE':<16} {'DATACENTER':<12} STATE",
         ]
@@ -47,10 +48,6 @@ def status(g: Globals, as_json: bool) -> None:
 
 
 def _license_line(lic: dict[str, Any]) -> str:
-    parts = [str(lic.get("state"))]
-    if lic.get("expires"):
-        parts.append(f"expires {lic['expires']}")
-    quota = (lic.get("quotas") or {}).get("host_units") or lic.get("enforcing_host_units")
-    if quota is not None:
-        parts.append(f"{quota:g} host units")
-    return ", ".join(parts)
+    from cluster.licensing import license_line
+
+    return license_line(lic)

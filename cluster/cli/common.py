@@ -12,10 +12,11 @@ import click
 from kazoo.client import KazooClient
 
 from cluster import zk
-from cluster.names import check_name
+from cluster.names import check_credential, check_name
 from cluster.paths import ClusterPaths
 
 F = TypeVar("F", bound=Callable[..., Any])
+ZK_TIMEOUT = 5.0  # seconds a command waits for ZooKeeper: to connect, then for each answer
 
 
 @dataclass
@@ -29,7 +30,9 @@ class Globals:
         return ClusterPaths(self.cluster)
 
     @contextmanager
-    def session(self, timeout: float = 5.0) -> Iterator[KazooClient]:
+    def session(self, timeout: float = ZK_TIMEOUT) -> Iterator[KazooClient]:
+        """A client for one command: connecting, and each request made through `cluster.zk`,
+        fail with one clear line after `timeout` seconds instead of hanging."""
         client = zk.connect(self.zk_hosts, timeout=timeout, auth=self.zk_auth)
         try:
             yield client
@@ -52,5 +55,16 @@ def emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
 def validate_cluster(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return check_name("cluster", value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def validate_credential(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    if not value:
+        return None  # an empty MANAGED_ZK_AUTH means none
+    try:
+        return check_credential(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e

@@ -15,8 +15,11 @@ from click.core import ParameterSource
 from cluster import roster, zk
 
 if TYPE_CHECKING:
+    from cluster.config import NodeSettings
+    from cluster.datadir import DataDir
     from cluster.exchange import HeartbeatHandler
     from cluster.leadership import LeaderContext
+    from cluster.node import NodeDaemon
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
@@ -45,6 +48,7 @@ def join(g: Globals, node_id: str, datacenter: str, api_address: str) -> None:
 @pass_globals
 def leave(g: Globals, node_id: str, force: bool) -> None:
     """Remove NODE from the roster; refused while it is live or if quorum would break."""
+    roster.validate_leaving(node_id)  # before touching ZooKeeper
     with g.session() as client:
         removed = roster.leave(client, g.paths, node_id, force)
     click.echo(f"{node_id} {'left' if removed else 'was not in'} cluster {g.cluster}")
@@ -86,14 +90,14 @@ def list_nodes(g: Globals, as_json: bool) -> None:
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (a [node] table or top-level keys).",
+    help="TOML settings file: every setting at top level, or every one in a [node] table.",
 )
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.pass_context
 def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Run NODE's daemon in the foreground; SIGTERM hands leadership over and exits 0."""
     from cluster.config import load
-    from cluster.node import NodeDaemon
+    from cluster.datadir import claim
 
     g: Globals = ctx.obj
     root = ctx.find_root()
@@ -107,28 +111,41 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         if root.get_parameter_source(param) not in (None, ParameterSource.DEFAULT):
             overrides[key] = value
     settings = load(config_file, **overrides)
+    # Claim the data directory before writing anything into it: a second node refused here
+    # must not append to the first node's log.
+    data = claim(settings.resolved_data_dir, settings.cluster, settings.node)
+    try:
+        daemon = _daemon(settings, data)
+    except BaseException:
+        data.release()
+        raise
+    asyncio.run(daemon.run())
+
+
+def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
+    """The daemon with its services, logging to its own data directory."""
+    from cluster.backups.services import backup_leader, part_writer
+    from cluster.exchange import MissionControlExchange
+    from cluster.node import NodeDaemon
+
     root_logger = logging.getLogger()
     logging.getLogger("kazoo").setLevel(logging.WARNING)
     if not root_logger.isEnabledFor(logging.INFO):
         root_logger.setLevel(logging.INFO)
     # The node's own log, in its data directory (what `logs tail` in remote support reads).
-    log_dir = settings.resolved_data_dir / "logs"
+    log_dir = data.path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     handler = RotatingFileHandler(log_dir / "node.log", maxBytes=10 << 20, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root_logger.addHandler(handler)
-    from cluster.backups.services import backup_leader, part_writer
-    from cluster.exchange import MissionControlExchange
-
     exchange = MissionControlExchange(
         settings.zk_auth,
-        settings.resolved_data_dir,
-        heartbeat_handler=_support_handler(settings.zk_auth, settings.resolved_data_dir),
+        data.path,
+        heartbeat_handler=_support_handler(settings.zk_auth, data.path),
     )
     backups = backup_leader(settings.zk_auth)
-    writer = part_writer(settings.resolved_data_dir)
-    daemon = NodeDaemon(settings, services=[exchange, backups], node_services=[writer])
-    asyncio.run(daemon.run())
+    writer = part_writer(data.path)
+    return NodeDaemon(settings, services=[exchange, backups], node_services=[writer], data_dir=data)
 
 
 def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:

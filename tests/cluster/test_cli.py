@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
-from clusterkit import ClusterUnderTest, managed
+import pytest
+from clusterkit import TIMING, ClusterUnderTest, managed
+
+from cluster import zk
+from cluster.errors import ZooKeeperAuthFailed
 
 
 def test_join_is_idempotent_and_list_shows_the_roster(cluster: ClusterUnderTest) -> None:
@@ -73,14 +78,19 @@ def test_leave_refuses_live_node_and_broken_quorum_unless_forced(cluster: Cluste
 def test_status_json_fields_and_text(cluster: ClusterUnderTest) -> None:
     cluster.start_nodes(3)
     doc = json.loads(cluster.cli("cluster", "status", "--json").stdout)
-    assert {"cluster", "roster", "quorum", "leader", "epoch"} <= set(doc)
-    assert doc["license"] == {"state": "not enrolled"}
-    assert doc["cluster"] == cluster.name
+    # Exactly the fields DESIGN.md lists, at every level.
+    assert set(doc) == {"cluster", "roster", "quorum", "leader", "epoch"}
     assert [set(r) for r in doc["roster"]] == [{"id", "datacenter", "live"}] * 3
+    assert set(doc["quorum"]) == {"have", "need", "ok"}
+    assert doc["cluster"] == cluster.name
+    assert [r["id"] for r in doc["roster"]] == ["n1", "n2", "n3"]
     assert doc["quorum"] == {"have": 3, "need": 2, "ok": True}
     assert doc["leader"] in {"n1", "n2", "n3"} and doc["epoch"] >= 1
     text = cluster.cli("cluster", "status").stdout
     assert f"leader    {doc['leader']}" in text and "3/2 ok" in text
+    assert "license   not enrolled" in text  # the text adds it; scripts use `mc status --json`
+    mc = json.loads(cluster.cli("mc", "status", "--json").stdout)
+    assert mc["license"] == {"state": "not enrolled"}
 
 
 def test_unreachable_zookeeper_and_usage_errors() -> None:
@@ -90,6 +100,59 @@ def test_unreachable_zookeeper_and_usage_errors() -> None:
     assert r.returncode == 2
     r = managed("node", "frobnicate")
     assert r.returncode == 2
+    r = managed("--zk-auth", "nocolon", "cluster", "status")
+    assert r.returncode == 2 and "USER:PASSWORD" in r.stderr
+    # Ids are checked before connecting: no ZooKeeper is needed to refuse them.
+    r = managed("--zk", "127.0.0.1:1", "node", "leave", "Bad_Id", timeout=30)
+    assert r.returncode == 1 and "invalid" in r.stderr and r.stderr.count("\n") == 1
+    r = managed(
+        "--zk", "127.0.0.1:1", "node", "join", "zookeeper", "--datacenter", "dc1",
+        "--api-address", "127.0.0.1:7001", timeout=30,
+    )  # fmt: skip
+    assert r.returncode == 1 and "reserved" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_credential_zookeeper_refuses_is_reported_as_such(cluster: ClusterUnderTest) -> None:
+    # Digest credentials are checked client-side (USER:PASSWORD); an empty one is what a
+    # ZooKeeper server refuses, which must not read as "cannot reach ZooKeeper".
+    with pytest.raises(ZooKeeperAuthFailed, match="refused the credential"):
+        zk.connect(cluster.hosts, auth="")
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """The CLI's error lines (a node's own log lines may precede them)."""
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("Error:")]
+
+
+def test_node_run_with_an_unusable_data_dir_is_one_line(cluster: ClusterUnderTest) -> None:
+    cluster.join("n1")
+    r = cluster.cli("node", "run", "n1", "--data-dir", "/proc/nope", timeout=30)
+    assert r.returncode == 1, r
+    assert _error_lines(r.stderr) == [
+        "Error: cannot use data directory /proc/nope: No such file or directory"
+    ], r.stderr
+
+
+def test_node_run_on_a_port_in_use_is_one_line_and_leaves_nothing(
+    cluster: ClusterUnderTest, tmp_path: Path
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = cluster.cli(
+            "node", "join", "n1", "--datacenter", "dc1", "--api-address", f"127.0.0.1:{port}"
+        )
+        assert r.returncode == 0, r.stderr
+        r = managed(
+            "--zk", cluster.hosts, "--cluster", cluster.name, "node", "run", "n1",
+            "--data-dir", str(tmp_path / "n1"), env=TIMING, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 1, r
+    lines = _error_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert cluster.snapshot().live_member("n1") is None  # its live znode went with it
 
 
 def test_node_run_refuses_a_node_outside_the_roster(cluster: ClusterUnderTest) -> None:
@@ -108,6 +171,9 @@ def test_two_nodes_never_share_a_data_dir(cluster: ClusterUnderTest, tmp_path: P
     p2 = cluster.run("n2", data_dir=shared)
     p2.popen.wait(20)
     assert p2.popen.returncode == 1 and "in use by another process" in p2.log_tail()
+    # Refused before it wrote anything: the first node's log is its own.
+    node_log = (shared / "logs" / "node.log").read_text()
+    assert "registered live as n1" in node_log and " n2" not in node_log
     p1.stop()
     p3 = cluster.run("n2", data_dir=shared, key="n2-again")
     p3.popen.wait(20)

@@ -1,21 +1,63 @@
-"""Leadership on a real 3-server ensemble: election, handover, SIGKILL, SIGSTOP, fencing."""
+"""Leadership on a real 3-server ensemble: election, handover, SIGKILL, SIGSTOP, fencing,
+and a leader removed from the roster.
+
+"Acting" below means: another node holds the lock *and* has written the health summary with
+the new epoch. The bounds are correctness bounds with slack for a busy machine; the speed
+itself is measured by benchmarks/failover.py.
+"""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
+from typing import Any
 
-from clusterkit import SESSION_TIMEOUT, ClusterUnderTest, elapsed
+from clusterkit import SESSION_TIMEOUT, ClusterUnderTest
+from kazoo.client import KazooClient
 
 from cluster import zk
 from cluster.dev.processes import wait_until
 from cluster.errors import FencedOut
+
+GRACEFUL_BOUND = 5.0  # the issue asks for about a second
+SIGKILL_BOUND = SESSION_TIMEOUT + 2 + 4  # the issue asks for session timeout + 2 s
 
 
 def _leader(c: ClusterUnderTest) -> str:
     snap = c.snapshot()
     assert snap.leader is not None
     return snap.leader.node
+
+
+def acting_within(c: ClusterUnderTest, old: str, old_epoch: int, bound: float) -> str:
+    """Wait until a node other than `old` is acting with an epoch above `old_epoch`."""
+    client = zk.connect(c.hosts)
+    found: list[str] = []
+
+    def check() -> bool:
+        snap = zk.read_snapshot(client, c.paths)
+        if snap.leader is None or snap.leader.node == old or snap.epoch.value <= old_epoch:
+            return False
+        summary = _summary(client, c)
+        if (summary.get("leader"), summary.get("epoch")) != (snap.leader.node, snap.epoch.value):
+            return False
+        found.append(snap.leader.node)
+        return True
+
+    try:
+        ok = wait_until(check, bound, 0.02)
+    finally:
+        zk.close(client)
+    assert ok, f"no node acting within {bound:g} s:\n{c.logs()}"
+    return found[-1]
+
+
+def _summary(client: KazooClient, c: ClusterUnderTest) -> dict[str, Any]:
+    data, _ = client.get(c.paths.health)
+    loaded = json.loads(data or b"{}")
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def test_leader_publishes_a_fenced_health_summary(cluster: ClusterUnderTest) -> None:
@@ -52,51 +94,92 @@ def test_leader_publishes_a_fenced_health_summary(cluster: ClusterUnderTest) -> 
 def test_graceful_stop_hands_over_without_waiting_for_session_expiry(
     cluster: ClusterUnderTest,
 ) -> None:
-    # Timing is measured by benchmarks/failover.py; here: the lock is released, not expired.
     cluster.start_nodes(3)
     old = _leader(cluster)
     epoch = cluster.snapshot().epoch.value
     cluster.processes[old].signal(signal.SIGTERM)
-    took = elapsed(lambda: (s := cluster.snapshot()).leader is not None and s.leader.node != old, 5)
-    assert took is not None and took < SESSION_TIMEOUT + 8, took
+    new = acting_within(cluster, old, epoch, GRACEFUL_BOUND)
+    assert new != old
     assert cluster.processes[old].popen.wait(10) == 0
     assert "handed leadership over" in cluster.processes[old].log_tail(50)
-    assert wait_until(lambda: cluster.health_summary().get("epoch") == epoch + 1, 3)
 
 
 def test_sigkill_failover_after_session_expiry(cluster: ClusterUnderTest) -> None:
-    # Timing is measured by benchmarks/failover.py; here a bound that holds on a busy machine.
     cluster.start_nodes(3)
     old = _leader(cluster)
+    epoch = cluster.snapshot().epoch.value
     cluster.processes[old].kill()
-    took = elapsed(
-        lambda: (s := cluster.snapshot()).leader is not None and s.leader.node != old,
-        SESSION_TIMEOUT + 10,
-    )
-    assert took is not None and took < SESSION_TIMEOUT + 8, took
+    acting_within(cluster, old, epoch, SIGKILL_BOUND)
+
+
+class SummaryWatch:
+    """Records every (epoch, leader) of the health summary, polling in a thread."""
+
+    def __init__(self, c: ClusterUnderTest) -> None:
+        self.seen: list[tuple[int, str]] = []
+        self._client = zk.connect(c.hosts)
+        self._c = c
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            s = _summary(self._client, self._c)
+            entry = (int(s.get("epoch", 0)), str(s.get("leader", "")))
+            if not self.seen or self.seen[-1] != entry:
+                self.seen.append(entry)
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        zk.close(self._client)
 
 
 def test_paused_leader_is_fenced_and_rejoins_as_follower(cluster: ClusterUnderTest) -> None:
     cluster.start_nodes(3)
     old = _leader(cluster)
     old_epoch = cluster.snapshot().epoch.value
+    assert wait_until(lambda: cluster.health_summary().get("epoch") == old_epoch, 5)
     proc = cluster.processes[old]
-    proc.signal(signal.SIGSTOP)
+    watch = SummaryWatch(cluster)
     try:
-        assert cluster.wait(
-            lambda s: s.leader is not None and s.leader.node != old, SESSION_TIMEOUT + 10
-        )
-        new_epoch = cluster.snapshot().epoch.value
-        assert new_epoch > old_epoch
+        proc.signal(signal.SIGSTOP)
+        try:
+            new = acting_within(cluster, old, old_epoch, SIGKILL_BOUND)
+            new_epoch = cluster.snapshot().epoch.value
+        finally:
+            proc.signal(signal.SIGCONT)
+        # It learns it lost, stops leading, and comes back live as a follower.
+        assert wait_until(lambda: (cluster.status(old)[1] or {}).get("role") == "follower", 15)
+        assert cluster.wait(lambda s: s.live_member(old) is not None, 15)
+        time.sleep(1.5)  # a few of its loops as a follower: none may write
     finally:
-        proc.signal(signal.SIGCONT)
-    # It learns it lost, stops leading, and comes back live as a follower.
-    assert wait_until(lambda: (cluster.status(old)[1] or {}).get("role") == "follower", 15)
-    assert cluster.wait(lambda s: s.live_member(old) is not None, 15)
-    time.sleep(1.5)
-    summary = cluster.health_summary()
-    assert summary["epoch"] == new_epoch and summary["leader"] != old
-    assert "LOST" in proc.log_tail(200) or "fenced" in proc.log_tail(200)
+        watch.close()
+    epochs = [e for e, _ in watch.seen]
+    assert epochs == sorted(epochs), watch.seen  # the summary's epoch never goes back
+    # Once the new epoch is written, the old leader never writes again.
+    after = watch.seen[next(i for i, (e, _) in enumerate(watch.seen) if e >= new_epoch) :]
+    assert after[0] == (new_epoch, new) and all(leader != old for _, leader in after), watch.seen
+    log = proc.log_tail(300)
+    assert "LOST" in log or "fenced" in log, log
+
+
+def test_a_leader_removed_from_the_roster_releases_the_lock(cluster: ClusterUnderTest) -> None:
+    cluster.start_nodes(3)
+    old = _leader(cluster)
+    epoch = cluster.snapshot().epoch.value
+    r = cluster.cli("node", "leave", old, "--force")
+    assert r.returncode == 0 and "left" in r.stdout, r.stderr
+    # Well before its session could end (it is alive and connected), another node acts.
+    new = acting_within(cluster, old, epoch, GRACEFUL_BOUND)
+    assert new != old
+    assert cluster.processes[old].alive()
+    assert "releasing it" in cluster.processes[old].log_tail(100)
+    snap = cluster.snapshot()
+    assert snap.member(old) is None and snap.quorum.ok
+    assert wait_until(lambda: (cluster.status(old)[1] or {}).get("role") == "follower", 5)
 
 
 def test_a_write_with_an_old_epoch_fails_the_epoch_check(cluster: ClusterUnderTest) -> None:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from clusterkit import ClusterUnderTest
+import time
 
+import pytest
+from clusterkit import ClusterUnderTest
+from kazoo.exceptions import ConnectionClosedError, ConnectionLoss
+
+from cluster import roster, zk
 from cluster.dev.processes import wait_until
 from cluster.dev.zookeeper import Ensemble
+from cluster.errors import ZooKeeperUnavailable
+
+# A command waits 5 s for ZooKeeper (to connect, then for each answer); this bound leaves slack
+# for Python's start-up and a busy machine. It checks "fails, does not hang", not speed.
+COMMAND_BOUND = 20.0
 
 
 def test_one_server_down_keeps_working_two_down_stops_leader_work(
@@ -26,7 +36,12 @@ def test_one_server_down_keeps_working_two_down_stops_leader_work(
 
     def stopped() -> bool:
         statuses = [c.status(n)[1] or {} for n in nodes]
-        return all(s.get("leader_work_active") is False for s in statuses)
+        # The lock holder, cut off, says it may not act (not plain "leader").
+        return all(
+            s.get("leader_work_active") is False
+            and s.get("role") in ("follower", "leader-suspended")
+            for s in statuses
+        )
 
     assert wait_until(stopped, 10), c.logs()
 
@@ -50,3 +65,39 @@ def test_one_server_down_keeps_working_two_down_stops_leader_work(
     assert snap.leader is not None and len(snap.live) == 3
     # The roster survived intact.
     assert {e.node for e in snap.roster} == set(nodes)
+
+
+def test_commands_fail_with_one_line_when_the_ensemble_loses_quorum(
+    private_ensemble: Ensemble, private_cluster: ClusterUnderTest
+) -> None:
+    c = private_cluster
+    c.join("n1")
+    # A client that connected while ZooKeeper was whole: its requests must not wait forever
+    # once the ensemble has lost quorum (kazoo queues them while it reconnects).
+    client = zk.connect(c.hosts)
+    try:
+        first, second, _third = private_ensemble.servers
+        private_ensemble.kill(first)
+        private_ensemble.kill(second)
+        t0 = time.monotonic()
+        with pytest.raises((ZooKeeperUnavailable, ConnectionLoss, ConnectionClosedError)):
+            roster.join(client, c.paths, "n2", "dc1", "127.0.0.1:7002")
+        assert time.monotonic() - t0 < COMMAND_BOUND
+    finally:
+        zk.close(client)
+
+    commands = [
+        ("cluster", "status"),
+        ("cluster", "status", "--json"),
+        ("node", "list"),
+        ("node", "join", "n3", "--datacenter", "dc1", "--api-address", "127.0.0.1:7003"),
+        ("node", "leave", "n1"),
+    ]
+    for args in commands:
+        t0 = time.monotonic()
+        r = c.cli(*args, timeout=COMMAND_BOUND + 10)
+        took = time.monotonic() - t0
+        assert r.returncode == 1, (args, r)
+        assert r.stderr.count("\n") == 1 and "ZooKeeper" in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert took < COMMAND_BOUND, (args, took)

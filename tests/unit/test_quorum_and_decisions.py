@@ -77,6 +77,21 @@ def test_suspended_connection_never_leads() -> None:
     assert d.action is Action.FOLLOW and "suspended" in d.reason
 
 
+def test_a_leader_removed_from_the_roster_releases_the_lock() -> None:
+    # `node leave --force` on the running leader: its lock must go, or all keep following it.
+    d = decide(snap(["b", "c"], ["a", "b", "c"], ("a", 7)), "a", 7, True)
+    assert d.action is Action.RELEASE and "no longer in the roster" in d.reason
+    # ...but only a lock of this session; and never while suspended.
+    d = decide(snap(["b", "c"], ["a", "b", "c"], ("a", 7)), "a", 8, True)
+    assert d.action is Action.FOLLOW and "not in the roster" in d.reason
+    assert decide(snap(["b", "c"], ["a", "b"], ("a", 7)), "a", 7, False).action is Action.FOLLOW
+    # The others follow it until it is gone, then one acquires (2 of 2 live).
+    assert decide(snap(["b", "c"], ["a", "b", "c"], ("a", 7)), "b", 1, True).action is (
+        Action.FOLLOW
+    )
+    assert decide(snap(["b", "c"], ["a", "b", "c"]), "b", 1, True).action is Action.ACQUIRE
+
+
 def test_outsiders_and_unregistered_nodes_do_not_acquire() -> None:
     assert decide(snap(["a", "b"], ["a", "b", "z"]), "z", 1, True).action is Action.FOLLOW
     assert decide(snap(["a", "b", "c"], ["b", "c"]), "a", 1, True).action is Action.FOLLOW
@@ -107,6 +122,22 @@ def test_join_refusals() -> None:
         join_refusal(s, RosterEntry("a", "dc2", "127.0.0.1:9000", 1.0))
     )
     assert "already used" in str(join_refusal(s, RosterEntry("b", "dc1", "127.0.0.1:9000", 1.0)))
+
+
+def test_health_summary_lists_every_roster_member() -> None:
+    s = snap(["a", "b", "c"], ["a", "c", "z"], ("a", 1))
+    summary = s.health_summary("a", 4, 12.5)
+    assert {k: summary[k] for k in ("cluster", "leader", "epoch", "at")} == {
+        "cluster": "c",
+        "leader": "a",
+        "epoch": 4,
+        "at": 12.5,
+    }
+    assert summary["quorum"] == {"have": 2, "need": 2, "ok": True}
+    assert set(summary["nodes"]) == {"a", "b", "c"}  # an outsider that is live is not listed
+    assert summary["nodes"]["b"] == {"datacenter": "dc1", "live": False}
+    assert summary["nodes"]["a"]["live"] and summary["nodes"]["a"]["version"] == "1"
+    assert set(summary["nodes"]["a"]["health"]) >= {"cpu_count", "memory_total", "disk_used"}
 
 
 def test_malformed_znode_data_parses_to_defaults() -> None:

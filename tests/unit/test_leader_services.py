@@ -1,0 +1,118 @@
+"""Starting and stopping leader-only services, and the health probe; no servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.health import HealthProbe
+from cluster.leadership import LeaderContext, LeaderServices
+
+
+class Service:
+    """A service with a task of its own, like the Mission Control exchange."""
+
+    def __init__(self, name: str, start_delay: float = 0.0, stop_delay: float = 0.0) -> None:
+        self.name = name
+        self.start_delay = start_delay
+        self.stop_delay = stop_delay
+        self.task: asyncio.Task[None] | None = None
+        self.stopped_cleanly = False
+
+    async def start(self, ctx: LeaderContext) -> None:
+        await asyncio.sleep(self.start_delay)
+        self.task = asyncio.create_task(asyncio.sleep(3600))
+
+    async def stop(self) -> None:
+        await asyncio.sleep(self.stop_delay)
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        self.stopped_cleanly = True
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+
+CTX: Any = object()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_stop_during_start_leaves_every_service_stopped() -> None:
+    async def scenario() -> Sequence[Service]:
+        services = [Service("a", start_delay=0.05), Service("b", start_delay=0.05)]
+        group = LeaderServices(services)
+        starting = asyncio.create_task(group.start(CTX))
+        await asyncio.sleep(0.01)  # "a" is starting: SUSPENDED arrives now
+        await group.stop()
+        await starting
+        return services
+
+    services = run(scenario())
+    assert not any(s.running for s in services)
+
+
+def test_a_cancelled_stop_still_stops_every_service() -> None:
+    async def scenario() -> Sequence[Service]:
+        services = [Service("a", stop_delay=0.05), Service("b", stop_delay=0.05)]
+        group = LeaderServices(services)
+        await group.start(CTX)
+        stopping = asyncio.create_task(group.stop())
+        await asyncio.sleep(0.01)
+        stopping.cancel()  # e.g. the task that asked for it was a service's own, now cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        await asyncio.sleep(0.1)
+        return services
+
+    services = run(scenario())
+    assert all(s.stopped_cleanly and not s.running for s in services)
+
+
+def test_a_service_may_have_its_set_stopped_from_its_own_task() -> None:
+    """What a fenced-out write does: the step-down runs in a task of its own."""
+
+    async def scenario() -> tuple[Service, Service]:
+        group: LeaderServices
+        pending: list[asyncio.Task[None]] = []
+
+        class Writer(Service):
+            async def start(self, ctx: LeaderContext) -> None:
+                self.task = asyncio.create_task(self.work())
+
+            async def work(self) -> None:
+                await asyncio.sleep(0.01)
+                pending.append(asyncio.create_task(group.stop()))  # as NodeDaemon.fenced does
+                await asyncio.sleep(3600)
+
+        writer, other = Writer("writer"), Service("other", stop_delay=0.02)
+        group = LeaderServices([writer, other])
+        await group.start(CTX)
+        await asyncio.sleep(0.05)
+        await asyncio.gather(*pending)
+        return writer, other
+
+    writer, other = run(scenario())
+    assert writer.stopped_cleanly and other.stopped_cleanly
+    assert not writer.running and not other.running
+
+
+def test_health_probe_failure_is_reported_not_raised(tmp_path: Path) -> None:
+    probe = HealthProbe(tmp_path)
+    good = probe()
+    assert good.memory_total > 0 and probe.error is None
+    gone = HealthProbe(tmp_path / "vanished")
+    figures = gone()
+    assert figures.memory_total == 0 and gone.error is not None and "vanished" in gone.error
+    (tmp_path / "vanished").mkdir()
+    assert gone().memory_total > 0 and gone.error is None
