@@ -1,8 +1,9 @@
 """Enrolling a cluster with Mission Control: token in, credential stored, link configured.
 
 Guarantees: everything that can be checked is checked before the one-time token is spent
-(ZooKeeper reachable, the secrets credential works, the CA file readable, the URL acceptable);
-afterwards the credential (secret, digest ACL) and the link (config) are stored in one
+(ZooKeeper reachable, the secrets credential works, the CA file a readable PEM certificate, the
+URL acceptable, the outage limit sane); afterwards the credential (secret, digest ACL) and the
+link (config: URL, CA, intervals, outage limit, outbox bound, enrollment time) are stored in one
 ZooKeeper transaction, so a cluster is never left half-enrolled.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from kazoo.security import make_digest_acl
 from cluster import zk
 from cluster.errors import ClusterError
 from cluster.exchange import CREDENTIAL_SECRET
+from cluster.link import DEFAULT_OUTAGE_LIMIT_DAYS, OutboxBound, check_outage_limit_days
 from cluster.paths import ClusterPaths
 from cluster.secrets import parse_auth, read_secret
 
@@ -33,6 +36,16 @@ class Enrolled:
     cluster_id: str
     name: str
     geography: str
+
+
+def check_ca_file(ca_file: str) -> None:
+    """EnrollmentError (one line) unless `ca_file` holds a PEM certificate TLS can use."""
+    from mission_control.client import verifying_context
+
+    try:
+        verifying_context(ca_file)
+    except ValueError as e:
+        raise EnrollmentError(str(e)) from None
 
 
 def preflight(client: KazooClient, paths: ClusterPaths, auth: str | None) -> None:
@@ -55,7 +68,7 @@ async def exchange_token(
             reply = await mc.enroll(token)
     except MessageRejected as e:
         raise EnrollmentError(f"Mission Control refused the enrollment: {e}") from e
-    except MissionControlUnavailable as e:
+    except (MissionControlUnavailable, ValueError) as e:
         raise EnrollmentError(str(e)) from e
     return Enrolled(reply.cluster_id, reply.name, reply.geography), reply.credential
 
@@ -105,10 +118,30 @@ def enroll(
     ca_file: str | None,
     insecure_http: bool,
     intervals: dict[str, float],
+    *,
+    outage_limit_days: float = DEFAULT_OUTAGE_LIMIT_DAYS,
+    outbox: OutboxBound | None = None,
+    now: float | None = None,
 ) -> Enrolled:
+    """Check everything, spend `token`, store the credential and the link; `EnrollmentError`
+    (one line) on any refusal, before the token is spent wherever it can be checked first."""
+    try:
+        days = check_outage_limit_days(outage_limit_days)
+    except ValueError as e:
+        raise EnrollmentError(str(e)) from None
+    if ca_file:
+        check_ca_file(ca_file)
     preflight(client, paths, auth)
     enrolled, credential = asyncio.run(exchange_token(url, token, ca_file, insecure_http))
-    link: dict[str, Any] = {"url": url, "insecure_http": insecure_http, "intervals": intervals}
+    link: dict[str, Any] = {
+        "url": url,
+        "insecure_http": insecure_http,
+        "intervals": intervals,
+        "outage_limit_days": days,
+        "outbox": (outbox or OutboxBound()).to_json(),
+        # The outage limit counts from here until Mission Control is first reached.
+        "enrolled_at": time.time() if now is None else now,
+    }
     if ca_pem:
         link["ca_pem"] = ca_pem
     store(client, paths, auth, enrolled, credential, link)

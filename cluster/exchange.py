@@ -6,154 +6,95 @@ removed, and the reply's effect (license state, sizing advice) recorded, in one 
 transaction. So nothing is lost while Mission Control is unreachable or the leader changes, a
 resend keeps its `message_id` (Mission Control deduplicates), and a stale leader cannot remove
 or record anything. Consumption is reported per full hour from a high-water mark kept in
-ZooKeeper, so hours missed during an outage or a leader change are reported later, once each.
+ZooKeeper and advanced in the transaction that queues those hours, so hours missed during an
+outage or a leader change are reported later, once each. All writes of the exchange's state go
+through one compare-and-set writer (`cluster.exchange_state`).
 
-After `outage_limit` without contact the cluster marks its license `unverified` and enforces its
-last known quota itself (`enforcement` in the state znode).
+Refusals: a 409 `stale_epoch` means a newer leader exists: the exchange stops for this term.
+A refusal of one message's content (400, 413, 422, or a 409 such as `message_id_reused`) moves
+that message to `outbox-dead` for an operator, so the queue keeps moving. Any other refusal
+(401 credential refused, 403, 404 cluster unknown, ...) is a problem of the link, not of the
+message: every message stays queued, the state's `link` says what is wrong (`managed mc
+status`), one error is logged, and delivery is retried with back-off.
+
+The outbox is bounded during long outages (`cluster.outbox.excess`, `cluster.link.OutboxBound`).
+After the outage limit without contact the license is `unverified` and the leader records the
+quota the cluster then enforces itself (`enforcement` key; `cluster.licensing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cluster import outbox, zk
 from cluster.errors import ClusterError, FencedOut
+from cluster.exchange_messages import (
+    due_hours,
+    environments,
+    health_payload,
+    link_problem,
+    refusal_action,
+)
+from cluster.exchange_state import StateMoved, StateWriter, read_state
 from cluster.leadership import LeaderContext
+from cluster.licensing import (
+    Enforcement,
+    cluster_host_units,
+    decide_enforcement,
+    host_units,
+    license_view,
+)
+from cluster.link import DAY, HOUR, Intervals, Link
 from cluster.model import ClusterSnapshot, dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
 
+__all__ = [
+    "CREDENTIAL_SECRET",
+    "DAY",
+    "HOUR",
+    "HeartbeatHandler",
+    "Intervals",
+    "Link",
+    "LinkRefused",
+    "MissionControlExchange",
+    "Unreachable",
+    "cluster_host_units",
+    "due_hours",
+    "host_units",
+    "license_view",
+    "link_problem",
+    "read_state",
+    "refusal_action",
+]
+
 log = logging.getLogger(__name__)
 
 CREDENTIAL_SECRET = "mc-credential"
-HOUR = 3600.0
-GIB = 1 << 30
-HOST_UNIT_BYTES = 16 * GIB  # one host unit per 16 GiB of memory, at least a quarter
-DAY = 86400.0
+LINK_RETRY_MAX = 60.0  # seconds between attempts while Mission Control refuses the link
+MISCONFIGURED_RETRY = 30.0
 
 HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Intervals:
-    health: float = 120.0
-    license: float = 300.0
-    consumption: float = HOUR
-    heartbeat: float = 30.0
+class LinkRefused(ClusterError):
+    """Mission Control refused the link itself (credential, cluster record, route)."""
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Intervals:
-        base = cls()
-        return cls(
-            **{
-                k: float(d.get(k, getattr(base, k)))
-                for k in ("health", "license", "consumption", "heartbeat")
-            }
-        )
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
-@dataclass(frozen=True)
-class Link:
-    """How this cluster reaches Mission Control (the `mission_control` key of its config)."""
-
-    url: str
-    cluster_id: str
-    ca_pem: str | None = None
-    insecure_http: bool = False
-    intervals: Intervals = field(default_factory=Intervals)
-    outage_limit: float = 14 * DAY
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Link | None:
-        d = config.get("mission_control")
-        if not isinstance(d, dict) or not d.get("url") or not d.get("cluster_id"):
-            return None
-        return cls(
-            url=str(d["url"]),
-            cluster_id=str(d["cluster_id"]),
-            ca_pem=d.get("ca_pem"),
-            insecure_http=bool(d.get("insecure_http", False)),
-            intervals=Intervals.from_json(d.get("intervals") or {}),
-            outage_limit=float(d.get("outage_limit_days", 14)) * DAY,
-        )
-
-
-def state_path(paths: ClusterPaths) -> str:
-    return paths.mission_control
-
-
-def host_units(memory_total: int) -> float:
-    """Host units of one node: its memory in units of 16 GiB, in quarters, at least 0.25."""
-    return max(0.25, math.ceil(4 * memory_total / HOST_UNIT_BYTES) / 4)
-
-
-def health_payload(snap: ClusterSnapshot) -> dict[str, Any]:
-    nodes = []
-    for e in snap.roster:
-        m = snap.live_member(e.node)
-        h = m.health if m else None
-        nodes.append(
-            {
-                "node": e.node,
-                "datacenter": e.datacenter or None,
-                "leader": bool(snap.leader and snap.leader.node == e.node),
-                "version": (m.version if m else "") or "unknown",
-                "state": "healthy" if m else "down",
-                "cpu_cores": max(1, h.cpu_count) if h else 1,
-                "cpu_percent": min(100.0, max(0.0, h.cpu_percent)) if h else 0.0,
-                "memory_total_bytes": h.memory_total if h else 0,
-                "memory_used_bytes": min(h.memory_used, h.memory_total) if h else 0,
-                "disk_total_bytes": h.disk_total if h else 0,
-                "disk_used_bytes": min(h.disk_used, h.disk_total) if h else 0,
-            }
-        )
-    return {"nodes": nodes}
-
-
-def cluster_host_units(snap: ClusterSnapshot) -> float:
-    return sum(host_units(m.health.memory_total) for m in snap.live)
-
-
-def environments(snap: ClusterSnapshot) -> dict[str, float]:
-    """Host units per environment: the config's `environments`, else one for the whole cluster."""
-    configured = snap.config.get("environments")
-    if isinstance(configured, dict) and configured:
-        return {str(k): float(v) for k, v in configured.items() if isinstance(v, int | float)}
-    return {"default": cluster_host_units(snap)}
-
-
-def due_hours(reported_until: float | None, now: float, cap: int = 24 * 30) -> list[float]:
-    """Starts of the full hours not yet reported, oldest first (at most `cap`)."""
-    current = math.floor(now / HOUR) * HOUR
-    start = current - HOUR if reported_until is None else reported_until
-    hours = []
-    t = max(start, current - cap * HOUR)
-    while t < current:
-        hours.append(t)
-        t += HOUR
-    return hours
-
-
-def license_view(state: dict[str, Any], link: Link | None, now: float) -> dict[str, Any]:
-    """What `cluster status` shows: the last license reply, or `unverified` after a long outage."""
-    lic = dict(state.get("license") or {})
-    if link is None:
-        return {"state": "not enrolled"}
-    last = state.get("last_contact")
-    if last is None or now - float(last) > link.outage_limit:
-        quota = (lic.get("quotas") or {}).get("host_units")
-        return {**lic, "state": "unverified", "enforcing_host_units": quota, "last_contact": last}
-    return {**lic, "last_contact": last} if lic else {"state": "unknown", "last_contact": last}
+class Unreachable(Exception):
+    """Mission Control could not be reached or failed (5xx): every message stays queued."""
 
 
 class MissionControlExchange:
@@ -174,9 +115,12 @@ class MissionControlExchange:
         self._heartbeat_handler = heartbeat_handler
         self._task: asyncio.Task[None] | None = None
         self._next: dict[str, float] = {}
+        self._state = StateWriter()
+        self._logged_link: str | None = None
 
     async def start(self, ctx: LeaderContext) -> None:
         self._next = {}
+        self._state.forget()
         self._task = asyncio.create_task(self._run(ctx), name="mission-control")
 
     async def stop(self) -> None:
@@ -186,35 +130,57 @@ class MissionControlExchange:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _run(self, ctx: LeaderContext) -> None:
+    def client_for(self, link: Link, credential: str) -> Any:
+        """The client of `link`; ValueError (one clear line) if the URL or CA cannot be used."""
         from mission_control.client import MissionControlClient  # aiohttp: leader only
 
+        return MissionControlClient(
+            link.url,
+            credential=credential,
+            ca_file=self._ca_file(link),
+            insecure_http=link.insecure_http,
+        )
+
+    async def _run(self, ctx: LeaderContext) -> None:
         backoff = 0.5
         while True:
             link = Link.from_config(ctx.snapshot.config if ctx.snapshot else {})
             credential = None
             if link is not None:
-                credential = await ctx.call_zk(
-                    read_secret_quiet, ctx.zk_client, ctx.paths, self._auth
-                )
+                try:
+                    credential = await ctx.call_zk(
+                        read_secret_quiet, ctx.zk_client, ctx.paths, self._auth
+                    )
+                except ClusterError as e:  # e.g. ZooKeeper did not answer in time
+                    log.warning("cannot read the Mission Control credential: %s", e)
             if link is None or credential is None:
                 await asyncio.sleep(1.0)
                 continue
-            ca_file = self._ca_file(link)
-            async with MissionControlClient(
-                link.url, credential=credential, ca_file=ca_file, insecure_http=link.insecure_http
-            ) as client:
+            try:
+                client = self.client_for(link, credential)
+            except (ValueError, OSError) as e:
+                await self._link_trouble(ctx, "misconfigured", f"cannot use the link: {e}")
+                await asyncio.sleep(MISCONFIGURED_RETRY)
+                continue
+            async with client:
                 while (
                     ctx.leading
                     and Link.from_config(ctx.snapshot.config if ctx.snapshot else {}) == link
                 ):
                     try:
-                        await self._once(ctx, link, client)
+                        await self.step(ctx, link, client)
                         backoff = 0.5
                         await asyncio.sleep(0.2)
                     except FencedOut:
                         return
-                    except _Unavailable as e:
+                    except StateMoved:
+                        continue  # read the state again and redo the step
+                    except LinkRefused:
+                        # The credential may have been replaced: read it again, then retry.
+                        await asyncio.sleep(backoff)
+                        backoff = min(max(backoff, 1.0) * 2, LINK_RETRY_MAX)
+                        break
+                    except Unreachable as e:
                         log.info("Mission Control unavailable (%s): retrying in %.1fs", e, backoff)
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 15.0)
@@ -239,82 +205,114 @@ class MissionControlExchange:
             tmp.replace(path)
         return str(path)
 
-    def _due(self, kind: str, every: float, now: float) -> bool:
-        if now >= self._next.get(kind, 0.0):
-            self._next[kind] = now + every
-            return True
-        return False
+    def _is_due(self, kind: str, now: float) -> bool:
+        return now >= self._next.get(kind, 0.0)
 
-    async def _once(self, ctx: LeaderContext, link: Link, client: Any) -> None:
+    async def step(self, ctx: LeaderContext, link: Link, client: Any) -> None:
+        """One round: queue what is due, record enforcement, deliver the queue, heartbeat.
+
+        Raises `FencedOut` (stop), `StateMoved` (redo), `LinkRefused` (retry later),
+        `Unreachable` (Mission Control unreachable: retry later).
+        """
         from mission_control.errors import MessageRejected, MissionControlUnavailable
 
         now = self._clock()
         snap = ctx.snapshot
         if snap is None or ctx.fence is None:
             return
-        state = await ctx.call_zk(read_state, ctx.zk_client, ctx.paths)
-        await self._produce(ctx, link, snap, state, now)
+        await self._produce(ctx, link, snap, now)
+        await self._enforce(ctx, link, snap, now)
         try:
-            await self._deliver(ctx, client, state)
-            if self._due("heartbeat", link.intervals.heartbeat, now):
+            await self._deliver(ctx, client)
+            if self._is_due("heartbeat", now):
+                self._next["heartbeat"] = now + link.intervals.heartbeat
                 await self._heartbeat(ctx, client)
         except MissionControlUnavailable as e:
-            await self._check_outage(ctx, link, state, now)
-            raise _Unavailable(str(e)) from e
+            await self._link_trouble(ctx, "unreachable", str(e), level=logging.INFO)
+            raise Unreachable(str(e)) from e
         except MessageRejected as e:
-            if e.status == 409:
+            action = refusal_action(e.status, e.code)
+            if action == "fenced":
                 log.warning("Mission Control refused our epoch (%s): a newer leader exists", e)
                 raise FencedOut(str(e)) from e
-            raise
+            state, line = link_problem(e.status, str(e))
+            await self._link_trouble(ctx, state, line)
+            raise LinkRefused(state, line) from e
 
     async def _produce(
-        self,
-        ctx: LeaderContext,
-        link: Link,
-        snap: ClusterSnapshot,
-        state: dict[str, Any],
-        now: float,
+        self, ctx: LeaderContext, link: Link, snap: ClusterSnapshot, now: float
     ) -> None:
+        state = (await self._state.current(ctx)).data
+        intervals = link.intervals
+        due = {
+            "health": self._is_due("health", now),
+            "license": self._is_due("license", now),
+            "consumption": self._is_due("consumption", now),
+        }
         messages: list[tuple[str, dict[str, Any]]] = []
-        if self._due("health", link.intervals.health, now):
-            messages.append(("health", health_payload(snap)))
-        if self._due("license", link.intervals.license, now):
+        if due["health"]:
+            messages.append(("health", health_payload(snap, intervals.health)))
+        if due["license"]:
             messages.append(("license", {"host_units_in_use": cluster_host_units(snap)}))
         hours: list[float] = []
-        if self._due("consumption", min(link.intervals.consumption, 60.0), now):
-            hours = due_hours(state.get("consumption_until"), now)
+        if due["consumption"]:
+            mark = state.get("consumption_until")
+            hours = due_hours(float(mark) if isinstance(mark, int | float) else None, now)
             for start in hours:
                 for env, units in environments(snap).items():
-                    messages.append(
-                        (
-                            "consumption",
-                            {
-                                "environment": env,
-                                "period_start": datetime.fromtimestamp(start, UTC).isoformat(),
-                                "host_units": units,
-                                "host_unit_hours": units,
-                            },
-                        )
-                    )
-        if not messages:
-            return
-        ops: list[zk.Op] = [
-            zk.Create(
-                f"{outbox.outbox_path(ctx.paths)}/{outbox.PREFIX}",
-                outbox.record(kind, payload, now),
-                sequence=True,
-            )
-            for kind, payload in messages
-        ]
-        if hours:
-            ops.append(
-                zk.SetData(
-                    state_path(ctx.paths), dump({**state, "consumption_until": hours[-1] + HOUR})
+                    period = datetime.fromtimestamp(start, UTC).isoformat()
+                    payload = {
+                        "environment": env,
+                        "period_start": period,
+                        "host_units": units,
+                        "host_unit_hours": units,
+                    }
+                    messages.append(("consumption", payload))
+        if messages:
+            ops: list[zk.Op] = []
+            if due["health"] or due["license"]:
+                queued = await ctx.call_zk(outbox.names, ctx.zk_client, ctx.paths)
+                adding = [outbox.prefix_for(kind, now) for kind, _ in messages]
+                bound = outbox.Bound(
+                    link.outbox.health_recent(intervals.health), link.outbox.history_hours
                 )
-            )
-        await ctx.fenced(ops)
+                dropped = outbox.excess(queued, bound, adding)
+                if dropped:
+                    log.info("outbox bound: dropping %d older health/license checks", len(dropped))
+                ops += [zk.Delete(f"{outbox.outbox_path(ctx.paths)}/{n}") for n in dropped]
+            ops += [
+                zk.Create(
+                    f"{outbox.outbox_path(ctx.paths)}/{outbox.prefix_for(kind, now)}",
+                    outbox.record(kind, payload, now),
+                    sequence=True,
+                )
+                for kind, payload in messages
+            ]
+            changes = {"consumption_until": hours[-1] + HOUR} if hours else {}
+            await self._state.commit(ctx, changes, ops)
+        # Only once queued (a failed write is redone at the next step).
+        for kind, is_due in due.items():
+            if is_due:
+                every = getattr(intervals, kind)
+                self._next[kind] = now + (min(every, 60.0) if kind == "consumption" else every)
 
-    async def _deliver(self, ctx: LeaderContext, client: Any, state: dict[str, Any]) -> None:
+    async def _enforce(
+        self, ctx: LeaderContext, link: Link, snap: ClusterSnapshot, now: float
+    ) -> None:
+        state = (await self._state.current(ctx)).data
+        previous = Enforcement.from_json(state.get("enforcement"))
+        view = license_view(state, link, now)
+        decided = decide_enforcement(view, link, cluster_host_units(snap), previous, now)
+        if decided == previous:
+            return
+        if decided.active != previous.active:
+            if decided.active:
+                log.warning("enforcing the license locally: %s", decided.reason)
+            else:
+                log.info("license verified again: local enforcement ends")
+        await self._state.commit(ctx, {"enforcement": decided.to_json()})
+
+    async def _deliver(self, ctx: LeaderContext, client: Any) -> None:
         from mission_control.errors import MessageRejected
 
         fence = ctx.fence
@@ -324,32 +322,30 @@ class MissionControlExchange:
             try:
                 reply = await client.send(message.kind, message.body(fence.epoch))
             except MessageRejected as e:
-                if e.status == 409:
+                if refusal_action(e.status, e.code) != "set_aside":
                     raise
                 await self._set_aside(ctx, message, f"Mission Control refused it: {e}")
                 continue
             except ValueError as e:  # a kind this client cannot send
                 await self._set_aside(ctx, message, str(e))
                 continue
-            state = {**state, "last_contact": self._clock()}
+            changes: dict[str, Any] = {"last_contact": self._clock(), "link": {"state": "ok"}}
             if message.kind == "license":
-                state["license"] = {
+                changes["license"] = {
                     k: reply.get(k) for k in ("state", "expires", "days_left", "quotas")
                 }
             elif message.kind == "health":
-                state["health"] = {k: reply.get(k) for k in ("status", "reasons", "advice")}
-            await ctx.fenced(
-                [
-                    zk.Delete(outbox.path_of(ctx.paths, message)),
-                    zk.SetData(state_path(ctx.paths), dump(state)),
-                ]
-            )
+                changes["health"] = {k: reply.get(k) for k in ("status", "reasons", "advice")}
+            await self._state.commit(ctx, changes, [zk.Delete(outbox.path_of(ctx.paths, message))])
+            if self._logged_link not in (None, "ok"):
+                log.info("Mission Control link ok again")
+            self._logged_link = "ok"
 
     async def _set_aside(
         self, ctx: LeaderContext, message: outbox.OutboxMessage, reason: str
     ) -> None:
-        """Move an undeliverable message to `outbox-dead` (kept for an operator), unblocking
-        the queue behind it."""
+        """Move a message whose content was refused to `outbox-dead` (kept for an operator),
+        unblocking the queue behind it."""
         log.error("outbox message %s (%s) set aside: %s", message.message_id, message.kind, reason)
         record = {
             "kind": message.kind,
@@ -365,8 +361,6 @@ class MissionControlExchange:
         )
 
     async def _heartbeat(self, ctx: LeaderContext, client: Any) -> None:
-        import uuid
-
         fence = ctx.fence
         assert fence is not None
         reply = await client.send(
@@ -375,17 +369,21 @@ class MissionControlExchange:
         if self._heartbeat_handler is not None:
             await self._heartbeat_handler(ctx, reply, datetime.fromtimestamp(self._clock(), UTC))
 
-    async def _check_outage(
-        self, ctx: LeaderContext, link: Link, state: dict[str, Any], now: float
+    async def _link_trouble(
+        self, ctx: LeaderContext, state: str, line: str, level: int = logging.ERROR
     ) -> None:
-        if "last_contact" not in state:
-            await ctx.fenced(
-                [zk.SetData(state_path(ctx.paths), dump({**state, "last_contact": now}))]
-            )
-
-
-class _Unavailable(Exception):
-    pass
+        """Log a link problem once (not at every retry) and record it for `managed mc status`."""
+        if self._logged_link != state:
+            log.log(level, "Mission Control link %s: %s", state, line)
+            self._logged_link = state
+        try:
+            known = (await self._state.current(ctx)).data.get("link")
+            if isinstance(known, dict) and known.get("state") == state:
+                return
+            record = {"state": state, "detail": line[:500], "since": self._clock()}
+            await self._state.commit(ctx, {"link": record})
+        except Exception as e:  # recorded next time; the retry goes on regardless
+            log.debug("could not record the link state: %r", e)
 
 
 def read_secret_quiet(client: Any, paths: ClusterPaths, auth: str | None) -> str | None:
@@ -396,15 +394,3 @@ def read_secret_quiet(client: Any, paths: ClusterPaths, auth: str | None) -> str
         log.warning("cannot read the Mission Control credential: %s", e)
         return None
     return data.decode() if data else None
-
-
-def read_state(client: Any, paths: ClusterPaths) -> dict[str, Any]:
-    try:
-        data, _ = client.get(state_path(paths))
-    except Exception:
-        return {}
-    try:
-        loaded = json.loads(data or b"{}")
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}

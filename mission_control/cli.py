@@ -2,7 +2,8 @@
 
 Errors a user can cause end in one line on stderr and exit code 1 (usage errors: 2). Commands
 other than `serve` and `db upgrade` need a database already at the newest migration, so a typo
-in --db creates nothing.
+in --db creates nothing. Every change (`clusters create`, `licenses set`, and the staff commands)
+is in the audit log with the OS login name of the person who ran it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from mission_control.cli_common import (
     table,
     when,
 )
-from mission_control.cli_staff import audit, tokens, users
+from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
 from mission_control.protocol import Geography
-from mission_control.service import admin, alert_store, enrollment
+from mission_control.service import admin, alert_store, audit_log, enrollment
 from mission_control.service.context import ServiceContext
 
 
@@ -106,6 +107,8 @@ def serve(
                 min_version=settings.tls_min_version,
                 ciphers=settings.tls_ciphers,
             )
+        except ValueError as error:  # the cipher list
+            raise click.ClickException(f"--tls-ciphers: {error}") from None
         except (OSError, ssl.SSLError) as error:
             raise click.ClickException(f"cannot load TLS certificate or key: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -162,9 +165,10 @@ def clusters() -> None:
 @db_option
 def clusters_create(name: str, geography: str, db_url: str) -> None:
     """Create a cluster; prints its one-time enrollment token (only that, on stdout)."""
+    by = audit_log.cli_actor(_operator())
     created = run_on_db(
         db_url,
-        lambda ctx: enrollment.create_cluster(ctx, name, cast(Geography, geography)),
+        lambda ctx: enrollment.create_cluster(ctx, name, cast(Geography, geography), by=by),
         migrate=False,
     )
     click.echo(f"cluster {created.name} created (id {created.id}); token shown once:", err=True)
@@ -214,9 +218,10 @@ def licenses() -> None:
 @db_option
 def licenses_set(cluster: str, host_units: float, expires: datetime, db_url: str) -> None:
     """Create or replace the license of CLUSTER (name or id)."""
+    by = audit_log.cli_actor(_operator())
     run_on_db(
         db_url,
-        lambda ctx: admin.set_license(ctx, cluster, host_units, expires.date()),
+        lambda ctx: admin.set_license(ctx, cluster, host_units, expires.date(), by=by),
         migrate=False,
     )
     click.echo(f"license of {cluster}: {host_units:g} host units until {expires.date()}", err=True)

@@ -2,7 +2,9 @@
 
 Guarantees:
 - Requests forbid unknown fields and validate types and ranges, so a malformed message is
-  refused before anything is stored.
+  refused before anything is stored; every accepted value is storable on both back ends (byte
+  counts stay below 2^53 per node, so their sums fit a BIGINT; free text refuses control
+  characters, which PostgreSQL's text type cannot all hold).
 - Replies ignore unknown fields, so a cluster keeps working when a newer server adds fields.
 - Every message a cluster sends carries `message_id` (chosen by the cluster, stable across
   resends) and `epoch` (its leader's epoch): see `ClusterMessage`.
@@ -11,12 +13,14 @@ The OpenAPI document is generated from these models; the client library parses r
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -32,7 +36,30 @@ Geography = Literal["EU", "US", "AU"]
 StaffRole = Literal["operator", "admin", "support-l2", "support-l3"]
 NodeState = Literal["healthy", "degraded", "down"]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Bytes = Annotated[int, Field(ge=0, le=2**62)]
+#: Bytes of one node. Below 2^53 (8 PiB): a report's sum over at most `MAX_NODES` nodes stays
+#: below 2^63, so it fits the BIGINT columns of the health history on both back ends.
+Bytes = Annotated[int, Field(ge=0, lt=2**53)]
+MAX_NODES = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed (tab, newline and return are)")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+#: Free text that is stored or shown: no control characters but tab, newline and return
+#: (PostgreSQL refuses NUL in text; the others garble logs and terminals).
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+#: Captured output (log lines may carry terminal escapes): only NUL is refused.
+Output = Annotated[str, AfterValidator(_no_nul)]
 AccessRoleName = Literal["viewer", "user", "admin"]
 CommandName = Literal["diagnostics", "config get", "config set", "logs tail"]
 #: Times the remote-support protocol carries: UTC with `Z`, as `format_time` writes them.
@@ -116,7 +143,7 @@ class EnrollReply(Reply):
 
 class NodeHealth(Request):
     node: Name
-    version: str = Field(min_length=1, max_length=64)
+    version: Text = Field(min_length=1, max_length=64)
     state: NodeState
     cpu_cores: int = Field(ge=1, le=4096)
     cpu_percent: float = Field(ge=0, le=100)
@@ -137,7 +164,14 @@ class NodeHealth(Request):
 
 
 class HealthReport(ClusterMessage):
-    nodes: list[NodeHealth] = Field(min_length=1, max_length=1000)
+    nodes: list[NodeHealth] = Field(min_length=1, max_length=MAX_NODES)
+    health_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86400,
+        description="Seconds between this cluster's health checks: the `cluster_silent` "
+        "alert waits `silent_after_intervals` of them (the server's default when absent).",
+    )
 
     @field_validator("nodes")
     @classmethod
@@ -190,8 +224,9 @@ class ConsumptionReport(ClusterMessage):
     @field_validator("period_start")
     @classmethod
     def _on_the_hour(cls, value: datetime) -> datetime:
-        if (value.minute, value.second, value.microsecond) != (0, 0, 0):
-            raise ValueError("period_start must be on the hour")
+        utc = value.astimezone(UTC)  # 05:00+05:30 is 23:30 UTC: not on the hour
+        if (utc.minute, utc.second, utc.microsecond) != (0, 0, 0):
+            raise ValueError("period_start must be on the hour (in UTC)")
         return value
 
 
@@ -218,6 +253,11 @@ class PendingSupportRequest(Reply):
     role: AccessRoleName
     duration_seconds: int
     requested_at: WireTime
+    pending_until: WireTime | None = Field(
+        default=None,
+        description="Mission Control's deadline for a decision; the cluster honours the "
+        "earlier of this and its own.",
+    )
     state: Literal["pending", "revoked", "ended"]
     state_changed_by: str | None = None
     state_reason: str | None = None
@@ -230,7 +270,7 @@ class PendingCommand(Reply):
     request_id: str
     engineer: str
     command: CommandName
-    arguments: dict[str, str | int] = Field(default_factory=dict)
+    arguments: dict[str, str | bool | int | None] = Field(default_factory=dict)
     issued_at: WireTime
 
 
@@ -243,23 +283,23 @@ class HeartbeatReply(DedupedReply):
 
 
 class ApprovalActor(Request):
-    name: str = Field(min_length=1, max_length=256)
-    kind: str = Field(min_length=1, max_length=64)
-    via: str | None = Field(default=None, max_length=256)
+    name: Text = Field(min_length=1, max_length=256)
+    kind: Text = Field(min_length=1, max_length=64)
+    via: Text | None = Field(default=None, max_length=256)
 
 
 class SupportApproval(Request):
     """A `cluster.support.approval.SignedApproval` as JSON; times as the cluster wrote them."""
 
-    approval_id: str = Field(min_length=1, max_length=64)
-    request_id: str = Field(min_length=1, max_length=64)
-    cluster_id: str = Field(min_length=1, max_length=64)
-    engineer: str = Field(min_length=1, max_length=128)
+    approval_id: Text = Field(min_length=1, max_length=64)
+    request_id: Text = Field(min_length=1, max_length=64)
+    cluster_id: Text = Field(min_length=1, max_length=64)
+    engineer: Text = Field(min_length=1, max_length=128)
     role: AccessRoleName
-    starts_at: str = Field(max_length=64)
-    ends_at: str = Field(max_length=64)
+    starts_at: Text = Field(max_length=64)
+    ends_at: Text = Field(max_length=64)
     approver: ApprovalActor
-    signature: str = Field(max_length=256, description="Ed25519 signature, base64.")
+    signature: Text = Field(max_length=256, description="Ed25519 signature, base64.")
 
 
 class GrantTerms(Request):
@@ -269,10 +309,10 @@ class GrantTerms(Request):
 
 
 class SupportDecision(ClusterMessage):
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: Text = Field(min_length=1, max_length=64)
     state: Literal["approved", "denied", "expired", "revoked", "ended"]
-    by: str = Field(min_length=1, max_length=256, description="The person who decided.")
-    reason: str | None = Field(default=None, max_length=4000)
+    by: Text = Field(min_length=1, max_length=256, description="The person who decided.")
+    reason: Text | None = Field(default=None, max_length=4000)
     at: AwareDatetime | None = Field(
         default=None, description="When; Mission Control's time if null."
     )
@@ -284,11 +324,11 @@ MAX_OUTPUT_BYTES = 64 * 1024
 
 
 class SupportCommandResult(ClusterMessage):
-    command_id: str = Field(min_length=1, max_length=64)
-    request_id: str = Field(min_length=1, max_length=64)
+    command_id: Text = Field(min_length=1, max_length=64)
+    request_id: Text = Field(min_length=1, max_length=64)
     status: Literal["ok", "refused", "error"]
-    summary: str = Field(max_length=16_000)
-    output: str = Field(default="", description="Already redacted by the cluster; <= 64 KiB.")
+    summary: Text = Field(max_length=16_000)
+    output: Output = Field(default="", description="Already redacted by the cluster; <= 64 KiB.")
     at: AwareDatetime
 
     @field_validator("output")
@@ -300,14 +340,14 @@ class SupportCommandResult(ClusterMessage):
 
 
 class SupportPublicKey(ClusterMessage):
-    public_key_pem: str = Field(min_length=1, max_length=4096)
+    public_key_pem: Text = Field(min_length=1, max_length=4096)
 
 
 class SupportPolicyReport(ClusterMessage):
     mode: Literal["off", "approval", "allowed"]
     max_grant_seconds: int = Field(ge=1, le=2**31)
     allowed_roles: list[AccessRoleName] = Field(max_length=3)
-    preapproved: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(max_length=1000)
+    preapproved: list[Annotated[Text, Field(min_length=1, max_length=128)]] = Field(max_length=1000)
 
 
 class SupportAck(DedupedReply):
@@ -321,7 +361,7 @@ class ClusterEvent(ClusterMessage):
     kind: Literal["backup_failed", "backup_succeeded"] = Field(
         description="backup_failed raises the backup_failed alert; backup_succeeded clears it."
     )
-    detail: str = Field(default="", max_length=4000)
+    detail: Text = Field(default="", max_length=4000)
 
 
 class EventReply(DedupedReply):

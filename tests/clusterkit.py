@@ -119,8 +119,11 @@ class ClusterUnderTest:
         assert self.wait(lambda s: s.leader is not None and len(s.live) == count, 20), self.logs()
         return nodes
 
-    def enroll(self, mc: MissionControlServer, heartbeat: str = "0.5") -> None:
-        """Create this cluster at Mission Control with a license; enroll it (short intervals)."""
+    def enroll(
+        self, mc: MissionControlServer, heartbeat: str = "0.5", consumption: str | None = None
+    ) -> None:
+        """Create this cluster at Mission Control with a license; enroll it (short intervals;
+        `consumption` seconds between consumption checks, the default if None)."""
         token = mc.create_cluster(self.name)
         r = mc.cli("licenses", "set", self.name, "--host-units", "500", "--expires", "2031-01-01")
         assert r.returncode == 0, r.stderr
@@ -137,6 +140,7 @@ class ClusterUnderTest:
             "1",
             "--heartbeat-interval",
             heartbeat,
+            *(["--consumption-interval", consumption] if consumption else []),
         )
         assert r.returncode == 0 and "enrolled" in r.stdout, r.stderr
 

@@ -11,6 +11,13 @@ import click
 
 from cluster import zk
 from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.link import (
+    DEFAULT_HISTORY_DAYS,
+    DEFAULT_OUTAGE_LIMIT_DAYS,
+    DEFAULT_RECENT_HOURS,
+    MAX_OUTAGE_LIMIT_DAYS,
+    OutboxBound,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,10 +52,25 @@ def _interval(name: str, default: float) -> Callable[[F], F]:
 @_interval("heartbeat", 30)
 @click.option(
     "--outage-limit-days",
-    type=click.FloatRange(min=0),
-    default=14,
+    type=click.FloatRange(min=0, min_open=True, max=MAX_OUTAGE_LIMIT_DAYS),
+    default=DEFAULT_OUTAGE_LIMIT_DAYS,
     show_default=True,
-    help="After this long without contact the license counts as unverified.",
+    help="After this long without contact the license counts as unverified and the cluster "
+    "enforces its last known quota itself.",
+)
+@click.option(
+    "--outbox-recent-hours",
+    type=click.FloatRange(min=0, min_open=True, max=24 * 365),
+    default=DEFAULT_RECENT_HOURS,
+    show_default=True,
+    help="During an outage, keep every health check of this many most recent hours.",
+)
+@click.option(
+    "--outbox-history-days",
+    type=click.FloatRange(min=0, max=365),
+    default=DEFAULT_HISTORY_DAYS,
+    show_default=True,
+    help="During an outage, keep one older health check per hour for this many days.",
 )
 @pass_globals
 def enroll(
@@ -62,14 +84,19 @@ def enroll(
     consumption_interval: float,
     heartbeat_interval: float,
     outage_limit_days: float,
+    outbox_recent_hours: float,
+    outbox_history_days: float,
 ) -> None:
     """Exchange a one-time enrollment TOKEN for this cluster's own credential."""
+    from cluster.enrollment import check_ca_file
     from cluster.enrollment import enroll as do_enroll
 
     if not url.startswith("https://") and not (insecure_http and url.startswith("http://")):
         raise click.BadParameter(
             "use https://HOST:PORT (plain http only with --insecure-http)", param_hint="URL"
         )
+    if ca_file:
+        check_ca_file(str(ca_file))  # before ZooKeeper and the token: one clear line
     ca_pem = ca_file.read_text() if ca_file else None
     intervals = {
         "health": health_interval,
@@ -88,6 +115,8 @@ def enroll(
             str(ca_file) if ca_file else None,
             insecure_http,
             intervals,
+            outage_limit_days=outage_limit_days,
+            outbox=OutboxBound(outbox_recent_hours, outbox_history_days),
         )
     click.echo(
         f"enrolled cluster {g.cluster} as {enrolled.name} ({enrolled.cluster_id}, "
@@ -96,7 +125,9 @@ def enroll(
 
 
 def mc_status(client: Any, g: Globals) -> dict[str, Any]:
-    from cluster.exchange import Link, license_view, read_state
+    from cluster.exchange_state import read_state
+    from cluster.licensing import Enforcement, license_view
+    from cluster.link import Link
 
     snap = zk.read_snapshot(client, g.paths)
     link = Link.from_config(snap.config)
@@ -105,7 +136,9 @@ def mc_status(client: Any, g: Globals) -> dict[str, Any]:
         "enrolled": link is not None,
         "url": link.url if link else None,
         "cluster_id": link.cluster_id if link else None,
+        "link": state.get("link") or {"state": "unknown"},
         "license": license_view(state, link, time.time()),
+        "enforcement": Enforcement.from_json(state.get("enforcement")).to_json(),
         "health": state.get("health"),
         "last_contact": state.get("last_contact"),
         "outbox": len(client.get_children(g.paths.outbox)) if client.exists(g.paths.outbox) else 0,
@@ -116,19 +149,29 @@ def mc_status(client: Any, g: Globals) -> dict[str, Any]:
 @json_option
 @pass_globals
 def status(g: Globals, as_json: bool) -> None:
-    """Enrollment, last contact, license state, sizing advice and queued messages."""
+    """Enrollment, link state, last contact, license state and local enforcement, sizing
+    advice and queued messages."""
     with g.session() as client:
         doc = mc_status(client, g)
 
     def text() -> str:
+        from cluster.licensing import Enforcement, enforcement_text
+
         if not doc["enrolled"]:
             return "not enrolled: run `managed mc enroll URL TOKEN`"
         lic = doc["license"]
         advice = (doc["health"] or {}).get("advice") or {}
+        link = doc["link"]
+        enforcement = Enforcement.from_json(doc["enforcement"])
+        why = f" ({enforcement.reason})" if enforcement.active and enforcement.reason else ""
         return "\n".join(
             [
                 f"mission control  {doc['url']} (cluster id {doc['cluster_id']})",
+                f"link             {link.get('state')}"
+                + (f": {link['detail']}" if link.get("detail") else ""),
+                f"last contact     {_when(doc['last_contact'])}",
                 f"license          {lic.get('state')}  expires {lic.get('expires') or '-'}",
+                f"enforcement      {enforcement_text(enforcement)}{why}",
                 f"health           {(doc['health'] or {}).get('status') or '-'}",
                 f"advice           min {advice.get('min_nodes', '-')} nodes, "
                 f"{advice.get('min_cpu_cores', '-')} cores, "
@@ -138,6 +181,12 @@ def status(g: Globals, as_json: bool) -> None:
         )
 
     emit(as_json, doc, text)
+
+
+def _when(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
 
 
 def _gib(value: Any) -> str:

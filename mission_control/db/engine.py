@@ -1,7 +1,10 @@
 """The async engine: plain URLs in, the right async driver out, one code path for both back ends.
 
 - `normalise_url` turns ``sqlite:///x`` into ``sqlite+aiosqlite:///x`` and ``postgresql://...``
-  into ``postgresql+asyncpg://...``; anything else is refused with a clear message.
+  into ``postgresql+asyncpg://...``; anything else is refused with a clear message. On
+  PostgreSQL the libpq-style ``?sslmode=MODE`` becomes asyncpg's ``ssl=MODE`` (the same mode
+  names), ``host`` (e.g. a socket directory) is kept, and any other query parameter is refused
+  with one line rather than reaching asyncpg as an unknown keyword.
 - On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (the write lock up front), so
   read-then-write transactions never deadlock on lock upgrades; together with a busy timeout this
   makes SQLite's transactions serial, which is what the fencing and dedupe logic relies on.
@@ -37,8 +40,33 @@ _DRIVERS = {
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_POSTGRES_PARAMETERS = ("host", "sslmode", "ssl")
+
+
 class UnsupportedDatabaseURL(ValueError):
-    """The --db URL names neither SQLite nor PostgreSQL."""
+    """The --db URL names neither SQLite nor PostgreSQL, or carries parameters we cannot pass."""
+
+
+def _postgres_query(parsed: URL) -> URL:
+    """Query parameters asyncpg understands: libpq's `sslmode` as `ssl`, others refused."""
+    query = dict(parsed.query)
+    unknown = sorted(set(query) - set(_POSTGRES_PARAMETERS))
+    if unknown:
+        raise UnsupportedDatabaseURL(
+            f"unsupported PostgreSQL URL parameter {unknown[0]!r}: only "
+            f"{', '.join(_POSTGRES_PARAMETERS)} are understood"
+        )
+    if "sslmode" in query and "ssl" in query:
+        raise UnsupportedDatabaseURL("give sslmode or ssl in the database URL, not both")
+    mode = query.pop("sslmode", None) or query.get("ssl")
+    if mode is not None:
+        if not isinstance(mode, str) or mode not in SSL_MODES:
+            raise UnsupportedDatabaseURL(
+                f"unsupported sslmode {mode!r}: use one of {', '.join(SSL_MODES)}"
+            )
+        query["ssl"] = mode
+    return parsed.set(query=query)
 
 
 def normalise_url(url: str) -> URL:
@@ -57,6 +85,8 @@ def normalise_url(url: str) -> URL:
         )
     if driver.startswith("sqlite") and not parsed.database:
         raise UnsupportedDatabaseURL("an SQLite URL needs a file: sqlite:///path/to/mc.db")
+    if driver.startswith("postgresql"):
+        parsed = _postgres_query(parsed)
     return parsed.set(drivername=driver)
 
 

@@ -77,6 +77,8 @@ clusters = Table(
     Column("last_health", JSON),
     Column("last_heartbeat_at", UTCDateTime()),
     Column("host_units_in_use", Float),
+    # The health interval the cluster reports (NULL: the server's `health_interval_s`).
+    Column("health_interval_s", Float),
 )
 
 licenses = Table(
@@ -264,6 +266,20 @@ audit_checkpoints = Table(
     Column("hash", String(64), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("signature", String(128), nullable=False),
+)
+
+# Each cluster's signed audit checkpoints as the cluster sent them (`at` and `signature` as text,
+# exactly as signed), so `managed audit verify` can find local checkpoints that were deleted or
+# rewritten. One row per (cluster, seq); a different checkpoint for a known seq is refused.
+cluster_checkpoints = Table(
+    "cluster_checkpoints",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
 )
 
 # The console keeps its tables beside its code; importing them here makes `metadata` whole.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cluster.audit.events import Actor, AuditEvent
 from mission_control.db.schema import clusters
 from mission_control.errors import AlreadyExists, InvalidCredential
 from mission_control.protocol import (
@@ -24,6 +25,7 @@ from mission_control.protocol import (
     Geography,
     cluster_id_of,
 )
+from mission_control.service import audit_log
 from mission_control.service.bearer import digest, new_secret
 from mission_control.service.context import ServiceContext
 
@@ -35,8 +37,11 @@ class CreatedCluster:
     enrollment_token: str
 
 
-async def create_cluster(ctx: ServiceContext, name: str, geography: Geography) -> CreatedCluster:
-    """Create a cluster record and return its one-time enrollment token."""
+async def create_cluster(
+    ctx: ServiceContext, name: str, geography: Geography, *, by: Actor | None = None
+) -> CreatedCluster:
+    """Create a cluster record and return its one-time enrollment token; audited (in the same
+    transaction) as done `by` this person when given."""
     now = ctx.clock()
     cluster_id = str(uuid.uuid4())
     token = new_secret("mce")
@@ -52,6 +57,10 @@ async def create_cluster(ctx: ServiceContext, name: str, geography: Geography) -
                     enrollment_expires_at=now + ctx.enrollment_token_ttl,
                 )
             )
+            if by is not None:
+                detail = {"name": name, "geography": geography}
+                event = AuditEvent(now, by, "cluster.created", cluster_id, name, detail)
+                await audit_log.record(conn, ctx, [event])
     except IntegrityError:
         raise AlreadyExists(f"a cluster named {name!r} exists already") from None
     return CreatedCluster(cluster_id, name, token)

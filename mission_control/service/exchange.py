@@ -22,14 +22,19 @@ resend afresh is the same answer.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from mission_control.console.history import health_sample_insert, health_sample_row
+from mission_control.console.schema import backup_outcomes
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import consumption, licenses
 from mission_control.protocol import (
@@ -104,11 +109,13 @@ async def health(ctx: ServiceContext, cluster_id: str, report: HealthReport) -> 
     reply = HealthReply(
         status=assessment.status, reasons=assessment.reasons, advice=assessment.advice
     )
-    row = {
+    row: dict[str, Any] = {
         "last_health_at": now,
         "health_status": assessment.status.value,
         "last_health": [n.model_dump(mode="json") for n in report.nodes],
     }
+    if report.health_interval_s is not None:  # the cluster's own pace, for the silence alert
+        row["health_interval_s"] = report.health_interval_s
 
     sample = health_sample_row(cluster_id, now, report.nodes)
 
@@ -215,13 +222,49 @@ async def heartbeat(ctx: ServiceContext, cluster_id: str, beat: Heartbeat) -> He
     )
 
 
+# The cluster's backup events read "backup <id>: <reason or status>" (cluster/backups/store.py).
+_BACKUP_ID = re.compile(r"^backup (\S{1,64}):")
+_OUTCOMES = {"backup_succeeded": "succeeded", "backup_failed": "failed"}
+
+
+def backup_outcome(cluster_id: str, kind: str, detail: str, at: datetime) -> dict[str, Any]:
+    """The `backup_outcomes` row a backup event leaves: the newest success or failure."""
+    named = _BACKUP_ID.match(detail)
+    return {
+        "cluster_id": cluster_id,
+        "outcome": _OUTCOMES[kind],
+        "at": at,
+        "backup_id": named.group(1) if named else None,
+        "detail": detail,
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def backup_outcome_upsert(dialect_name: str) -> Insert:
+    """INSERT .. ON CONFLICT (cluster, outcome) DO UPDATE: each event replaces the last one of
+    its outcome (the outbox delivers a cluster's events in order)."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(backup_outcomes)
+    return statement.on_conflict_do_update(
+        index_elements=["cluster_id", "outcome"],
+        set_={
+            "at": statement.excluded.at,
+            "backup_id": statement.excluded.backup_id,
+            "detail": statement.excluded.detail,
+        },
+    )
+
+
 async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent) -> EventReply:
-    """An event from the cluster: backup_failed raises its alert, backup_succeeded clears it."""
+    """An event from the cluster: backup_failed raises its alert, backup_succeeded clears it;
+    either is kept as the cluster's last backup success or failure (`backup_outcomes`)."""
     now = ctx.clock()
+    outcome = backup_outcome(cluster_id, event.kind, event.detail, now)
 
     async def effect(scope: Scope) -> EventReply:
         changes = event_alerts(event.kind, event.detail)
         await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
+        scope.later(backup_outcome_upsert(scope.conn.dialect.name), outcome)
         return EventReply(recorded=True)
 
     return await accept(ctx, cluster_id, "event", event, EventReply, {}, effect)

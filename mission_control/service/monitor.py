@@ -2,11 +2,14 @@
 
 One `sweep` (every `sweep_interval_s` in the server):
 - raises `cluster_silent` for enrolled clusters without a health check for
-  `silent_after_intervals` health intervals (a health check clears it again);
+  `silent_after_intervals` health intervals (a health check clears it again). The interval is
+  the cluster's own, as its health checks report it (`health_interval_s`), else the server's;
 - re-evaluates every enrolled cluster's license on today's date (expiring/expired alerts);
 - forgets stored replies older than the dedupe retention.
-Silent clusters are selected FOR UPDATE (PostgreSQL), so a health check arriving during the sweep
-either is seen by it or clears the alert right after; sweeps of several servers are idempotent.
+Silent candidates are found in one read of every enrolled cluster (the license pass reads them
+all anyway), then selected again FOR UPDATE (PostgreSQL) and re-checked, so a health check
+arriving during the sweep either is seen by it or clears the alert right after; sweeps of
+several servers are idempotent.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
@@ -33,21 +37,42 @@ class SweepReport:
     replies_forgotten: int
 
 
+def health_interval_of(reported_s: float | None, default: timedelta) -> timedelta:
+    """The health interval the silence alert uses for a cluster (its own, else the default)."""
+    return default if reported_s is None or reported_s <= 0 else timedelta(seconds=reported_s)
+
+
+def is_silent(
+    last_seen: datetime, reported_s: float | None, now: datetime, ctx: ServiceContext
+) -> bool:
+    interval = health_interval_of(reported_s, ctx.health_interval)
+    return now - last_seen > interval * ctx.alerts.silent_after_intervals
+
+
 async def sweep(ctx: ServiceContext) -> SweepReport:
     now = ctx.clock()
-    interval = ctx.health_interval
     intervals = ctx.alerts.silent_after_intervals
-    last_seen = func.coalesce(clusters.c.last_health_at, clusters.c.enrolled_at)
+    last_seen = func.coalesce(clusters.c.last_health_at, clusters.c.enrolled_at).label("last_seen")
+    watched = select(clusters.c.id, last_seen, clusters.c.health_interval_s).where(
+        clusters.c.enrolled_at.is_not(None)
+    )
     async with ctx.engine.begin() as conn:
-        silent_rows = (
-            await conn.execute(
-                select(clusters.c.id, last_seen.label("last_seen"))
-                .where(clusters.c.enrolled_at.is_not(None), last_seen < now - interval * intervals)
-                .with_for_update()
-            )
-        ).all()
+        candidates = [
+            r.id
+            for r in await conn.execute(watched)
+            if is_silent(r.last_seen, r.health_interval_s, now, ctx)
+        ]
+        silent_rows = []
+        if candidates:
+            locked = watched.where(clusters.c.id.in_(candidates)).with_for_update()
+            silent_rows = [
+                r
+                for r in await conn.execute(locked)
+                if is_silent(r.last_seen, r.health_interval_s, now, ctx)
+            ]
         current = await open_alerts(conn)
         for row in silent_rows:
+            interval = health_interval_of(row.health_interval_s, ctx.health_interval)
             changes = silence_alert(row.last_seen, now, interval, intervals)
             await apply_alert_changes(conn, row.id, changes, now, current.get(row.id, {}))
         license_rows = (

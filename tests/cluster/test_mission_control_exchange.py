@@ -4,42 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
-import sqlite3
+import ssl
+import time
 import uuid
 
+import aiohttp
 import pytest
-from clusterkit import ZK_AUTH, ClusterUnderTest
-from kazoo.exceptions import NoNodeError
+from clusterkit import ClusterUnderTest
+from mc_exchange_kit import (
+    count,
+    credential_of,
+    dead_kinds,
+    exchange_state,
+    kept_ids,
+    outbox_ids,
+    outbox_messages,
+    rows,
+)
 
-from cluster import zk
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
-from cluster.secrets import read_secret
-
-
-def count(mc: MissionControlServer, sql: str, *args: object) -> int:
-    with sqlite3.connect(mc.base / "mc.db") as db:
-        return int(db.execute(sql, args).fetchone()[0])
+from cluster.link import HOUR
 
 
 def enroll(cluster: ClusterUnderTest, mc: MissionControlServer) -> None:
-    cluster.enroll(mc)
+    """Consumption checked every second, so that a mark that failed to advance would show as
+    the same hour sent again within the test."""
+    cluster.enroll(mc, consumption="1")
 
 
-def outbox_ids(cluster: ClusterUnderTest) -> list[str]:
-    client = zk.connect(cluster.hosts)
-    try:
-        ids = []
-        for name in sorted(client.get_children(cluster.paths.outbox)):
-            try:
-                data, _ = client.get(f"{cluster.paths.outbox}/{name}")
-            except NoNodeError:
-                continue  # delivered between the listing and the read
-            ids.append(json.loads(data)["message_id"])
-        return ids
-    finally:
-        zk.close(client)
+def license_state(cluster: ClusterUnderTest) -> str:
+    return str(json.loads(cluster.cli("mc", "status", "--json").stdout)["license"]["state"])
 
 
 def test_enroll_report_fail_over_and_survive_an_outage(
@@ -53,16 +50,17 @@ def test_enroll_report_fail_over_and_survive_an_outage(
     health = "SELECT count(*) FROM messages WHERE kind = 'health'"
     assert wait_until(lambda: count(mc, health) >= 3, 60), cluster.logs()
     assert wait_until(lambda: count(mc, "SELECT count(*) FROM consumption") >= 1, 30)
-    status = json.loads(cluster.cli("cluster", "status", "--json").stdout)
-    assert wait_until(
-        lambda: (
-            json.loads(cluster.cli("cluster", "status", "--json").stdout)["license"]["state"]
-            == "valid"
-        ),
-        30,
-    ), status
+    assert wait_until(lambda: license_state(cluster) == "valid", 30)
     mc_status = json.loads(cluster.cli("mc", "status", "--json").stdout)
     assert mc_status["health"]["advice"]["min_nodes"] >= 1
+    assert mc_status["link"]["state"] == "ok" and not mc_status["enforcement"]["active"]
+
+    # Consumption: each (environment, hour) is sent exactly once, and the mark advances, while
+    # health and license replies keep rewriting the same state (checked every second).
+    time.sleep(4)
+    messages = count(mc, "SELECT count(*) FROM messages WHERE kind = 'consumption'")
+    assert messages >= 1 and messages == count(mc, "SELECT count(*) FROM consumption")
+    assert exchange_state(cluster)["consumption_until"] == math.floor(time.time() / HOUR) * HOUR
 
     # Leader change: reporting continues under the new epoch.
     old = cluster.snapshot().leader
@@ -77,22 +75,40 @@ def test_enroll_report_fail_over_and_survive_an_outage(
     # Mission Control down: messages wait in the outbox; back up: each arrives exactly once.
     mc.stop()
     assert wait_until(lambda: len(outbox_ids(cluster)) >= 4, 45), cluster.logs()
-    queued = outbox_ids(cluster)
+    queued = outbox_messages(cluster)
+    assert [kind for _, kind in queued].count("license") <= 1  # a question: only the newest
     mc.start()
     assert wait_until(lambda: not outbox_ids(cluster), 90), cluster.logs()
-    for mid in queued:
+    for mid in kept_ids(queued):
         assert count(mc, "SELECT count(*) FROM messages WHERE message_id = ?", mid) == 1
-    client = zk.connect(cluster.hosts)
-    try:
-        # None of the exchange's own messages was set aside as undeliverable.
-        for name in client.get_children(cluster.paths.outbox_dead):
-            data, _ = client.get(f"{cluster.paths.outbox_dead}/{name}")
-            assert json.loads(data)["kind"] not in {"health", "license", "consumption"}, data
-    finally:
-        zk.close(client)
+    # None of the exchange's own messages was set aside as undeliverable.
+    assert not set(dead_kinds(cluster)) & {"health", "license", "consumption"}
 
 
-def test_a_forged_older_epoch_is_rejected(
+def test_a_leader_killed_during_an_outage_loses_nothing_and_keeps_the_order(
+    cluster: ClusterUnderTest, mc: MissionControlServer
+) -> None:
+    enroll(cluster, mc)
+    cluster.start_nodes(3)
+    assert wait_until(lambda: count(mc, "SELECT count(*) FROM messages") >= 3, 60), cluster.logs()
+    mc.stop()
+    assert wait_until(lambda: len(outbox_ids(cluster)) >= 6, 45), cluster.logs()
+    old = cluster.snapshot().leader
+    assert old is not None
+    cluster.processes[old.node].signal(signal.SIGKILL)
+    queued = kept_ids(outbox_messages(cluster))  # the killed leader queues nothing more
+    assert len(queued) >= 5
+    assert cluster.wait(lambda s: s.leader is not None and s.leader.node != old.node, 30)
+    mc.start()
+    assert wait_until(lambda: not set(queued) & set(outbox_ids(cluster)), 90), cluster.logs()
+    arrived = [r[0] for r in rows(mc, "SELECT message_id FROM messages ORDER BY received_at")]
+    # Every message queued before the kill arrived exactly once (message ids are the key of
+    # Mission Control's table), and in the order they were queued.
+    assert [m for m in arrived if m in set(queued)] == queued
+    assert not set(dead_kinds(cluster)) & {"health", "license", "consumption"}
+
+
+def test_a_forged_older_epoch_and_other_clusters_are_refused(
     cluster: ClusterUnderTest, mc: MissionControlServer
 ) -> None:
     from mission_control.client import MissionControlClient
@@ -101,21 +117,38 @@ def test_a_forged_older_epoch_is_rejected(
     enroll(cluster, mc)
     cluster.start_nodes(3)
     assert wait_until(lambda: count(mc, "SELECT count(*) FROM messages") >= 2, 60)
-    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
-    try:
-        credential = read_secret(client, cluster.paths, ZK_AUTH, "mc-credential")
-    finally:
-        zk.close(client)
-    assert credential is not None
+    credential = credential_of(cluster)
     epoch = cluster.snapshot().epoch.value
     assert epoch >= 1
+    mc.create_cluster(f"other-{uuid.uuid4().hex[:8]}")
+    (other,) = rows(mc, "SELECT id FROM clusters WHERE name LIKE 'other-%'")[0]
+    stored = count(mc, "SELECT count(*) FROM messages")
 
     async def forge() -> None:
         async with MissionControlClient(
-            mc.url, credential=credential.decode(), ca_file=str(mc.ca_file)
+            mc.url, credential=credential, ca_file=str(mc.ca_file)
         ) as c:
             with pytest.raises(MessageRejected) as e:
                 await c.send("heartbeat", {"message_id": str(uuid.uuid4()), "epoch": epoch - 1})
-            assert e.value.status == 409
+            assert e.value.status == 409 and e.value.code == "stale_epoch"
+
+    async def trespass() -> tuple[int, dict[str, object]]:
+        """This cluster's credential on another cluster's records."""
+        tls = ssl.create_default_context(cafile=str(mc.ca_file))
+        body = {"message_id": str(uuid.uuid4()), "epoch": epoch}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{mc.url}/api/v1/clusters/{other}/heartbeat",
+                json=body,
+                headers={"Authorization": f"Bearer {credential}"},
+                ssl=tls,
+            ) as response,
+        ):
+            return response.status, await response.json()
 
     asyncio.run(forge())
+    status, reply = asyncio.run(trespass())
+    assert status == 403 and reply["error"]["code"] == "forbidden"
+    assert count(mc, "SELECT count(*) FROM messages WHERE cluster_id = ?", other) == 0
+    assert count(mc, "SELECT count(*) FROM messages") >= stored

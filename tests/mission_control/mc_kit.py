@@ -31,11 +31,11 @@ class FakeClock:
 
 @contextlib.asynccontextmanager
 async def running(
-    app: web.Application, *, tls: DevCA | None = None, min_version: str = "1.2"
+    app: web.Application, *, tls: DevCA | None = None, min_version: str = "1.2", ciphers: str = ""
 ) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port; yields its base URL; always shuts down."""
     ssl_context = (
-        server_context(tls.server_cert, tls.server_key, min_version=min_version)  # type: ignore[arg-type]
+        server_context(tls.server_cert, tls.server_key, min_version=min_version, ciphers=ciphers)  # type: ignore[arg-type]
         if tls
         else None
     )

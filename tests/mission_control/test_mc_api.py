@@ -1,4 +1,5 @@
-"""The HTTP API on a real in-process aiohttp server: auth, errors, staff reads, OpenAPI."""
+"""The HTTP API on a real in-process aiohttp server, on SQLite and PostgreSQL: auth, errors
+(bad input is 4xx and stores nothing), staff reads, OpenAPI."""
 
 from __future__ import annotations
 
@@ -60,9 +61,9 @@ class Api:
 
 
 @pytest.fixture
-async def api(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Api]:
-    engine = create_engine(sqlite_url)
-    app = create_app(make_settings(sqlite_url, max_body_bytes=64 * 1024), clock=clock)
+async def api(migrated_url: str, clock: FakeClock) -> AsyncIterator[Api]:
+    engine = create_engine(migrated_url)
+    app = create_app(make_settings(migrated_url, max_body_bytes=64 * 1024), clock=clock)
     try:
         async with running(app) as url, aiohttp.ClientSession() as http:
             yield Api(url, http, ServiceContext(engine=engine, clock=clock))
@@ -167,6 +168,68 @@ async def test_bad_bodies_get_4xx_and_store_nothing(
     assert await api.stored_messages() == 0
 
 
+def node_with(**fields: Any) -> dict[str, Any]:
+    body = health_json(1, nodes=1)
+    body["nodes"][0].update(fields)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("health", node_with(memory_total_bytes=2**53, memory_used_bytes=0), "memory_total"),
+        ("health", node_with(version="1.0\x00evil"), "control characters"),
+        ("health", node_with(version="1.0\x1b[31m"), "control characters"),
+        ("health", {**health_json(1), "health_interval_s": 0}, "health_interval_s"),
+        (
+            "events",
+            {
+                "message_id": str(uuid.uuid4()),
+                "epoch": 1,
+                "kind": "backup_failed",
+                "detail": "a\x00",
+            },
+            "control characters",
+        ),
+        (
+            "consumption",
+            {
+                "message_id": str(uuid.uuid4()),
+                "epoch": 1,
+                "environment": "prod",
+                "period_start": "2030-06-01T05:00:00+05:30",  # 23:30 UTC
+                "host_units": 3,
+                "host_unit_hours": 3,
+            },
+            "on the hour",
+        ),
+    ],
+    ids=["bytes-over-2^53", "nul", "escape", "zero-interval", "nul-in-event", "half-hour-offset"],
+)
+async def test_values_no_back_end_can_store_are_refused(
+    api: Api, path: str, body: dict[str, Any], field: str
+) -> None:
+    cluster, credential = await api.enroll("acme")
+    status, reply = await api.call("POST", f"/api/v1/clusters/{cluster}/{path}", body, credential)
+    assert (status, reply["error"]["code"]) == (422, "invalid_request"), reply
+    assert field in reply["error"]["message"]
+    assert await api.stored_messages() == 0
+    staff = await new_staff_token(api.admin, "ops", "operator")
+    assert (await api.call("GET", "/api/v1/alerts?state=all", token=staff))[1]["alerts"] == []
+
+
+async def test_text_with_tabs_and_newlines_is_accepted(api: Api) -> None:
+    cluster, credential = await api.enroll("acme")
+    body = {
+        "message_id": str(uuid.uuid4()),
+        "epoch": 1,
+        "kind": "backup_failed",
+        "detail": "S3 refused:\n\t403 Forbidden",
+    }
+    status, _ = await api.call("POST", f"/api/v1/clusters/{cluster}/events", body, credential)
+    assert status == 200 and await api.stored_messages() == 1
+
+
 async def test_validation_message_names_the_field(api: Api) -> None:
     cluster, credential = await api.enroll("acme")
     body = health_json(1)
@@ -194,6 +257,10 @@ async def test_consumption_rejects_periods_off_the_hour(api: Api) -> None:
     assert (await api.call("POST", f"/api/v1/clusters/{cluster}/consumption", body, credential))[
         0
     ] == 422
+    body["period_start"] = "2030-06-01T05:00:00+05:00"  # 00:00 UTC: on the hour
+    assert (await api.call("POST", f"/api/v1/clusters/{cluster}/consumption", body, credential))[
+        0
+    ] == 200
 
 
 async def test_unknown_route_and_method_are_json(api: Api) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from mc_postgres import fresh_database
 
+from mission_control.certs import write_dev_ca
 from mission_control.cli import main
 
 
@@ -112,3 +114,32 @@ def test_serve_refuses_bad_tls_files(tmp_path: Path, db: str) -> None:
     assert "cannot load TLS certificate" in one_line_error(result)
     result = run("serve", "--db", db, "--tls-cert", str(cert))
     assert "must be given together" in one_line_error(result)
+
+
+def test_serve_names_a_bad_cipher_list(tmp_path: Path, db: str) -> None:
+    certs = write_dev_ca(tmp_path / "certs", ["127.0.0.1"])
+    tls = ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)]
+    result = run("serve", "--db", db, *tls, "--tls-ciphers", "NOT-A-CIPHER")
+    line = one_line_error(result)
+    assert "--tls-ciphers" in line and "NOT-A-CIPHER" in line
+    assert "certificate" not in line
+
+
+def test_changes_are_audited_with_the_operator(db: str) -> None:
+    assert run("clusters", "create", "acme", "--geography", "EU", "--db", db).exit_code == 0
+    licensed = run(
+        "licenses", "set", "acme", "--host-units", "3", "--expires", "2031-01-01", "--db", db
+    )
+    assert licensed.exit_code == 0
+    verified = run("audit", "verify", "--db", db)
+    assert verified.exit_code == 0 and verified.stdout.startswith("ok: 2 entries")
+
+
+def test_postgres_url_parameters(postgres_base: str) -> None:
+    with fresh_database(postgres_base) as url:
+        assert run("db", "upgrade", "--db", f"{url}?sslmode=disable").exit_code == 0
+        listed = run("clusters", "list", "--json", "--db", f"{url}?sslmode=prefer")
+        assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+        for bad, says in (("sslmode=maybe", "unsupported sslmode"), ("timeout=3", "timeout")):
+            line = one_line_error(run("clusters", "list", "--db", f"{url}?{bad}"))
+            assert says in line

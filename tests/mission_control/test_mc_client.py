@@ -6,6 +6,7 @@ import asyncio
 import ssl
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -150,3 +151,35 @@ async def test_minimum_tls_version_is_enforced(sqlite_url: str, dev_ca: DevCA) -
         assert writer.get_extra_info("ssl_object").version() == "TLSv1.3"
         writer.close()
         await writer.wait_closed()
+
+
+async def test_cipher_list_is_enforced(sqlite_url: str, dev_ca: DevCA) -> None:
+    chosen = "ECDHE-ECDSA-AES128-GCM-SHA256"
+    app = create_app(make_settings(sqlite_url))
+    async with running(app, tls=dev_ca, ciphers=chosen) as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        def tls12(ciphers: str) -> ssl.SSLContext:
+            context = ssl.create_default_context(cafile=str(dev_ca.ca_cert))
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(ciphers)
+            return context
+
+        other = tls12("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305")
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=other), 10)
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=tls12(f"{chosen}:AES256-SHA")), 10
+        )
+        assert writer.get_extra_info("ssl_object").cipher()[0] == chosen
+        writer.close()
+        await writer.wait_closed()
+
+
+def test_an_unusable_ca_file_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="holds no valid PEM certificate"):
+        MissionControlClient("https://127.0.0.1:1", credential=None, ca_file=str(bad))
+    with pytest.raises(ValueError, match="cannot read the CA certificate"):
+        MissionControlClient("https://127.0.0.1:1", credential=None, ca_file=str(tmp_path / "x"))

@@ -23,6 +23,13 @@ from mission_control.errors import DatabaseNotReady
         ("postgresql://mc@db.example/mc", "postgresql+asyncpg://mc@db.example/mc"),
         ("postgres://mc:pw@db:5433/mc", "postgresql+asyncpg://mc:pw@db:5433/mc"),
         ("postgresql+asyncpg://mc@db/mc", "postgresql+asyncpg://mc@db/mc"),
+        # libpq's sslmode is asyncpg's ssl (same mode names); a socket directory is kept.
+        ("postgresql://mc@db/mc?sslmode=require", "postgresql+asyncpg://mc@db/mc?ssl=require"),
+        ("postgresql://mc@db/mc?ssl=verify-full", "postgresql+asyncpg://mc@db/mc?ssl=verify-full"),
+        (
+            "postgresql://mc@/mc?host=/run/postgresql",
+            "postgresql+asyncpg://mc@/mc?host=%2Frun%2Fpostgresql",
+        ),
     ],
 )
 def test_plain_urls_get_async_drivers(plain: str, async_url: str) -> None:
@@ -30,7 +37,16 @@ def test_plain_urls_get_async_drivers(plain: str, async_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["mysql://x/y", "postgresql+psycopg2://x/y", "not a url", "sqlite://"]
+    "bad",
+    [
+        "mysql://x/y",
+        "postgresql+psycopg2://x/y",
+        "not a url",
+        "sqlite://",
+        "postgresql://x/y?sslmode=sometimes",
+        "postgresql://x/y?sslmode=require&ssl=disable",
+        "postgresql://x/y?sslrootcert=/ca.pem",
+    ],
 )
 def test_other_urls_are_refused(bad: str) -> None:
     with pytest.raises(UnsupportedDatabaseURL):

@@ -22,7 +22,15 @@ from mission_control.errors import (
     StaleEpoch,
 )
 from mission_control.protocol import AlertKind, HealthStatus, LicenseState
-from mission_control.service import admin, alert_store, enrollment, exchange, monitor, staff
+from mission_control.service import (
+    admin,
+    alert_store,
+    audit_log,
+    enrollment,
+    exchange,
+    monitor,
+    staff,
+)
 from mission_control.service.context import ServiceContext
 
 
@@ -196,6 +204,53 @@ async def test_sweep_raises_silence_and_license_expiry(
     clock.advance(days=11)  # 29 days left: expiring (and silent again)
     await monitor.sweep(ctx)
     assert await open_kinds(ctx) == {AlertKind.CLUSTER_SILENT, AlertKind.LICENSE_EXPIRING}
+
+
+async def test_silence_waits_for_the_clusters_own_health_interval(
+    ctx: ServiceContext, clock: FakeClock
+) -> None:
+    slow = await enrolled(ctx, "slow")  # reports every 10 minutes
+    usual = await enrolled(ctx, "usual")  # says nothing: the server's 2 minutes apply
+    await exchange.health(ctx, slow, health(health_interval_s=600))
+    await exchange.health(ctx, usual, health())
+    clock.advance(minutes=7)  # over 3 x 2 min, under 3 x 10 min
+    assert (await monitor.sweep(ctx)).silent == (usual,)
+    clock.advance(minutes=24)  # 31 minutes: over 3 x 10 min
+    assert set((await monitor.sweep(ctx)).silent) == {slow, usual}
+    found = await alert_store.list_alerts(ctx, cluster="slow")
+    (silent,) = [a for a in found if a.kind == AlertKind.CLUSTER_SILENT]
+    assert "expected every 600 s" in silent.detail
+
+
+async def test_cli_changes_are_audited(ctx: ServiceContext) -> None:
+    by = audit_log.cli_actor("ops")
+    created = await enrollment.create_cluster(ctx, "acme", "EU", by=by)
+    await admin.set_license(ctx, "acme", 12, date(2031, 1, 1), by=by)
+    entries = await audit_log.list_entries(ctx, cluster=created.id)
+    assert [(e.action, e.actor.name, e.actor.via) for e in reversed(entries)] == [
+        ("cluster.created", "ops", "mission-control cli"),
+        ("license.set", "ops", "mission-control cli"),
+    ]
+    assert (await audit_log.verify(ctx)).problem is None
+
+
+async def test_the_largest_accepted_report_is_stored(ctx: ServiceContext) -> None:
+    cluster = await enrolled(ctx)
+    biggest = 2**53 - 1
+    report = health(nodes=1000)
+    nodes = [
+        n.model_copy(
+            update={
+                "memory_total_bytes": biggest,
+                "memory_used_bytes": biggest,
+                "disk_total_bytes": biggest,
+                "disk_used_bytes": biggest,
+            }
+        )
+        for n in report.nodes
+    ]
+    reply = await exchange.health(ctx, cluster, report.model_copy(update={"nodes": nodes}))
+    assert reply.advice.min_memory_bytes > 1000 * biggest
 
 
 async def test_sweep_forgets_old_replies(ctx: ServiceContext, clock: FakeClock) -> None:

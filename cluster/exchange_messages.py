@@ -1,0 +1,91 @@
+"""What the leader sends to Mission Control, and what a refusal means: pure functions.
+
+- `health_payload`, `environments` and `due_hours` build the health and consumption messages
+  from a snapshot (`due_hours` turns the consumption high-water mark into the full hours still
+  to report, oldest first).
+- `refusal_action` and `link_problem` read Mission Control's refusals (see `cluster.exchange`):
+  only a stale epoch stops the exchange; only a refusal of a message's content sets that message
+  aside; anything else is a problem of the link, and every message stays queued.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cluster.licensing import cluster_host_units
+from cluster.link import HOUR
+from cluster.model import ClusterSnapshot
+
+MAX_REPORTED_INTERVAL = 7 * 86400.0  # what Mission Control accepts as a health interval
+
+
+def health_payload(snap: ClusterSnapshot, interval: float) -> dict[str, Any]:
+    nodes = []
+    for e in snap.roster:
+        m = snap.live_member(e.node)
+        h = m.health if m else None
+        nodes.append(
+            {
+                "node": e.node,
+                "datacenter": e.datacenter or None,
+                "leader": bool(snap.leader and snap.leader.node == e.node),
+                "version": (m.version if m else "") or "unknown",
+                "state": "healthy" if m else "down",
+                "cpu_cores": max(1, h.cpu_count) if h else 1,
+                "cpu_percent": min(100.0, max(0.0, h.cpu_percent)) if h else 0.0,
+                "memory_total_bytes": h.memory_total if h else 0,
+                "memory_used_bytes": min(h.memory_used, h.memory_total) if h else 0,
+                "disk_total_bytes": h.disk_total if h else 0,
+                "disk_used_bytes": min(h.disk_used, h.disk_total) if h else 0,
+            }
+        )
+    return {"nodes": nodes, "health_interval_s": min(interval, MAX_REPORTED_INTERVAL)}
+
+
+def environments(snap: ClusterSnapshot) -> dict[str, float]:
+    """Host units per environment: the config's `environments`, else one for the whole cluster."""
+    configured = snap.config.get("environments")
+    if isinstance(configured, dict) and configured:
+        return {str(k): float(v) for k, v in configured.items() if isinstance(v, int | float)}
+    return {"default": cluster_host_units(snap)}
+
+
+def due_hours(reported_until: float | None, now: float, cap: int = 24 * 30) -> list[float]:
+    """Starts of the full hours not yet reported, oldest first (at most `cap`)."""
+    current = math.floor(now / HOUR) * HOUR
+    start = current - HOUR if reported_until is None else reported_until
+    hours = []
+    t = max(start, current - cap * HOUR)
+    while t < current:
+        hours.append(t)
+        t += HOUR
+    return hours
+
+
+def refusal_action(status: int, code: str) -> str:
+    """What a refusal from Mission Control means for the outbox (pure).
+
+    `fenced`: a newer leader spoke (409 stale_epoch): stop for this term. `set_aside`: this
+    message's content was refused (400, 413, 422, other 409s such as message_id_reused): move it
+    to outbox-dead. `link`: anything else (401, 403, 404, ...): keep every message, retry later.
+    """
+    if status == 409:
+        return "fenced" if code == "stale_epoch" else "set_aside"
+    if status in (400, 413, 422):
+        return "set_aside"
+    return "link"
+
+
+_LINK_STATES = {401: "credential refused", 403: "forbidden", 404: "cluster unknown"}
+
+
+def link_problem(status: int, detail: str) -> tuple[str, str]:
+    """(link state, one clear line) for a link-level refusal."""
+    state = _LINK_STATES.get(status, f"refused ({status})")
+    advice = {
+        401: "Mission Control no longer accepts this cluster's credential: enroll again",
+        403: "the credential does not reach this cluster's records: check the enrollment",
+        404: "Mission Control has no record of this cluster: enroll again",
+    }.get(status, "check the Mission Control URL and version")
+    return state, f"{advice} ({detail})"
