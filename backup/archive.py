@@ -2,14 +2,17 @@
 
 Guarantees:
 - `DirectoryStream` produces the tar lazily, on the reader's thread, straight into the reader's
-  buffer (`readinto`), so memory stays bounded whatever the directory's size. Entries are in
-  sorted order with owner 0/0, no user or group names and whole-second mtimes: the same tree
-  gives the same bytes.
+  buffer (`readinto`), so memory stays bounded whatever the directory's size. The first entry
+  is the directory itself (`.`, so its mode is restored too); the rest follow in a fixed walk
+  order (`sorted_tree`), with owner 0/0, no user or group names and whole-second mtimes: the
+  same tree gives the same bytes.
   The output is a POSIX (pax) tar that GNU tar and Python's tarfile read.
 - If reading the directory fails (or a file shrinks under us), `read` raises; the stream never
   ends early, so a truncated tar can never be sealed as complete.
 - `extract_archive` refuses absolute names, `..`, links pointing outside the destination and
-  device files (tarfile's "data" filter), raising UnsafeArchiveError.
+  device files (tarfile's "data" filter), raising UnsafeArchiveError. Directories get their
+  recorded permission bits back (without group/other write, and always owner rwx); the "data"
+  filter alone would leave them at the process's default.
 Sockets and FIFOs in the data directory are skipped (they are not data).
 """
 
@@ -134,7 +137,7 @@ def tar_pieces(root: Path) -> Generator[Piece, None, None]:
     # A throwaway TarFile gives us gettarinfo() with tarfile's own hard-link bookkeeping.
     written = 0
     with tarfile.open(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT) as helper:
-        for path in sorted_tree(root):
+        for path in (root, *sorted_tree(root)):
             try:
                 for piece in entry_chunks(helper, root, path):
                     written += len(piece) if isinstance(piece, bytes) else piece.remaining
@@ -167,7 +170,9 @@ def entry_chunks(helper: tarfile.TarFile, root: Path, path: Path) -> Iterator[Pi
 
 
 def sorted_tree(root: Path) -> list[Path]:
-    """Every path under `root` (not `root` itself), parents before children, names sorted."""
+    """Every path under `root` (not `root` itself) in depth-first pre-order: for each directory,
+    the directory, then its non-directory entries by name, then its symlinks to directories by
+    name, then each subdirectory (with its contents) by name. Names compare as Python strings."""
     found: list[Path] = []
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
@@ -182,14 +187,37 @@ def sorted_tree(root: Path) -> list[Path]:
 
 def tree_size(root: Path) -> int:
     """Total size of the regular files under `root` (for progress totals)."""
-    return sum(p.stat().st_size for p in sorted_tree(root) if p.is_file() and not p.is_symlink())
+    return tree_totals(root)[0]
+
+
+# Per entry: a 512-byte header, and at most a pax extended header (512 bytes of header plus
+# its records, one or two blocks for the long names and link targets a data directory has).
+ENTRY_OVERHEAD = 3 * tarfile.BLOCKSIZE
+
+
+def tree_totals(root: Path) -> tuple[int, int]:
+    """The regular files' total size, and an estimate of the tar's size from above (headers,
+    padding, end blocks): what an S3 upload sizes its parts by."""
+    files = entries = padded = 0
+    for path in (root, *sorted_tree(root)):
+        entries += 1
+        if path.is_file() and not path.is_symlink():
+            size = path.stat().st_size
+            files += size
+            padded += -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    return files, padded + entries * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
 
 
 def _strict_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
     # The "data" filter strips a leading "/" and extracts anyway; a backup never contains one.
     if member.name.startswith("/"):
         raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, destination)
+    filtered = tarfile.data_filter(member, destination)
+    if filtered is not None and filtered.isdir() and member.mode is not None:
+        # The "data" filter drops directory modes; keep the recorded bits it would allow on a
+        # file (no setuid/sticky, no group/other write), and owner rwx so restore can finish.
+        return filtered.replace(mode=(member.mode & 0o755) | 0o700, deep=False)
+    return filtered
 
 
 def extract_archive(source: Readable, destination: Path) -> None:

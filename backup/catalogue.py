@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from backup.errors import ManifestError, TargetError
 from backup.layout import backup_id_of, is_manifest, manifest_object
-from backup.manifest import SignedManifest, parse_signed_manifest
+from backup.manifest import SignedManifest, Trusted, parse_signed_manifest
 from backup.targets import Target
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -43,9 +41,7 @@ def read_all(chunks: Iterable[bytes], limit: int, what: str) -> bytes:
     return bytes(data)
 
 
-def load_manifest(
-    target: Target, backup_id: str, trusted: Ed25519PublicKey | None = None
-) -> SignedManifest:
+def load_manifest(target: Target, backup_id: str, trusted: Trusted | None = None) -> SignedManifest:
     """The verified manifest of `backup_id` on `target`; TargetError if there is none."""
     name = manifest_object(backup_id)
     where = f"manifest of {backup_id} on {target.location.url}"
@@ -59,7 +55,7 @@ def load_manifest(
     return signed
 
 
-def list_backups(target: Target, trusted: Ed25519PublicKey | None = None) -> Catalogue:
+def list_backups(target: Target, trusted: Trusted | None = None) -> Catalogue:
     """Everything on `target`: verified backups, unreadable manifests, all backup ids."""
     objects = target.list()
     backups: list[SignedManifest] = []

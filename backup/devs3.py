@@ -108,10 +108,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
 
 
 def create_bucket(server: DevS3, bucket: str, region: str | None = None) -> None:
-    """Create `bucket` on `server`, located in `region` (default: the server's own region)."""
+    """Create `bucket` on `server`, located in `region` (default: the server's own region).
+
+    `region="EU"` makes a bucket with the legacy location constraint `EU` (which S3 accepts only
+    through the us-east-1 endpoint), so GetBucketLocation answers "EU" as old AWS buckets do."""
     use_dev_credentials()
     region = region or server.region
-    client = boto3.session.Session().client("s3", region_name=region, endpoint_url=server.endpoint)
+    signing_region = "us-east-1" if region == "EU" else region
+    client = boto3.session.Session().client(
+        "s3", region_name=signing_region, endpoint_url=server.endpoint
+    )
     if region == "us-east-1":
         client.create_bucket(Bucket=bucket)
     else:

@@ -23,7 +23,7 @@ from backup.progress import ProgressCallback, ProgressEvent
 from backup.prune import PruneReport, apply_retention
 from backup.residency import ResidencyPolicy
 from backup.restore import restore_part_bytes, restore_part_directory
-from backup.retention import RetentionPolicy
+from backup.retention import OrphanRule, RetentionPolicy
 from backup.rotation import RotationReport, rotate_key
 from backup.throttle import TokenBucket, parse_rate
 from backup.verify import VerifyReport, verify_backup
@@ -33,6 +33,7 @@ __all__ = [
     "BackupContext",
     "BackupManifest",
     "Catalogue",
+    "OrphanRule",
     "PartRecord",
     "ProgressCallback",
     "ProgressEvent",

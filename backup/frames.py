@@ -34,6 +34,12 @@ DEFAULT_FRAME_SIZE = 1024 * 1024
 MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 
+def ciphertext_size(plain_bytes: int, frame_size: int = DEFAULT_FRAME_SIZE) -> int:
+    """The size of the part object sealing `plain_bytes` bytes of plaintext."""
+    frames = max(1, -(-plain_bytes // frame_size))
+    return len(PART_MAGIC) + frames * (FRAME_LENGTH.size + TAG_BYTES) + plain_bytes
+
+
 def frame_nonce(index: int, final: bool) -> bytes:
     return NONCE.pack(index, 1 if final else 0)
 

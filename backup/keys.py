@@ -49,6 +49,14 @@ ENVELOPE_HEADER = struct.Struct(">8sBBB16s12s")  # magic, log2(n), r, p, salt, n
 DEFAULT_SCRYPT_LOG2_N = 15
 SCRYPT_R = 8
 SCRYPT_P = 1
+# What a reader accepts from a key file (a crafted file must not exhaust memory or CPU):
+# scrypt needs 128 * r * N bytes and about N * r * p block operations; the writer's defaults
+# use 32 MiB and 2^18. The bounds allow 8x the memory and 16x the work of the defaults.
+SCRYPT_LOG2_N_RANGE = (10, 22)
+SCRYPT_R_MAX = 32
+SCRYPT_P_MAX = 16
+SCRYPT_MAX_MEMORY = 256 * 1024 * 1024
+SCRYPT_MAX_WORK = 2**22
 X25519_WRAP_INFO = b"managed-backup/v1 x25519 data-key wrap"
 WRAP_AAD_PREFIX = b"managed-backup/v1 data-key:"
 
@@ -137,6 +145,7 @@ def private_key_pem(
         )
     if not passphrase:
         raise KeyFileError("the passphrase must not be empty")
+    check_scrypt_cost(scrypt_log2_n, SCRYPT_R, SCRYPT_P)  # never write what we would refuse
     salt, nonce = rng(16), rng(12)
     header = ENVELOPE_HEADER.pack(ENVELOPE_MAGIC, scrypt_log2_n, SCRYPT_R, SCRYPT_P, salt, nonce)
     kek = _scrypt(passphrase, salt, scrypt_log2_n, SCRYPT_R, SCRYPT_P)
@@ -286,13 +295,31 @@ def _scrypt(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> byte
         raise KeyFileError("the key file's scrypt parameters are unusable") from exc
 
 
+def check_scrypt_cost(log2_n: int, r: int, p: int) -> None:
+    """Refuse scrypt parameters beyond the documented bounds (KeyFileError, one line)."""
+    low, high = SCRYPT_LOG2_N_RANGE
+    n = 2**log2_n
+    if (
+        not low <= log2_n <= high
+        or not 1 <= r <= SCRYPT_R_MAX
+        or not 1 <= p <= SCRYPT_P_MAX
+        or 128 * r * n > SCRYPT_MAX_MEMORY
+        or n * r * p > SCRYPT_MAX_WORK
+    ):
+        raise KeyFileError(
+            f"the key file asks for scrypt N=2^{log2_n}, r={r}, p={p}, beyond what this "
+            "program accepts (at most 256 MiB and 2^22 work); it was not made by managed"
+        )
+
+
 def _open_envelope(body: bytes, passphrase: bytes) -> bytes:
     if len(body) < ENVELOPE_HEADER.size + 16:
         raise KeyFileError("the protected private key is truncated")
     header = body[: ENVELOPE_HEADER.size]
     magic, log2_n, r, p, salt, nonce = ENVELOPE_HEADER.unpack(header)
-    if magic != ENVELOPE_MAGIC or not 10 <= log2_n <= 22:
+    if magic != ENVELOPE_MAGIC:
         raise KeyFileError("unknown protected private key format")
+    check_scrypt_cost(log2_n, r, p)
     kek = _scrypt(passphrase, salt, log2_n, r, p)
     try:
         return AESGCM(kek).decrypt(nonce, body[ENVELOPE_HEADER.size :], header)

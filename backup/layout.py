@@ -34,6 +34,12 @@ def check_backup_id(backup_id: str) -> str:
     return backup_id
 
 
+def backup_time(backup_id: str) -> datetime:
+    """When the backup with this id started (the time in the id, whole seconds, UTC)."""
+    stamp = check_backup_id(backup_id).split("-", 1)[0]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
 def check_part_name(part: str) -> str:
     if not PART_NAME.match(part):
         raise ConfigError(

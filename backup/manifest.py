@@ -4,8 +4,11 @@ Guarantees:
 - The canonical form is JSON with sorted keys, no insignificant whitespace, UTF-8, integers
   only and `created` as `YYYY-MM-DDTHH:MM:SSZ`; a second implementation can reproduce it bytewise.
 - The signature is Ed25519 over `SIGNING_CONTEXT + canonical(manifest)`; `parse_signed_manifest`
-  rejects a manifest whose signature fails, or whose signer is not the trusted key when one is
-  given. Without a trusted key it proves integrity only, not who signed.
+  rejects a manifest whose signature fails, or whose signer is not trusted when a trusted key
+  or set of signer fingerprints is given. Without one it proves integrity only, not who signed:
+  anyone can sign a manifest with a key of their own.
+- `missing_nodes` (roster members that wrote no part) is left out of the canonical form when
+  empty, so manifests written before the field existed keep verifying.
 - Parts carry the SHA-256 of their stored ciphertext, so digest checks need no private key.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,9 +27,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
     field_validator,
+    model_serializer,
 )
 
 from backup.errors import KeyFileError, ManifestError
@@ -33,6 +40,10 @@ from backup.layout import BACKUP_ID, PART_NAME
 
 SIGNING_CONTEXT = b"managed-backup/v1 manifest\n"
 HexDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+# Who may have signed: the cluster's public key, or the fingerprints (`signer_id`) of keys the
+# operator trusts (`--signer`, a signers file).
+Trusted = Ed25519PublicKey | frozenset[str]
 
 
 class PartRecord(BaseModel):
@@ -59,6 +70,14 @@ class BackupManifest(BaseModel):
     parts: tuple[PartRecord, ...]
     targets: tuple[str, ...]
     status: Literal["committed"] = "committed"
+    missing_nodes: tuple[str, ...] = ()  # roster members that wrote no part (they were down)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_missing(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not self.missing_nodes:
+            data.pop("missing_nodes", None)
+        return data
 
     @field_validator("created")
     @classmethod
@@ -110,7 +129,30 @@ def canonical_json(value: Any) -> bytes:
 
 
 def signer_id(public: Ed25519PublicKey) -> str:
+    """The fingerprint operators record and pass to `--signer`: hex SHA-256 of the raw key."""
     return hashlib.sha256(public.public_bytes_raw()).hexdigest()
+
+
+def check_fingerprint(text: str) -> str:
+    """A signer fingerprint as given by an operator (64 hex digits); ManifestError otherwise."""
+    value = text.strip().lower()
+    if not FINGERPRINT.match(value):
+        raise ManifestError(
+            f"signer {text!r} is not a fingerprint: 64 hex digits, as `managed backup show` prints"
+        )
+    return value
+
+
+def trusted_fingerprints(trusted: Trusted | None) -> frozenset[str] | None:
+    if trusted is None:
+        return None
+    if isinstance(trusted, Ed25519PublicKey):
+        return frozenset({signer_id(trusted)})
+    return frozenset(trusted)
+
+
+def fingerprints(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(check_fingerprint(v) for v in values)
 
 
 def sign_manifest(manifest: BackupManifest, signing_key: Ed25519PrivateKey) -> SignedManifest:
@@ -126,7 +168,7 @@ def sign_manifest(manifest: BackupManifest, signing_key: Ed25519PrivateKey) -> S
 
 
 def parse_signed_manifest(
-    data: bytes, trusted: Ed25519PublicKey | None = None, *, where: str = "manifest"
+    data: bytes, trusted: Trusted | None = None, *, where: str = "manifest"
 ) -> SignedManifest:
     """Parse and verify a stored manifest; ManifestError on any malformation or bad signature."""
     try:
@@ -143,8 +185,12 @@ def parse_signed_manifest(
         raise ManifestError(f"{where}: signer key is malformed") from exc
     if signer_id(public) != signed.signature.signer:
         raise ManifestError(f"{where}: signer id does not match the signer key")
-    if trusted is not None and signer_id(trusted) != signed.signature.signer:
-        raise ManifestError(f"{where} is signed by an unknown key {signed.signature.signer[:16]}")
+    allowed = trusted_fingerprints(trusted)
+    if allowed is not None and signed.signature.signer not in allowed:
+        raise ManifestError(
+            f"{where} is signed by {signed.signature.signer}, not by a signer you trust "
+            f"({', '.join(sorted(allowed)) or 'none given'}): refusing it"
+        )
     message = SIGNING_CONTEXT + canonical_json(signed.manifest.model_dump(mode="json"))
     try:
         public.verify(b64decode(signed.signature.value, "signature"), message)

@@ -19,8 +19,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from backup.archive import extract_archive
 from backup.atomic import fsync_directory
 from backup.catalogue import load_manifest
@@ -28,7 +26,7 @@ from backup.errors import ConfigError, IntegrityError
 from backup.frames import decrypt_frames
 from backup.keys import RecipientPrivateKey, unwrap_data_key
 from backup.layout import part_object
-from backup.manifest import PartRecord, SignedManifest
+from backup.manifest import PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.streams import ChunkReader
 from backup.targets import Target
@@ -96,7 +94,7 @@ def restore_part_directory(
     *,
     source: Target,
     private_key: RecipientPrivateKey,
-    trusted: Ed25519PublicKey | None = None,
+    trusted: Trusted | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> PartRecord:
     """Restore a directory part into `destination` (absent or empty); all or nothing."""
@@ -136,7 +134,7 @@ def restore_part_bytes(
     *,
     source: Target,
     private_key: RecipientPrivateKey,
-    trusted: Ed25519PublicKey | None = None,
+    trusted: Trusted | None = None,
 ) -> bytes:
     """The plaintext of a small part (at most 256 MiB), returned only once fully checked."""
     signed = load_manifest(source, backup_id, trusted)

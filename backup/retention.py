@@ -8,8 +8,11 @@ Guarantees (restic semantics, with calendar buckets taken in UTC):
 - `keep_within` keeps every backup within that duration of the newest backup (not of "now",
   so a cluster that stopped backing up does not lose its history as time passes).
 - An empty policy keeps everything: retention never deletes all backups by omission.
-- `orphaned_ids` names backups that have objects but no manifest and are older than the newest
-  committed one: failed or interrupted runs, safe to delete. Newer ones may still be running.
+- `orphaned_ids` names backups that have objects but no manifest and may be deleted: runs the
+  caller knows ended without a commit, and unknown ids that are both older than the newest
+  committed backup and older than a grace period (see `OrphanRule`). A run known to be in
+  progress is never named, and neither is an unknown run that may still be writing (another
+  cluster sharing the prefix, a restored clone).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from backup.errors import ConfigError
+from backup.layout import backup_time
+
+DEFAULT_ORPHAN_GRACE = timedelta(hours=48)
 
 
 @dataclass(frozen=True)
@@ -116,10 +122,36 @@ def apply_policy(backups: Sequence[BackupStamp], policy: RetentionPolicy) -> Ret
     return RetentionDecision(tuple(keep), tuple(remove))
 
 
-def orphaned_ids(present_ids: Iterable[str], committed_ids: Iterable[str]) -> list[str]:
-    """Ids that have objects but no manifest and sort before the newest committed id."""
+@dataclass(frozen=True)
+class OrphanRule:
+    """What the caller knows about backup ids that have objects but no manifest.
+
+    `ended`: runs known to have ended without a commit (failed): their objects go at once.
+    `running`: runs known to be in progress: never touched.
+    Any other id is deleted only if it sorts before the newest committed id and started (the
+    time in the id) more than `grace` before `now`.
+    """
+
+    now: datetime
+    ended: frozenset[str] = frozenset()
+    running: frozenset[str] = frozenset()
+    grace: timedelta = DEFAULT_ORPHAN_GRACE
+
+
+def orphaned_ids(
+    present_ids: Iterable[str], committed_ids: Iterable[str], rule: OrphanRule
+) -> list[str]:
+    """Ids whose objects may be deleted as orphans under `rule` (sorted)."""
     committed = set(committed_ids)
-    if not committed:
-        return []
-    newest = max(committed)
-    return sorted(i for i in set(present_ids) - committed if i < newest)
+    newest = max(committed) if committed else None
+    found = []
+    for backup_id in set(present_ids) - committed:
+        if backup_id in rule.running:
+            continue
+        if backup_id in rule.ended or (
+            newest is not None
+            and backup_id < newest
+            and backup_time(backup_id) < rule.now - rule.grace
+        ):
+            found.append(backup_id)
+    return sorted(found)

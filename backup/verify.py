@@ -1,6 +1,12 @@
 """Verifying a committed backup on every target it was written to.
 
 Guarantees:
+- The targets checked are the ones the signed manifest records (`targets`: the primary and the
+  mirrors at the time of the backup), not whatever is configured now; the manifest is found on
+  the first of the given targets that holds it. A recorded target is opened with the same
+  credentials and endpoint rules as any other.
+- The report names the manifest's signer (its fingerprint); with `trusted` a manifest signed
+  by anyone else is refused before anything is read.
 - Without a private key: every part object on the primary and every mirror is read in full and
   its size and SHA-256 compared with the signed manifest, so every stored byte is proven intact.
 - With the private key: additionally every frame of every part is decrypted and authenticated,
@@ -13,20 +19,18 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from backup.catalogue import load_manifest
 from backup.destinations import TargetSet
-from backup.errors import BackupError, IntegrityError
+from backup.errors import BackupError, IntegrityError, TargetError
 from backup.frames import decrypt_frames
 from backup.keys import RecipientPrivateKey, unwrap_data_key
 from backup.layout import part_object
-from backup.manifest import PartRecord, SignedManifest
+from backup.manifest import PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
-from backup.targets import Target
+from backup.targets import Target, TargetLocation, open_target, parse_target_url
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class VerifyReport:
     checked_objects: int
     checked_bytes: int
     problems: tuple[Problem, ...]
+    signer: str = ""  # fingerprint of the key that signed the manifest
+    targets: tuple[str, ...] = ()  # the targets checked: the manifest's recorded ones
 
     @property
     def ok(self) -> bool:
@@ -123,16 +129,47 @@ def verify_part(
         )
 
 
+def locate_manifest(
+    targets: Sequence[Target], backup_id: str, trusted: Trusted | None = None
+) -> tuple[Target, SignedManifest]:
+    """The first target holding backup `backup_id`'s manifest, and that verified manifest."""
+    first_error: BackupError | None = None
+    for target in targets:
+        try:
+            return target, load_manifest(target, backup_id, trusted)
+        except TargetError as exc:
+            first_error = first_error or exc
+    assert first_error is not None, "no target given"
+    raise first_error
+
+
+def recorded_targets(
+    signed: SignedManifest,
+    found_on: Target,
+    available: Sequence[Target],
+    opener: Callable[[TargetLocation], Target] = open_target,
+) -> TargetSet:
+    """The targets the manifest records (reusing `available` ones with the same URL), plus the
+    one it was found on if that is not among them."""
+    by_url = {t.location.url: t for t in (*available, found_on)}
+    opened = [by_url.get(url) or opener(parse_target_url(url)) for url in signed.manifest.targets]
+    if found_on.location.url not in {t.location.url for t in opened}:
+        opened.append(found_on)
+    return TargetSet(primary=opened[0], mirrors=tuple(opened[1:]))
+
+
 def verify_backup(
     backup_id: str,
     targets: TargetSet,
     *,
     private_key: RecipientPrivateKey | None = None,
-    trusted: Ed25519PublicKey | None = None,
+    trusted: Trusted | None = None,
     progress: ProgressCallback = ignore_progress,
+    opener: Callable[[TargetLocation], Target] = open_target,
 ) -> VerifyReport:
-    """Verify backup `backup_id` on the primary and every mirror (see module docstring)."""
-    signed = load_manifest(targets.primary, backup_id, trusted)
+    """Verify backup `backup_id` on every target its manifest records (see module docstring)."""
+    found_on, signed = locate_manifest(targets.all, backup_id, trusted)
+    targets = recorded_targets(signed, found_on, targets.all, opener)
     keys = (
         {r.name: unwrap_data_key(r.wrapped_key, private_key) for r in signed.manifest.parts}
         if private_key is not None
@@ -142,7 +179,7 @@ def verify_backup(
     objects = checked = 0
     for target in targets.all:
         url = target.location.url
-        if target is not targets.primary:
+        if target is not found_on:
             try:
                 if load_manifest(target, backup_id, trusted) != signed:
                     problems.append(Problem(url, None, None, f"{url}: manifest differs"))
@@ -164,4 +201,6 @@ def verify_backup(
         checked_objects=objects,
         checked_bytes=checked,
         problems=tuple(problems),
+        signer=signed.signature.signer,
+        targets=targets.urls,
     )

@@ -8,9 +8,12 @@ Guarantees:
   sealing (the calling thread), hashing, and each target's writes (QUEUE_DEPTH chunks behind).
   It returns a `PartRecord` only if every target stored the complete object; otherwise it
   removes what it can of the part and raises.
-- `commit_manifest` checks every part exists with its recorded size on every target, then
-  writes the signed manifest to the mirrors and the primary last. The manifest is the commit:
-  a backup without one is invisible to list/restore and is cleaned up as an orphan later.
+- `commit_manifest` checks every part exists with its recorded size on every target, calls
+  `before_publish` (the leader's fence check: if it raises, nothing is written), then writes
+  the signed manifest to the mirrors and the primary last. The manifest is the commit: a backup
+  without one is invisible to list/restore and is cleaned up as an orphan later.
+- `withdraw_manifest` takes a commit back (primary first), for a leader whose commit could not
+  be recorded.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from backup.archive import DirectoryStream, tree_size
+from backup.archive import DirectoryStream, tree_totals
 from backup.destinations import TargetSet
 from backup.errors import BackupError, ManifestError, TargetError
 from backup.fanout import FanOut
-from backup.frames import DEFAULT_FRAME_SIZE, FrameEncryptor
+from backup.frames import DEFAULT_FRAME_SIZE, FrameEncryptor, ciphertext_size
 from backup.keys import DATA_KEY_BYTES, RandomBytes, RecipientPublicKey, key_id, wrap_data_key
 from backup.layout import check_backup_id, check_part_name, manifest_object, part_object
 from backup.manifest import BackupManifest, PartRecord, SignedManifest, sign_manifest
@@ -83,9 +86,16 @@ def write_part(
     total_bytes: int | None = None,
     limiter: TokenBucket | None = None,
     rng: RandomBytes = os.urandom,
+    expected_bytes: int | None = None,
 ) -> PartRecord:
-    """Encrypt `source` as part `part` of backup `ctx.backup_id` onto every target."""
+    """Encrypt `source` as part `part` of backup `ctx.backup_id` onto every target.
+
+    `total_bytes` is the plaintext total shown by progress; `expected_bytes` (default: the same)
+    the plaintext size to plan storage for (S3 part sizes), preferably an estimate from above.
+    """
     name = part_object(ctx.backup_id, check_part_name(part))
+    planned = expected_bytes if expected_bytes is not None else total_bytes
+    size_hint = None if planned is None else ciphertext_size(planned, ctx.frame_size)
     data_key = rng(DATA_KEY_BYTES)
     wrapped = wrap_data_key(data_key, ctx.recipient, rng)
     encryptor = FrameEncryptor(
@@ -105,7 +115,9 @@ def write_part(
 
     hasher = _Hasher()
     consumers: list[tuple[str, Callable[[Iterable[Chunk]], int]]] = [("sha256", hasher)]
-    consumers += [(t.location.url, functools.partial(t.put, name)) for t in targets.all]
+    consumers += [
+        (t.location.url, functools.partial(t.put, name, size_hint=size_hint)) for t in targets.all
+    ]
     fanout = FanOut(
         consumers,
         depth=QUEUE_DEPTH,
@@ -148,8 +160,10 @@ def write_directory_part(
 ) -> PartRecord:
     """`write_part` of a node data directory as a deterministic tar (see backup.archive).
 
-    The progress total is the sum of the regular files' sizes (the tar adds headers)."""
+    The progress total is the sum of the regular files' sizes (the tar adds headers); storage
+    is planned for the tar's estimated size."""
     with DirectoryStream(directory) as stream:
+        files, archive = tree_totals(directory)
         return write_part(
             stream,
             ctx=ctx,
@@ -157,8 +171,9 @@ def write_directory_part(
             node=node,
             targets=targets,
             progress=progress,
-            total_bytes=tree_size(directory),
+            total_bytes=files,
             limiter=limiter,
+            expected_bytes=archive,
         )
 
 
@@ -177,6 +192,8 @@ def commit_manifest(
     parts: Sequence[PartRecord],
     targets: TargetSet,
     signing_key: Ed25519PrivateKey,
+    missing_nodes: Sequence[str] = (),
+    before_publish: Callable[[], None] | None = None,
 ) -> SignedManifest:
     """Check every part on every target, then write the signed manifest (mirrors first)."""
     if not parts:
@@ -201,10 +218,25 @@ def commit_manifest(
         key_id=ctx.key_id,
         parts=tuple(parts),
         targets=targets.urls,
+        missing_nodes=tuple(sorted(missing_nodes)),
     )
     signed = sign_manifest(manifest, signing_key)
+    if before_publish is not None:
+        before_publish()
     publish_manifest(signed, targets)
     return signed
+
+
+def withdraw_manifest(backup_id: str, targets: TargetSet) -> list[str]:
+    """Delete a manifest everywhere, the primary first; the targets where that failed."""
+    name = manifest_object(backup_id)
+    failed: list[str] = []
+    for target in (targets.primary, *targets.mirrors):
+        try:
+            target.delete(name)
+        except (BackupError, OSError) as exc:
+            failed.append(f"{target.location.url}: {exc}")
+    return failed
 
 
 def publish_manifest(signed: SignedManifest, targets: TargetSet) -> None:

@@ -1,16 +1,23 @@
-"""Backup library benchmark: the engine against plain copies of the same bytes.
+"""Backup benchmark: `managed backup` on a real one-node cluster against plain copies.
 
-1 GiB of node data (large and small files), measured in one run, each comparison repeated
-`--rounds` times with the two sides alternating who goes first:
-  (a) backup to file://            vs  `tar -cf` of the same tree to the same disk (+ fsync)
-  (b) backup to a moto S3 endpoint  vs  boto3 upload_fileobj of that tar to the same endpoint
-  (c) backup to S3 primary + mirror vs  backup to the S3 primary alone
-  (d) restore from S3               vs  a streamed boto3 get_object of the tar to a file
-Same cache conditions for both sides: before every timed run the data is read once (so both
-read it from the page cache) and `sync` empties the dirty pages of earlier steps (so nobody
-pays for another's write-back). The S3 baseline uses the engine's own client settings.
-Each engine operation runs in its own child process so its peak RSS is its own.
-Run: .venv/bin/python benchmarks/backup.py [--gib 1.0] [--rounds 3] [--only abcd] [--workdir D]
+A real ZooKeeper ensemble (cluster/dev/zookeeper.py), a real `managed node run` process whose
+data directory holds `--size` bytes (default 1 GiB: half in four large files, half in small
+files), one moto_server per region. Each comparison is repeated `--rounds` times with the two
+sides alternating who goes first:
+  (a) `managed backup run --wait` to file://    vs  `tar -cf` of the same directory to the same
+                                                     disk (+ fsync)                 goal >= 0.8
+  (b) `managed backup run --wait` to moto S3    vs  boto3 upload_fileobj of that tar to the
+                                                     same endpoint                  goal >= 0.8
+  (c) run to an S3 primary + mirror (another    vs  the same run to the primary alone
+      region's endpoint)                                                             goal <= 1.3
+  (d) `managed backup restore` from S3          vs  a streamed boto3 get_object of the tar
+(a), (b), (d): plain time / our time (1.0 = as fast as the plain copy); (c): with / without.
+The times are wall times of the CLI commands, start-up and polling included, as a user sees
+them. Peak RSS is that of the node process that writes (its high-water mark reset before each
+run) and of the restore process (goal < 200 MiB). Before every timed step the data is read
+once (warm page cache for both sides) and `sync` flushes earlier steps' dirty pages.
+Run: .venv/bin/python benchmarks/backup.py [--size 1GiB] [--rounds 3] [--only abcd]
+     [--workdir D] [--zk-servers 3] [--json]
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backup import devs3  # noqa: E402
+from backup.errors import ConfigError  # noqa: E402
+from backup.throttle import parse_rate  # noqa: E402
+from cluster.dev.processes import Process, free_port, start, wait_until  # noqa: E402
+from cluster.dev.zookeeper import Ensemble  # noqa: E402
 
-BACKUP_ID = "20250101T020000Z-0a1b2c3d"
+ZK_AUTH = "bench:bench-secret"
+GOALS = {"a_file": (">=", 0.8), "b_s3": (">=", 0.8), "c_mirror": ("<=", 1.3)}
+RSS_GOAL_MIB = 200.0
 
 
 def make_data(root: Path, total: int) -> None:
@@ -50,7 +66,7 @@ def make_data(root: Path, total: int) -> None:
                 out.write(os.urandom(64) + block[: min(len(block), large - offset) - 64])
     left, n = total - 4 * large, 0
     while left > 0:
-        size = min(left, 16384 * (1 + n % 16))
+        size = max(64, min(left, 16384 * (1 + n % 16)))
         directory = root / "small" / f"d{n // 200:03}"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"f{n:05}.dat").write_bytes(os.urandom(64) + block[: size - 64])
@@ -59,104 +75,155 @@ def make_data(root: Path, total: int) -> None:
 
 
 def same_start(*paths: Path) -> None:
-    """Equal footing for the next timed run: every input file read once (page cache warm,
+    """Equal footing for the next timed step: every input file read once (page cache warm,
     as for a node whose data is in use), then no dirty pages left from earlier steps."""
     buffer = bytearray(1 << 20)
     for top in paths:
         for path in [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file()):
-            with path.open("rb", buffering=0) as handle:
-                while handle.readinto(buffer):
-                    pass
+            try:
+                with path.open("rb", buffering=0) as handle:
+                    while handle.readinto(buffer):
+                        pass
+            except OSError:
+                continue  # the node's lock or a log being rotated
     subprocess.run(["sync"], check=True, timeout=300)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process used so far (to show where an S3 run's time goes)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class PeakRss:
+    """The peak RSS of a process over a stretch of time: its high-water mark (VmHWM) reset at
+    the start where the kernel allows it (`clear_refs` 5), else the largest VmRSS sampled."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self._pid = pid
+        self._interval = interval
+        self._stop = threading.Event()
+        self._peak_kib = 0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _status(self, field_name: str) -> int:
+        try:
+            for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak_kib = max(self._peak_kib, self._status("VmRSS"), self._status("VmHWM"))
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakRss:
+        with suppress(OSError):  # an older kernel: sampling VmRSS is what is left
+            Path(f"/proc/{self._pid}/clear_refs").write_text("5")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> float:
+        return round(self._peak_kib / 1024, 1)
 
 
-def fsync_file(path: Path) -> None:
-    with path.open("rb+") as handle:
-        os.fsync(handle.fileno())
+@dataclass
+class Bench:
+    """The cluster under test: ensemble, one node process, its data, key and targets."""
 
+    work: Path
+    zk_servers: int
+    data: Path = field(init=False)
+    cluster: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
+    ensemble: Ensemble | None = None
+    node: Process | None = None
+    servers: dict[str, devs3.DevS3] = field(default_factory=dict)
 
-def child(op: str, args: dict[str, Any]) -> None:
-    """One engine operation; prints {"seconds", "cpu_seconds", "peak_rss_mib"}."""
-    from datetime import UTC, datetime
+    def __post_init__(self) -> None:
+        self.data = self.work / "data"
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    @property
+    def key(self) -> Path:
+        return self.work / "customer.key"
 
-    from backup.engine import (
-        BackupContext,
-        ResidencyPolicy,
-        commit_manifest,
-        open_targets,
-        restore_part_directory,
-        write_directory_part,
-    )
-    from backup.keys import read_private_key, read_public_key
-
-    targets = open_targets(args["primary"], args.get("mirrors", []), ResidencyPolicy("EU"))
-    started, cpu = time.monotonic(), time.process_time()
-    if op == "backup":
-        ctx = BackupContext(BACKUP_ID, read_public_key(Path(args["public"])))
-        record = write_directory_part(
-            Path(args["data"]), ctx=ctx, part="node-a", node="node-a", targets=targets
+    def managed(self, *args: str, cluster: str | None = None, timeout: float = 3600) -> str:
+        assert self.ensemble is not None
+        argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
+        argv += ["--cluster", cluster or self.cluster, "--zk-auth", ZK_AUTH, *args]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
-        commit_manifest(
-            ctx=ctx,
-            cluster="bench",
-            epoch=1,
-            created=datetime.now(UTC),
-            parts=[record],
-            targets=targets,
-            signing_key=Ed25519PrivateKey.generate(),
-        )
-    else:
-        restore_part_directory(
-            BACKUP_ID,
-            "node-a",
-            Path(args["destination"]),
-            source=targets.primary,
-            private_key=read_private_key(Path(args["private"])),
-        )
-    result = {
-        "seconds": time.monotonic() - started,
-        "cpu_seconds": time.process_time() - cpu,
-        "peak_rss_mib": peak_rss_mib(),
-    }
-    print(json.dumps(result))
+        if done.returncode != 0:
+            raise SystemExit(f"managed {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
 
+    def timed(self, *args: str, cluster: str | None = None) -> dict[str, float]:
+        """Run a `managed` command; its wall time and the node's (or its own) peak RSS."""
+        assert self.ensemble is not None and self.node is not None
+        argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
+        argv += ["--cluster", cluster or self.cluster, "--zk-auth", ZK_AUTH, *args]
+        started = time.monotonic()
+        with PeakRss(self.node.pid) as node:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            )
+            with PeakRss(proc.pid) as own:
+                out, err = proc.communicate(timeout=3600)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"managed {' '.join(args)} failed: {err.decode().strip()}")
+        return {"seconds": seconds, "node_rss_mib": node.mib, "cli_rss_mib": own.mib}
 
-def peak_rss_mib() -> float:
-    """This process's own peak RSS (VmHWM). ru_maxrss would not do: Linux carries the parent's
-    peak over fork+exec, so a child of a big parent would report the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    @contextmanager
+    def running(self, total: int) -> Iterator[Bench]:
+        try:
+            self.ensemble = Ensemble(self.work / "zk", size=self.zk_servers)
+            self.ensemble.start()
+            self.ensemble.wait_ready(60)
+            make_data(self.data, total)
+            devs3.use_dev_credentials()  # the node and the CLI inherit these
+            address = f"127.0.0.1:{free_port()}"
+            self.managed("node", "join", "n1", "--datacenter", "dc1", "--api-address", address)
+            argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
+            argv += ["--cluster", self.cluster, "node", "run", "n1", "--data-dir", str(self.data)]
+            env = {"MANAGED_ZK_AUTH": ZK_AUTH}
+            self.node = start("n1", argv, self.work / "n1.log", env=env)
+            status = ["cluster", "status", "--json"]
+            if not wait_until(lambda: '"leader": "n1"' in self.managed(*status), 60, 0.5):
+                raise SystemExit(f"node n1 did not lead:\n{self.node.log_tail(20)}")
+            self.managed("backup", "configure", "--geography", "EU", "--target", self.file_url)
+            self.managed("backup", "keygen", str(self.key))
+            yield self
+        finally:
+            if self.node is not None:
+                self.node.stop(timeout=20)
+            for server in self.servers.values():
+                server.stop()
+            if self.ensemble is not None:
+                self.ensemble.stop()
 
+    @property
+    def file_url(self) -> str:
+        return f"file://{self.work}/target"
 
-def run_child(op: str, **args: Any) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", op, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{op} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    def s3(self, region: str, bucket: str) -> str:
+        if region not in self.servers:
+            self.servers[region] = devs3.start_s3(region)
+            devs3.create_bucket(self.servers[region], bucket)
+        return self.servers[region].target_url(bucket, "b")
 
+    def empty(self, region: str, bucket: str) -> None:
+        server = self.servers[region]
+        client = boto3.client("s3", region_name=region, endpoint_url=server.endpoint)
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
 
-def empty_bucket(server: devs3.DevS3, bucket: str) -> None:
-    client = boto3.client("s3", region_name=server.region, endpoint_url=server.endpoint)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=item["Key"])
+    def backup(self) -> dict[str, float]:
+        same_start(self.data)
+        return self.timed("backup", "run", "--wait")
 
 
 def compare(
@@ -165,7 +232,7 @@ def compare(
     ours: Callable[[], dict[str, float]],
     ratio: Callable[[float, float], float],
 ) -> dict[str, Any]:
-    """Alternate the two sides `rounds` times; medians and per-round ratios."""
+    """Alternate the two sides `rounds` times; per-round ratios and their median."""
     base_s: list[float] = []
     runs: list[dict[str, float]] = []
     for n in range(rounds):
@@ -175,56 +242,19 @@ def compare(
         else:
             runs.append(ours())
             base_s.append(baseline())
-    ours_s = [r["seconds"] for r in runs]
-    per_round = [round(ratio(b, o), 3) for b, o in zip(base_s, ours_s, strict=True)]
+    per_round = [round(ratio(b, o["seconds"]), 3) for b, o in zip(base_s, runs, strict=True)]
     return {
         "baseline_s": [round(s, 2) for s in base_s],
-        "ours_s": [round(s, 2) for s in ours_s],
-        "ours_cpu_s": [round(r["cpu_seconds"], 2) for r in runs],
-        **(
-            {"moto_cpu_s": [round(r["moto_cpu_seconds"], 2) for r in runs]}
-            if all("moto_cpu_seconds" in r for r in runs)
-            else {}
-        ),
-        "load_avg": round(os.getloadavg()[0], 1),
+        "ours_s": [round(r["seconds"], 2) for r in runs],
         "per_round": per_round,
         "median": statistics.median(per_round),
-        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "load_avg": round(os.getloadavg()[0], 1),
+        "peak_rss_mib": max(r["node_rss_mib"] for r in runs),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--gib", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="abcd", help="which comparisons: any of a, b, c, d")
-    parser.add_argument("--workdir", type=Path, default=None)
-    options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="backup-bench-", dir=options.workdir))
-    servers: list[devs3.DevS3] = []
-    try:
-        results = run(work, int(options.gib * 1024**3), options.rounds, options.only, servers)
-    finally:
-        for server in servers:
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-
-
-def run(
-    work: Path, total: int, rounds: int, only: str, servers: list[devs3.DevS3]
-) -> dict[str, Any]:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    from backup.keys import write_key_pair
-    from backup.targets import parse_target_url
-    from backup.targets.location import S3Location
-    from backup.targets.s3 import make_s3_client
-
-    data = work / "data"
-    make_data(data, total)
-    write_key_pair(X25519PrivateKey.generate(), work / "key.pem", work / "key.pub")
-    keys = {"public": str(work / "key.pub"), "private": str(work / "key.pem")}
+def run(bench: Bench, total: int, rounds: int, only: str) -> dict[str, Any]:
+    data, work = bench.data, bench.work
     out: dict[str, Any] = {"data_bytes": total, "cpus": os.cpu_count(), "rounds": rounds}
     tar_path = work / "plain.tar"
 
@@ -233,17 +263,13 @@ def run(
         same_start(data)
         started = time.monotonic()
         subprocess.run(["tar", "-C", str(data), "-cf", str(tar_path), "."], check=True)
-        fsync_file(tar_path)
+        with tar_path.open("rb+") as handle:
+            os.fsync(handle.fileno())
         return time.monotonic() - started
-
-    def backup(primary: str, mirrors: list[str] | None = None) -> dict[str, float]:
-        same_start(data)
-        result = run_child("backup", primary=primary, mirrors=mirrors or [], data=str(data), **keys)
-        return result
 
     def file_backup() -> dict[str, float]:
         shutil.rmtree(work / "target", ignore_errors=True)
-        return backup(f"file://{work}/target")
+        return bench.backup()
 
     if "a" in only:
         out["a_file"] = compare(rounds, plain_tar, file_backup, lambda b, o: b / o)
@@ -252,17 +278,20 @@ def run(
         return out
     if not tar_path.exists():
         plain_tar()
+    primary = bench.s3("eu-west-1", "bench-primary")
+    mirror = bench.s3("eu-central-1", "bench-mirror")
+    client = boto3.client(
+        "s3", region_name="eu-west-1", endpoint_url=bench.servers["eu-west-1"].endpoint
+    )
 
-    eu, fr = devs3.start_s3("eu-west-1"), devs3.start_s3("eu-central-1")
-    servers += [eu, fr]
-    devs3.create_bucket(eu, "bench-primary")
-    devs3.create_bucket(fr, "bench-mirror")
-    primary = eu.target_url("bench-primary", "b")
-    mirror = fr.target_url("bench-mirror", "b")
-    location = parse_target_url(primary)
-    assert isinstance(location, S3Location)
-    # Same client settings as the engine (region, endpoint, payload signing, checksums).
-    client = make_s3_client(location)
+    def configure(*mirrors: str) -> None:
+        extra = [a for m in mirrors for a in ("--mirror", m)] or ["--no-mirrors"]
+        bench.managed("backup", "configure", "--target", primary, *extra)
+
+    def s3_backup() -> dict[str, float]:
+        bench.empty("eu-west-1", "bench-primary")
+        bench.empty("eu-central-1", "bench-mirror")
+        return bench.backup()
 
     def upload() -> float:
         same_start(tar_path)
@@ -271,45 +300,37 @@ def run(
             client.upload_fileobj(handle, "bench-primary", "plain.tar")
         return time.monotonic() - started
 
-    def s3_backup(mirrors: list[str]) -> dict[str, float]:
-        empty_bucket(eu, "bench-primary")
-        empty_bucket(fr, "bench-mirror")
-        before = cpu_seconds(eu.pid) + cpu_seconds(fr.pid)
-        result = backup(primary, mirrors)
-        result["moto_cpu_seconds"] = cpu_seconds(eu.pid) + cpu_seconds(fr.pid) - before
-        return result
-
+    configure()
     if "b" in only:
-        out["b_s3"] = compare(rounds, upload, lambda: s3_backup([]), lambda b, o: b / o)
+        out["b_s3"] = compare(rounds, upload, s3_backup, lambda b, o: b / o)
     if "c" in only:
-        out["c_mirror"] = compare(
-            rounds,
-            lambda: s3_backup([])["seconds"],
-            lambda: s3_backup([mirror]),
-            lambda alone, mirrored: mirrored / alone,
-        )
-        out["c_mirror"]["goal"] = "slowdown = with mirror / alone <= 1.3"
+
+        def alone() -> float:
+            configure()
+            return s3_backup()["seconds"]
+
+        def mirrored() -> dict[str, float]:
+            configure(mirror)
+            return s3_backup()
+
+        out["c_mirror"] = compare(rounds, alone, mirrored, lambda a, m: m / a)
+        configure()
     if "d" in only:
-        out["d_restore"] = restore(work, client, keys, primary, lambda: s3_backup([]))
-    out["peak_rss_mib_max"] = max(
-        v["peak_rss_mib"] for v in out.values() if isinstance(v, dict) and "peak_rss_mib" in v
-    )
+        out["d_restore"] = restore(bench, client, primary, tar_path)
     return out
 
 
-def restore(
-    work: Path,
-    client: Any,
-    keys: dict[str, str],
-    primary: str,
-    write_backup: Callable[[], dict[str, float]],
-) -> dict[str, Any]:
-    """Restore once against one streamed GET. boto3's download_fileobj issues ranged GETs in
-    parallel, which moto_server serves very slowly (140 s for 1 GiB here): it would flatter us."""
-    write_backup()  # empties the bucket first
-    with (work / "plain.tar").open("rb") as handle:
+def restore(bench: Bench, client: Any, primary: str, tar_path: Path) -> dict[str, Any]:
+    """One `managed backup restore` into a new cluster against one streamed GET of the tar.
+    (boto3's download_fileobj issues ranged GETs in parallel, which moto_server serves very
+    slowly: it would flatter us.)"""
+    bench.empty("eu-west-1", "bench-primary")
+    bench.backup()
+    runs = json.loads(bench.managed("backup", "list", "--json"))
+    backup_id = runs[-1]["id"]
+    with tar_path.open("rb") as handle:
         client.upload_fileobj(handle, "bench-primary", "plain.tar")
-    download_to = work / "download.tar"
+    download_to = bench.work / "download.tar"
     subprocess.run(["sync"], check=True, timeout=300)
     started = time.monotonic()
     with download_to.open("wb") as handle:
@@ -321,18 +342,71 @@ def restore(
     download = time.monotonic() - started
     download_to.unlink()
     subprocess.run(["sync"], check=True, timeout=300)
-    restored = run_child("restore", primary=primary, destination=str(work / "restored"), **keys)
-    shutil.rmtree(work / "restored")
+    destination = bench.work / "restored"
+    restored = bench.timed(
+        "backup", "restore", backup_id, "--key", str(bench.key), "--target", primary,
+        f"--data-dir=n1={destination}", cluster=f"restored{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    shutil.rmtree(destination, ignore_errors=True)
     return {
         "get_object_s": round(download, 2),
         "restore_s": round(restored["seconds"], 2),
-        "ratio": round(download / restored["seconds"], 3),
-        "peak_rss_mib": restored["peak_rss_mib"],
+        "median": round(download / restored["seconds"], 3),
+        "peak_rss_mib": restored["cli_rss_mib"],
     }
 
 
+def report(results: dict[str, Any]) -> str:
+    """Each ratio next to its goal, and the peak RSS next to its own."""
+    names = {
+        "a_file": "(a) run --wait to file:// vs tar          ",
+        "b_s3": "(b) run --wait to S3 vs upload_fileobj     ",
+        "c_mirror": "(c) primary + mirror vs primary alone      ",
+        "d_restore": "(d) restore vs get_object                  ",
+    }
+    lines = [f"{results['data_bytes'] / 2**20:.0f} MiB of node data, {results['rounds']} round(s)"]
+    for key, label in names.items():
+        if key not in results:
+            continue
+        value = results[key]["median"]
+        if key in GOALS:
+            op, goal = GOALS[key]
+            met = value >= goal if op == ">=" else value <= goal
+            verdict = f"goal {op} {goal}: {'met' if met else 'MISSED'}"
+        else:
+            verdict = "no goal (reported)"
+        rss = results[key]["peak_rss_mib"]
+        rss_note = f"{'met' if rss < RSS_GOAL_MIB else 'MISSED'}"
+        lines.append(
+            f"{label} ratio {value:6.3f}  {verdict:<22}  peak RSS {rss:6.1f} MiB "
+            f"(goal < {RSS_GOAL_MIB:.0f}: {rss_note})"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="1GiB", help="node data, e.g. 1GiB, 32MiB")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="abcd", help="which comparisons: any of a, b, c, d")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--zk-servers", type=int, default=3, choices=(1, 3, 5))
+    parser.add_argument("--json", action="store_true", help="also print the raw results")
+    options = parser.parse_args()
+    try:
+        total = parse_rate(options.size)  # the same units as --bandwidth-limit, without /s
+    except ConfigError:
+        parser.error(f"--size {options.size!r}: write e.g. 1GiB or 32MiB")
+    work = Path(tempfile.mkdtemp(prefix="backup-bench-", dir=options.workdir))
+    try:
+        with Bench(work, options.zk_servers).running(total) as bench:
+            results = run(bench, total, max(1, options.rounds), options.only)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(report(results))
+    if options.json:
+        print(json.dumps(results, indent=2))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], json.loads(sys.argv[3]))
-    else:
-        main()
+    main()

@@ -4,6 +4,7 @@ A target stores named objects under its root. Names are '/'-separated, made of
 `[A-Za-z0-9._-]` segments, never '..'. Guarantees required of every implementation:
 - `put` consumes the chunks once, keeping memory bounded (not proportional to the object), and
   makes the object visible only when complete: after an exception nothing new is visible.
+  `size_hint` is the expected size (an estimate, or None): a backend may size its writes by it.
 - `get` streams an object in chunks; a missing object is a TargetError.
 - `delete` of a missing object is not an error.
 - `bucket_location` is the storage's real location as S3 reports it (None for file targets).
@@ -33,7 +34,7 @@ class Target(Protocol):
     @property
     def location(self) -> TargetLocation: ...
 
-    def put(self, name: str, chunks: Iterable[Chunk]) -> int:
+    def put(self, name: str, chunks: Iterable[Chunk], size_hint: int | None = None) -> int:
         """Store the object; return its size in bytes."""
         ...
 

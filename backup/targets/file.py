@@ -36,7 +36,7 @@ class FileTarget:
     def _path(self, name: str) -> Path:
         return self._root / check_object_name(name)
 
-    def put(self, name: str, chunks: Iterable[Chunk]) -> int:
+    def put(self, name: str, chunks: Iterable[Chunk], size_hint: int | None = None) -> int:
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,16 +5,24 @@ Guarantees:
 - `put` streams: small objects go up in one PutObject, larger ones as a multipart upload whose
   parts are cut from the stream as it arrives, each byte copied once into a recycled part buffer.
   At most `max_in_flight` parts are uploading while one more fills, so memory is bounded by
-  `(max_in_flight + 1) x part_size` whatever the object's size. The object becomes
+  `(max_in_flight + 1) x part size`. S3 allows at most 10,000 parts, so the part size grows with
+  the expected size (`size_hint`): `part_size_for` plans 9,000 parts (10% headroom for an
+  estimate that falls short) of at least 8 MiB. With the defaults that is 24 MiB per target up
+  to about 70 GiB, then 3 x size / 9,000 (about 350 MiB for a 1 TiB part). An object that
+  outgrows its plan fails with a clear error at part 10,001, never silently. The object becomes
   visible only at CompleteMultipartUpload; on any failure the upload is aborted.
 - Every S3 failure surfaces as a one-line TargetError naming the target and object.
 - `bucket_location` asks S3 where the bucket really is (GetBucketLocation), for the run-time
   residency check.
+- A process has one boto3 client per region and endpoint (`make_s3_client`), shared by its
+  threads, so a node writing to several targets does not hold a copy of botocore's S3 model
+  per target and per run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -34,12 +42,52 @@ if TYPE_CHECKING:
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 2
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+PLANNED_PARTS = 9_000
+MAX_PART_SIZE = 5 * 1024**3  # S3's limit per part
+MIB = 1024 * 1024
+
+
+def part_size_for(expected: int | None, minimum: int = DEFAULT_PART_SIZE) -> int:
+    """The multipart part size for an object of about `expected` bytes (whole MiB)."""
+    if not expected or expected <= 0:
+        return minimum
+    wanted = -(-expected // PLANNED_PARTS)
+    wanted = -(-wanted // MIB) * MIB
+    return min(max(minimum, wanted), MAX_PART_SIZE)
+
+
 S3Errors = (ClientError, BotoCoreError)
 
 
+_clients: dict[tuple[str, str | None], S3Client] = {}
+_clients_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
 def make_s3_client(location: S3Location) -> S3Client:
-    """A client bound to the location's region and endpoint (path-style for custom endpoints)."""
-    config = Config(
+    """A client bound to the location's region and endpoint (path-style for custom endpoints).
+
+    One client per region and endpoint per process, from one boto3 session: each session loads
+    its own copy of the S3 service model (about 12 MiB), and clients are thread-safe."""
+    global _session
+    key = (location.region, location.endpoint)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if _session is None:
+                _session = boto3.session.Session()
+            client = _clients[key] = _session.client(
+                "s3",
+                region_name=location.region,
+                endpoint_url=location.endpoint,
+                config=_client_config(location),
+            )
+        return client
+
+
+def _client_config(location: S3Location) -> Config:
+    return Config(
         region_name=location.region,
         connect_timeout=10,
         read_timeout=120,
@@ -53,9 +101,6 @@ def make_s3_client(location: S3Location) -> S3Client:
             "payload_signing_enabled": False,
         },
         max_pool_connections=16,
-    )
-    return boto3.session.Session().client(
-        "s3", region_name=location.region, endpoint_url=location.endpoint, config=config
     )
 
 
@@ -93,10 +138,11 @@ class S3Target:
         detail = _error_code(exc) or str(exc).splitlines()[0]
         return TargetError(f"{self._location.url}: cannot {action} {name}: {detail}")
 
-    def put(self, name: str, chunks: Iterable[Chunk]) -> int:
+    def put(self, name: str, chunks: Iterable[Chunk], size_hint: int | None = None) -> int:
         key = self._key(name)
         bucket = self._location.bucket
-        parts = _PartBuffers(self._part_size, self._max_in_flight)
+        part_size = part_size_for(size_hint, self._part_size)
+        parts = _PartBuffers(part_size, self._max_in_flight)
         total = 0
         upload_id: str | None = None
         pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="s3-part")
@@ -116,7 +162,7 @@ class S3Target:
                         upload_id = self._client.create_multipart_upload(Bucket=bucket, Key=key)[
                             "UploadId"
                         ]
-                    number = len(done) + len(pending) + 1
+                    number = self._part_number(name, len(done) + len(pending), size_hint, part_size)
                     future = pool.submit(self._upload_part, key, upload_id, number, full)
                     pending.append((future, full))
             rest = parts.rest()
@@ -124,7 +170,7 @@ class S3Target:
                 self._client.put_object(Bucket=bucket, Key=key, Body=rest)
                 return total
             if rest:
-                number = len(done) + len(pending) + 1
+                number = self._part_number(name, len(done) + len(pending), size_hint, part_size)
                 pending.append(
                     (pool.submit(self._upload_part, key, upload_id, number, rest), bytearray())
                 )
@@ -149,6 +195,14 @@ class S3Target:
             raise
         finally:
             pool.shutdown(wait=True)
+
+    def _part_number(self, name: str, used: int, size_hint: int | None, part_size: int) -> int:
+        if used >= MAX_PARTS:
+            raise TargetError(
+                f"{self._location.url}: {name} outgrew its expected size ({size_hint} bytes, "
+                f"parts of {part_size} bytes, at most {MAX_PARTS} parts); not stored"
+            )
+        return used + 1
 
     def _upload_part(
         self, key: str, upload_id: str, number: int, body: bytes | bytearray

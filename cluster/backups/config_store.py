@@ -74,3 +74,38 @@ def update(
             continue
         return settings
     raise BackupConfigError("the cluster config kept changing; try again")
+
+
+def update_signed(
+    client: KazooClient,
+    paths: ClusterPaths,
+    auth: str | None,
+    change: Callable[[dict[str, Any], BackupSettings], Change],
+) -> tuple[BackupSettings, str]:
+    """`update`, after making sure the cluster has its manifest-signing key (created on first
+    use, which needs `auth`), whose public half goes into the settings. Bad input is refused
+    before the key is created. Returns the settings and the signer's fingerprint."""
+    from backup.manifest import signer_id
+    from cluster.backups.signing import encode_public, ensure_signing_key
+
+    config, _ = read_config(client, paths)
+    proposed = change(config, BackupSettings.from_config(config))
+    proposed.settings.checked(geography_after(config, proposed.geography))
+    key = ensure_signing_key(client, paths, auth)
+    public = encode_public(key)
+
+    def with_key(cfg: dict[str, Any], current: BackupSettings) -> Change:
+        result = change(cfg, current)
+        settings = result.settings.model_copy(update={"signing_public_key": public})
+        return Change(settings, result.geography)
+
+    return update(client, paths, with_key), signer_id(key)
+
+
+def signer_of(settings: BackupSettings) -> str | None:
+    """The fingerprint of the cluster's manifest-signing key, if it has one."""
+    from backup.manifest import signer_id
+    from cluster.backups.signing import decode_public
+
+    key = decode_public(settings.signing_public_key)
+    return None if key is None else signer_id(key)

@@ -5,13 +5,19 @@ Guarantees:
 - A run starts only through one fenced transaction that also creates `backups/current`; if that
   znode exists another run is in progress and nothing starts (the no-overlap guard lives in
   ZooKeeper, so it holds across leaders and processes, not just within one scheduler).
-- The manifest is committed only when every expected part was reported written on every target
-  (`commit_manifest` re-checks each object's size) and only after a fenced no-op proved this
-  node still leads; a stale leader never commits.
+- Parts are expected from the roster members that are live when the run starts; the others are
+  recorded as `missing` in the run and the manifest (`missing_nodes`), never silently left out.
+- The manifest is committed only when every expected part was reported written on every target,
+  fenced end to end (`cluster.backups.commit`): a fenced no-op right before the manifest is
+  written, the `ok` record in a fenced transaction right after, and the manifest withdrawn if
+  that record is refused. A stale leader's manifest does not stay.
 - Every run ends `ok` or `failed` with its reason, the guard released and, when the cluster is
   enrolled, a `backup_succeeded`/`backup_failed` event queued for Mission Control, all in one
   fenced transaction. A failed run's objects are removed at once (best effort) and any leftovers
   become orphans that retention deletes after the next committed backup.
+- Retention runs after the `ok` record. It prunes only this cluster's backups and deletes
+  leftovers only of runs this cluster recorded as ended, or of unknown runs old enough that
+  they cannot still be writing (`backup.retention.OrphanRule`); never a run in progress.
 - A run found in progress by a leader that did not start it in this service's lifetime is failed
   ("leader changed"), see `runs.recover`.
 """
@@ -19,25 +25,31 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kazoo.exceptions import KazooException, NodeExistsError
 
 from backup.engine import (
+    OrphanRule,
     PartRecord,
+    ProgressEvent,
     TargetSet,
     apply_retention,
-    commit_manifest,
     new_backup_id,
     write_part,
 )
 from backup.errors import BackupError
 from cluster import zk
 from cluster.backups import store, zkdump
+from cluster.backups.commit import CommitUncertain, commit_run
+from cluster.backups.node_part import RunAbandoned, report_outcome
 from cluster.backups.runs import (
     ZOOKEEPER_PART,
     PartOutcome,
@@ -54,6 +66,7 @@ from cluster.exchange import Link
 from cluster.leadership import LeaderContext
 
 log = logging.getLogger(__name__)
+MIN_ORPHAN_GRACE = timedelta(hours=48)
 
 
 class RunFailed(ClusterError):
@@ -74,6 +87,8 @@ class RunDriver:
         self._work = worker
         self._clock = clock
         self._poll = poll
+        # Set when the leader service stops: writing the ZooKeeper part gives up at once.
+        self.abort = threading.Event()
 
     @property
     def _config(self) -> dict[str, object]:
@@ -107,7 +122,7 @@ class RunDriver:
         if run is None or not decision.fail:
             await self._ctx.fenced([zk.Delete(self._ctx.paths.backup_current)])
             return decision.reason
-        await self._finish(run.finish("failed", self._clock(), decision.reason), None)
+        await self._finish(run.finish("failed", self._clock(), decision.reason))
         return f"run {run.id} failed: {decision.reason}"
 
     async def start(
@@ -125,6 +140,7 @@ class RunDriver:
             plan = plan_run(snap.config)
         except ClusterError as exc:
             return await self._refuse(backup_id, trigger, requests, mark, now, str(exc))
+        writers = sorted(snap.live_ids & snap.roster_ids)
         run = RunRecord(
             id=backup_id,
             status="running",
@@ -132,7 +148,8 @@ class RunDriver:
             leader=self._ctx.node,
             trigger=trigger,
             started=now,
-            expected=(*sorted(snap.live_ids), ZOOKEEPER_PART),
+            expected=(*writers, ZOOKEEPER_PART),
+            missing=tuple(sorted(snap.roster_ids - snap.live_ids)),
             requests=requests,
             plan=plan,
         )
@@ -141,6 +158,8 @@ class RunDriver:
         except NodeExistsError:
             return None
         log.info("backup %s started (%s), parts %s", run.id, trigger, ", ".join(run.expected))
+        if run.missing:
+            log.warning("backup %s: no part from %s (down)", run.id, ", ".join(run.missing))
         return run
 
     async def _refuse(
@@ -178,28 +197,23 @@ class RunDriver:
         targets: TargetSet | None = None
         plan = run.plan
         assert plan is not None
+        fence = self._ctx.fence  # the fence this run was started under
         try:
+            if fence is None or fence.epoch != run.epoch:
+                raise FencedOut(f"run {run.id} belongs to epoch {run.epoch}")
             targets = await self._work(open_plan, plan)
             await self._write_zookeeper_part(run, targets)
             parts = await self._wait_for_parts(run)
             signing_key = await self._zk(load_signing_key, self._auth)
-            await self._ctx.fenced([])  # still the leader, just before the commit
-            await self._work(
-                commit_manifest,
-                ctx=context_for(run.id, plan),
-                cluster=self._ctx.paths.cluster,
-                epoch=run.epoch,
-                created=datetime.fromtimestamp(run.started, UTC),
-                parts=parts,
-                targets=targets,
-                signing_key=signing_key,
-            )
-            size = sum(p.size_cipher for p in parts)
-            done = run.finish("ok", self._clock(), None, size)
-            done = done.model_copy(update={"retention": await self._retention(targets)})
-            log.info("backup %s committed: %d bytes", run.id, size)
+            assert isinstance(signing_key, Ed25519PrivateKey)
+            done = await self._work(self._commit, run, parts, targets, signing_key, fence)
+            log.info("backup %s committed: %d bytes", run.id, done.bytes)
         except FencedOut:
+            with contextlib.suppress(ClusterError, KazooException):
+                await self._ctx.fenced([])  # steps this node down if it no longer leads
             raise
+        except CommitUncertain:
+            raise  # the manifest stands: its objects stay; the next leader fails the record
         except Exception as exc:  # every failure ends the run as failed, with its reason
             if not isinstance(exc, BackupError | ClusterError | OSError | KazooException):
                 log.exception("backup %s: unexpected error", run.id)
@@ -207,12 +221,57 @@ class RunDriver:
             log.warning("backup %s failed: %s", run.id, done.reason)
             if targets is not None:
                 await self._work(remove_run_objects, targets, run.id)
-        await self._finish(done, targets)
-        return done
+            await self._finish(done)
+            return done
+        await self._prune_records()
+        return await self._record_retention(done, targets)
+
+    def _commit(
+        self,
+        run: RunRecord,
+        parts: list[PartRecord],
+        targets: TargetSet,
+        signing_key: Ed25519PrivateKey,
+        fence: zk.Fence,
+    ) -> RunRecord:
+        """The fenced commit, on the worker thread: it completes even if the drive task is
+        cancelled meanwhile (the leader service stopping waits for it, bounded)."""
+        client, paths = self._ctx.zk_client, self._ctx.paths
+
+        def check_fence() -> None:
+            if self._ctx.fence != fence:
+                raise FencedOut(f"epoch {fence.epoch} is no longer this node's")
+            zk.fenced_commit(client, paths, fence, [])
+
+        def record(done: RunRecord) -> None:
+            ops = store.finish_ops(paths, done, self._enrolled, self._clock(), holds_guard=True)
+            zk.fenced_commit(client, paths, fence, ops)
+
+        def read_status() -> str | None:
+            client.sync(paths.backup_run(run.id))
+            stored = store.read_run(client, paths, run.id)
+            return None if stored is None else stored.status
+
+        return commit_run(
+            run,
+            parts,
+            targets,
+            cluster=paths.cluster,
+            signing_key=signing_key,
+            check_fence=check_fence,
+            record=record,
+            read_status=read_status,
+            clock=self._clock,
+        )
 
     async def _write_zookeeper_part(self, run: RunRecord, targets: TargetSet) -> None:
         assert run.plan is not None
         data = await self._work(zkdump.dump, self._ctx.zk_client, self._ctx.paths)
+
+        def stop_if_aborted(_event: ProgressEvent) -> None:
+            if self.abort.is_set():
+                raise RunAbandoned(f"backup {run.id}: the leader service stopped")
+
         record = await self._work(
             write_part,
             io.BytesIO(data),
@@ -222,9 +281,10 @@ class RunDriver:
             targets=targets,
             total_bytes=len(data),
             limiter=limiter_for(run.plan),
+            progress=stop_if_aborted,
         )
         outcome = PartOutcome(part=ZOOKEEPER_PART, node=self._ctx.node, record=record)
-        await self._zk(store.report_part, run.id, outcome)
+        await report_outcome(self._ctx, run.id, outcome)
 
     async def _wait_for_parts(self, run: RunRecord) -> list[PartRecord]:
         last = ""
@@ -246,29 +306,57 @@ class RunDriver:
                 raise FencedOut("lost leadership while waiting for parts")
             await asyncio.sleep(self._poll)
 
+    async def _record_retention(self, done: RunRecord, targets: TargetSet | None) -> RunRecord:
+        """Apply retention after the commit and note its outcome in the run (best effort)."""
+        if targets is None:
+            return done
+        noted = done.model_copy(update={"retention": await self._retention(targets)})
+        try:
+            path = self._ctx.paths.backup_run(done.id)
+            await self._ctx.fenced([zk.SetData(path, store.encode(noted))])
+        except (ClusterError, KazooException) as exc:
+            log.info("backup %s: retention note not recorded: %s", done.id, exc)
+            return done
+        return noted
+
     async def _retention(self, targets: TargetSet) -> str:
         settings = BackupSettings.from_config(self._config)
         try:
+            runs = await self._zk(store.list_runs)
+            assert isinstance(runs, list)
+            grace = max(MIN_ORPHAN_GRACE, timedelta(seconds=2 * settings.part_timeout))
+            rule = OrphanRule(
+                now=datetime.fromtimestamp(self._clock(), UTC),
+                ended=frozenset(r.id for r in runs if r.status != "running"),
+                running=frozenset(r.id for r in runs if r.status == "running"),
+                grace=grace,
+            )
             reports = await self._work(
                 apply_retention,
                 targets,
                 settings.retention,
                 trusted=decode_public(settings.signing_public_key),
+                orphans=rule,
+                cluster=self._ctx.paths.cluster,
             )
-        except (BackupError, ClusterError, OSError) as exc:
+        except (BackupError, ClusterError, OSError, KazooException) as exc:
             log.warning("retention failed: %s", exc)
             return f"retention failed: {exc}"
         removed = sorted({r for report in reports for r in report.removed})
         orphans = sorted({r for report in reports for r in report.orphans_removed})
         return f"removed {len(removed)} backup(s), {len(orphans)} orphan(s)"
 
-    async def _finish(self, run: RunRecord, targets: TargetSet | None) -> None:
+    async def _finish(self, run: RunRecord) -> None:
         paths = self._ctx.paths
         await self._ctx.fenced(
             store.finish_ops(paths, run, self._enrolled, self._clock(), holds_guard=True)
         )
-        try:  # old run records: a separate transaction, so a race here never blocks a finish
-            prune = await self._ctx.call_zk(store.prune_ops, self._ctx.zk_client, paths)
+        await self._prune_records()
+
+    async def _prune_records(self) -> None:
+        """Old run records: a separate transaction, so a race here never blocks a finish."""
+        try:
+            prune = await self._ctx.call_zk(store.prune_ops, self._ctx.zk_client, self._ctx.paths)
             if prune:
                 await self._ctx.fenced(prune)
         except FencedOut:

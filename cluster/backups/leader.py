@@ -9,6 +9,8 @@ or step-down (`cluster.leadership.LeaderService`). While it runs:
 - on start it compares the schedule mark in ZooKeeper with the cron expression: fire times that
   passed while no leader ran them are caught up with exactly one run;
 - it turns `managed backup run` requests into runs, all pending requests into one run.
+On stop, the run's ZooKeeper part gives up at once and a commit in progress is waited for
+(at most STOP_WAIT seconds): the commit is fenced end to end either way (`cluster.backups.commit`).
 Does not guarantee: a fire time is handled while no node leads with quorum (it is caught up).
 """
 
@@ -36,6 +38,7 @@ from cluster.leadership import LeaderContext
 
 log = logging.getLogger(__name__)
 JOB_ID = "backup-schedule"
+STOP_WAIT = 15.0
 
 
 class BackupLeader:
@@ -52,6 +55,7 @@ class BackupLeader:
         self._scheduler: AsyncIOScheduler | None = None
         self._expression: str | None = None
         self._worker: Worker | None = None
+        self._driver: RunDriver | None = None
 
     async def start(self, ctx: LeaderContext) -> None:
         self._worker = Worker("backup-leader")
@@ -62,6 +66,9 @@ class BackupLeader:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         self._expression = None
+        if self._driver is not None:
+            self._driver.abort.set()
+            self._driver = None
         for task in (self._drive, self._task):
             if task is not None:
                 task.cancel()
@@ -69,12 +76,12 @@ class BackupLeader:
                     await task
         self._drive = self._task = None
         if self._worker is not None:
-            self._worker.close()
+            await self._worker.close(wait=STOP_WAIT)
             self._worker = None
 
     async def _run(self, ctx: LeaderContext) -> None:
         assert self._worker is not None
-        driver = RunDriver(ctx, self._auth, self._worker, self._clock, self._poll)
+        driver = self._driver = RunDriver(ctx, self._auth, self._worker, self._clock, self._poll)
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.start()
         self._scheduler = scheduler
@@ -99,6 +106,7 @@ class BackupLeader:
     def _launch(self, driver: RunDriver, run: RunRecord | None) -> None:
         if run is not None and run.status == "running":
             self._drive = asyncio.create_task(driver.drive(run), name=f"backup-{run.id}")
+            self._drive.add_done_callback(_log_end)
 
     async def _serve_requests(self, ctx: LeaderContext, driver: RunDriver) -> None:
         if self._busy():
@@ -181,3 +189,14 @@ class BackupLeader:
     async def _advance(self, ctx: LeaderContext, mark: ScheduleMark) -> None:
         op: Any = await ctx.call_zk(store.mark_op, ctx.zk_client, ctx.paths, mark)
         await ctx.fenced([op])
+
+
+def _log_end(task: asyncio.Task[RunRecord]) -> None:
+    """A drive that ends without a record (leadership lost, service stopped) says so."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, FencedOut):
+        log.info("%s ended: %s", task.get_name(), exc)
+    elif exc is not None:
+        log.error("%s ended unexpectedly: %r", task.get_name(), exc)

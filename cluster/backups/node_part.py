@@ -11,6 +11,9 @@ Guarantees:
 - If the run stops being `running` (failed by a new leader, or finished) while the part is being
   written, the write is abandoned and the partial part removed from every target.
 - Errors end in a reported outcome with the error's one-line message, never a silent stop.
+- A run counts as handled only once its outcome is stored in ZooKeeper: the report is retried
+  (bounded) on connection trouble, and an outcome still unreported is retried on the next
+  rounds (never written twice). No error ends the service: it is logged and the loop goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kazoo.exceptions import KazooException
@@ -34,8 +38,41 @@ from cluster.leadership import LeaderContext
 log = logging.getLogger(__name__)
 
 
+REPORT_ATTEMPTS = 5
+REPORT_DELAY = 0.5
+STOP_WAIT = 10.0  # seconds `stop` waits for an abandoned write to clean up after itself
+
+
 class RunAbandoned(BackupError):
     """The run this part belongs to is no longer running."""
+
+
+async def retrying(
+    call: Callable[[], Awaitable[object]],
+    attempts: int = REPORT_ATTEMPTS,
+    delay: float = REPORT_DELAY,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Await `call` until it succeeds, at most `attempts` times, backing off on ZooKeeper
+    trouble; the last error is raised."""
+    for attempt in range(attempts):
+        try:
+            await call()
+            return
+        except (ClusterError, KazooException):
+            if attempt + 1 == attempts:
+                raise
+            await sleep(delay * 2**attempt)
+
+
+async def report_outcome(ctx: LeaderContext, run_id: str, outcome: PartOutcome) -> None:
+    """Store a part's outcome, retried on connection trouble (a report that already exists, or
+    a run that is gone, counts as stored: `store.report_part` returns False for both)."""
+
+    async def report() -> object:
+        return await ctx.call_zk(store.report_part, ctx.zk_client, ctx.paths, run_id, outcome)
+
+    await retrying(report)
 
 
 class PartWriter:
@@ -61,20 +98,32 @@ class PartWriter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._worker.close()
+        await self._worker.close(wait=STOP_WAIT)
 
     async def _run(self, ctx: LeaderContext) -> None:
         handled: set[str] = set()
+        unreported: dict[str, PartOutcome] = {}
         while True:
             try:
-                await self._once(ctx, handled)
+                await self._once(ctx, handled, unreported)
             except (ClusterError, KazooException) as exc:
                 log.info("backup part writer: ZooKeeper unavailable (%s)", type(exc).__name__)
+            except Exception:  # never let the writer die: the next run must still get its part
+                log.exception("backup part writer: unexpected error; carrying on")
             await asyncio.sleep(self._poll)
 
-    async def _once(self, ctx: LeaderContext, handled: set[str]) -> None:
+    async def _once(
+        self, ctx: LeaderContext, handled: set[str], unreported: dict[str, PartOutcome]
+    ) -> None:
         run_id = await ctx.call_zk(store.current_run_id, ctx.zk_client, ctx.paths)
+        for old in [r for r in unreported if r != run_id]:
+            del unreported[old]  # that run ended: its leader no longer waits for the report
         if run_id is None or run_id in handled:
+            return
+        if run_id in unreported:
+            await report_outcome(ctx, run_id, unreported[run_id])
+            del unreported[run_id]
+            handled.add(run_id)
             return
         run: RunRecord | None = await ctx.call_zk(store.read_run, ctx.zk_client, ctx.paths, run_id)
         wanted = run is not None and run.status == "running" and ctx.node in run.expected
@@ -82,8 +131,8 @@ class PartWriter:
             handled.add(run_id)
             return
         done = await ctx.call_zk(store.read_outcomes, ctx.zk_client, ctx.paths, run_id)
-        handled.add(run_id)
         if ctx.node in done:
+            handled.add(run_id)
             return
         log.info("backup %s: writing part %s", run_id, ctx.node)
         outcome = await self._write(ctx, run)
@@ -91,7 +140,10 @@ class PartWriter:
             log.warning("backup %s: part %s failed: %s", run_id, ctx.node, outcome.error)
         else:
             log.info("backup %s: part %s written", run_id, ctx.node)
-        await ctx.call_zk(store.report_part, ctx.zk_client, ctx.paths, run_id, outcome)
+        unreported[run_id] = outcome  # until it is stored, the next round retries the report
+        await report_outcome(ctx, run_id, outcome)
+        del unreported[run_id]
+        handled.add(run_id)
 
     async def _write(self, ctx: LeaderContext, run: RunRecord) -> PartOutcome:
         plan = run.plan
@@ -125,7 +177,9 @@ class PartWriter:
         except asyncio.CancelledError:
             abort.set()
             raise
-        except (BackupError, OSError) as exc:
+        except Exception as exc:  # any failure is reported, so the leader need not time out
+            if not isinstance(exc, BackupError | OSError):
+                log.exception("backup %s: unexpected error writing part %s", run.id, ctx.node)
             return PartOutcome(part=ctx.node, node=ctx.node, error=str(exc) or type(exc).__name__)
         return PartOutcome(part=ctx.node, node=ctx.node, record=record)
 

@@ -3,13 +3,23 @@
 Guarantees:
 - Refused (nothing changed) unless the target cluster is empty: no roster, no live node, no
   backup or Mission Control settings; and unless every destination directory is absent or empty.
-- The manifest's signature is checked, and once the ZooKeeper part is decrypted (authenticated
-  with the customer's private key) the signer must be the key recorded in that cluster's config.
+- Refused (nothing changed) unless the manifest is signed by a signer the operator trusts
+  independently of the backup (`signers`: fingerprints from `--signer` or the signers file
+  `keygen` wrote), and unless the configuration inside the backup names that same signing key.
+  Anyone can write a self-signed backup into a bucket; only the trusted signer makes it ours.
 - Each directory is restored all-or-nothing (`backup.engine.restore_part_directory`); if any
-  later step fails, the directories restored so far are removed again. The znodes are written
-  last, so a cluster never has a roster whose nodes' data is missing.
-- A restored data directory is re-labelled for the new cluster (`node.json`), so the node can
-  claim it under the new cluster's name; every other byte is as backed up.
+  later step fails, the directories restored so far are removed again (a destination that
+  existed empty beforehand is left in place, empty). The znodes are written last, all or
+  nothing (`zkdump.apply_restore`), so a cluster never has a roster whose restored data is
+  missing.
+- The restored cluster is the backed-up one, with three changes: its scheduled backups are
+  paused (it would otherwise write into the original's target and apply retention there), its
+  epoch is at least the manifest's epoch + 1 (and `min_epoch`), so its leaders are not fenced
+  out by Mission Control for epochs the original already used, and each restored data directory
+  is re-labelled for the new cluster (`node.json`). Everything else, the Mission Control
+  enrollment included, comes back as it was.
+- Roster members that had no part in the backup (down when it ran: `missing_nodes`) are named
+  in the report; their roster entries come back, their data does not.
 """
 
 from __future__ import annotations
@@ -31,11 +41,12 @@ from backup.engine import (
     restore_part_directory,
 )
 from backup.keys import RecipientPrivateKey
+from backup.manifest import signer_id
 from backup.targets import Target
 from cluster.backups import zkdump
 from cluster.backups.errors import BackupRunError
 from cluster.backups.runs import ZOOKEEPER_PART
-from cluster.backups.settings import BackupSettings
+from cluster.backups.settings import SECTION, BackupSettings
 from cluster.backups.signing import decode_public
 from cluster.config import default_data_dir
 from cluster.datadir import IDENTITY
@@ -49,6 +60,10 @@ class RestoreReport:
     cluster: str
     directories: tuple[tuple[str, str], ...]  # (node, directory)
     znodes: int
+    signer: str  # fingerprint of the manifest's (trusted) signer
+    missing_nodes: tuple[str, ...]  # roster members without data in this backup
+    epoch: int  # the restored epoch znode: the first leader takes the next one
+    enrolled: bool  # the restored config carries a Mission Control enrollment
 
 
 def parse_mappings(items: Sequence[str]) -> dict[str, Path]:
@@ -88,13 +103,20 @@ def check_empty(client: KazooClient, paths: ClusterPaths) -> None:
         )
 
 
-def _destinations(nodes: Sequence[str], mapping: dict[str, Path], cluster: str) -> dict[str, Path]:
-    unknown = sorted(set(mapping) - set(nodes))
-    if unknown:
-        raise BackupRunError(
-            f"--data-dir names node {unknown[0]}, which has no part in this backup "
-            f"(nodes: {', '.join(nodes)})"
-        )
+def _destinations(
+    nodes: Sequence[str], missing: Sequence[str], mapping: dict[str, Path], cluster: str
+) -> dict[str, Path]:
+    for node in sorted(mapping):
+        if node in missing:
+            raise BackupRunError(
+                f"--data-dir names node {node}, which was down when this backup ran: "
+                "the backup has no data for it"
+            )
+        if node not in nodes:
+            raise BackupRunError(
+                f"--data-dir names node {node}, which has no part in this backup "
+                f"(nodes: {', '.join(nodes)})"
+            )
     chosen = {n: mapping.get(n) or default_data_dir(cluster, n) for n in nodes}
     for node, path in chosen.items():
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -103,6 +125,21 @@ def _destinations(nodes: Sequence[str], mapping: dict[str, Path], cluster: str) 
                 f"choose another with --data-dir {node}=DIR"
             )
     return chosen
+
+
+def _prepared(dump: zkdump.Dump, backup_epoch: int, min_epoch: int) -> tuple[zkdump.Dump, int]:
+    """The dump as it is restored: backups paused, epoch raised (see the module docstring)."""
+    config = dump.config()
+    section = config.get(SECTION)
+    if isinstance(section, dict):
+        config = {**config, SECTION: {**section, "paused": True}}
+        dump = dump.with_data("config", json.dumps(config, sort_keys=True).encode())
+    try:
+        stored = int(dump.data_of("epoch") or b"0")
+    except ValueError:
+        stored = 0
+    epoch = max(stored, backup_epoch + 1, min_epoch)
+    return dump.with_data("epoch", str(epoch).encode()), epoch
 
 
 def restore_cluster(
@@ -114,20 +151,31 @@ def restore_cluster(
     private_key: RecipientPrivateKey,
     mapping: dict[str, Path],
     progress: ProgressCallback,
+    *,
+    signers: frozenset[str],
+    min_epoch: int = 0,
 ) -> RestoreReport:
     """Restore backup `backup_id` from `source` into the empty cluster at `paths`."""
     check_empty(client, paths)
-    signed = load_manifest(source, backup_id)
-    nodes = [p.name for p in signed.manifest.parts if p.name != ZOOKEEPER_PART]
-    destinations = _destinations(nodes, mapping, paths.cluster)
+    signed = load_manifest(source, backup_id, signers)
+    manifest = signed.manifest
+    nodes = [p.name for p in manifest.parts if p.name != ZOOKEEPER_PART]
+    destinations = _destinations(nodes, manifest.missing_nodes, mapping, paths.cluster)
     dump = zkdump.parse(
-        restore_part_bytes(backup_id, ZOOKEEPER_PART, source=source, private_key=private_key)
+        restore_part_bytes(
+            backup_id, ZOOKEEPER_PART, source=source, private_key=private_key, trusted=signers
+        )
     )
-    settings = BackupSettings.from_config(dump.config())
-    trusted = decode_public(settings.signing_public_key)
-    if trusted is not None:
-        load_manifest(source, backup_id, trusted)  # signed by the cluster it claims to be
-    ops = zkdump.restore_ops(client, paths, dump, auth)  # needs --zk-auth for secrets: check now
+    recorded = decode_public(BackupSettings.from_config(dump.config()).signing_public_key)
+    if recorded is None or signer_id(recorded) != signed.signature.signer:
+        raise BackupRunError(
+            f"backup {backup_id}: its configuration does not name the key that signed its "
+            "manifest as the cluster's signing key; refusing it"
+        )
+    dump, epoch = _prepared(dump, manifest.epoch, min_epoch)
+    writes = zkdump.restore_ops(client, paths, dump, auth)  # needs --zk-auth for secrets
+    empty_before = {d: d.stat().st_mode & 0o7777 for d in destinations.values() if d.exists()}
+    made_parents = [p for p in {_first_missing(d.parent) for d in destinations.values()} if p]
     restored: list[Path] = []
     try:
         for node, directory in destinations.items():
@@ -137,25 +185,50 @@ def restore_cluster(
                 directory,
                 source=source,
                 private_key=private_key,
-                trusted=trusted,
+                trusted=signers,
                 progress=progress,
             )
             restored.append(directory)
             _relabel(directory, paths.cluster, node)
         check_empty(client, paths)  # nobody started using the cluster meanwhile
         client.ensure_path(ROOT)
-        zkdump.apply_restore(client, ops)
+        zkdump.apply_restore(client, writes)
     except BaseException:
         for directory in restored:
             with contextlib.suppress(OSError):
                 shutil.rmtree(directory)
+                if directory in empty_before:  # it was there, empty: leave it so
+                    directory.mkdir()
+                    os.chmod(directory, empty_before[directory])
+        for parent in sorted(made_parents, reverse=True):  # directories made on the way, if empty
+            with contextlib.suppress(OSError):
+                _remove_empty_tree(parent)
         raise
     return RestoreReport(
         backup_id=backup_id,
         cluster=paths.cluster,
         directories=tuple((n, str(d)) for n, d in destinations.items()),
         znodes=len(dump.znodes),
+        signer=signed.signature.signer,
+        missing_nodes=manifest.missing_nodes,
+        epoch=epoch,
+        enrolled=bool(dump.config().get("mission_control")),
     )
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost ancestor-or-self of `path` that does not exist yet (None if it does)."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_empty_tree(top: Path) -> None:
+    """Remove `top` and the directories under it, only if none holds anything else."""
+    for directory in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
+        directory.rmdir()
+    top.rmdir()
 
 
 def _relabel(directory: Path, cluster: str, node: str) -> None:

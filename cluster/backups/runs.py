@@ -41,6 +41,7 @@ class RunRecord(BaseModel):
     started: float
     finished: float | None = None
     expected: tuple[str, ...]  # part names: live nodes at the start, then "zookeeper"
+    missing: tuple[str, ...] = ()  # roster members that were down at the start: no part
     requests: tuple[str, ...] = ()
     plan: RunPlan | None  # None for a run refused before it could be planned
     reason: str | None = None
@@ -65,6 +66,7 @@ class RunRecord(BaseModel):
             "epoch": self.epoch,
             "targets": list(self.plan.urls) if self.plan else [],
             "reason": self.reason,
+            "missing_nodes": list(self.missing),
         }
 
 

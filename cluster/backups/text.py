@@ -26,3 +26,73 @@ def run_line(s: dict[str, Any]) -> str:
     took = f"{s['duration']:.1f}s" if isinstance(s.get("duration"), float) else "-"
     line = f"backup {s['id']} {s['status']}: {size_text(s['bytes'])} in {took}"
     return line + (f": {s['reason']}" if s.get("reason") else "")
+
+
+def missing_text(missing: Any) -> str:
+    nodes = ", ".join(missing or ())
+    return f"warning: no data from {nodes} (down when the backup ran)" if nodes else ""
+
+
+def list_text(rows: list[dict[str, Any]], cluster: str, signer: str | None) -> str:
+    if not rows:
+        return f"cluster {cluster} has no backup runs yet: `managed backup run --wait`"
+    lines = [f"manifests signed by {signer or '- (no signing key yet)'}"]
+    lines.append(f"{'ID':<26} {'STATUS':<8} {'STARTED':<21} {'DURATION':>9} {'SIZE':>10}  TRIGGER")
+    for r in rows:
+        took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
+        line = (
+            f"{r['id']:<26} {r['status']:<8} {when_text(r['started']):<21} {took:>9} "
+            f"{size_text(r['bytes']):>10}  {r['trigger']}"
+        )
+        if r.get("missing_nodes"):
+            line += f"  (no data from {', '.join(r['missing_nodes'])})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def show_text(doc: dict[str, Any]) -> str:
+    lines = [
+        run_line(doc),
+        f"started   {when_text(doc['started'])} ({doc['trigger']}, epoch {doc['epoch']})",
+        f"finished  {when_text(doc['finished'])}",
+        f"targets   {', '.join(doc['targets']) or '-'}",
+        f"signer    {doc.get('signer') or '-'}",
+    ]
+    if doc["retention"]:
+        lines.append(f"retention {doc['retention']}")
+    for p in doc["parts"]:
+        state = p["error"] or f"{size_text(p['bytes'])}, {p['frames']} frame(s)"
+        lines.append(f"  part {p['part']:<14} {state}")
+    if doc.get("missing_nodes"):
+        lines.append(missing_text(doc["missing_nodes"]))
+    return "\n".join(lines)
+
+
+def signer_line(signer: str) -> str:
+    return f"manifests are signed by {signer}: record it, `restore --signer` needs it"
+
+
+def restore_text(report: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What `restore` prints: result lines (stdout) and warnings (stderr)."""
+    cluster = report["cluster"]
+    dirs = ", ".join(f"{n} -> {d}" for n, d in report["directories"])
+    lines = [
+        f"restored backup {report['backup_id']} (signed by {report['signer']}) into cluster "
+        f"{cluster}: {report['znodes']} znodes; data directories {dirs or 'none'}",
+        f"scheduled backups are paused (the configuration still points at the original's "
+        f"target): check `managed --cluster {cluster} backup configure`, then "
+        f"`managed --cluster {cluster} backup resume`",
+    ]
+    if report["enrolled"]:
+        lines.append(
+            "the Mission Control enrollment came back too: this cluster now speaks for the "
+            f"original (epochs from {report['epoch'] + 1}); to run both, re-enroll one of them"
+        )
+    warnings = []
+    if report["missing_nodes"]:
+        warnings.append(
+            missing_text(report["missing_nodes"]) + ": their roster entries are restored, "
+            "their data directories are not; start them empty or remove them "
+            "(`managed node leave NODE --force`)"
+        )
+    return lines, warnings

@@ -1,19 +1,21 @@
 """The `zookeeper` part: a JSON dump of a cluster's znodes, and its restore into another cluster.
 
-Format (UTF-8 JSON, keys sorted):
+The format is specified in docs/backup-format.md (section 8). In short (UTF-8 JSON, keys sorted):
     {"format": 1, "cluster": NAME,
-     "znodes": [{"path": REL, "data": BASE64, "protected": BOOL}, ...]}
+     "znodes": [{"path": REL, "data": BASE64, "protected": BOOL[, "readable": true]}, ...]}
 `path` is relative to `/managed/clusters/<cluster>` ("" is the cluster's own znode), sorted so
-that parents come before children. `protected` znodes (the secrets) carry a digest ACL; they are
-read with the cluster's credential and restored under the restoring operator's credential.
+that parents come before children. `protected` znodes carry a digest ACL (the secrets, and the
+settings only the operator may change); `readable` ones are also world-readable. They are read
+with the cluster's credential and restored under the restoring operator's credential.
 
 Guarantees:
 - Ephemeral znodes (live members, the leader lock) and the backup run state (`backups/`) are
   left out: they describe running processes, not the cluster.
 - The same tree always gives the same bytes, so a restored cluster can be proven identical by
   comparing dumps.
-- `restore_ops` builds creates (or sets, for the containers an empty cluster already has) in
-  dump order; the caller applies them in as few transactions as ZooKeeper's size limit allows.
+- `apply_restore` is all or nothing: the znodes go in as few transactions as ZooKeeper's size
+  limit allows, and if one fails every znode the restore created is deleted again and every
+  one it overwrote gets its old data back, before the error is raised.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NoNodeError
-from kazoo.security import make_digest_acl
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError, RolledBackError
+from kazoo.security import READ_ACL_UNSAFE, make_digest_acl
 
-from cluster import zk
 from cluster.backups.errors import BackupRunError
 from cluster.paths import ClusterPaths
 from cluster.secrets import parse_auth
@@ -40,7 +41,8 @@ EXCLUDED = ("backups",)  # run state, relative to the cluster's znode
 class Znode:
     path: str  # relative to the cluster's znode
     data: bytes
-    protected: bool
+    protected: bool  # a digest ACL: changeable (and, unless readable, readable) only with it
+    readable: bool = False  # protected, but world-readable (settings rather than secrets)
 
 
 def _excluded(rel: str) -> bool:
@@ -68,7 +70,8 @@ def read_tree(client: KazooClient, paths: ClusterPaths) -> list[Znode]:
         if stat.ephemeralOwner:
             continue
         protected = any(acl.id.scheme == "digest" for acl in acls)
-        found.append(Znode(rel, bytes(data or b""), protected))
+        readable = protected and any(acl.id.scheme == "world" for acl in acls)
+        found.append(Znode(rel, bytes(data or b""), protected, readable))
         for child in children:
             child_rel = f"{rel}/{child}" if rel else child
             if not _excluded(child_rel):
@@ -85,6 +88,7 @@ def encode(cluster: str, znodes: list[Znode]) -> bytes:
                 "path": z.path,
                 "data": base64.b64encode(z.data).decode("ascii"),
                 "protected": z.protected,
+                **({"readable": True} if z.readable else {}),
             }
             for z in znodes
         ],
@@ -112,6 +116,18 @@ class Dump:
             return {}
         return loaded if isinstance(loaded, dict) else {}
 
+    def with_data(self, rel: str, data: bytes) -> Dump:
+        """The same dump with znode `rel`'s data replaced (added if missing)."""
+        if self.data_of(rel) is None:
+            added = (*self.znodes, Znode(rel, data, False))
+            znodes = tuple(sorted(added, key=lambda z: z.path.split("/") if z.path else []))
+        else:
+            znodes = tuple(
+                Znode(z.path, data, z.protected, z.readable) if z.path == rel else z
+                for z in self.znodes
+            )
+        return Dump(self.cluster, znodes)
+
     def children_of(self, rel: str) -> list[str]:
         prefix = rel + "/"
         return [
@@ -127,7 +143,12 @@ def parse(data: bytes) -> Dump:
         if doc.get("format") != FORMAT:
             raise BackupRunError(f"zookeeper part has unknown format {doc.get('format')!r}")
         znodes = tuple(
-            Znode(str(z["path"]), base64.b64decode(z["data"], validate=True), bool(z["protected"]))
+            Znode(
+                str(z["path"]),
+                base64.b64decode(z["data"], validate=True),
+                bool(z["protected"]),
+                bool(z.get("readable", False)),
+            )
             for z in doc["znodes"]
         )
         return Dump(cluster=str(doc["cluster"]), znodes=znodes)
@@ -135,57 +156,107 @@ def parse(data: bytes) -> Dump:
         raise BackupRunError("the zookeeper part is not a readable dump") from exc
 
 
+@dataclass(frozen=True)
+class ZnodeWrite:
+    """One znode a restore writes: created (with `acl`), or set when it already exists."""
+
+    path: str
+    data: bytes
+    acl: tuple[Any, ...] | None  # None: ZooKeeper's open default
+    previous: bytes | None = None  # the data it had, when it already existed (to undo a set)
+
+    @property
+    def creates(self) -> bool:
+        return self.previous is None
+
+    @property
+    def weight(self) -> int:
+        return len(self.data) + len(self.path) + 64
+
+
 def restore_ops(
     client: KazooClient, paths: ClusterPaths, dump_: Dump, auth: str | None
-) -> list[zk.Op | tuple[str, bytes, list[Any]]]:
-    """What restoring `dump_` under `paths` takes: plain ops, or (path, data, acl) creates."""
-    acl: list[Any] | None = None
-    ops: list[zk.Op | tuple[str, bytes, list[Any]]] = []
+) -> list[ZnodeWrite]:
+    """What restoring `dump_` under `paths` takes, in dump order (parents first)."""
+    secret: tuple[Any, ...] | None = None
+    writes: list[ZnodeWrite] = []
     for znode in dump_.znodes:
         absolute = paths.base + (f"/{znode.path}" if znode.path else "")
+        acl: tuple[Any, ...] | None = None
         if znode.protected:
-            if acl is None:
+            if secret is None:
                 user, password = parse_auth(auth)
-                acl = [make_digest_acl(user, password, all=True)]
-            ops.append((absolute, znode.data, acl))
-        elif client.exists(absolute):
-            ops.append(zk.SetData(absolute, znode.data))
+                secret = (make_digest_acl(user, password, all=True),)
+            acl = (*secret, *READ_ACL_UNSAFE) if znode.readable else secret
+        existing = client.exists(absolute)
+        if existing is not None:
+            previous, _ = client.get(absolute)
+            writes.append(ZnodeWrite(absolute, znode.data, acl, bytes(previous or b"")))
         else:
-            ops.append(zk.Create(absolute, znode.data))
-    return ops
+            writes.append(ZnodeWrite(absolute, znode.data, acl))
+    return writes
 
 
 def apply_restore(
-    client: KazooClient,
-    ops: list[zk.Op | tuple[str, bytes, list[Any]]],
-    batch_bytes: int = 512 * 1024,
+    client: KazooClient, writes: list[ZnodeWrite], batch_bytes: int = 512 * 1024
 ) -> None:
-    """Apply `ops` in transactions of at most `batch_bytes` (ZooKeeper's limit is 1 MiB)."""
-    batch: list[zk.Op | tuple[str, bytes, list[Any]]] = []
+    """Apply `writes` all or nothing, in transactions of at most `batch_bytes` (ZooKeeper's
+    request limit is 1 MiB); see the module docstring."""
+    batches: list[list[ZnodeWrite]] = [[]]
     size = 0
-    for op in ops:
-        weight = len(op[1]) if isinstance(op, tuple) else len(getattr(op, "data", b""))
-        if batch and size + weight > batch_bytes:
+    for write in writes:
+        if batches[-1] and size + write.weight > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(write)
+        size += write.weight
+    applied: list[ZnodeWrite] = []
+    for batch in batches:
+        try:
             _commit(client, batch)
-            batch, size = [], 0
-        batch.append(op)
-        size += weight + len(op[0] if isinstance(op, tuple) else op.path)
-    if batch:
-        _commit(client, batch)
+        except (BackupRunError, KazooException) as exc:
+            _undo(client, applied)
+            if isinstance(exc, BackupRunError):
+                raise
+            raise BackupRunError(
+                f"restoring znodes failed ({type(exc).__name__}); nothing was kept"
+            ) from exc
+        applied += batch
 
 
-def _commit(client: KazooClient, batch: list[zk.Op | tuple[str, bytes, list[Any]]]) -> None:
+def _commit(client: KazooClient, batch: list[ZnodeWrite]) -> None:
+    if not batch:
+        return
     tx = client.transaction()
-    for op in batch:
-        if isinstance(op, tuple):
-            tx.create(op[0], op[1], acl=op[2])
-        elif isinstance(op, zk.SetData):
-            tx.set_data(op.path, op.data)
-        elif isinstance(op, zk.Create):
-            tx.create(op.path, op.data)
+    for write in batch:
+        if write.creates:
+            tx.create(write.path, write.data, acl=list(write.acl) if write.acl else None)
         else:
-            tx.delete(op.path)
+            tx.set_data(write.path, write.data)
     results = tx.commit()
     errors = [r for r in results if isinstance(r, Exception)]
+    real = [e for e in errors if not isinstance(e, RolledBackError)]
     if errors:
-        raise BackupRunError(f"restoring znodes failed: {type(errors[0]).__name__}")
+        failed = (real or errors)[0]
+        raise BackupRunError(f"restoring znodes failed: {type(failed).__name__}; nothing was kept")
+
+
+def _undo(client: KazooClient, applied: list[ZnodeWrite]) -> None:
+    """Take back what earlier transactions of a failed restore wrote (children first)."""
+    left: list[str] = []
+    for write in reversed(applied):
+        try:
+            if write.creates:
+                client.delete(write.path)
+            else:
+                assert write.previous is not None
+                client.set(write.path, write.previous)
+        except NoNodeError:
+            continue
+        except KazooException:
+            left.append(write.path)
+    if left:
+        raise BackupRunError(
+            f"restoring znodes failed and {len(left)} znode(s) could not be taken back "
+            f"(first: {left[-1]}); delete them before trying again"
+        )

@@ -1,7 +1,8 @@
-"""`managed backup configure|keygen|pause|resume|run|list|show|verify|restore`.
+"""`managed backup configure|keygen|rotate-key|pause|resume|run|list|show|verify|restore`.
 
 Settings live in the cluster config (validated on write); runs are started by the leader and
-recorded in ZooKeeper; the private key is needed only by `verify --key` and `restore`.
+recorded in ZooKeeper; the private key is needed only by `verify --key`, `restore` and
+`rotate-key`. The work itself is in `cluster.backups`; these commands only parse and print.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from typing import Any
 import click
 
 from cluster.backups.errors import BackupConfigError
-from cluster.backups.text import run_line, size_text, when_text
+from cluster.backups.text import (
+    list_text,
+    missing_text,
+    restore_text,
+    run_line,
+    show_text,
+    signer_line,
+)
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
 OFF = "off"
+KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 class BackupGroup(click.Group):
@@ -36,36 +45,6 @@ def backup() -> None:
     """Encrypted backups: settings, keys, runs, verify and restore."""
 
 
-def _configure_change(**given: Any) -> Any:
-    from cluster.backups.config_store import Change
-
-    def change(_config: dict[str, Any], current: Any) -> Change:
-        update = {k: v for k, v in given.items() if v is not None and k != "geography"}
-        return Change(current.model_copy(update=update), given.get("geography"))
-
-    return change
-
-
-def _signed(g: Globals, client: Any, change: Any) -> Any:
-    """Validate `change` first (bad input changes nothing), then ensure the signing key."""
-    from cluster.backups import config_store
-    from cluster.backups.signing import encode_public, ensure_signing_key
-
-    config, _ = config_store.read_config(client, g.paths)
-    from cluster.backups.settings import BackupSettings
-
-    proposed = change(config, BackupSettings.from_config(config))
-    proposed.settings.checked(config_store.geography_after(config, proposed.geography))
-    public = encode_public(ensure_signing_key(client, g.paths, g.zk_auth))
-
-    def with_key(cfg: dict[str, Any], current: Any) -> Any:
-        result = change(cfg, current)
-        settings = result.settings.model_copy(update={"signing_public_key": public})
-        return config_store.Change(settings, result.geography)
-
-    return config_store.update(client, g.paths, with_key)
-
-
 @backup.command()
 @click.option("--geography", help="The cluster's geography (EU, US, ...); targets must be in it.")
 @click.option("--target", help="Primary target: file:///DIR or s3://BUCKET/PREFIX?region=R.")
@@ -78,11 +57,7 @@ def _signed(g: Globals, client: Any, change: Any) -> Any:
 @click.option("--keep-monthly", type=click.IntRange(min=0))
 @click.option("--bandwidth-limit", help="Per node, e.g. 100MiB/s ('off' for none).")
 @click.option("--part-timeout", type=click.FloatRange(min=1), help="Seconds to wait for parts.")
-@click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Install an existing customer public key (PEM).",
-)
+@click.option("--public-key", type=KEY_FILE, help="Install an existing customer public key (PEM).")
 @pass_globals
 def configure(
     g: Globals,
@@ -101,11 +76,12 @@ def configure(
 ) -> None:
     """Set where, when and how backups are written (validated before anything is stored)."""
     from backup.keys import key_id, public_key_pem, read_public_key
+    from cluster.backups import config_store
+    from cluster.backups.config_store import Change
 
     if mirrors and no_mirrors:
         raise click.UsageError("--mirror and --no-mirrors exclude each other")
     given: dict[str, Any] = {
-        "geography": geography.upper() if geography else None,
         "target": target,
         "mirrors": tuple(mirrors) if mirrors else (() if no_mirrors else None),
         "keep_last": keep_last,
@@ -114,23 +90,21 @@ def configure(
         "keep_monthly": keep_monthly,
         "part_timeout": part_timeout,
     }
-    unset: dict[str, str | None] = {"schedule": schedule, "bandwidth_limit": bandwidth_limit}
+    updates = {k: v for k, v in given.items() if v is not None}
+    for name, value in (("schedule", schedule), ("bandwidth_limit", bandwidth_limit)):
+        if value is not None:  # `off` removes the setting
+            updates[name] = None if value.lower() == OFF else value
     if public_key is not None:
         key = read_public_key(public_key)
-        given["public_key"], given["key_id"] = public_key_pem(key).decode(), key_id(key)
+        updates["public_key"], updates["key_id"] = public_key_pem(key).decode(), key_id(key)
+
+    def change(_config: dict[str, Any], current: Any) -> Change:
+        return Change(current.model_copy(update=updates), geography.upper() if geography else None)
+
     with g.session() as client:
-        change = _configure_change(**given)
-
-        def with_unset(config: dict[str, Any], current: Any) -> Any:
-            result = change(config, current)
-            clears = {k: None for k, v in unset.items() if v is not None and v.lower() == OFF}
-            sets = {k: v for k, v in unset.items() if v is not None and v.lower() != OFF}
-            return type(result)(
-                result.settings.model_copy(update={**sets, **clears}), result.geography
-            )
-
-        settings = _signed(g, client, with_unset)
+        settings, signer = config_store.update_signed(client, g.paths, g.zk_auth, change)
     click.echo(f"backup settings of cluster {g.cluster} saved: " + _describe(settings))
+    click.echo(signer_line(signer))
 
 
 def _describe(settings: Any) -> str:
@@ -140,35 +114,6 @@ def _describe(settings: Any) -> str:
     parts.append(f"schedule {settings.schedule or 'none'}{' (paused)' if settings.paused else ''}")
     parts.append("key " + (settings.key_id[:16] if settings.key_id else "none (run keygen)"))
     return "; ".join(parts)
-
-
-@backup.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--algorithm", type=click.Choice(["x25519", "rsa"]), default="x25519", show_default=True
-)
-@click.option("--passphrase", is_flag=True, help="Protect the private key (scrypt); asks for it.")
-@pass_globals
-def keygen(g: Globals, file: Path, algorithm: str, passphrase: bool) -> None:
-    """Make a key pair: private key to FILE (0600), public key into the cluster config."""
-    from backup.keys import KeyAlgorithm, public_key_pem, read_public_key
-    from cluster.backups import config_store, keyfiles
-    from cluster.backups.config_store import Change
-
-    with g.session() as client:
-        config_store.read_config(client, g.paths)  # reachable and readable before writing files
-        kind: KeyAlgorithm = "x25519" if algorithm == "x25519" else "rsa-oaep-sha256"
-        kid, pub = keyfiles.generate(file, kind, passphrase)
-        pem = public_key_pem(read_public_key(pub)).decode()
-
-        def install(_config: dict[str, Any], current: Any) -> Change:
-            return Change(current.model_copy(update={"public_key": pem, "key_id": kid}), None)
-
-        _signed(g, client, install)
-    click.echo(
-        f"private key written to {file} (mode 0600: keep it off the cluster), public key to "
-        f"{pub}; key {kid[:16]} installed in cluster {g.cluster}"
-    )
 
 
 def _set_paused(g: Globals, paused: bool) -> None:
@@ -228,6 +173,16 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
     if final.status != "ok":
         raise click.ClickException(line)
     click.echo(line)
+    if final.missing:
+        click.echo(missing_text(final.missing), err=True)
+
+
+def _signer(client: Any, g: Globals) -> str | None:
+    from cluster.backups import config_store
+    from cluster.backups.settings import BackupSettings
+
+    config = config_store.read_config(client, g.paths)[0]
+    return config_store.signer_of(BackupSettings.from_config(config))
 
 
 @backup.command("list")
@@ -238,21 +193,9 @@ def list_runs(g: Globals, as_json: bool) -> None:
     from cluster.backups import store
 
     with g.session() as client:
-        rows = [r.summary() for r in store.list_runs(client, g.paths)]
-
-    def text() -> str:
-        if not rows:
-            return f"cluster {g.cluster} has no backup runs yet: `managed backup run --wait`"
-        lines = [f"{'ID':<26} {'STATUS':<8} {'STARTED':<21} {'DURATION':>9} {'SIZE':>10}  TRIGGER"]
-        for r in rows:
-            took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
-            lines.append(
-                f"{r['id']:<26} {r['status']:<8} {when_text(r['started']):<21} {took:>9} "
-                f"{size_text(r['bytes']):>10}  {r['trigger']}"
-            )
-        return "\n".join(lines)
-
-    emit(as_json, rows, text)
+        signer = _signer(client, g)
+        rows = [{**r.summary(), "signer": signer} for r in store.list_runs(client, g.paths)]
+    emit(as_json, rows, lambda: list_text(rows, g.cluster, signer))
 
 
 @backup.command()
@@ -260,7 +203,7 @@ def list_runs(g: Globals, as_json: bool) -> None:
 @json_option
 @pass_globals
 def show(g: Globals, backup_id: str, as_json: bool) -> None:
-    """One run: status, size, duration, targets, parts, reason."""
+    """One run: status, size, duration, targets, parts, signer, reason."""
     from cluster.backups import store
 
     with g.session() as client:
@@ -268,8 +211,10 @@ def show(g: Globals, backup_id: str, as_json: bool) -> None:
         if record is None:
             raise BackupConfigError(f"no backup run {backup_id} in cluster {g.cluster}")
         outcomes = store.read_outcomes(client, g.paths, backup_id)
+        signer = _signer(client, g)
     doc: dict[str, Any] = {
         **record.summary(),
+        "signer": signer,
         "retention": record.retention,
         "parts": [
             {
@@ -282,56 +227,43 @@ def show(g: Globals, backup_id: str, as_json: bool) -> None:
             for o in outcomes.values()
         ],
     }
-
-    def text() -> str:
-        lines = [
-            run_line(doc),
-            f"started   {when_text(doc['started'])} ({doc['trigger']}, epoch {doc['epoch']})",
-            f"finished  {when_text(doc['finished'])}",
-            f"targets   {', '.join(doc['targets']) or '-'}",
-        ]
-        if doc["retention"]:
-            lines.append(f"retention {doc['retention']}")
-        for p in doc["parts"]:
-            state = p["error"] or f"{size_text(p['bytes'])}, {p['frames']} frame(s)"
-            lines.append(f"  part {p['part']:<14} {state}")
-        return "\n".join(lines)
-
-    emit(as_json, doc, text)
-
-
-def _trusted(settings: Any) -> Any:
-    from cluster.backups.signing import decode_public
-
-    return decode_public(settings.signing_public_key)
+    emit(as_json, doc, lambda: show_text(doc))
 
 
 @backup.command()
 @click.argument("backup_id", metavar="ID")
+@click.option("--key", type=KEY_FILE, help="Private key: also decrypt and authenticate frames.")
 @click.option(
-    "--key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Private key: also decrypt and authenticate every frame.",
+    "--signer",
+    "signers",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="Expect this manifest signer (default: the cluster's signing key).",
 )
 @pass_globals
-def verify(g: Globals, backup_id: str, key: Path | None) -> None:
-    """Check every stored object on the primary and every mirror (exit 1 on the first problem)."""
+def verify(g: Globals, backup_id: str, key: Path | None, signers: tuple[str, ...]) -> None:
+    """Check every stored object on every target the backup was written to (exit 1 on the
+    first problem)."""
     from backup.engine import verify_backup
+    from backup.manifest import fingerprints
     from cluster.backups import config_store, keyfiles
     from cluster.backups.display import Bars
     from cluster.backups.settings import BackupSettings, plan_run
+    from cluster.backups.signing import decode_public
     from cluster.backups.work import open_plan
 
     private = keyfiles.load_private(key) if key else None
     with g.session() as client:
         config = config_store.read_config(client, g.paths)[0]
-    plan, settings = plan_run(config), BackupSettings.from_config(config)
+    settings = BackupSettings.from_config(config)
+    trusted = fingerprints(signers) if signers else decode_public(settings.signing_public_key)
+    whose = "the given --signer" if signers else "this cluster's signing key"
     with Bars() as bars:
         report = verify_backup(
             backup_id,
-            open_plan(plan),
+            open_plan(plan_run(config)),
             private_key=private,
-            trusted=_trusted(settings),
+            trusted=trusted,
             progress=bars.on_event,
         )
     if not report.ok:
@@ -341,17 +273,21 @@ def verify(g: Globals, backup_id: str, key: Path | None) -> None:
         where = f"part {first.part or '-'}{frame}"
         raise click.ClickException(f"{report.describe()} ({where} on {first.target})")
     click.echo(report.describe())
+    trust = f" ({whose})" if trusted is not None else " (not checked: no signer known)"
+    click.echo(f"signed by {report.signer}{trust}; targets {', '.join(report.targets)}")
 
 
 @backup.command()
 @click.argument("backup_id", metavar="ID")
+@click.option("--key", required=True, type=KEY_FILE, help="The customer's private key.")
+@click.option("--target", "source", required=True, metavar="URL", help="Where the backup is.")
 @click.option(
-    "--key",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The customer's private key.",
+    "--signer",
+    "signers",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="The cluster signing key you trust (default: KEY.signers, written by keygen).",
 )
-@click.option("--target", "source", help="Where the backup is (default: the configured primary).")
 @click.option(
     "--data-dir",
     "data_dirs",
@@ -359,39 +295,53 @@ def verify(g: Globals, backup_id: str, key: Path | None) -> None:
     metavar="NODE=DIR",
     help="Where a node's data directory goes (default: the node's default directory).",
 )
+@click.option(
+    "--min-epoch",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Start the restored cluster's epochs above this (Mission Control's last epoch).",
+)
 @pass_globals
 def restore(
-    g: Globals, backup_id: str, key: Path, source: str | None, data_dirs: tuple[str, ...]
+    g: Globals,
+    backup_id: str,
+    key: Path,
+    source: str,
+    signers: tuple[str, ...],
+    data_dirs: tuple[str, ...],
+    min_epoch: int,
 ) -> None:
     """Restore a backup into an empty cluster: node data directories, then ZooKeeper."""
     from backup.targets import open_target, parse_target_url
-    from cluster.backups import config_store, keyfiles
+    from cluster.backups import keyfiles
     from cluster.backups.display import Bars
     from cluster.backups.restore import parse_mappings, restore_cluster
-    from cluster.backups.settings import BackupSettings
 
     mapping = parse_mappings(data_dirs)
+    trusted = keyfiles.trusted_signers(key, signers)
+    location = parse_target_url(source)
     private = keyfiles.load_private(key)
-    with g.session() as client:
-        url = (
-            source
-            or BackupSettings.from_config(config_store.read_config(client, g.paths)[0]).target
+    with g.session() as client, Bars() as bars:
+        report = restore_cluster(
+            client,
+            g.paths,
+            g.zk_auth,
+            backup_id,
+            open_target(location),
+            private,
+            mapping,
+            bars.on_event,
+            signers=trusted,
+            min_epoch=min_epoch,
         )
-        if url is None:
-            raise BackupConfigError("say where the backup is: --target URL")
-        with Bars() as bars:
-            report = restore_cluster(
-                client,
-                g.paths,
-                g.zk_auth,
-                backup_id,
-                open_target(parse_target_url(url)),
-                private,
-                mapping,
-                bars.on_event,
-            )
-    dirs = ", ".join(f"{n} -> {d}" for n, d in report.directories)
-    click.echo(
-        f"restored backup {report.backup_id} into cluster {report.cluster}: {report.znodes} "
-        f"znodes; data directories {dirs or 'none'}"
-    )
+    lines, warnings = restore_text(report.__dict__)
+    click.echo("\n".join(lines))
+    if warnings:
+        click.echo("\n".join(warnings), err=True)
+
+
+# The key commands live in their own module (keygen, rotate-key).
+from cluster.cli.backup_keys import keygen, rotate_key  # noqa: E402
+
+backup.add_command(keygen)
+backup.add_command(rotate_key)

@@ -119,3 +119,18 @@ def test_malformed_key_files() -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(KeyFileError, match="at least 3072"):
         load_public_key(public_key_pem(small.public_key()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("log2_n", "r", "p"),
+    [(30, 8, 1), (15, 255, 1), (15, 8, 255), (18, 32, 1), (9, 8, 1), (15, 0, 1)],
+    ids=["huge-n", "huge-r", "huge-p", "memory", "tiny-n", "zero-r"],
+)
+def test_crafted_scrypt_parameters_are_refused(log2_n: int, r: int, p: int) -> None:
+    from backup.keys import ENVELOPE_HEADER, ENVELOPE_MAGIC, ENVELOPE_PEM_LABEL, _pem_armor
+
+    header = ENVELOPE_HEADER.pack(ENVELOPE_MAGIC, log2_n, r, p, bytes(16), bytes(12))
+    pem = _pem_armor(ENVELOPE_PEM_LABEL, header + bytes(64))
+    with pytest.raises(KeyFileError, match="scrypt") as caught:
+        load_private_key(pem, b"pass")
+    assert "\n" not in str(caught.value)

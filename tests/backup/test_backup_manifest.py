@@ -13,7 +13,14 @@ from pydantic import ValidationError
 
 from backup.errors import ManifestError
 from backup.keys import key_id, wrap_data_key
-from backup.manifest import BackupManifest, PartRecord, parse_signed_manifest, sign_manifest
+from backup.manifest import (
+    BackupManifest,
+    PartRecord,
+    check_fingerprint,
+    parse_signed_manifest,
+    sign_manifest,
+    signer_id,
+)
 
 
 def manifest() -> BackupManifest:
@@ -58,8 +65,25 @@ def test_altered_manifest_fails_signature() -> None:
 
 def test_untrusted_signer_is_refused() -> None:
     data = sign_manifest(manifest(), Ed25519PrivateKey.generate()).to_json()
-    with pytest.raises(ManifestError, match="signed by an unknown key"):
+    with pytest.raises(ManifestError, match="not by a signer you trust"):
         parse_signed_manifest(data, Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(ManifestError, match="not by a signer you trust"):
+        parse_signed_manifest(data, frozenset({"ab" * 32}))
+
+
+def test_trusted_fingerprints_and_missing_nodes() -> None:
+    signing = Ed25519PrivateKey.generate()
+    fingerprint = signer_id(signing.public_key())
+    plain = sign_manifest(manifest(), signing)
+    assert b"missing_nodes" not in plain.to_json()  # older readers' canonical form
+    gappy = sign_manifest(manifest().model_copy(update={"missing_nodes": ("n3",)}), signing)
+    data = gappy.to_json()
+    assert b'"missing_nodes":["n3"]' in data
+    again = parse_signed_manifest(data, frozenset({fingerprint}))
+    assert again.manifest.missing_nodes == ("n3",)
+    assert check_fingerprint(fingerprint.upper() + "\n") == fingerprint
+    with pytest.raises(ManifestError, match="64 hex digits"):
+        check_fingerprint(fingerprint[:16])
 
 
 def test_malformed_manifest_is_one_line() -> None:

@@ -12,6 +12,7 @@ from backup.layout import backup_id_of, new_backup_id, part_object
 from backup.residency import ResidencyPolicy, normalise_region
 from backup.retention import (
     BackupStamp,
+    OrphanRule,
     RetentionPolicy,
     apply_policy,
     orphaned_ids,
@@ -172,10 +173,28 @@ def test_empty_policy_keeps_everything() -> None:
 
 
 def test_orphans_are_only_older_than_the_newest_commit() -> None:
-    present = ["20250101T000000Z-00000001", "20250102T000000Z-00000002", "20250103T000000Z-3"]
-    committed = ["20250102T000000Z-00000002"]
-    assert orphaned_ids(present, committed) == ["20250101T000000Z-00000001"]
-    assert orphaned_ids(present, []) == []
+    old, committed, newer = (
+        "20250101T000000Z-00000001",
+        "20250102T000000Z-00000002",
+        "20250103T000000Z-00000003",
+    )
+    present = [old, committed, newer]
+    later = OrphanRule(now=datetime(2025, 2, 1, tzinfo=UTC))
+    assert orphaned_ids(present, [committed], later) == [old]
+    assert orphaned_ids(present, [], later) == []
+
+
+def test_orphans_spare_runs_in_progress_and_recent_unknown_runs() -> None:
+    old, committed = "20250101T000000Z-00000001", "20250102T000000Z-00000002"
+    failed_newer = "20250103T000000Z-00000003"
+    soon = datetime(2025, 1, 2, 12, tzinfo=UTC)  # `old` is 36 h old: maybe another cluster's
+    assert orphaned_ids([old, committed], [committed], OrphanRule(now=soon)) == []
+    # Known to have failed: gone at once, even when newer than the newest commit.
+    rule = OrphanRule(now=soon, ended=frozenset({old, failed_newer}))
+    assert orphaned_ids([old, committed, failed_newer], [committed], rule) == [old, failed_newer]
+    # Known to be running: never, however old.
+    rule = OrphanRule(now=datetime(2026, 1, 1, tzinfo=UTC), running=frozenset({old}))
+    assert orphaned_ids([old, committed], [committed], rule) == []
 
 
 @pytest.mark.parametrize(

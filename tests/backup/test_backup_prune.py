@@ -11,13 +11,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from manifest_kit import small_backup
 
 from backup.destinations import TargetSet, open_targets
 from backup.engine import (
     BackupContext,
     ResidencyPolicy,
     RetentionPolicy,
-    SignedManifest,
     apply_retention,
     list_backups,
     new_backup_id,
@@ -30,33 +30,6 @@ from backup.errors import KeyFileError
 from backup.keys import generate_private_key, key_id
 
 EU = ResidencyPolicy("EU")
-
-
-def small_backup(
-    targets: TargetSet,
-    key: X25519PrivateKey,
-    signer: Ed25519PrivateKey,
-    created: datetime,
-) -> SignedManifest:
-    from backup.engine import commit_manifest
-
-    ctx = BackupContext(new_backup_id(created), key.public_key())
-    part = write_part(
-        io.BytesIO(created.isoformat().encode()),
-        ctx=ctx,
-        part="zookeeper",
-        node="n1",
-        targets=targets,
-    )
-    return commit_manifest(
-        ctx=ctx,
-        cluster="c1",
-        epoch=1,
-        created=created,
-        parts=[part],
-        targets=targets,
-        signing_key=signer,
-    )
 
 
 def failed_backup(targets: TargetSet, key: X25519PrivateKey, created: datetime) -> str:

@@ -13,6 +13,7 @@ from backup.residency import ResidencyPolicy
 from backup.targets import parse_target_url
 
 EU = ResidencyPolicy("EU")
+US = ResidencyPolicy("US")
 
 
 def test_us_mirror_refused_at_configure_time(new_bucket: Callable[..., str]) -> None:
@@ -40,6 +41,12 @@ def test_bucket_really_in_us_east_1_refused_at_run_time(
 
 
 def test_legacy_eu_location_is_eu_west_1(new_bucket: Callable[..., str]) -> None:
-    targets = open_targets(new_bucket("eu-west-1"), [new_bucket("eu-central-1")], EU)
-    assert targets.primary.bucket_location() == "eu-west-1"
+    # A bucket made with the legacy LocationConstraint "EU": GetBucketLocation answers "EU".
+    legacy = new_bucket("eu-west-1", located_in="EU")
+    targets = open_targets(legacy, [new_bucket("eu-central-1")], EU)
+    assert targets.primary.bucket_location() == "EU"
     assert len(targets.all) == 2
+    targets.primary.put("probe", [b"x"])  # usable as an Irish bucket
+    assert targets.primary.size("probe") == 1
+    with pytest.raises(ResidencyError, match="really lives in eu-west-1"):
+        open_targets(legacy.replace("region=eu-west-1", "region=us-east-1"), [], US)

@@ -169,5 +169,5 @@ def test_keygen_files_passphrase_from_the_environment(
     monkeypatch.setenv(keyfiles.PASSPHRASE_ENV, "wrong")
     with pytest.raises(KeyFileError, match="wrong passphrase"):
         keyfiles.load_private(path)
-    with pytest.raises(KeyFileError, match="already exists"):
+    with pytest.raises(BackupConfigError, match="already exists"):
         keyfiles.generate(path, "x25519", protect=False)

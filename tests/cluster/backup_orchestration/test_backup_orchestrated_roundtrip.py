@@ -4,6 +4,7 @@ show, verify (with and without the key) and restore into a new empty cluster, bi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -99,11 +100,24 @@ def test_run_list_verify_and_restore_bit_exact(
             after.pop(changed, None)
         assert before == after
         assert f'"cluster": "{new}"' in (restored / "node.json").read_text()
+    assert "backups are paused" in r.stdout and "backup resume" in r.stdout
     client = zk.connect(cluster.hosts, auth="operators:test-secret")
     try:
-        assert zkdump.read_tree(client, ClusterPaths(new)) == list(dumped.znodes)
+        restored_tree = zkdump.read_tree(client, ClusterPaths(new))
     finally:
         zk.close(client)
+    # Bit for bit, but for the two changes a restore makes: backups paused, epoch raised.
+    changed = ("config", "epoch")
+    assert [z for z in restored_tree if z.path not in changed] == [
+        z for z in dumped.znodes if z.path not in changed
+    ]
+    restored = {z.path: z.data for z in restored_tree}
+    original = json.loads(dumped.data_of("config") or b"{}")
+    assert json.loads(restored["config"]) == {
+        **original,
+        "backup": {**original["backup"], "paused": True},
+    }
+    assert int(restored["epoch"]) >= int(run["epoch"]) + 1
 
     # A cluster that is not empty is refused, and nothing changes.
     again = tmp_path / "again"

@@ -1,0 +1,44 @@
+"""S3 multipart part sizes grow with the object (S3 allows 10,000 parts): the pure choice, and
+a real endpoint refusing an object that outgrows its plan without leaving anything behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import boto3
+import pytest
+
+import backup.targets.s3 as s3
+from backup.errors import TargetError
+from backup.targets import S3Location, S3Target, parse_target_url
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+def test_part_size_for() -> None:
+    assert s3.part_size_for(None) == 8 * MIB
+    assert s3.part_size_for(0) == 8 * MIB
+    assert s3.part_size_for(50 * GIB) == 8 * MIB  # 6,400 parts
+    for size in (78 * GIB, 100 * GIB, 1024 * GIB, 5 * 1024 * GIB):
+        part = s3.part_size_for(size)
+        assert part % MIB == 0 and part > 8 * MIB
+        assert -(-size // part) <= s3.PLANNED_PARTS  # leaves 10% of S3's limit spare
+        assert -(-int(size * 1.1) // part) <= s3.MAX_PARTS
+    assert s3.part_size_for(1024 * GIB) == 117 * MIB
+    assert s3.part_size_for(10**15) == s3.MAX_PART_SIZE
+    assert s3.part_size_for(10 * MIB, minimum=16 * MIB) == 16 * MIB
+
+
+def test_an_object_that_outgrows_its_plan_is_refused_and_aborted(
+    new_bucket: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = parse_target_url(new_bucket("eu-west-1"))
+    assert isinstance(location, S3Location)
+    target = S3Target(location, part_size=5 * MIB)
+    monkeypatch.setattr(s3, "MAX_PARTS", 2)
+    with pytest.raises(TargetError, match="outgrew its expected size"):
+        target.put("big", [bytes(MIB)] * 12, size_hint=MIB)
+    assert target.list() == []
+    client = boto3.client("s3", region_name=location.region, endpoint_url=location.endpoint)
+    assert client.list_multipart_uploads(Bucket=location.bucket).get("Uploads", []) == []
