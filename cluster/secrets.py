@@ -10,9 +10,11 @@ Does not guarantee: protection from someone who holds the credential or ZooKeepe
 
 from __future__ import annotations
 
+from typing import Any
+
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
-from kazoo.security import make_digest_acl
+from kazoo.security import READ_ACL_UNSAFE, Permissions, make_digest_acl
 
 from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
@@ -35,6 +37,24 @@ def parse_auth(auth: str | None) -> tuple[str, str]:
 def auth_data(auth: str | None) -> list[tuple[str, str]]:
     """kazoo `auth_data` for a credential (empty when none is given)."""
     return [("digest", auth)] if auth else []
+
+
+def protected_acl(auth: str | None) -> list[Any]:
+    """World-readable, changeable only with `auth`: for znodes that widen access (the support
+    policy, the public key that verifies approvals and checkpoints). `SecretsUnavailable`
+    without a credential."""
+    user, password = parse_auth(auth)
+    return [make_digest_acl(user, password, all=True), *READ_ACL_UNSAFE]
+
+
+def is_protected(acls: list[Any]) -> bool:
+    """True when nobody but a digest credential may change the znode (world may only read)."""
+    for acl in acls:
+        if acl.id.scheme == "digest":
+            continue
+        if acl.id.scheme != "world" or acl.perms & ~Permissions.READ:
+            return False
+    return any(acl.id.scheme == "digest" for acl in acls)
 
 
 def _path(paths: ClusterPaths, name: str) -> str:

@@ -3,7 +3,9 @@
 - `users add NAME --role ROLE` reads the password twice (hidden prompts on a terminal, two lines
   from stdin otherwise), refuses a weak one without storing anything, and prints the TOTP
   enrolment URI (otpauth://) alone on stdout.
-- `tokens create --user NAME` needs an existing user and takes that user's role.
+- `tokens create --user NAME` needs an existing user and takes that user's role; `tokens list`
+  shows every token ever issued (id, owner, kind, hint, dates; never the token), `tokens revoke
+  ID` revokes one at once.
 - `audit verify` exits 1 and names the first altered, inserted or removed entry.
 Every change is audited with the person running the command (the OS login name).
 """
@@ -122,6 +124,57 @@ def tokens_create(user: str, role: str | None, db_url: str) -> None:
     )
     click.echo(f"token for {user} ({issued.role}) shown once:", err=True)
     click.echo(issued.token)
+
+
+def _optional_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return name_param(ctx, param, value) if value is not None else None
+
+
+@tokens.command("list")
+@click.option("--user", callback=_optional_name, help="Only this user's tokens.")
+@db_option
+@json_option
+def tokens_list(user: str | None, db_url: str, as_json: bool) -> None:
+    """Staff tokens (API and login sessions): id, owner, kind, hint, issued, expiry, revoked."""
+    found = run_on_db(db_url, lambda ctx: staff.list_tokens(ctx, user), migrate=False)
+    if as_json:
+        listed = [
+            {
+                "id": t.id,
+                "user": t.user,
+                "kind": t.kind,
+                "hint": t.hint,
+                "created_at": t.created_at.isoformat(),
+                "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            }
+            for t in found
+        ]
+        click.echo(json.dumps(listed, indent=2))
+        return
+    rows = [
+        (
+            str(t.id),
+            t.user,
+            t.kind,
+            t.hint,
+            when(t.created_at),
+            when(t.expires_at),
+            when(t.revoked_at),
+        )
+        for t in found
+    ]
+    table(rows, ("ID", "USER", "KIND", "HINT", "ISSUED", "EXPIRES", "REVOKED"))
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(min=1), metavar="ID")
+@db_option
+def tokens_revoke(token_id: int, db_url: str) -> None:
+    """Revoke a staff token at once (see `tokens list` for ids)."""
+    by = audit_log.cli_actor(_operator())
+    done = run_on_db(db_url, lambda ctx: staff.revoke_token(ctx, token_id, by=by), migrate=False)
+    click.echo(f"token {token_id} of {done.user} ({done.hint}) revoked", err=True)
 
 
 @click.group()

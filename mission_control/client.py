@@ -2,7 +2,8 @@
 
 Guarantees:
 - TLS only, verified against `ca_file` (or the system store); plain ``http://`` is refused
-  unless `insecure_http=True` (tests, loopback benchmarks).
+  unless `insecure_http=True` (tests, loopback benchmarks). A bad URL or an unusable CA file is
+  a ValueError with one clear line, raised by the constructor.
 - Every call ends in a parsed reply or one of two errors (mission_control.errors):
   `MissionControlUnavailable` (connection failure, timeout, 408/429/5xx: retry the same
   message later, it is deduplicated) or `MessageRejected` (other 4xx: do not retry unchanged).
@@ -45,6 +46,7 @@ from mission_control.protocol import (
     SupportPublicKey,
     cluster_id_of,
 )
+from mission_control.staff_protocol import AuditCheckpointCopy, ClusterCheckpoints
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -59,8 +61,28 @@ MESSAGE_PATHS: Final = {
     "support/command-result": "support/command-result",
     "support/public-key": "support/public-key",
     "support/policy": "support/policy",
+    "audit/checkpoint": "audit/checkpoint",
 }
 _RETRYABLE = {408, 425, 429}
+
+
+def verifying_context(ca_file: str | None) -> ssl.SSLContext:
+    """A client TLS context that verifies the server against `ca_file` (or the system store).
+
+    Raises ValueError with one clear line if `ca_file` cannot be read or holds no PEM certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError as error:
+        reason = error.reason or str(error)
+        raise ValueError(
+            f"cannot use {ca_file} as the CA certificate: it holds no valid PEM certificate "
+            f"({reason})"
+        ) from None
+    except OSError as error:
+        raise ValueError(
+            f"cannot read the CA certificate {ca_file}: {error.strerror or error}"
+        ) from None
 
 
 class MissionControlClient:
@@ -80,7 +102,7 @@ class MissionControlClient:
             raise ValueError(f"refusing plain http:// for {base_url} (TLS is required)")
         self._base = url.with_path(url.path.rstrip("/") + "/api/v1")
         self._ssl: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if url.scheme == "https" else False
+            verifying_context(ca_file) if url.scheme == "https" else False
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -115,12 +137,19 @@ class MissionControlClient:
         return self._session
 
     async def _post(self, path: str, body: bytes, credential: str | None) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
+        return await self._request("POST", path, body, credential)
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None, credential: str | None
+    ) -> dict[str, Any]:
+        """One call; the JSON object it answered, or MissionControlUnavailable (retry later) or
+        MessageRejected (Mission Control refused it, with its error code)."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         if credential is not None:
             headers["Authorization"] = f"Bearer {credential}"
         url = self._base / path
         try:
-            async with self._http().post(url, data=body, headers=headers) as response:
+            async with self._http().request(method, url, data=body, headers=headers) as response:
                 text = await response.text()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -200,3 +229,17 @@ class MissionControlClient:
 
     async def support_policy(self, policy: SupportPolicyReport) -> SupportAck:
         return await self._message("support/policy", policy, SupportAck)
+
+    async def audit_checkpoint(self, copy: AuditCheckpointCopy) -> SupportAck:
+        return await self._message("audit/checkpoint", copy, SupportAck)
+
+    async def audit_checkpoints(self) -> ClusterCheckpoints:
+        """Mission Control's copies of this cluster's signed audit checkpoints, and the key it
+        pinned for the cluster (`managed audit verify` checks the local log against them)."""
+        cluster_id = self.cluster_id
+        if self.credential is None or cluster_id is None:
+            raise MessageRejected(401, "unauthorized", "no cluster credential: enroll first")
+        raw = await self._request(
+            "GET", f"clusters/{cluster_id}/audit/checkpoints", None, self.credential
+        )
+        return self._parse(ClusterCheckpoints, raw)

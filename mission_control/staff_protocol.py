@@ -13,7 +13,16 @@ from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cluster.support.errors import PolicyError
 from cluster.support.policy import HARD_MAX_GRANT, format_duration, parse_duration
-from mission_control.protocol import AccessRoleName, CommandName, Reply, Request, StaffRole
+from cluster.support.runner import MAX_LOG_LINES
+from cluster.support.settable import MAX_VALUE_LENGTH
+from mission_control.protocol import (
+    AccessRoleName,
+    ClusterMessage,
+    CommandName,
+    Reply,
+    Request,
+    StaffRole,
+)
 
 RequestState = Literal["pending", "approved", "denied", "expired", "revoked", "ended"]
 
@@ -109,10 +118,32 @@ class AccessRequestList(Reply):
     requests: list[AccessRequestView]
 
 
+#: A `config set` value: the same rule as the cluster's (`cluster.support.settable`).
+ConfigValue = str | bool | int | None
+ArgumentValue = str | bool | int | None
+
+
+class RevokeRequest(Request):
+    reason: str | None = Field(default=None, max_length=2000, description="Shown to the engineer.")
+
+
 class CommandArguments(Request):
     key: str | None = Field(default=None, min_length=1, max_length=256)
-    value: str | None = Field(default=None, max_length=4096)
-    lines: int | None = Field(default=None, ge=1, le=10_000)
+    value: ConfigValue = Field(
+        default=None,
+        description="config set: a string (at most 1024 characters), an integer, a boolean or "
+        "null (null clears the setting).",
+    )
+    lines: int | None = Field(default=None, ge=1, le=MAX_LOG_LINES)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: ConfigValue) -> ConfigValue:
+        if isinstance(value, str) and (
+            len(value) > MAX_VALUE_LENGTH or any(ord(c) < 32 for c in value)
+        ):
+            raise ValueError(f"at most {MAX_VALUE_LENGTH} printable characters")
+        return value
 
 
 class CommandCreate(Request):
@@ -122,14 +153,17 @@ class CommandCreate(Request):
     @model_validator(mode="after")
     def _needed_arguments(self) -> CommandCreate:
         args = self.arguments
-        if self.command == "config set" and (args.key is None or args.value is None):
-            raise ValueError("config set needs arguments.key and arguments.value")
-        if self.command == "config get" and args.value is not None:
-            raise ValueError("config get takes no value")
+        has_value = "value" in args.model_fields_set
+        if self.command == "config set":
+            if args.key is None or not has_value:
+                raise ValueError("config set needs arguments.key and arguments.value")
+        elif has_value:
+            raise ValueError(f"{self.command} takes no value")
         return self
 
-    def argument_map(self) -> dict[str, str | int]:
-        return self.arguments.model_dump(exclude_none=True)
+    def argument_map(self) -> dict[str, ArgumentValue]:
+        """The arguments given (a `config set` null value is kept: it clears the setting)."""
+        return self.arguments.model_dump(exclude_unset=True)
 
 
 class CommandView(Reply):
@@ -138,7 +172,7 @@ class CommandView(Reply):
     cluster_id: str
     engineer: str
     command: CommandName
-    arguments: dict[str, str | int]
+    arguments: dict[str, ArgumentValue]
     issued_at: datetime
     status: Literal["queued", "ok", "refused", "error"]
     summary: str | None
@@ -178,3 +212,30 @@ class AuditEntryView(Reply):
 
 class AuditList(Reply):
     entries: list[AuditEntryView] = Field(description="Newest first.")
+
+
+# --- audit checkpoints: the cluster's copies at Mission Control -------------------------------
+
+
+class AuditCheckpointCopy(ClusterMessage):
+    """One signed checkpoint of the cluster's audit log (`cluster.audit.chain.Checkpoint`), as
+    the cluster wrote it; Mission Control keeps it so the cluster cannot take it back."""
+
+    seq: int = Field(ge=1, le=2**62)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: str = Field(min_length=1, max_length=64, description="As signed (UTC, `Z`).")
+    signature: str = Field(min_length=1, max_length=128, description="Ed25519, base64.")
+
+
+class CheckpointView(Reply):
+    seq: int
+    hash: str
+    at: str
+    signature: str
+
+
+class ClusterCheckpoints(Reply):
+    public_key_pem: str | None = Field(
+        description="The Ed25519 key Mission Control pinned for this cluster (null: none yet)."
+    )
+    checkpoints: list[CheckpointView] = Field(description="Oldest first.")

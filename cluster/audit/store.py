@@ -20,6 +20,10 @@ Guarantees:
   checkpoint covers them (unless the head is rewritten too: see `cluster.audit.chain` for what
   the chain cannot guarantee).
 
+- Each new checkpoint is queued for Mission Control (outbox message `audit/checkpoint`) in
+  the same transaction, so Mission Control keeps a copy the cluster cannot take back:
+  `managed audit verify` compares the local checkpoints with it.
+
 Does not guarantee: secrecy (anyone who can read the cluster's subtree can read the log).
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,12 +54,15 @@ from cluster.audit.chain import (
     append,
     verify_chain,
 )
+from cluster.audit.copies import compare_copies
 from cluster.audit.events import AuditEvent
 from cluster.errors import ClusterError, FencedOut, ZooKeeperUnavailable
+from cluster.outbox import PREFIX, outbox_path, record
 from cluster.paths import ClusterPaths
 from cluster.zk import Fence
 
 MAX_ATTEMPTS = 50
+CHECKPOINT_KIND = "audit/checkpoint"
 
 
 class AuditStoreError(ClusterError):
@@ -86,7 +94,15 @@ class DeleteNode:
     version: int = -1
 
 
-TxOp = CreateNode | SetNode | DeleteNode
+@dataclass(frozen=True)
+class CheckNode:
+    """Commit only if the znode still has `version` (what a decision was based on)."""
+
+    path: str
+    version: int
+
+
+TxOp = CreateNode | SetNode | DeleteNode | CheckNode
 
 
 class OpFailed(Exception):
@@ -141,6 +157,8 @@ def add_op(tx: Any, op: TxOp) -> None:
         tx.create(op.path, op.data, acl=acl, sequence=op.sequence)
     elif isinstance(op, SetNode):
         tx.set_data(op.path, op.data, version=op.version)
+    elif isinstance(op, CheckNode):
+        tx.check(op.path, op.version)
     else:
         tx.delete(op.path, version=op.version)
 
@@ -174,7 +192,11 @@ class AuditLog:
 
     def _ensure(self) -> None:
         if not self._ensured:
-            for path in (self.paths.audit_entries, self.paths.audit_checkpoints):
+            for path in (
+                self.paths.audit_entries,
+                self.paths.audit_checkpoints,
+                outbox_path(self.paths),
+            ):
                 self.client.ensure_path(path)
             self._ensured = True
 
@@ -220,6 +242,7 @@ class AuditLog:
             if new_checkpoint is not None:
                 path = self.paths.audit_checkpoint(new_checkpoint.seq)
                 tx.create(path, _dump(new_checkpoint.to_json()))
+                tx.create(*self._checkpoint_message(new_checkpoint, now), sequence=True)
             for op in ops:
                 add_op(tx, op)
             results = self._wait(tx.commit_async())
@@ -243,7 +266,7 @@ class AuditLog:
             if index == 0 and isinstance(error, BadVersionError | NodeExistsError):
                 time.sleep(0.005)  # another appender won the head; read it again
                 continue
-            audit_ops = 1 + len(written) + (1 if new_checkpoint is not None else 0)
+            audit_ops = 1 + len(written) + (2 if new_checkpoint is not None else 0)
             if index < audit_ops:
                 raise AuditStoreError(
                     f"the audit head and its entries disagree ({type(error).__name__}); "
@@ -251,6 +274,14 @@ class AuditLog:
                 )
             raise OpFailed(ops[index - audit_ops], error)
         raise AuditStoreError(f"could not append to the audit log in {MAX_ATTEMPTS} attempts")
+
+    def _checkpoint_message(self, checkpoint: Checkpoint, now: datetime) -> tuple[str, bytes]:
+        """The outbox record copying `checkpoint` to Mission Control (deduplicated there by
+        cluster and seq; the message id is derived from the checkpoint itself)."""
+        name = f"{self.paths.cluster}/checkpoint/{checkpoint.seq}/{checkpoint.hash}"
+        mid = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+        body = record(CHECKPOINT_KIND, checkpoint.to_json(), now.timestamp(), mid)
+        return f"{outbox_path(self.paths)}/{PREFIX}", body
 
     def _read_children(self, parent: str) -> list[tuple[str, bytes]]:
         try:
@@ -292,11 +323,17 @@ class AuditLog:
                 bad.append(name)
         return good, bad
 
-    def verify(self, public_key: Ed25519PublicKey | None) -> VerifyResult:
-        """Check the stored log; the result names the first altered, inserted or removed entry."""
+    def verify(
+        self, public_key: Ed25519PublicKey | None, *, copies: Sequence[Checkpoint] | None = None
+    ) -> VerifyResult:
+        """Check the stored log; the result names the first altered, inserted or removed entry.
+
+        `copies` are Mission Control's copies of the checkpoints (`cluster.audit.copies`): a
+        local checkpoint missing or different from its copy is reported, and the entries are
+        checked against the copies."""
         for _ in range(3):
             head = self.head()
-            result, readable = self._verify_stored(public_key)
+            result, readable = self._verify_stored(public_key, copies)
             if result.problem is not None:
                 return result
             problem = _against_head(readable, head)
@@ -306,10 +343,13 @@ class AuditLog:
         return result
 
     def _verify_stored(
-        self, public_key: Ed25519PublicKey | None
+        self, public_key: Ed25519PublicKey | None, copies: Sequence[Checkpoint] | None
     ) -> tuple[VerifyResult, list[AuditEntry]]:
         stored = self.stored_entries()
         checkpoints, unreadable_cps = self.checkpoints()
+        compared = compare_copies(checkpoints, copies) if copies is not None else None
+        if compared is not None:
+            checkpoints = list(compared.merged)
         if public_key is None:
             if checkpoints or unreadable_cps:
                 raise AuditStoreError(
@@ -334,6 +374,10 @@ class AuditLog:
         if unreadable_cps:
             extra = tuple(CheckpointProblem(0, f"znode {n} is unreadable") for n in unreadable_cps)
             result = replace(result, checkpoint_problems=result.checkpoint_problems + extra)
+        if compared is not None and compared.problems:
+            result = replace(
+                result, checkpoint_problems=compared.problems + result.checkpoint_problems
+            )
         return result, readable
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,7 +16,10 @@ import click
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
 if TYPE_CHECKING:
-    from cluster.audit.chain import AuditEntry
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from cluster.audit.chain import AuditEntry, Checkpoint
+    from mission_control.staff_protocol import ClusterCheckpoints
 
 # Domain modules are imported inside the commands (see cluster.cli.support).
 
@@ -72,22 +79,118 @@ def log_cmd(g: Globals, since: str | None, as_json: bool) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """What the log is checked against: the key, Mission Control's copies, and how."""
+
+    key: Ed25519PublicKey | None
+    copies: list[Checkpoint] | None
+    scope: str
+    key_problem: str | None = None
+
+
+def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
+    """Mission Control's copies of the checkpoints, or None when the cluster is not enrolled."""
+    from cluster.backups.config_store import read_config
+    from cluster.exchange import CREDENTIAL_SECRET, Link
+    from cluster.secrets import SecretsUnavailable, read_secret
+    from mission_control.client import MissionControlClient
+    from mission_control.errors import MessageRejected, MissionControlUnavailable
+
+    config, _ = read_config(client, g.paths)
+    link = Link.from_config(config)
+    if link is None:
+        return None
+    try:
+        credential = read_secret(client, g.paths, g.zk_auth, CREDENTIAL_SECRET)
+    except SecretsUnavailable as error:
+        raise click.ClickException(
+            f"comparing with Mission Control's copy needs the cluster's credential ({error}); "
+            "pass --offline to check only the local copy"
+        ) from None
+    if credential is None:
+        return None
+
+    async def fetch(ca_file: str | None) -> ClusterCheckpoints:
+        async with MissionControlClient(
+            link.url,
+            credential=credential.decode(),
+            ca_file=ca_file,
+            insecure_http=link.insecure_http,
+        ) as mc:
+            return await mc.audit_checkpoints()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca_file = None
+        if link.ca_pem:
+            ca_file = str(Path(tmp) / "ca.pem")
+            Path(ca_file).write_text(link.ca_pem)
+        try:
+            return asyncio.run(fetch(ca_file))
+        except (MissionControlUnavailable, MessageRejected, ValueError) as error:
+            raise click.ClickException(
+                f"cannot fetch Mission Control's copy of the checkpoints ({error}); "
+                "pass --offline to check only the local copy"
+            ) from None
+
+
+def _reference(g: Globals, client: Any, offline: bool) -> _Reference:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from cluster.audit.chain import Checkpoint
+    from cluster.support.keys import load_public_key, public_pem
+
+    local = load_public_key(client, g.paths)
+    if offline:
+        return _Reference(local, None, "the local copy only (--offline)")
+    remote = _fetch_copies(g, client)
+    if remote is None:
+        return _Reference(local, None, "the local copy only (not enrolled at Mission Control)")
+    copies = [Checkpoint.from_json(c.model_dump()) for c in remote.checkpoints]
+    scope = f"{len(copies)} checkpoint copies at Mission Control"
+    if remote.public_key_pem is None:
+        return _Reference(local, copies, scope + " (no key pinned there yet)")
+    try:
+        pinned = load_pem_public_key(remote.public_key_pem.encode())
+    except ValueError:
+        pinned = None
+    if not isinstance(pinned, Ed25519PublicKey):
+        raise click.ClickException("Mission Control sent a pinned key that is not Ed25519")
+    problem = None
+    if local is None or public_pem(local) != public_pem(pinned):
+        problem = (
+            "support/public-key in ZooKeeper is not the key Mission Control pinned for this "
+            "cluster (replaced?); checked with the pinned key"
+        )
+    return _Reference(pinned, copies, scope + ", with the key it pinned", problem)
+
+
 @audit.command()
+@click.option("--offline", is_flag=True, help="Check only the local copy (no Mission Control).")
 @json_option
 @pass_globals
-def verify(g: Globals, as_json: bool) -> None:
+def verify(g: Globals, offline: bool, as_json: bool) -> None:
     """Check every entry and signed checkpoint; exit 1 naming the first altered, inserted or
-    removed entry."""
+    removed entry. When the cluster is enrolled, the checkpoints are also compared with the
+    copies Mission Control keeps, with the key it pinned (needs --zk-auth)."""
     from cluster.audit.canonical import format_time
     from cluster.audit.store import AuditLog
-    from cluster.support.keys import load_public_key
+    from cluster.support.keys import public_key_protected
 
     with g.session() as client:
-        result = AuditLog(client, g.paths).verify(load_public_key(client, g.paths))
+        reference = _reference(g, client, offline)
+        result = AuditLog(client, g.paths).verify(reference.key, copies=reference.copies)
+        protected = public_key_protected(client, g.paths)
+    ok = result.ok and reference.key_problem is None
+    notes = [] if protected else [_UNPROTECTED]
     if as_json:
         doc = {
-            "ok": result.ok,
+            "ok": ok,
             "summary": result.summary(),
+            "checked_against": reference.scope,
+            "key_problem": reference.key_problem,
+            "notes": notes,
             "entries": result.entries,
             "last_seq": result.last_seq,
             "anchored_seq": result.anchored_seq,
@@ -105,9 +208,24 @@ def verify(g: Globals, as_json: bool) -> None:
             "checked_at": format_time(datetime.now(UTC)),
         }
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
-    elif result.ok:
-        click.echo(result.summary())
+    elif ok:
+        click.echo(f"{result.summary()}; checked against {reference.scope}")
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
     else:
-        click.echo(f"audit log damaged: {result.summary()}", err=True)
-    if not result.ok:
+        summary = result.summary() if not result.ok else str(reference.key_problem)
+        click.echo(f"audit log damaged: {summary}", err=True)
+        details = [str(p) for p in result.checkpoint_problems]
+        if reference.key_problem and not result.ok:
+            details.insert(0, reference.key_problem)
+        for line in [d for d in details if d != summary][:10]:
+            click.echo(f"  also: {line}", err=True)
+        click.echo(f"  (checked against {reference.scope})", err=True)
+    if not ok:
         sys.exit(1)
+
+
+_UNPROTECTED = (
+    "support/public-key can be changed without the cluster's credential; the leader protects it "
+    "(or run `managed support mode` with --zk-auth)"
+)

@@ -2,7 +2,10 @@
 
 Every change is recorded in the audit log under the operator's name (`--operator`, env
 `MANAGED_OPERATOR`, default the login name) and sent to Mission Control through the outbox.
-Approving signs the grant with the cluster's key, which needs `--zk-auth`.
+Every change needs the cluster's ZooKeeper credential (`--zk-auth`, env `MANAGED_ZK_AUTH`): the
+support state is writable only with it (`cluster.support.protection`), approving signs the grant
+with the cluster's key, and a decision names an operator, which only a credential holder may do.
+Reading (`mode` without changes, `requests`, `grants`) needs no credential.
 """
 
 from __future__ import annotations
@@ -72,13 +75,30 @@ def _operator(name: str) -> Actor:
     return Actor(name.strip(), ActorKind.OPERATOR)
 
 
+def _require_credential(g: Globals, doing: str) -> None:
+    """Changing support state needs the credential: say so before connecting."""
+    if not g.zk_auth:
+        raise click.ClickException(
+            f"{doing} needs the cluster's ZooKeeper credential: "
+            "pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH"
+        )
+
+
 def _store(g: Globals, client: KazooClient, *, need_key: bool) -> SupportStore:
-    """A store that signs with the cluster key when a credential is given (required to approve)."""
+    """A store that writes (and signs) with the cluster's credential (required for changes)."""
     from cluster.support import keys
     from cluster.support.store import SupportStore
 
     signer = keys.signing_key(client, g.paths, g.zk_auth) if need_key or g.zk_auth else None
-    return SupportStore(client, g.paths, signer=signer)
+    return SupportStore(client, g.paths, signer=signer, auth=g.zk_auth)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; no answer (stdin closed) means no."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        return False
 
 
 def _now() -> datetime:
@@ -134,6 +154,8 @@ def mode(
         changes["pending_ttl"] = pending_ttl
     # Validate before touching ZooKeeper: bad input changes nothing.
     SupportPolicy.from_config({**SupportPolicy().to_config(), **changes})
+    if changes:
+        _require_credential(g, "changing the support mode")
     with g.session() as client:
         store = _store(g, client, need_key=False)
         if changes:
@@ -287,6 +309,7 @@ def approve_cmd(
 
     window = parse_duration(duration) if duration is not None else None
     actor = _operator(operator)
+    _require_credential(g, "approving")
     with g.session() as client:
         store = _store(g, client, need_key=True)
         policy, _ = store.policy()
@@ -319,6 +342,7 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
     actor = _operator(operator)
+    _require_credential(g, "denying")
     with g.session() as client:
         store = _store(g, client, need_key=False)
         now = _now()
@@ -329,14 +353,18 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
 @support.command("revoke")
 @click.argument("request_id", metavar="ID")
 @click.option("--reason", help="Shown to the engineer.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @operator_option
 @pass_globals
 @domain_errors
-def revoke_cmd(g: Globals, request_id: str, reason: str | None, operator: str) -> None:
+def revoke_cmd(g: Globals, request_id: str, reason: str | None, yes: bool, operator: str) -> None:
     """End a running grant now; the next command under it is refused."""
     from cluster.support.requests import revoke
 
     actor = _operator(operator)
+    _require_credential(g, "revoking")
+    if not yes and not _confirm(f"End the engineer's access under request {request_id} now?"):
+        raise click.ClickException("not revoked (answer y, or pass --yes)")
     with g.session() as client:
         store = _store(g, client, need_key=False)
         now = _now()

@@ -13,7 +13,8 @@ the memory needed is bounded by the grants that are running.
 `verify_approval` refuses (with `ApprovalRejected`, one line) an approval that:
 is not signed by this cluster's key; names another cluster, request or engineer; grants a wider
 role or a longer window than requested; starts before the request was made or in the future
-(beyond a small clock skew); has already ended; or was already used.
+(either beyond `CLOCK_SKEW`, since the two times come from different clocks); has already
+ended; or was already used.
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ def verify_approval(
         )
     if grant.ends_at - grant.starts_at > request.duration:
         raise ApprovalRejected(f"{label} is longer than the requested duration")
-    if grant.starts_at < request.requested_at:
+    # Both times come from different clocks (Mission Control stamps the request, the cluster
+    # the approval): the same skew allowance as for the future applies.
+    if grant.starts_at < request.requested_at - CLOCK_SKEW:
         raise ApprovalRejected(f"{label} starts before the request was made")
     if grant.starts_at > now + CLOCK_SKEW:
         raise ApprovalRejected(f"{label} starts in the future; check the cluster's clock")

@@ -1,9 +1,11 @@
 """The cluster's Ed25519 signing key: signs support approvals and audit checkpoints.
 
 The private key is a cluster secret (`cluster.secrets`, name `support-signing-key`, readable only
-with the `--zk-auth` credential); the public key sits in the readable znode `support/public-key`
-so anyone can verify, and is sent to Mission Control once (`support/public-key` outbox message)
-in the same transaction that publishes it.
+with the `--zk-auth` credential); the public key sits in the world-readable znode
+`support/public-key` so anyone can verify, changeable only with the credential (a replaced key
+would let whoever replaced it forge checkpoints), and is sent to Mission Control once
+(`support/public-key` outbox message) in the same transaction that publishes it. Mission Control
+pins the first key it receives, and `managed audit verify` checks with the pinned key.
 
 Guarantees: a cluster has one signing key. It is created on first need, under a ZooKeeper lock,
 so a leader and an operator's CLI that both need it at once end up with the same key; a process
@@ -25,7 +27,8 @@ from kazoo.exceptions import LockTimeout, NodeExistsError, NoNodeError
 from cluster.errors import ClusterError
 from cluster.outbox import outbox_path
 from cluster.paths import ClusterPaths
-from cluster.secrets import read_secret, write_secret
+from cluster.secrets import is_protected, protected_acl, read_secret, write_secret
+from cluster.support import protection
 from cluster.support.store import PUBLIC_KEY_KIND, outbox_op
 
 SECRET_NAME = "support-signing-key"
@@ -56,6 +59,15 @@ def load_public_key(client: KazooClient, paths: ClusterPaths) -> Ed25519PublicKe
     return key
 
 
+def public_key_protected(client: KazooClient, paths: ClusterPaths) -> bool:
+    """True when support/public-key is absent or changeable only with a credential."""
+    try:
+        acls, _ = client.get_acls(paths.support_public_key)
+    except NoNodeError:
+        return True
+    return is_protected(acls)
+
+
 def _load_private(data: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -66,9 +78,13 @@ def _load_private(data: bytes) -> Ed25519PrivateKey:
     return key
 
 
-def _publish(client: KazooClient, paths: ClusterPaths, key: Ed25519PrivateKey) -> None:
-    """Make sure support/public-key holds `key`'s public half (and was sent to Mission Control)."""
+def _publish(
+    client: KazooClient, paths: ClusterPaths, key: Ed25519PrivateKey, auth: str | None
+) -> None:
+    """Make sure support/public-key holds `key`'s public half under the protected ACL (and
+    was sent to Mission Control)."""
     pem = public_pem(key.public_key())
+    acl = protected_acl(auth)
     for _ in range(3):
         try:
             data, _ = client.get(paths.support_public_key)
@@ -83,7 +99,7 @@ def _publish(client: KazooClient, paths: ClusterPaths, key: Ed25519PrivateKey) -
                 datetime.now(UTC),
             )
             tx = client.transaction()
-            tx.create(paths.support_public_key, pem.encode())
+            tx.create(paths.support_public_key, pem.encode(), acl=acl)
             tx.create(message.path, message.data, sequence=True)
             results = tx.commit()
             if not any(isinstance(r, NodeExistsError) for r in results):
@@ -96,6 +112,9 @@ def _publish(client: KazooClient, paths: ClusterPaths, key: Ed25519PrivateKey) -
                 "support/public-key does not match the cluster's signing key; restore the "
                 "original key or publish the matching public key"
             )
+        acls, _ = client.get_acls(paths.support_public_key)
+        if not is_protected(acls):
+            client.set_acls(paths.support_public_key, acl)  # made by an older version: migrate
         return
     raise SigningKeyError("cannot publish the public key (it keeps changing)")
 
@@ -114,7 +133,7 @@ def signing_key(
     """
     raw = read_secret(client, paths, auth, SECRET_NAME)
     if raw is None:
-        client.ensure_path(paths.support)
+        protection.ensure_parents(client, paths, auth)
         lock = client.Lock(paths.support_key_lock, "signing-key")
         try:
             if not lock.acquire(timeout=lock_timeout):
@@ -134,10 +153,10 @@ def signing_key(
                 )
                 write_secret(client, paths, auth, SECRET_NAME, raw)
             key = _load_private(raw)
-            _publish(client, paths, key)
+            _publish(client, paths, key, auth)
             return key
         finally:
             lock.release()
     key = _load_private(raw)
-    _publish(client, paths, key)
+    _publish(client, paths, key, auth)
     return key

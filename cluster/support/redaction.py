@@ -8,7 +8,10 @@ Covered: PEM blocks (also a block cut off by the end of the text), `Authorizatio
 formats (GitHub, Slack, our own ``mct_`/`mcc_` tokens), and `key=value` / `key: value` /
 `"key": "value"` pairs whose key names a secret (`is_secret_key`: password, pass, pwd,
 passphrase, secret, token, credential(s), auth, authorization, cookie, signature, and phrases such
-as api key, access key, private key, session id, client secret, encryption key).
+as api key, access key, private key, session id, client secret, encryption key). An unquoted
+`key: value` hides the rest of the line (`passphrase: two words here`); command-line flags hide
+their argument (`--zk-auth admin:s3cret`, `--password hunter2`); a bare `password hunter2` hides
+the next word unless it is an ordinary word (`wrong password for alice` is kept).
 
 Not covered: secrets with no recognisable shape or key (a bare random string in free text). This
 is a second line of defence; commands must not read secrets in the first place.
@@ -40,11 +43,45 @@ _SECRET_PHRASES = frozenset(
 )  # fmt: skip
 _STRONG_SUFFIXES = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credentials")
 _WORD_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# Words that follow "password" in prose rather than being one (`password reset for bob`).
+_PROSE = frozenset(
+    {
+        "a", "accepted", "an", "and", "as", "at", "by", "change", "changed", "check", "checks",
+        "expired", "field", "for", "from", "hash", "in", "invalid", "is", "missing", "must", "not",
+        "of", "ok", "on", "or", "policy", "prompt", "refused", "rejected", "required", "reset",
+        "rule", "set", "should", "the", "to", "too", "updated", "was", "were", "will", "with",
+        "wrong",
+    }
+)  # fmt: skip
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?(?:-----END \1-----|\Z)", re.S),
         "[REDACTED PEM BLOCK]",
+    ),
+    (
+        # `key: value words` (YAML, log lines): the rest of the line, up to a quote.
+        re.compile(
+            r"(?m)(?P<key>[A-Za-z0-9_.-]+)(?P<sep>[ \t]*:[ \t]+)"
+            r"(?P<value>(?![\"'\[])[^\r\n'\"]*[^\s'\"])"
+        ),
+        "",
+    ),
+    (
+        # `--flag value` on a command line (`--zk-auth admin:s3cret`).
+        re.compile(
+            r"(?P<key>(?<![\w-])--[A-Za-z][A-Za-z0-9-]*)(?P<sep>[ \t]+)"
+            r"(?P<value>(?!\[REDACTED\])(?![-=:])[^\s'\"]+)"
+        ),
+        "",
+    ),
+    (
+        # `password hunter2`: a bare secret word and the word after it.
+        re.compile(
+            r"(?i)(?P<key>\b(?:password|passwd|passphrase|pwd))(?P<sep>[ \t]+)"
+            r"(?P<value>(?!\[REDACTED\])(?![=:])[^\s,;'\"]+)"
+        ),
+        "",
     ),
     (
         re.compile(
@@ -81,6 +118,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 def _pair(match: re.Match[str]) -> str:
     value = match.group("value")
     if value in (MARK, f'"{MARK}"', f"'{MARK}'") or not is_secret_key(match.group("key")):
+        return match.group(0)
+    bare = not match.group("sep").strip() and not match.group("key").startswith("-")
+    if bare and value.lower() in _PROSE:
         return match.group(0)
     quote = value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group('key')}{match.group('sep')}{quote}{MARK}{quote}"

@@ -6,16 +6,16 @@ health summary, the config, the path of the leader's log) and returns a `Command
 Guarantees:
 - Output and summary are redacted (`redact`, `redact_config`) and the output is at most
   `MAX_OUTPUT_BYTES` of UTF-8 (a log keeps its newest lines).
-- `config set` never changes a secret key (`check_config_key`), nor anything under
-  `PROTECTED_SECTIONS` (where the cluster dials out to, and the support setting itself), and only
-  sets a scalar of the type the key already holds. It does not write: it returns the new config
-  in `new_config` and the caller stores it (compare-and-set) together with the answer.
+- `config set` changes only a key of the allowlist (`cluster.support.settable.SETTABLE`), never
+  a secret key (`check_config_key`), and only to a value that passes the same check the
+  operator's own command applies; anything else is refused and nothing changes. It does not
+  write: it returns the new config in `new_config` and the caller stores it (compare-and-set,
+  with the grant re-checked) together with the answer.
 - Nothing here reads secrets; `logs tail` reads only the given log file.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Mapping
@@ -27,12 +27,14 @@ from typing import Any
 from cluster.model import ClusterSnapshot
 from cluster.support.commands import SupportCommand, check_config_key
 from cluster.support.redaction import MARK, is_secret_key, redact, redact_config
+from cluster.support.settable import SettingRefused, apply
 
 MAX_OUTPUT_BYTES = 64 * 1024
+MAX_SUMMARY_CHARS = 16_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEFAULT_LOG_LINES = 100
+#: `logs tail` lines: Mission Control's API and the cluster both use this bound.
 MAX_LOG_LINES = 5000
-MAX_VALUE_LENGTH = 1024
-PROTECTED_SECTIONS = frozenset({"support", "mission_control", "secrets"})
 _SEGMENT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _MAX_DEPTH = 4
 _BLOCK = 64 * 1024
@@ -53,6 +55,16 @@ class CommandResult:
     output: str = ""
     new_config: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # Mission Control refuses (422) a summary with control characters other than tab,
+        # newline and return, or longer than MAX_SUMMARY_CHARS (`mission_control.protocol.Text`);
+        # an engineer's value or a file name may carry them, and a refused result would be set
+        # aside instead of reaching the engineer. Output is made to fit by `limit_output`.
+        summary = _CONTROL.sub("\ufffd", self.summary)
+        if len(summary) > MAX_SUMMARY_CHARS:
+            summary = summary[: MAX_SUMMARY_CHARS - 1] + "\u2026"
+        object.__setattr__(self, "summary", summary)
+
 
 def _refused(reason: str) -> CommandResult:
     return CommandResult(CommandStatus.REFUSED, redact(reason))
@@ -63,7 +75,9 @@ def _error(reason: str) -> CommandResult:
 
 
 def limit_output(text: str, *, keep_end: bool = False) -> str:
-    """Cut `text` to at most `MAX_OUTPUT_BYTES` of UTF-8, keeping its start (or its end)."""
+    """Cut `text` to at most `MAX_OUTPUT_BYTES` of UTF-8, keeping its start (or its end), with
+    NUL (which Mission Control refuses, `mission_control.protocol.Output`) shown as U+FFFD."""
+    text = text.replace("\x00", "\ufffd")
     data = text.encode("utf-8")
     if len(data) <= MAX_OUTPUT_BYTES:
         return text
@@ -137,10 +151,6 @@ def _config_get(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> Comm
     )
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", str: "string"}.get(type(value), type(value).__name__)
-
-
 def _config_set(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> CommandResult:
     key = arguments.get("key")
     parts = _split_key(key)
@@ -150,32 +160,15 @@ def _config_set(config: Mapping[str, Any], arguments: Mapping[str, Any]) -> Comm
     gate = check_config_key(key)
     if not gate.allowed:
         return _refused(gate.reason)
-    if parts[0] in PROTECTED_SECTIONS:
-        return _refused(f"{key} is in section {parts[0]}, which support access cannot change")
     if "value" not in arguments:
         return _refused("config set needs a value")
     value = arguments["value"]
-    if value is not None and not isinstance(value, str | int | bool):
-        return _refused("config set takes a single value (string, integer, boolean or null)")
-    if isinstance(value, str) and (
-        len(value) > MAX_VALUE_LENGTH or any(ord(c) < 32 for c in value)
-    ):
-        return _refused(f"value too long or not printable (at most {MAX_VALUE_LENGTH} characters)")
-    new = copy.deepcopy(dict(config))
-    node: dict[str, Any] = new
-    for depth, part in enumerate(parts[:-1], start=1):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            return _refused(f"{'.'.join(parts[:depth])} is a value, not a section")
-        node = child
-    found, old = _lookup(config, parts)
-    if isinstance(old, dict | list):
-        return _refused(f"{key} is a section or list; set its values one by one")
-    if found and old is not None and value is not None and type(old) is not type(value):
-        return _refused(f"{key} holds a {_type_name(old)}; give a {_type_name(value)} instead")
-    node[parts[-1]] = value
-    change = redact_config({"key": key, "old": old, "new": value})
-    summary = redact(f"set {key} to {json.dumps(value)} (was {json.dumps(old)})")
+    try:
+        new, old, stored = apply(config, key, value)
+    except SettingRefused as refused:
+        return _refused(f"config set {key}: {refused}")
+    change = redact_config({"key": key, "old": old, "new": stored})
+    summary = redact(f"set {key} to {json.dumps(stored)} (was {json.dumps(old)})")
     return CommandResult(CommandStatus.OK, summary, _json(change), new_config=new)
 
 

@@ -3,11 +3,15 @@
 `SupportService.handle_heartbeat` runs in the leader only, once per heartbeat reply:
 
 1. requests: a new `pending` request is decided on arrival by the cluster's policy (`off` refuses,
-   `allowed` approves and signs, `approval` leaves it pending for an operator); a request whose
-   state Mission Control changed (`revoked`, `ended`) gets that transition;
+   `allowed` approves and signs, `approval` leaves it pending for an operator, until the earlier
+   of the cluster's and Mission Control's deadlines); a request whose state Mission Control
+   changed (`revoked` by staff, `ended` by the engineer, or `revoked` by `system` when Mission
+   Control refused the cluster's approval) gets that transition;
 2. the sweep: pending requests past their deadline expire, grants past their window end;
 3. commands: each is checked with `authorize` (and must come from the grant's engineer) BEFORE it
-   runs, runs at most once per command id, and is answered with `support/command-result`.
+   runs, runs at most once per command id, and is answered with `support/command-result`. The
+   answer commits only if the request record is unchanged since the check, so a revocation that
+   lands while a command runs refuses it (and a `config set` is then not applied).
 
 Guarantees: every step is idempotent (a reply may repeat items; a repeated request or an answered
 command changes nothing) and is one ZooKeeper transaction (record, audit entry, outbox message;
@@ -21,31 +25,44 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoNodeError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from cluster import zk
-from cluster.audit.canonical import JsonValue, format_time
+from cluster.audit.canonical import format_time
 from cluster.audit.chain import CheckpointSchedule
-from cluster.audit.events import Actor, ActorKind, AuditEvent
+from cluster.audit.events import ActorKind
 from cluster.audit.store import CreateNode, OpFailed, SetNode, TxOp
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
 from cluster.model import dump
 from cluster.paths import ClusterPaths
+from cluster.secrets import SecretsUnavailable
 from cluster.support import keys
 from cluster.support.commands import Decision, authorize, command_event
 from cluster.support.errors import InvalidTransition, SupportError
+from cluster.support.items import (
+    VIA,
+    CommandItem,
+    RequestItem,
+    already_expired,
+    arriving_request,
+    honour_deadline,
+    mc_actor,
+    refuse_foreign,
+    safe_arguments,
+    via,
+    withdraw,
+)
 from cluster.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
-    RequestState,
     Transition,
     decide_on_arrival,
     end,
@@ -55,40 +72,9 @@ from cluster.support.requests import (
 from cluster.support.runner import CommandResult, CommandStatus, run_command
 from cluster.support.store import SupportStore, SupportStoreError, check_id
 
+__all__ = ["VIA", "CommandItem", "RequestItem", "SupportService", "handle_heartbeat"]
+
 log = logging.getLogger(__name__)
-
-VIA = "mission-control"
-
-
-class RequestItem(BaseModel):
-    """One `support_requests` item of the heartbeat reply (protocol)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    cluster: str
-    engineer: str = Field(min_length=1)
-    engineer_role: str | None = None
-    reason: str
-    role: str
-    duration_seconds: int = Field(gt=0)
-    requested_at: datetime
-    state: str = "pending"
-    state_changed_by: str | None = None
-    state_reason: str | None = None
-
-
-class CommandItem(BaseModel):
-    """One `commands` item of the heartbeat reply (protocol)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    request_id: str
-    engineer: str = Field(min_length=1)
-    command: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    issued_at: datetime | None = None
 
 
 class _WithClient(Protocol):
@@ -102,55 +88,6 @@ HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable
 def node_log_path(data_dir: Path) -> Path:
     """Where the node daemon writes its log; `logs tail` reads it."""
     return data_dir / "logs" / "node.log"
-
-
-def _via(event: AuditEvent, engineer_role: str | None = None) -> AuditEvent:
-    """Record that a person acted through Mission Control (the person stays the actor)."""
-    actor = event.actor
-    if actor.kind in (ActorKind.ENGINEER, ActorKind.STAFF) and actor.via is None:
-        actor = replace(actor, via=VIA)
-    detail = dict(event.detail)
-    if engineer_role:
-        detail["engineer_role"] = engineer_role
-    return replace(event, actor=actor, detail=detail)
-
-
-def refuse_foreign(request: AccessRequest, cluster_id: str, now: datetime) -> Transition:
-    """A request that names another cluster is refused on arrival (and logged here)."""
-    note = f"the request names cluster {request.cluster_id}, not this cluster ({cluster_id})"
-    new = replace(
-        request,
-        state=RequestState.DENIED,
-        decided_at=now,
-        decided_by=Actor("support policy (cluster check)", ActorKind.SYSTEM),
-        note=note,
-    )
-    detail: dict[str, JsonValue] = {
-        "engineer": request.engineer,
-        "role": request.role.value,
-        "reason": request.reason,
-        "state": new.state.value,
-        "note": note,
-    }
-    event = AuditEvent(now, request.requester, "support.refused", cluster_id, request.id, detail)
-    return Transition(new, event, f"request {request.id} refused: {note}")
-
-
-def _safe_arguments(arguments: dict[str, Any]) -> dict[str, JsonValue]:
-    """Arguments as canonical JSON for the audit log (floats and nesting become text)."""
-    out: dict[str, JsonValue] = {}
-    for key, value in arguments.items():
-        if value is None or isinstance(value, str | int | bool):
-            out[str(key)] = value
-        else:
-            out[str(key)] = repr(value)
-    return out
-
-
-def _mc_actor(item: RequestItem) -> Actor:
-    by = item.state_changed_by or item.engineer
-    kind = ActorKind.ENGINEER if by == item.engineer else ActorKind.STAFF
-    return Actor(by, kind, via=VIA)
 
 
 class SupportService:
@@ -174,6 +111,7 @@ class SupportService:
         self.log_path = log_path
         self.schedule = schedule
         self._key: Ed25519PrivateKey | None = None
+        self._protected = False
 
     async def handle_heartbeat(
         self,
@@ -195,16 +133,24 @@ class SupportService:
             except ClusterError as exc:
                 log.error("support: no signing key, approvals and checkpoints wait: %s", exc)
         store = SupportStore(
-            client, paths, fence=ctx.fence, signer=self._key, schedule=self.schedule
+            client, paths, fence=ctx.fence, signer=self._key, schedule=self.schedule, auth=auth
         )
+        if not self._protected and auth:
+            try:
+                await ctx.call_zk(store.protect, now)
+                self._protected = True
+            except ClusterError as exc:
+                log.error("support: cannot protect the support znodes: %s", exc)
         cluster_id = self.cluster_id or await ctx.call_zk(_enrolled_id, store)
         done: list[str] = []
         for request in requests:
             done.append(
                 await self._guard(ctx, self._apply_request, store, request, cluster_id, now)
             )
-        swept = await ctx.call_zk(self._sweep, store, now)
-        done.extend(swept)
+        try:
+            done.extend(await ctx.call_zk(self._sweep, store, now))
+        except SecretsUnavailable as exc:
+            done.append(f"sweep skipped: {exc}")
         for command in commands:
             done.append(await self._guard(ctx, self._run_command, store, command, cluster_id, now))
         for line in done:
@@ -227,7 +173,7 @@ class SupportService:
         """One item's step; a user-level failure is logged and does not stop the others."""
         try:
             return str(await ctx.call_zk(fn, *args))
-        except (SupportError, SupportStoreError) as exc:
+        except (SupportError, SupportStoreError, SecretsUnavailable) as exc:
             log.warning("support: %s", exc)
             return f"skipped: {exc}"
 
@@ -241,33 +187,37 @@ class SupportService:
         if item.state == "pending":
             if stored is not None:
                 return f"request {item.id}: already received ({stored.request.state.value})"
-            request = AccessRequest(
-                id=item.id,
-                cluster_id=item.cluster,
-                engineer=item.engineer,
-                reason=item.reason,
-                role=item.role,  # type: ignore[arg-type]  # validated by AccessRequest
-                duration=timedelta(seconds=item.duration_seconds),
-                requested_at=item.requested_at,
-            )
+            request = arriving_request(item)
+            deadline = item.pending_until
             if item.cluster != cluster_id:
                 transition = refuse_foreign(request, cluster_id, now)
+            elif deadline is not None and deadline <= now:
+                transition = already_expired(request, deadline, now)
             else:
                 policy, _ = store.policy()
-                transition = decide_on_arrival(request, policy, now)
-            transition = replace(transition, event=_via(transition.event, item.engineer_role))
+                transition = honour_deadline(decide_on_arrival(request, policy, now), deadline)
+            transition = replace(transition, event=via(transition.event, item.engineer_role))
             if not store.record_arrival(transition, now, item.engineer_role):
                 return f"request {item.id}: already received"
             return transition.notice
         if item.state not in ("revoked", "ended"):
             return f"request {item.id}: state {item.state!r} from Mission Control ignored"
         if stored is None:
+            if item.refused_by_mission_control:
+                # Refused there before it ever reached us: kept here too, as denied.
+                refused = withdraw(arriving_request(item), now, item.state_reason)
+                refused = replace(refused, event=via(refused.event, item.engineer_role))
+                if not store.record_arrival(refused, now, item.engineer_role):
+                    return f"request {item.id}: already received"
+                return refused.notice
             return f"request {item.id}: {item.state} by Mission Control, but never received here"
         if stored.request.state in TERMINAL_STATES:
             return f"request {item.id}: already {stored.request.state.value}"
-        actor = _mc_actor(item)
+        actor = mc_actor(item)
 
         def step(current: AccessRequest) -> Transition:
+            if item.refused_by_mission_control:
+                return withdraw(current, now, item.state_reason)
             if item.state == "ended" and actor.kind is ActorKind.ENGINEER:
                 return end(current, actor, now)
             return revoke(current, actor, now, item.state_reason)
@@ -312,6 +262,7 @@ class SupportService:
                 decision = Decision.refuse(
                     f"grant {grant.grant_id} belongs to {grant.engineer}, not {item.engineer}"
                 )
+            version = stored.version if stored is not None else None
             ops: list[TxOp] = []
             if decision.allowed:
                 result, ops = self._execute(store, item)
@@ -334,20 +285,26 @@ class SupportService:
                 cluster_id,
                 decision,
                 now,
-                arguments=_safe_arguments(item.arguments),
+                arguments=safe_arguments(item.arguments),
                 result_summary=f"{result.status.value}: {result.summary}",
             )
             try:
-                if not store.answer(item.id, payload, _via(event), now, ops):
+                if not store.answer(
+                    item.id, payload, via(event), now, ops, request_version=version
+                ):
                     return f"command {item.id}: already answered"
             except OpFailed as failed:
                 if isinstance(failed.error, BadVersionError | NoNodeError):
-                    continue  # the config changed while we ran: run again on the new one
+                    # The grant (revoked meanwhile) or the config changed while we ran: check
+                    # the grant again and run again on what is stored now.
+                    continue
                 raise
             return f"command {item.id} ({item.command}) by {item.engineer}: " + (
                 f"{result.status.value}: {result.summary}"
             )
-        raise SupportStoreError(f"command {item.id}: the config keeps changing; will retry")
+        raise SupportStoreError(
+            f"command {item.id}: the grant or the config keeps changing; will retry"
+        )
 
     def _execute(self, store: SupportStore, item: CommandItem) -> tuple[CommandResult, list[TxOp]]:
         config, version = store.config()

@@ -17,141 +17,77 @@ command is answered, and a `config set` applied, exactly once.
 
 The policy lives in its own znode rather than in the cluster config so that `config set`, which
 a support engineer may run, can never reach the setting that governs support access itself.
+
+Every support znode is world-readable and changeable only with the cluster's ZooKeeper
+credential (`cluster.support.protection`): a store without `auth` can read, not write.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 
 from cluster.audit.canonical import format_time
 from cluster.audit.chain import CheckpointSchedule
-from cluster.audit.events import Actor, AuditEvent
-from cluster.audit.store import AuditLog, CreateNode, DeleteNode, OpFailed, SetNode, TxOp
-from cluster.errors import ClusterError
-from cluster.outbox import PREFIX, outbox_path, record
+from cluster.audit.events import SYSTEM, Actor, AuditEvent
+from cluster.audit.store import (
+    AuditLog,
+    CheckNode,
+    CreateNode,
+    DeleteNode,
+    OpFailed,
+    SetNode,
+    TxOp,
+)
+from cluster.outbox import outbox_path
 from cluster.paths import ClusterPaths
+from cluster.secrets import SecretsUnavailable
+from cluster.support import protection
 from cluster.support.approval import SignedApproval, sign_approval
-from cluster.support.errors import SupportError
 from cluster.support.policy import SupportPolicy
+from cluster.support.records import (
+    DECISION_KIND,
+    POLICY_KIND,
+    PUBLIC_KEY_KIND,
+    RESULT_KIND,
+    StoredRequest,
+    SupportStoreError,
+    check_id,
+    decision_payload,
+    dump_json,
+    message_id,
+    outbox_op,
+)
 from cluster.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
     RequestState,
     Transition,
-    request_from_json,
-    request_to_json,
 )
 from cluster.zk import Fence
 
-DECISION_KIND = "support/decision"
-RESULT_KIND = "support/command-result"
-PUBLIC_KEY_KIND = "support/public-key"
-POLICY_KIND = "support/policy"
+__all__ = [
+    "DECISION_KIND",
+    "POLICY_KIND",
+    "PUBLIC_KEY_KIND",
+    "RESULT_KIND",
+    "StoredRequest",
+    "SupportStore",
+    "SupportStoreError",
+    "check_id",
+    "decision_payload",
+    "message_id",
+    "outbox_op",
+]
+
 MAX_ATTEMPTS = 20
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-
-
-class SupportStoreError(ClusterError):
-    """A support record is missing, unreadable or cannot be written."""
-
-
-def check_id(what: str, value: str) -> str:
-    """Request and command ids become znode names: letters, digits, `.`, `_`, `:`, `-` only."""
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise SupportStoreError(f"invalid {what} id {value!r}: use letters, digits, . _ : -")
-    return value
-
-
-def message_id(paths: ClusterPaths, *parts: str) -> str:
-    """A stable message id, so a message re-made for the same fact is deduplicated upstream."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((paths.cluster, *parts))))
-
-
-def outbox_op(
-    paths: ClusterPaths, kind: str, payload: dict[str, Any], mid: str, now: datetime
-) -> CreateNode:
-    """The create operation `cluster.outbox.enqueue` would make, to run inside a transaction."""
-    body = record(kind, payload, now.timestamp(), mid)
-    return CreateNode(f"{outbox_path(paths)}/{PREFIX}", body, sequence=True)
-
-
-def _dump(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-@dataclass(frozen=True)
-class StoredRequest:
-    """A request record as stored, with the znode version a change must compare against."""
-
-    request: AccessRequest
-    approval: SignedApproval | None
-    engineer_role: str | None
-    version: int
-
-    def to_bytes(self) -> bytes:
-        return _dump(
-            {
-                "request": request_to_json(self.request),
-                "approval": self.approval.to_json() if self.approval else None,
-                "engineer_role": self.engineer_role,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, request_id: str, data: bytes, version: int) -> StoredRequest:
-        try:
-            doc = json.loads(data)
-            approval = doc.get("approval")
-            return cls(
-                request_from_json(doc["request"]),
-                SignedApproval.from_json(approval) if approval else None,
-                doc.get("engineer_role"),
-                version,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, SupportError) as exc:
-            raise SupportStoreError(f"support request {request_id} is unreadable: {exc}") from None
-
-
-def decision_payload(request: AccessRequest, approval: SignedApproval | None) -> dict[str, Any]:
-    """The `support/decision` message body (protocol) for a request's current state."""
-    grant = request.grant
-    if request.state in (RequestState.REVOKED, RequestState.ENDED) and grant is not None:
-        by = grant.closed_by.name if grant.closed_by else "system"
-        reason = grant.close_reason
-        at = grant.closed_at or request.decided_at
-    else:
-        by = request.decided_by.name if request.decided_by else "system"
-        reason = request.note
-        at = request.decided_at
-    return {
-        "request_id": request.id,
-        "state": request.state.value,
-        "by": by,
-        "reason": reason,
-        "at": format_time(at) if at else None,
-        "approval": approval.to_json()
-        if approval and request.state is RequestState.APPROVED
-        else None,
-        "grant": (
-            {
-                "role": grant.role.value,
-                "starts_at": format_time(grant.starts_at),
-                "ends_at": format_time(grant.ends_at),
-            }
-            if grant is not None
-            else None
-        ),
-    }
 
 
 class SupportStore:
@@ -165,23 +101,58 @@ class SupportStore:
         fence: Fence | None = None,
         signer: Ed25519PrivateKey | None = None,
         schedule: CheckpointSchedule | None = None,
+        auth: str | None = None,
     ) -> None:
         self.client = client
         self.paths = paths
         self.signer = signer
+        self.auth = auth
         self.audit = AuditLog(client, paths, fence=fence, signer=signer, schedule=schedule)
         self._ensured = False
 
     def _ensure(self) -> None:
+        """Create the protected parents; every write below needs the credential."""
         if not self._ensured:
-            for path in (
-                self.paths.support_requests,
-                self.paths.support_open,
-                self.paths.support_commands,
-                outbox_path(self.paths),
-            ):
-                self.client.ensure_path(path)
+            protection.ensure_parents(self.client, self.paths, self.auth)
+            self.client.ensure_path(outbox_path(self.paths))
             self._ensured = True
+
+    def _acl(self) -> tuple[Any, ...]:
+        return tuple(protection.write_acl(self.auth))
+
+    def _commit(self, events: Sequence[AuditEvent], now: datetime, ops: Sequence[TxOp]) -> None:
+        """Append `events` with `ops` in one transaction; a znode protected by another
+        credential ends in one clear line."""
+        try:
+            self.audit.append(events, now, ops)
+        except OpFailed as failed:
+            if isinstance(failed.error, NoAuthError):
+                raise SecretsUnavailable(protection.WRONG_CREDENTIAL) from None
+            raise
+
+    def protect(self, now: datetime) -> list[str]:
+        """Migrate support znodes made before they were protected (see `protection.protect`);
+        the znodes that were open are recorded in the audit log."""
+        opened = protection.protect(self.client, self.paths, self.auth)
+        if opened:
+            names = [p.removeprefix(self.paths.base + "/") for p in opened]
+            event = AuditEvent(
+                now,
+                SYSTEM,
+                "support.protected",
+                self.paths.cluster,
+                "support",
+                {"znodes": list(names[:50]), "count": len(names), "policy": self._policy_doc()},
+            )
+            self._commit([event], now, [])
+        return opened
+
+    def _policy_doc(self) -> dict[str, Any] | None:
+        try:
+            policy, version = self.policy()
+        except SupportStoreError:
+            return None
+        return policy.to_config() if version >= 0 else None
 
     # --- policy -----------------------------------------------------------------------------
 
@@ -200,14 +171,18 @@ class SupportStore:
     def set_policy(
         self, change: Callable[[SupportPolicy], SupportPolicy], by: Actor, now: datetime
     ) -> SupportPolicy:
-        """Apply `change` to the policy (compare-and-set), audit it, tell Mission Control."""
+        """Apply `change` to the policy (compare-and-set), audit it, tell Mission Control.
+
+        Needs the credential (`auth`): the policy decides who gets in. An open policy znode
+        left by an older version is protected first (`protect`)."""
         self._ensure()
+        self.protect(now)
         for _ in range(MAX_ATTEMPTS):
             old, version = self.policy()
             new = change(old)
-            data = _dump(new.to_config())
+            data = dump_json(new.to_config())
             op: TxOp = (
-                CreateNode(self.paths.support_policy, data)
+                CreateNode(self.paths.support_policy, data, acl=self._acl())
                 if version < 0
                 else SetNode(self.paths.support_policy, data, version)
             )
@@ -227,7 +202,7 @@ class SupportStore:
                 {"before": old.to_config(), "after": new.to_config()},
             )
             try:
-                self.audit.append([event], now, [op, message])
+                self._commit([event], now, [op, message])
             except OpFailed as failed:
                 if isinstance(failed.error, BadVersionError | NodeExistsError):
                     continue
@@ -296,17 +271,20 @@ class SupportStore:
 
         Returns False (and changes nothing) when the request was already received.
         """
-        self._ensure()
         request = transition.request
         approval = self._approval(request)
+        self._ensure()
         record = StoredRequest(request, approval, engineer_role, -1)
-        ops: list[TxOp] = [CreateNode(self.paths.support_request(request.id), record.to_bytes())]
+        acl = self._acl()
+        ops: list[TxOp] = [
+            CreateNode(self.paths.support_request(request.id), record.to_bytes(), acl=acl)
+        ]
         if request.state not in TERMINAL_STATES:
-            ops.append(CreateNode(self.paths.support_open_request(request.id), b""))
+            ops.append(CreateNode(self.paths.support_open_request(request.id), b"", acl=acl))
         if request.state is not RequestState.PENDING:
             ops += self._decision_ops(request, approval, now)
         try:
-            self.audit.append([transition.event], now, ops)
+            self._commit([transition.event], now, ops)
         except OpFailed as failed:
             if isinstance(failed.error, NodeExistsError):
                 return False
@@ -340,7 +318,7 @@ class SupportStore:
                 ops.append(DeleteNode(marker))
             ops += self._decision_ops(request, approval, now)
             try:
-                self.audit.append([transition.event], now, ops)
+                self._commit([transition.event], now, ops)
             except OpFailed as failed:
                 if isinstance(failed.error, BadVersionError | NoNodeError):
                     continue  # changed (or its open marker removed) meanwhile: decide again
@@ -361,28 +339,39 @@ class SupportStore:
         event: AuditEvent,
         now: datetime,
         extra_ops: Sequence[TxOp] = (),
+        *,
+        request_version: int | None = None,
     ) -> bool:
         """Claim `command_id`, record `event` and queue the result, in one transaction.
 
-        Returns False (nothing written) when the command was already answered. `extra_ops` (a
-        config change) fail with `OpFailed` on conflict; the caller re-reads and runs again.
+        Returns False (nothing written) when the command was already answered. With
+        `request_version` (the version of the request record the grant was read from) the
+        transaction also checks that record is unchanged, so a revocation that lands between
+        the grant check and this commit makes it fail (`OpFailed` on `support/requests/<id>`)
+        and nothing is written, not even `extra_ops` (a config change). On any conflict the
+        caller re-reads, checks the grant again and runs again.
         """
         self._ensure()
+        checks: list[TxOp] = []
+        request_id = payload.get("request_id")
+        if request_version is not None and isinstance(request_id, str):
+            checks.append(CheckNode(self.paths.support_request(request_id), request_version))
         claim = CreateNode(
             self.paths.support_command(check_id("command", command_id)),
-            _dump(
+            dump_json(
                 {
                     "request_id": payload.get("request_id"),
                     "status": payload.get("status"),
                     "at": format_time(now),
                 }
             ),
+            acl=self._acl(),
         )
         message = outbox_op(
             self.paths, RESULT_KIND, payload, message_id(self.paths, "result", command_id), now
         )
         try:
-            self.audit.append([event], now, [claim, *extra_ops, message])
+            self._commit([event], now, [claim, *checks, *extra_ops, message])
         except OpFailed as failed:
             if failed.op is claim and isinstance(failed.error, NodeExistsError):
                 return False

@@ -37,7 +37,7 @@ async def authenticate_cluster(request: web.Request) -> str:
 
 
 async def authenticate_staff_request(request: web.Request) -> StaffIdentity:
-    return await authenticate_staff(request.app[CONTEXT], bearer(request))
+    return await authenticate_staff(request.app[CONTEXT], bearer(request), remote=request.remote)
 
 
 def cluster_message(

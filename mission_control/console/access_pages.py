@@ -1,5 +1,6 @@
 """Remote-access pages: the list of requests, one request with its grant and commands, and the
-actions of the engineer who asked (request access, run a command, end the grant).
+actions of the engineer who asked (request access, run a command, end the grant) and of staff
+who oversee (revoke a running grant: support-l3, operators and admins).
 
 Handlers only translate forms to calls of the staff services (`access_requests`,
 `support_commands`), which check roles, ownership and grant state again and write the audit
@@ -20,6 +21,7 @@ from mission_control.console.guard import AUTO_REFRESH
 from mission_control.console.keys import CONSOLE_SETTINGS, PREFIX, current_session
 from mission_control.console.render import page
 from mission_control.service import access_requests, support_commands
+from mission_control.staff.roles import can_revoke_grants
 
 ACCESS_ROLES = ("viewer", "user", "admin")
 DURATIONS = (("30m", "30 minutes"), ("1h", "1 hour"), ("2h", "2 hours"), ("4h", "4 hours"),
@@ -85,6 +87,7 @@ async def access_detail(request: web.Request) -> web.StreamResponse:
             "running": is_running(view, now),
             "runnable": runnable_commands(view, session.user, now),
             "mine": view.engineer == session.user,
+            "may_revoke": can_revoke_grants(session.role) and view.engineer != session.user,
             "refresh": refresh,
             "refresh_url": f"{request_path(view.id)}?{AUTO_REFRESH}=1",
         },
@@ -106,4 +109,20 @@ async def end_submit(request: web.Request) -> web.StreamResponse:
     ctx = request.config_dict[CONTEXT]
     request_id = request.match_info["request_id"]
     await access_requests.end_request(ctx, current_session(request).identity, request_id)
+    raise web.HTTPSeeOther(request_path(request_id))
+
+
+class RevokeForm(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: str = Field(default="", max_length=2000)
+
+
+async def revoke_submit(request: web.Request) -> web.StreamResponse:
+    """Staff revoke a running grant (the service checks the role again and audits)."""
+    ctx = request.config_dict[CONTEXT]
+    request_id = request.match_info["request_id"]
+    form = forms.parse_fields(RevokeForm, await request.post())
+    reason = form.reason.strip() or None
+    await access_requests.revoke_request(ctx, current_session(request).identity, request_id, reason)
     raise web.HTTPSeeOther(request_path(request_id))

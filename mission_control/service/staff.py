@@ -114,9 +114,13 @@ def _looks_like_staff_token(token: str) -> bool:
     return token.startswith((PREFIX, LEGACY_PREFIX))
 
 
-async def authenticate_staff(ctx: ServiceContext, token: str) -> StaffIdentity:
+async def authenticate_staff(
+    ctx: ServiceContext, token: str, *, remote: str | None = None
+) -> StaffIdentity:
     """Who holds this token; InvalidCredential if it is unknown, revoked, expired, or its
-    owner is disabled."""
+    owner is disabled. A refused token is audited (`staff.token.refused`): its owner when the
+    token was ever issued, else the token's id (a digest prefix, never the token) and `remote`.
+    """
     if not _looks_like_staff_token(token):
         raise InvalidCredential("not a staff token")
     now = ctx.clock()
@@ -133,8 +137,44 @@ async def authenticate_staff(ctx: ServiceContext, token: str) -> StaffIdentity:
     async with ctx.engine.connect() as conn:
         row = (await conn.execute(query)).first()
     if row is None:
+        await _token_refused(ctx, token, now, remote)
         raise InvalidCredential("unknown, revoked or expired staff token")
     return StaffIdentity(user=row.name, role=row.role)
+
+
+async def _token_refused(
+    ctx: ServiceContext, token: str, now: datetime, remote: str | None
+) -> None:
+    digest = token_digest(token)
+    async with ctx.engine.begin() as conn:
+        known = (
+            await conn.execute(
+                select(
+                    staff_tokens.c.user_name,
+                    staff_tokens.c.hint,
+                    staff_tokens.c.revoked_at,
+                    staff_tokens.c.expires_at,
+                ).where(staff_tokens.c.token_hash == digest)
+            )
+        ).first()
+        if known is None:
+            reason = "unknown token"
+        elif known.revoked_at is not None:
+            reason = "revoked token"
+        elif known.expires_at is not None and known.expires_at <= now:
+            reason = "expired token"
+        else:
+            reason = "owner disabled"
+        detail: dict[str, JsonValue] = {
+            "reason": reason,
+            "token_id": digest[:12],
+            "hint": known.hint if known is not None else None,
+            "remote": remote,
+        }
+        name = known.user_name if known is not None else "unknown"
+        actor = Actor(name, ActorKind.STAFF, via="mission-control api")
+        event = AuditEvent(now, actor, "staff.token.refused", auth.AUDIT_SCOPE, name, detail)
+        await audit_log.record(conn, ctx, [event])
 
 
 async def logout(ctx: ServiceContext, token: str, identity: StaffIdentity) -> None:
@@ -165,14 +205,16 @@ def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
 async def login(ctx: ServiceContext, username: str, password: str, code: str) -> LoginResult:
     """Check password and TOTP code for `username`: the identity, or one refusal line.
 
+    The attempt is counted (`users.claim_attempt`) before any secret is checked, so concurrent
+    attempts cannot all be evaluated before the first failure counts; a success clears it.
     The audit log gets one entry per attempt with the exact reason; the caller only sees the
     generic refusal (or the lockout, with its end)."""
     now = ctx.clock()
-    async with ctx.engine.connect() as conn:
-        account = await user_store.load_account(conn, username)
+    async with ctx.engine.begin() as conn:
+        claim = await user_store.claim_attempt(ctx, conn, username, now)
     outcome = await asyncio.to_thread(
         auth.login,
-        account,
+        claim.account,
         username,
         password,
         code,
@@ -189,11 +231,62 @@ async def login(ctx: ServiceContext, username: str, password: str, code: str) ->
                 return LoginResult(identity, outcome.message)
             # Another login used this code (or a later one) between our read and our write.
             event = _failed_event(username, now, "TOTP refused: code already used")
-        throttle = None
-        if account is not None and not account.disabled:
-            throttle = await user_store.record_failed_login(ctx, conn, username, now)
         await audit_log.record(conn, ctx, [event])
+    throttle = claim.counted or (claim.account.throttle if claim.account else None)
     if throttle is not None and throttle.locked(now) and throttle.locked_until is not None:
         until = format_time(throttle.locked_until)
         return LoginResult(None, f"too many failed attempts; try again after {until}", True)
     return LoginResult(None, auth.REFUSED)
+
+
+@dataclass(frozen=True)
+class TokenSummary:
+    """A staff token as listed (never the token itself)."""
+
+    id: int
+    user: str
+    kind: str
+    hint: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+async def list_tokens(ctx: ServiceContext, user: str | None = None) -> list[TokenSummary]:
+    """Every token ever issued (optionally of one user), oldest first."""
+    query = select(staff_tokens).order_by(staff_tokens.c.id)
+    if user is not None:
+        query = query.where(staff_tokens.c.user_name == user)
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        TokenSummary(r.id, r.user_name, r.kind, r.hint, r.created_at, r.expires_at, r.revoked_at)
+        for r in rows
+    ]
+
+
+async def revoke_token(ctx: ServiceContext, token_id: int, *, by: Actor) -> TokenSummary:
+    """Revoke token `token_id` now (audited, naming who); revoking it again changes nothing."""
+    now = ctx.clock()
+    async with ctx.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(staff_tokens).where(staff_tokens.c.id == token_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no staff token {token_id}: see `tokens list`")
+        revoked_at = row.revoked_at
+        if revoked_at is None:
+            revoked_at = now
+            await conn.execute(
+                update(staff_tokens).where(staff_tokens.c.id == token_id).values(revoked_at=now)
+            )
+            detail: dict[str, JsonValue] = {"token": token_id, "hint": row.hint, "kind": row.kind}
+            event = AuditEvent(
+                now, by, "staff.token.revoked", auth.AUDIT_SCOPE, row.user_name, detail
+            )
+            await audit_log.record(conn, ctx, [event])
+    return TokenSummary(
+        row.id, row.user_name, row.kind, row.hint, row.created_at, row.expires_at, revoked_at
+    )

@@ -1,9 +1,11 @@
 """What a cluster's heartbeat reply carries: its open support requests and unanswered commands.
 
 Listed requests (see docs/support-protocol): every request of this cluster that is `pending`
-and not past Mission Control's deadline (the cluster has not decided yet), plus every request
-whose state Mission Control changed (the engineer ended the grant) until the cluster confirms
-it or the grant's window is over anyway. Commands: every one of this cluster not yet answered.
+and not past Mission Control's deadline (the cluster has not decided yet; the item carries that
+deadline, `pending_until`, so the cluster never lets an operator approve it later), plus every
+request whose state Mission Control changed (the engineer ended the grant, staff revoked it, or
+Mission Control refused the cluster's approval) until the cluster confirms it or the grant's
+window is over anyway. Commands: every one of this cluster not yet answered.
 
 Heartbeats are the most frequent message and are written in batches
 (`mission_control.service.ingest`), so `open_heartbeat_items` lists the items of every cluster
@@ -113,6 +115,7 @@ def _request(row: Any) -> PendingSupportRequest:
             "role": request.role.value,
             "duration_seconds": int(request.duration.total_seconds()),
             "requested_at": request.requested_at,
+            "pending_until": request.pending_until,
             "state": row.b if changed else request.state.value,
             "state_changed_by": row.c if changed else None,
             "state_reason": row.d if changed else None,

@@ -6,10 +6,16 @@ Guarantees:
 - An `approved` decision is honoured only with a `SignedApproval` that verifies with this
   cluster's PINNED Ed25519 key and matches the request Mission Control holds
   (`cluster.support.approval.verify_approval`); its approval id is claimed in `approval_ids`
-  (primary key), so a replayed approval is refused even under another message_id. Forged or
-  mismatching approvals are refused with 422, replays with 409, and both are written to the
-  audit log (in a transaction of their own, since the message's transaction rolls back).
-- The first public key a cluster sends is pinned; a different one later is refused (409).
+  (primary key), so a replayed approval is refused even under another message_id. Forged,
+  mismatching and replayed approvals are all refused with 422 (`approval_rejected`,
+  `approval_replayed`: never 409, which the cluster's outbox reads as epoch fencing; see
+  `refusals.ClusterMessageRefused`), and written to the audit log (in a transaction of their
+  own, since the message's transaction rolls back).
+- A refused approval is not silently dropped: the request (denied here if it was still pending)
+  is listed to the cluster as `revoked` by `system` with the reason, until the cluster confirms,
+  so the cluster closes the grant it believed running instead of showing it as approved.
+- The first public key a cluster sends is pinned; a different one later is refused (422
+  `public_key_conflict`) and audited.
 - Decisions on requests that are already in the reported state change nothing; a cluster
   confirming a state Mission Control set (the engineer ended the grant) stops it being listed.
 """
@@ -27,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.events import AuditEvent
+from cluster.audit.events import SYSTEM, AuditEvent
 from cluster.support.approval import SignedApproval, verify_approval
 from cluster.support.errors import ApprovalRejected
 from cluster.support.requests import RequestState, request_event
@@ -60,6 +66,8 @@ from mission_control.service.support_events import cluster_person, system_event
 
 log = logging.getLogger(__name__)
 _NOTHING = SupportAck(recorded=False)
+_CLOSED = (RequestState.REVOKED, RequestState.ENDED)
+_REFUSED = (RequestState.DENIED, RequestState.EXPIRED)
 
 
 class _DeferredClaim:
@@ -154,11 +162,13 @@ def _close(stored: StoredRequest, message: SupportDecision, now: datetime) -> St
     at = message.at or now
     state = RequestState(message.state)
     actor = cluster_person(message.by)
-    if request.state is state or (
-        request.state in (RequestState.REVOKED, RequestState.ENDED)
-        and state in (RequestState.REVOKED, RequestState.ENDED)
+    if (
+        request.state is state
+        or (request.state in _CLOSED and state in _CLOSED)
+        or (stored.sync_state is not None and request.state in _REFUSED)
     ):
-        # Already closed here (by the engineer, or the window elapsed): the cluster confirms.
+        # Already closed here (by the engineer, staff, the window elapsed, or the approval was
+        # refused here): the cluster confirms.
         return None if stored.sync_state is None else replace(stored, sync_state=None)
     if state in (RequestState.DENIED, RequestState.EXPIRED):
         if request.state is not RequestState.PENDING:
@@ -213,9 +223,46 @@ async def decision(ctx: ServiceContext, cluster_id: str, message: SupportDecisio
         approval_id = message.approval.approval_id if message.approval else None
         await _refused(ctx, cluster_id, message.request_id, "support.decision.refused", error,
                        state=message.state, by=message.by, approval_id=approval_id)  # fmt: skip
+        if message.state == "approved" and isinstance(error, Refused):
+            await _approval_refused(ctx, cluster_id, message.request_id, error)
         if isinstance(error, Refused):
             raise ClusterMessageRefused(error) from None
         raise
+
+
+async def _approval_refused(
+    ctx: ServiceContext, cluster_id: str, request_id: str, error: Refused
+) -> None:
+    """Tell the cluster its approval was refused: a pending request is denied here, and the
+    request is listed to the cluster as `revoked` by `system` until it confirms."""
+    now = ctx.clock()
+    reason = f"Mission Control refused the approval: {error}"
+    async with ctx.engine.begin() as conn:
+        stored = await access_store.load(conn, request_id, cluster_id=cluster_id, lock=True)
+        if stored is None or stored.request.state not in (RequestState.PENDING, *_REFUSED):
+            return  # unknown here, or honoured/closed already: nothing to withdraw
+        if stored.request.state is not RequestState.PENDING and stored.sync_state == "revoked":
+            return  # already told
+        events: list[AuditEvent] = []
+        request = stored.request
+        if request.state is RequestState.PENDING:
+            request = replace(
+                request,
+                state=RequestState.DENIED,
+                decided_at=now,
+                decided_by=SYSTEM,
+                note=reason,
+            )
+            events.append(request_event(request, SYSTEM, "support.denied", now, note=reason))
+        new = replace(
+            stored,
+            request=request,
+            sync_state=RequestState.REVOKED.value,
+            state_changed_by=SYSTEM.name,
+            state_reason=reason,
+        )
+        await access_store.save(conn, new, now)
+        await audit_log.record(conn, ctx, events)
 
 
 async def _refused(

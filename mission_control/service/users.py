@@ -6,8 +6,10 @@ Guarantees:
 - `claim_login` advances the last accepted TOTP step with a conditional UPDATE (`WHERE
   last_totp_step IS NULL OR last_totp_step < :step`): of two concurrent logins with the same
   code, exactly one wins.
-- `record_failed_login` applies the throttle to the state read under the row lock (PostgreSQL
-  `FOR UPDATE`; SQLite transactions are serial), so concurrent failures are all counted.
+- `claim_attempt` counts an attempt as a failure BEFORE any secret is checked, under the row lock
+  (PostgreSQL `FOR UPDATE`; SQLite transactions are serial, `BEGIN IMMEDIATE`): of N concurrent
+  attempts at most the throttle's `max_failures` are evaluated, the others find the account
+  locked. A successful login then clears the count (`claim_login`).
 """
 
 from __future__ import annotations
@@ -124,8 +126,10 @@ async def disable_user(ctx: ServiceContext, name: str, *, by: Actor) -> None:
 
 async def load_account(conn: AsyncConnection, name: str) -> StaffAccount | None:
     row = (await conn.execute(select(users).where(users.c.name == name))).first()
-    if row is None:
-        return None
+    return None if row is None else _account(row)
+
+
+def _account(row: Any) -> StaffAccount:
     return StaffAccount(
         username=row.name,
         role=StaffRole(row.role),
@@ -157,20 +161,30 @@ async def claim_login(conn: AsyncConnection, account: StaffAccount) -> bool:
     return result.rowcount == 1
 
 
-async def record_failed_login(
+@dataclass(frozen=True)
+class AttemptClaim:
+    """The account as it was before this attempt (None: no such user), and the throttle state
+    stored for the attempt (counted as a failure until the login succeeds)."""
+
+    account: StaffAccount | None
+    counted: ThrottleState | None
+
+
+async def claim_attempt(
     ctx: ServiceContext, conn: AsyncConnection, name: str, now: datetime
-) -> ThrottleState | None:
-    """Count one failed login against the stored throttle state; the new state (None: no
-    such user)."""
-    stored = await conn.scalar(
-        select(users.c.throttle).where(users.c.name == name).with_for_update()
+) -> AttemptClaim:
+    """Count one login attempt for `name` under the row lock, before its secrets are checked.
+
+    A disabled or locked account is not counted (a lock is never extended by attempts)."""
+    row = (await conn.execute(select(users).where(users.c.name == name).with_for_update())).first()
+    if row is None:
+        return AttemptClaim(None, None)
+    account = _account(row)
+    state = account.throttle
+    if account.disabled or state.locked(now):
+        return AttemptClaim(account, None)
+    counted = record_failure(state, ctx.support.throttle, now)
+    await conn.execute(
+        update(users).where(users.c.name == name).values(throttle=throttle_to_text(counted))
     )
-    if stored is None:
-        return None
-    state = throttle_from_text(stored)
-    new = record_failure(state, ctx.support.throttle, now)
-    if new != state:
-        await conn.execute(
-            update(users).where(users.c.name == name).values(throttle=throttle_to_text(new))
-        )
-    return new
+    return AttemptClaim(account, counted)

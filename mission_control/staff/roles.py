@@ -37,6 +37,18 @@ def can_request_access(role: StaffRole | str) -> bool:
         return False
 
 
+_REVOKERS = frozenset({StaffRole.SUPPORT_L3, StaffRole.OPERATOR, StaffRole.ADMIN})
+
+
+def can_revoke_grants(role: StaffRole | str) -> bool:
+    """support-l3, operators and admins may end any engineer's running grant at once (the
+    engineer holding a grant ends it themselves)."""
+    try:
+        return StaffRole(role) in _REVOKERS
+    except ValueError:
+        return False
+
+
 def can_manage_staff(role: StaffRole | str) -> bool:
     """Creating staff accounts and resetting credentials is for admins only."""
     try:

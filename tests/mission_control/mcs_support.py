@@ -127,14 +127,20 @@ class Support:
         return sign_approval(grant, key or cluster.key).to_json()
 
     async def decide(
-        self, cluster: Cluster, request_id: str, state: str, approval: Any = None, **extra: Any
+        self,
+        cluster: Cluster,
+        request_id: str,
+        state: str,
+        approval: Any = None,
+        by: str = "olga",
+        **extra: Any,
     ) -> tuple[int, Any]:
         return await self.send(
             cluster,
             "support/decision",
             request_id=request_id,
             state=state,
-            by="olga",
+            by=by,
             at=format_time(self.clock.now),
             approval=approval,
             **extra,

@@ -4,6 +4,8 @@ reply, signed decisions, commands and their results, ending a grant, expiry at M
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcs_support import Support, public_pem
@@ -58,6 +60,7 @@ async def test_request_heartbeat_signed_approval_and_window(support: Support) ->
         "role": "user",
         "duration_seconds": 14400,
         "requested_at": format_time(support.clock.now),
+        "pending_until": format_time(support.clock.now + timedelta(days=4)),
         "state": "pending",
         "state_changed_by": None,
         "state_reason": None,
@@ -83,53 +86,85 @@ async def test_request_heartbeat_signed_approval_and_window(support: Support) ->
 
 async def test_forged_replayed_and_foreign_approvals_are_refused(support: Support) -> None:
     # Refusals of cluster messages are 422, never 409: a cluster's outbox reads 409 as epoch
-    # fencing and stops delivering, while other 4xx set the one message aside.
+    # fencing and stops delivering, while other 4xx set the one message aside. Each refused
+    # approval also denies the request here and tells the cluster (listed `revoked` by system).
     acme = await support.cluster("acme")
     other = await support.cluster("other")
     alice = await support.staff("alice", "support-l3")
-    first = await support.request_access(alice, "acme")
-    second = await support.request_access(alice, "acme")
-    foreign = await support.request_access(alice, "other")
+    admin = await support.staff("root", "admin")
 
-    forged = support.approval(acme, first, key=Ed25519PrivateKey.generate())
-    status, reply = await support.decide(acme, first["id"], "approved", forged)
+    async def fresh(cluster: str = "acme") -> Any:
+        return await support.request_access(alice, cluster)
+
+    target = await fresh()
+    forged = support.approval(acme, target, key=Ed25519PrivateKey.generate())
+    status, reply = await support.decide(acme, target["id"], "approved", forged)
     assert (status, reply["error"]["code"]) == (422, "approval_rejected")
     assert "signature does not verify" in reply["error"]["message"]
+    seen = await support.ok("GET", f"/api/v1/access-requests/{target['id']}", token=alice)
+    assert seen["state"] == "denied" and "refused the approval" in seen["note"]
+    (told,) = [r for r in (await support.heartbeat(acme))["support_requests"]]
+    assert (told["id"], told["state"], told["state_changed_by"]) == (
+        target["id"],
+        "revoked",
+        "system",
+    )
+    assert "signature does not verify" in told["state_reason"]
+    # The cluster confirms (it closed the grant it believed running): no longer listed.
+    status, _ = await support.decide(acme, target["id"], "revoked", by="system")
+    assert status == 200
+    assert (await support.heartbeat(acme))["support_requests"] == []
 
-    altered = support.approval(acme, first)
+    target = await fresh()
+    altered = support.approval(acme, target)
     altered["role"] = "admin"
-    status, _ = await support.decide(acme, first["id"], "approved", altered)
-    assert status == 422
+    assert (await support.decide(acme, target["id"], "approved", altered))[0] == 422
 
-    wider = support.approval(acme, first, seconds=first["duration_seconds"] + 60)
-    assert (await support.decide(acme, first["id"], "approved", wider))[0] == 422
+    target = await fresh()
+    wider = support.approval(acme, target, seconds=target["duration_seconds"] + 60)
+    assert (await support.decide(acme, target["id"], "approved", wider))[0] == 422
 
     # Cluster acme cannot decide other's request, with any key.
+    foreign = await fresh("other")
     status, _ = await support.decide(
         acme, foreign["id"], "approved", support.approval(acme, foreign)
     )
     assert status == 404
-    # An approval acme signed for its first request does not approve its second.
+    seen = await support.ok("GET", f"/api/v1/access-requests/{foreign['id']}", token=alice)
+    assert seen["state"] == "pending"  # another cluster's message changes nothing here
+    # An approval acme signed for one request does not approve another.
+    first, second = await fresh(), await fresh()
     status, reply = await support.decide(
         acme, second["id"], "approved", support.approval(acme, first)
     )
     assert status == 422 and "another request" in reply["error"]["message"]
     # Signed by other's key for acme's request: does not verify with acme's pinned key.
-    stolen = support.approval(acme, first, key=other.key)
-    assert (await support.decide(acme, first["id"], "approved", stolen))[0] == 422
+    target = await fresh()
+    stolen = support.approval(acme, target, key=other.key)
+    assert (await support.decide(acme, target["id"], "approved", stolen))[0] == 422
 
     good = support.approval(acme, first, approval_id="a" * 32)
     assert (await support.decide(acme, first["id"], "approved", good))[0] == 200
-    replay = support.approval(acme, second, approval_id="a" * 32)
-    status, reply = await support.decide(acme, second["id"], "approved", replay)
+    third = await fresh()
+    replay = support.approval(acme, third, approval_id="a" * 32)
+    status, reply = await support.decide(acme, third["id"], "approved", replay)
     assert (status, reply["error"]["code"]) == (422, "approval_replayed")
-    assert (await support.ok("GET", f"/api/v1/access-requests/{second['id']}", token=alice))[
-        "state"
-    ] == "pending"
+    seen = await support.ok("GET", f"/api/v1/access-requests/{third['id']}", token=alice)
+    assert seen["state"] == "denied" and "already used" in seen["note"]
 
-    refused = await support.ok("GET", "/api/v1/audit?action=support.decision.refused", token=alice)
+    refused = await support.ok("GET", "/api/v1/audit?action=support.decision.refused", token=admin)
     assert len(refused["entries"]) == 7
     assert {e["cluster"] for e in refused["entries"]} == {acme.id}
+
+
+async def test_a_cluster_clock_a_little_slow_is_tolerated(support: Support) -> None:
+    cluster = await support.cluster("acme")
+    alice = await support.staff("alice", "support-l2")
+    request = await support.request_access(alice, "acme")
+    # The cluster's clock is 20 s behind Mission Control's when it approves.
+    slow = support.approval(cluster, request, starts_at=support.clock.now - timedelta(seconds=20))
+    status, reply = await support.decide(cluster, request["id"], "approved", slow)
+    assert (status, reply["recorded"]) == (200, True)
 
 
 async def test_public_key_is_pinned_once(support: Support) -> None:
@@ -150,8 +185,10 @@ async def test_public_key_is_pinned_once(support: Support) -> None:
     assert (status, reply["error"]["code"]) == (422, "public_key_conflict")
     status, _ = await support.send(cluster, "support/public-key", public_key_pem="not a key")
     assert status == 422
+    # The approval refused before the key was pinned denied that request; a new one works.
+    again = await support.request_access(alice, "acme")
     status, _ = await support.decide(
-        cluster, request["id"], "approved", support.approval(cluster, request)
+        cluster, again["id"], "approved", support.approval(cluster, again)
     )
     assert status == 200
 
@@ -294,7 +331,8 @@ async def test_pending_requests_expire_at_mission_control(support: Support) -> N
     assert seen["state"] == "expired"
     assert await sweep(support.ctx) == 1
     assert await sweep(support.ctx) == 0
-    expired = await support.ok("GET", "/api/v1/audit?action=support.expired", token=alice)
+    admin = await support.staff("root", "admin")
+    expired = await support.ok("GET", "/api/v1/audit?action=support.expired", token=admin)
     assert [(e["actor"]["name"], e["subject"]) for e in expired["entries"]] == [
         ("system", request["id"])
     ]

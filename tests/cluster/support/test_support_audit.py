@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 
 from clusterkit import ClusterUnderTest
-from supportkit import T0, Leader, command_item, later, request_item
+from supportkit import AUTH, T0, Leader, command_item, later, request_item
 
 from cluster import zk
 from cluster.audit.chain import CheckpointSchedule, append
@@ -57,7 +57,7 @@ def test_concurrent_appenders_serialize_into_one_sound_chain(cluster: ClusterUnd
 def _build_log(leader: Leader) -> int:
     """Requests, a grant and commands: about ten entries with a checkpoint every 3 entries."""
     service = SupportService(schedule=CheckpointSchedule(every_entries=3))
-    SupportStore(leader.client, leader.paths).set_policy(
+    SupportStore(leader.client, leader.paths, auth=AUTH).set_policy(
         lambda p: SupportPolicy.from_config({**p.to_config(), "mode": "allowed"}),
         Actor("olga", ActorKind.OPERATOR),
         T0,
@@ -172,7 +172,8 @@ def test_verify_without_the_public_key_says_so(leader: Leader) -> None:
     empty = verify(leader)
     assert empty == (
         0,
-        "ok: 0 entries; signed checkpoints cover up to entry 0 (0 newer entries not yet covered)",
+        "ok: 0 entries; signed checkpoints cover up to entry 0 (0 newer entries not yet "
+        "covered); checked against the local copy only (not enrolled at Mission Control)",
     )
     _build_log(leader)
     leader.client.delete(leader.paths.support_public_key)

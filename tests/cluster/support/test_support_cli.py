@@ -61,7 +61,9 @@ def test_operator_approves_with_narrowing_then_revokes_before_the_next_command(
 
     diag = command_item(item["id"], "diagnostics")
     leader.heartbeat(now(), commands=[diag])
-    revoked = leader.cli("support", "revoke", item["id"], "--reason", "done", "--operator", "olga")
+    revoked = leader.cli(
+        "support", "revoke", item["id"], "--reason", "done", "--operator", "olga", "--yes"
+    )
     assert revoked.returncode == 0, revoked.stderr
     after = command_item(item["id"], "config get")
     leader.heartbeat(now(), commands=[after])

@@ -20,11 +20,17 @@ from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
 from cluster.zk import Fence
 
+BASE_CONFIG = {
+    "geography": "EU",
+    "backup": {"target": "file:///mnt/backups", "keep_last": 3},
+    "mission_control": {"url": "https://mc.example"},
+}
+
 
 def set_mode(leader: Leader, mode: str, **limits: object) -> None:
     from cluster.audit.events import Actor
 
-    SupportStore(leader.client, leader.paths).set_policy(
+    SupportStore(leader.client, leader.paths, auth=AUTH).set_policy(
         lambda old: SupportPolicy.from_config({**old.to_config(), "mode": mode, **limits}),
         Actor("olga", ActorKind.OPERATOR),
         T0,
@@ -226,27 +232,35 @@ def test_the_enrolled_mission_control_id_names_this_cluster(leader: Leader) -> N
 def test_config_set_as_user_changes_the_config_once_and_never_secrets(leader: Leader) -> None:
     leader.client.set(
         leader.paths.config,
-        json.dumps({"backup": {"retention_days": 7}, "mission_control": {"url": "x"}}).encode(),
+        json.dumps(BASE_CONFIG).encode(),
     )
     set_mode(leader, "allowed")
     item = request_item(cluster=leader.paths.cluster, role="user")
     leader.heartbeat(later(minutes=1), [item])
-    good = command_item(item["id"], "config set", key="backup.retention_days", value=14)
+    good = command_item(item["id"], "config set", key="backup.bandwidth_limit", value="50MiB/s")
     secret = command_item(item["id"], "config set", key="backup.s3_secret_key", value="x")
     protected = command_item(item["id"], "config set", key="mission_control.url", value="evil")
-    wrong_type = command_item(item["id"], "config set", key="backup.retention_days", value="9")
-    commands = [good, secret, protected, wrong_type]
+    residency = command_item(item["id"], "config set", key="geography", value="US")
+    target = command_item(item["id"], "config set", key="backup.target", value="s3://evil/p")
+    bad_value = command_item(item["id"], "config set", key="backup.bandwidth_limit", value="9")
+    commands = [good, secret, protected, residency, target, bad_value]
     leader.heartbeat(later(minutes=2), commands=commands)
     leader.heartbeat(later(minutes=3), commands=commands)  # re-listed: nothing runs twice
     config = json.loads(leader.client.get(leader.paths.config)[0])
-    assert config == {"backup": {"retention_days": 14}, "mission_control": {"url": "x"}}
+    expected = json.loads(json.dumps(BASE_CONFIG))
+    expected["backup"]["bandwidth_limit"] = "50MiB/s"
+    assert config == expected
     results = {m.payload["command_id"]: m.payload for m in leader.outbox("support/command-result")}
-    assert len(results) == 4 and len(leader.outbox("support/command-result")) == 4
+    assert len(results) == 6 and len(leader.outbox("support/command-result")) == 6
     assert results[good["id"]]["status"] == "ok"
-    assert results[good["id"]]["summary"] == "set backup.retention_days to 14 (was 7)"
+    assert results[good["id"]]["summary"] == 'set backup.bandwidth_limit to "50MiB/s" (was null)'
     assert "secret setting" in results[secret["id"]]["summary"]
-    assert "cannot change" in results[protected["id"]]["summary"]
-    assert "holds a integer" in results[wrong_type["id"]]["summary"]
+    for refused in (protected, residency, target):
+        assert "cannot change" in results[refused["id"]]["summary"]
+    assert "bandwidth limit '9'" in results[bad_value["id"]]["summary"]
+    actions = leader.audit_actions()
+    assert actions.count("support.command") == 1
+    assert actions.count("support.command.refused") == 5
 
 
 def test_logs_tail_reads_the_leader_log_redacted(leader: Leader) -> None:

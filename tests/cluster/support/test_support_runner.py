@@ -37,8 +37,20 @@ CONFIG = {
 }
 
 
+#: A cluster config as the operator's commands write it (what `config set` validates against).
+LIVE = {
+    "geography": "EU",
+    "backup": {"target": "file:///mnt/backups", "schedule": "0 2 * * *", "keep_last": 7},
+    "mission_control": {"url": "https://mc.example", "cluster_id": "c1"},
+}
+
+
 def run(command: str, log: Path | None = None, **arguments: object) -> CommandResult:
     return run_command(command, arguments, SNAPSHOT, HEALTH, CONFIG, log)
+
+
+def set_live(**arguments: object) -> CommandResult:
+    return run_command("config set", arguments, SNAPSHOT, HEALTH, LIVE, None)
 
 
 def test_cli_choices_match_the_domain() -> None:
@@ -66,38 +78,87 @@ def test_config_get_redacts_secrets_whole_or_by_key() -> None:
     assert missing.status is CommandStatus.ERROR
 
 
+EU_KEY = (
+    "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEA3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=\n"
+    "-----END PUBLIC KEY-----\n"
+)
+NOT_SETTABLE = "support access cannot change"
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
         ("backup.password", "x", "is a secret setting"),
-        ("mission_control.url", "https://evil", "support access cannot change"),
-        ("support.mode", "allowed", "support access cannot change"),
-        ("backup.retention_days", "14", "holds a integer; give a string"),
-        ("backup.enabled", 1, "holds a boolean; give a integer"),
-        ("backup", 1, "is a section"),
-        ("geography.zone", "x", "geography is a value, not a section"),
+        # Residency, keys, schedule, where the cluster dials out to, policy: never settable.
+        ("geography", "US", NOT_SETTABLE),
+        ("backup.target", "s3://evil/p?region=us-east-1", NOT_SETTABLE),
+        ("backup.mirrors", "s3://evil/q", NOT_SETTABLE),
+        ("backup.signing_public_key", "AAAA", NOT_SETTABLE),
+        ("backup.public_key", EU_KEY, NOT_SETTABLE),
+        ("backup.schedule", "garbage", NOT_SETTABLE),
+        ("backup.foo", "x", NOT_SETTABLE),
+        ("backup.keep_last", 1, NOT_SETTABLE),
+        ("backup.paused", True, NOT_SETTABLE),
+        ("environments.prod", 5, NOT_SETTABLE),
+        ("mission_control.url", "https://evil", NOT_SETTABLE),
+        ("mission_control.outage_limit_days", 999, NOT_SETTABLE),
+        ("support.mode", "allowed", NOT_SETTABLE),
+        ("backup.retention_days", "14", NOT_SETTABLE),
+        ("backup", 1, NOT_SETTABLE),
         ("Bad..key", 1, "invalid config key"),
         ("a.b.c.d.e", 1, "invalid config key"),
-        ("backup.note", {"nested": 1}, "single value"),
-        ("backup.note", "line\nbreak", "not printable"),
+        # Settable keys, with values their check refuses.
+        ("backup.bandwidth_limit", "fast", "bandwidth limit 'fast'"),
+        ("backup.bandwidth_limit", 5, "give a rate"),
+        ("backup.bandwidth_limit", {"nested": 1}, "single value"),
+        ("backup.bandwidth_limit", "line\nbreak", "not printable"),
+        ("backup.part_timeout", 0, "at least 1"),
+        ("backup.part_timeout", True, "at least 1"),
+        ("mission_control.intervals.heartbeat", 1, "from 5 to 300"),
+        ("mission_control.intervals.heartbeat", "30", "from 5 to 300"),
+        ("mission_control.intervals.health", 10**9, "from 30 to 3600"),
     ],
 )
 def test_config_set_refuses_and_changes_nothing(key: str, value: object, reason: str) -> None:
-    before = json.dumps(CONFIG, sort_keys=True)
-    result = run("config set", key=key, value=value)
+    before = json.dumps(LIVE, sort_keys=True)
+    result = set_live(key=key, value=value)
     assert result.status is CommandStatus.REFUSED, result
     assert reason in result.summary
     assert result.new_config is None
-    assert json.dumps(CONFIG, sort_keys=True) == before
+    assert json.dumps(LIVE, sort_keys=True) == before
 
 
-def test_config_set_returns_the_new_config() -> None:
-    result = run("config set", key="backup.retention_days", value=30)
-    assert result.status is CommandStatus.OK
-    assert result.new_config["backup"]["retention_days"] == 30
-    assert CONFIG["backup"]["retention_days"] == 7  # type: ignore[index]
-    fresh = run("config set", key="alerts.cpu.threshold", value=90)
-    assert fresh.new_config["alerts"] == {"cpu": {"threshold": 90}}
+def test_config_set_allowlist_changes_only_checked_values() -> None:
+    result = set_live(key="mission_control.intervals.heartbeat", value=60)
+    assert result.status is CommandStatus.OK, result
+    assert result.new_config is not None
+    assert result.new_config["mission_control"]["intervals"] == {"heartbeat": 60.0}
+    assert result.new_config["mission_control"]["cluster_id"] == "c1"  # the rest is kept
+    assert "intervals" not in LIVE["mission_control"]
+    limited = set_live(key="backup.bandwidth_limit", value="100MiB/s")
+    assert limited.status is CommandStatus.OK, limited
+    assert limited.new_config is not None
+    assert limited.new_config["backup"]["bandwidth_limit"] == "100MiB/s"
+    assert limited.summary == 'set backup.bandwidth_limit to "100MiB/s" (was null)'
+    off = set_live(key="backup.bandwidth_limit", value="off")
+    assert off.new_config is not None and off.new_config["backup"]["bandwidth_limit"] is None
+    cleared = set_live(key="backup.bandwidth_limit", value=None)
+    assert cleared.status is CommandStatus.OK
+    timeout = set_live(key="backup.part_timeout", value=600)
+    assert timeout.new_config is not None and timeout.new_config["backup"]["part_timeout"] == 600
+
+
+def test_config_get_never_shows_secrets() -> None:
+    config = {
+        "mission_control": {"url": "https://u:pw@mc.example", "credential": "mcc.x.y"},
+        "backup": {"target": "s3://ak:topsecret@bucket/x", "passphrase": "two words"},
+    }
+    whole = run_command("config get", {}, SNAPSHOT, HEALTH, config, None).output
+    assert "topsecret" not in whole and "mcc.x.y" not in whole and ":pw@" not in whole
+    assert "two words" not in whole
+    for key in ("backup.passphrase", "mission_control.credential"):
+        one = run_command("config get", {"key": key}, SNAPSHOT, HEALTH, config, None)
+        assert json.loads(one.output) == {key: "[REDACTED]"}
 
 
 def test_logs_tail_bounds_lines_and_bytes(tmp_path: Path) -> None:

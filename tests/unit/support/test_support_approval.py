@@ -139,11 +139,20 @@ def test_stale_or_early_approvals_are_refused() -> None:
     with pytest.raises(ApprovalRejected, match="in the future"):
         check(signed(), now=APPROVED_AT - timedelta(minutes=6))
     early_grant = replace(
-        signed().grant, starts_at=T0 - timedelta(minutes=1), ends_at=T0 + timedelta(hours=1)
+        signed().grant, starts_at=T0 - timedelta(minutes=6), ends_at=T0 + timedelta(hours=1)
     )
     early = sign_approval(early_grant, KEY)
     with pytest.raises(ApprovalRejected, match="before the request"):
         check(early)
+
+
+def test_a_cluster_clock_a_little_slow_is_within_the_skew_allowance() -> None:
+    # Mission Control stamped the request; the cluster's clock is 30 s behind when it approves.
+    slow = replace(
+        signed().grant, starts_at=T0 - timedelta(seconds=30), ends_at=T0 + timedelta(hours=1)
+    )
+    grant = check(sign_approval(slow, KEY), now=T0 + timedelta(seconds=5))
+    assert grant.starts_at == T0 - timedelta(seconds=30)
 
 
 def test_replay_guard_forgets_only_ended_windows() -> None:

@@ -129,3 +129,38 @@ def test_command_event_names_engineer_and_redacts() -> None:
     assert event.detail["result"] == "set ok; token=[REDACTED]"
     refused = command_event(None, "erik", "shell", "c1", authorize(None, "shell", "c1", NOW), NOW)
     assert refused.action == "support.command.refused" and refused.detail["grant"] is None
+
+
+def test_results_always_fit_mission_controls_message() -> None:
+    """A log line with NUL or an engineer's value with control characters must not make Mission
+    Control refuse the result (it would be set aside and never reach the engineer)."""
+    from cluster.support.runner import (
+        MAX_OUTPUT_BYTES,
+        CommandResult,
+        CommandStatus,
+        limit_output,
+    )
+    from mission_control.protocol import MAX_OUTPUT_BYTES as MC_MAX_OUTPUT
+    from mission_control.protocol import SupportCommandResult
+
+    assert MAX_OUTPUT_BYTES == MC_MAX_OUTPUT
+    result = CommandResult(
+        CommandStatus.REFUSED,
+        "bad value 'a\x01b\x1b[31m'\tend\n" + "x" * 20_000,
+        limit_output("\x00" * (MAX_OUTPUT_BYTES + 10), keep_end=True),
+    )
+    assert "\x01" not in result.summary and "\x1b" not in result.summary
+    assert "\t" in result.summary and "\n" in result.summary
+    assert "\x00" not in result.output and len(result.output.encode()) <= MAX_OUTPUT_BYTES
+    SupportCommandResult.model_validate(
+        {
+            "epoch": 1,
+            "message_id": "00000000-0000-0000-0000-000000000001",
+            "command_id": "c1",
+            "request_id": "r1",
+            "status": result.status.value,
+            "summary": result.summary,
+            "output": result.output,
+            "at": NOW,
+        }
+    )

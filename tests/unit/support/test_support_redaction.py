@@ -42,7 +42,20 @@ CASES = [
     ),
 ]
 
+CASES += [
+    ("passphrase: two words here", "passphrase: [REDACTED]"),
+    ("passphrase: two words\nnext: line", "passphrase: [REDACTED]\nnext: line"),
+    ("managed --zk-auth admin:s3cret support mode", "managed --zk-auth [REDACTED] support mode"),
+    ("run --password hunter2 --verbose", "run --password [REDACTED] --verbose"),
+    ("password hunter2", "password [REDACTED]"),
+    ("login with Passwd  hunter2, then", "login with Passwd  [REDACTED], then"),
+]
+
 HARMLESS = [
+    "wrong password for alice",
+    "invalid username, password or code",
+    "password changed by olga",
+    "at 12:30: node n1 joined",
     "author=alice passage=3 tokens_used=5 session_timeout=30s",
     "GET https://example.com:8443/path?page=2 200 12ms",
     "node n1 joined; quorum 2/3; leader n2 epoch=7",
@@ -82,9 +95,32 @@ def test_secret_values_never_survive(secret: str, key: str, sep: str, before: st
     close = sep[-1] if sep[-1] in "\"'" else ""
     out = redact(f"{before}{key}{sep}{secret}{close} trailing")
     assert secret not in out
-    assert out.endswith(" trailing")
+    if sep != ": ":  # an unquoted `key: value` hides the rest of the line on purpose
+        assert out.endswith(" trailing")
     unterminated = redact(f"{before}{key}{sep}{secret}")
     assert secret not in unterminated
+
+
+@given(
+    secret=SECRET.filter(lambda s: any(c.isdigit() for c in s)),  # not an ordinary word
+    form=st.sampled_from(
+        [
+            "passphrase: {s} more words",
+            "--zk-auth {s}",
+            "--zk-auth=admin:{s}",
+            "--password {s} --next",
+            "password {s}",
+            "PWD {s}",
+        ]
+    ),
+    before=st.sampled_from(["", "cmd ", "level=info "]),
+)
+def test_spaced_and_flag_secrets_never_survive(secret: str, form: str, before: str) -> None:
+    assume(secret.lower() not in {"password", "passphrase", "next", "more", "words"})
+    text = before + form.format(s=secret)
+    out = redact(text)
+    assert secret not in out
+    assert redact(out) == out
 
 
 @given(st.text(max_size=200))

@@ -1,0 +1,126 @@
+"""Support records as stored in ZooKeeper and the messages that report them (pure helpers of
+`cluster.support.store`): ids that are safe znode names, stable message ids, outbox operations,
+the stored request record and the `support/decision` payload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cluster.audit.canonical import format_time
+from cluster.audit.store import CreateNode
+from cluster.errors import ClusterError
+from cluster.outbox import PREFIX, outbox_path, record
+from cluster.paths import ClusterPaths
+from cluster.support.approval import SignedApproval
+from cluster.support.errors import SupportError
+from cluster.support.requests import (
+    AccessRequest,
+    RequestState,
+    request_from_json,
+    request_to_json,
+)
+
+DECISION_KIND = "support/decision"
+RESULT_KIND = "support/command-result"
+PUBLIC_KEY_KIND = "support/public-key"
+POLICY_KIND = "support/policy"
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+class SupportStoreError(ClusterError):
+    """A support record is missing, unreadable or cannot be written."""
+
+
+def check_id(what: str, value: str) -> str:
+    """Request and command ids become znode names: letters, digits, `.`, `_`, `:`, `-` only."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise SupportStoreError(f"invalid {what} id {value!r}: use letters, digits, . _ : -")
+    return value
+
+
+def message_id(paths: ClusterPaths, *parts: str) -> str:
+    """A stable message id, so a message re-made for the same fact is deduplicated upstream."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((paths.cluster, *parts))))
+
+
+def outbox_op(
+    paths: ClusterPaths, kind: str, payload: dict[str, Any], mid: str, now: datetime
+) -> CreateNode:
+    """The create operation `cluster.outbox.enqueue` would make, to run inside a transaction."""
+    body = record(kind, payload, now.timestamp(), mid)
+    return CreateNode(f"{outbox_path(paths)}/{PREFIX}", body, sequence=True)
+
+
+def dump_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """A request record as stored, with the znode version a change must compare against."""
+
+    request: AccessRequest
+    approval: SignedApproval | None
+    engineer_role: str | None
+    version: int
+
+    def to_bytes(self) -> bytes:
+        return dump_json(
+            {
+                "request": request_to_json(self.request),
+                "approval": self.approval.to_json() if self.approval else None,
+                "engineer_role": self.engineer_role,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, request_id: str, data: bytes, version: int) -> StoredRequest:
+        try:
+            doc = json.loads(data)
+            approval = doc.get("approval")
+            return cls(
+                request_from_json(doc["request"]),
+                SignedApproval.from_json(approval) if approval else None,
+                doc.get("engineer_role"),
+                version,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, SupportError) as exc:
+            raise SupportStoreError(f"support request {request_id} is unreadable: {exc}") from None
+
+
+def decision_payload(request: AccessRequest, approval: SignedApproval | None) -> dict[str, Any]:
+    """The `support/decision` message body (protocol) for a request's current state."""
+    grant = request.grant
+    if request.state in (RequestState.REVOKED, RequestState.ENDED) and grant is not None:
+        by = grant.closed_by.name if grant.closed_by else "system"
+        reason = grant.close_reason
+        at = grant.closed_at or request.decided_at
+    else:
+        by = request.decided_by.name if request.decided_by else "system"
+        reason = request.note
+        at = request.decided_at
+    return {
+        "request_id": request.id,
+        "state": request.state.value,
+        "by": by,
+        "reason": reason,
+        "at": format_time(at) if at else None,
+        "approval": approval.to_json()
+        if approval and request.state is RequestState.APPROVED
+        else None,
+        "grant": (
+            {
+                "role": grant.role.value,
+                "starts_at": format_time(grant.starts_at),
+                "ends_at": format_time(grant.ends_at),
+            }
+            if grant is not None
+            else None
+        ),
+    }
