@@ -7,9 +7,11 @@ sample every 2 minutes for 7 days (5,040 samples) and hourly consumption for 3 e
 one alert sweep brings the alerts to their steady state before the server starts (and, on
 PostgreSQL, VACUUM ANALYZE does what autovacuum would after such a bulk load).
 Each page is requested sequentially over loopback by a logged-in client (`--requests` times
-after a warm-up); the figures are the request latencies seen by the client (median, p95), so
-they include HTTP on loopback. The baseline is the login page: the same server, middleware and
-template engine, but a trivial template and no database query. Goal: < 150 ms each.
+after a warm-up). Two figures per page, median and p95: the server-side time (the console's
+``Server-Timing: app;dur=`` header: session, queries and template, measured by the server) and
+the latency the client saw (that plus HTTP on loopback). The baseline is the login page: the
+same server, middleware and template engine, but a trivial template and no database query.
+Goal: server-side p95 < 150 ms for each page.
 
     .venv/bin/python benchmarks/console.py [--clusters 10000] [--requests 100]
         [--backends sqlite,postgresql]
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "console"))
 from mc_postgres import free_port, fresh_database, postgres_server  # noqa: E402
 from mc_process import serve  # noqa: E402
 from seed import seed_fleet, seed_showcase  # noqa: E402
+from staff_store import CHEAP_ENV, add_account  # noqa: E402
 
 from mission_control.console.sessions import COOKIE, open_session  # noqa: E402
 from mission_control.db.engine import create_engine  # noqa: E402
@@ -57,6 +60,8 @@ async def prepare(db_url: str, clusters: int) -> tuple[str, str, float]:
         rng = random.Random(11)
         await seed_fleet(engine, count=clusters - 1, now=now, rng=rng)
         big = await seed_showcase(engine, name="big-30-nodes", now=now, rng=rng, nodes=30)
+        # A session of a real account: every request checks the account is still enabled.
+        await add_account(engine, "bench", "operator", "Granite-Orbit-52")
         cookie, _ = await open_session(engine, StaffIdentity("bench", "operator"), now)
         started = time.perf_counter()
         await sweep(ServiceContext(engine=engine))
@@ -72,21 +77,34 @@ async def prepare(db_url: str, clusters: int) -> tuple[str, str, float]:
         await engine.dispose()
 
 
+Timings = dict[str, list[tuple[float, float]]]  # page -> [(server s, client s)]
+
+
+def server_seconds(header: str) -> float:
+    """The ``app;dur=<ms>`` of a Server-Timing header, in seconds."""
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:]) / 1000
+    raise RuntimeError(f"no app duration in Server-Timing {header!r}")
+
+
 async def measure(
     base: str, cookie: str, pages: dict[str, str], requests: int, warmup: int = 10
-) -> dict[str, list[float]]:
-    jar = aiohttp.CookieJar(unsafe=True)
+) -> Timings:
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=base)
     jar.update_cookies({COOKIE: cookie}, response_url=aiohttp.client.URL(base + "/console/"))
-    timings: dict[str, list[float]] = {}
+    timings: Timings = {}
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
 
-        async def once(path: str) -> float:
+        async def once(path: str) -> tuple[float, float]:
             started = time.perf_counter()
             async with http.get(base + path, allow_redirects=False) as reply:
                 await reply.read()
                 if reply.status != 200:
                     raise RuntimeError(f"{path}: HTTP {reply.status}")
-            return time.perf_counter() - started
+                server = server_seconds(reply.headers.get("Server-Timing", ""))
+            return server, time.perf_counter() - started
 
         for name, path in pages.items():
             for _ in range(warmup):
@@ -101,18 +119,21 @@ def figures(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
-def report(backend: str, timings: dict[str, list[float]]) -> bool:
-    base_median, _ = figures(timings["baseline: login page"])
-    print(f"\n{backend}: {'page':<42} {'median':>9} {'p95':>9} {'x baseline':>11}")
+def report(backend: str, timings: Timings) -> bool:
+    print(
+        f"\n{backend}: {'page':<40} {'server median':>13} {'server p95':>10} "
+        f"{'client median':>13} {'client p95':>10}"
+    )
     ok = True
     for name, samples in timings.items():
-        median, p95 = figures(samples)
-        within = name.startswith("baseline") or p95 < GOAL_MS
+        server = figures([s for s, _ in samples])
+        client = figures([c for _, c in samples])
+        within = name.startswith("baseline") or server[1] < GOAL_MS
         ok = ok and within
         mark = "" if within else "  over the goal"
         print(
-            f"{backend}: {name:<42} {median:>7.1f}ms {p95:>7.1f}ms "
-            f"{median / base_median:>10.1f}x{mark}"
+            f"{backend}: {name:<40} {server[0]:>11.1f}ms {server[1]:>8.1f}ms "
+            f"{client[0]:>11.1f}ms {client[1]:>8.1f}ms{mark}"
         )
     return ok
 
@@ -131,7 +152,7 @@ def run(backend: str, db_url: str, args: argparse.Namespace, workdir: Path) -> b
         "cluster, 30 nodes, 7 days of history": f"/console/clusters/{big}",
         "alerts, open": "/console/alerts",
     }
-    env = {"MISSION_CONTROL_SWEEP_INTERVAL_S": "3600"}
+    env = {**CHEAP_ENV, "MISSION_CONTROL_SWEEP_INTERVAL_S": "3600"}
     with serve(db_url, port, env=env, log=workdir / f"{backend}.log"):
         # The server sweeps alerts once at start (reads 10,000 clusters): let it finish.
         time.sleep(2 * sweep_s)
@@ -156,7 +177,7 @@ def main() -> None:
                     ok = run(backend, db_url, args, workdir) and ok
             else:
                 raise SystemExit(f"unknown backend {backend!r}: use sqlite, postgresql")
-    print(f"\ngoal: p95 < {GOAL_MS:.0f} ms per page: {'met' if ok else 'NOT met'}")
+    print(f"\ngoal: server-side p95 < {GOAL_MS:.0f} ms per page: {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ import contextlib
 
 from aiohttp import web
 
-from mission_control.api.auth import bearer
+from mission_control.api.auth import bearer, require_own_cluster
 from mission_control.api.bodies import json_reply, read_body, read_query
 from mission_control.api.handlers import (
     CLUSTER_ERRORS,
+    authenticate_cluster,
     authenticate_staff_request,
     cluster_message,
 )
@@ -26,7 +27,13 @@ from mission_control.protocol import (
     SupportPolicyReport,
     SupportPublicKey,
 )
-from mission_control.service import access_requests, audit_log, staff, support_commands
+from mission_control.service import (
+    access_requests,
+    audit_log,
+    cluster_audit,
+    staff,
+    support_commands,
+)
 from mission_control.service.admin import find_cluster_id
 from mission_control.service.refusals import LoginRefused, LoginThrottled
 from mission_control.service.support_sync import command_result, decision, policy, public_key
@@ -35,20 +42,24 @@ from mission_control.staff_protocol import (
     AccessRequestList,
     AccessRequestQuery,
     AccessRequestView,
+    AuditCheckpointCopy,
     AuditList,
     AuditQuery,
+    ClusterCheckpoints,
     CommandCreate,
     CommandList,
     CommandView,
     LoginReply,
     LoginRequest,
     LogoutReply,
+    RevokeRequest,
 )
 
 PREFIX = "/api/v1"
 _REQUESTS = PREFIX + "/access-requests"
 _ONE = _REQUESTS + "/{request_id}"
 _CLUSTER = PREFIX + "/clusters/{cluster_id}/support"
+_CLUSTER_AUDIT = PREFIX + "/clusters/{cluster_id}/audit"
 _STAFF_ERRORS = (401, 404, 503)
 _STAFF_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422, 503)
 
@@ -106,6 +117,20 @@ async def end_request(request: web.Request) -> web.StreamResponse:
     return json_reply(await access_requests.end_request(request.app[CONTEXT], identity, request_id))
 
 
+async def revoke_request(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    body = await read_body(request, RevokeRequest) if request.can_read_body else RevokeRequest()
+    request_id = request.match_info["request_id"]
+    ctx = request.app[CONTEXT]
+    return json_reply(await access_requests.revoke_request(ctx, identity, request_id, body.reason))
+
+
+async def cluster_checkpoints(request: web.Request) -> web.StreamResponse:
+    cluster_id = await authenticate_cluster(request)
+    require_own_cluster(cluster_id, request.match_info["cluster_id"])
+    return json_reply(await cluster_audit.list_checkpoints(request.app[CONTEXT], cluster_id))
+
+
 async def issue_command(request: web.Request) -> web.StreamResponse:
     identity = await authenticate_staff_request(request)
     body = await read_body(request, CommandCreate)
@@ -122,7 +147,7 @@ async def list_commands(request: web.Request) -> web.StreamResponse:
 
 
 async def list_audit(request: web.Request) -> web.StreamResponse:
-    await authenticate_staff_request(request)
+    viewer = await authenticate_staff_request(request)
     query = read_query(request, AuditQuery)
     ctx = request.app[CONTEXT]
     cluster = query.cluster
@@ -133,6 +158,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
                 cluster = await find_cluster_id(conn, cluster)
     entries = await audit_log.list_entries(
         ctx,
+        viewer=viewer,
         actor=query.actor,
         cluster=cluster,
         action=query.action,
@@ -207,6 +233,18 @@ SUPPORT_ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        _ONE + "/revoke",
+        revoke_request,
+        "revokeAccessRequest",
+        "Staff end a running grant now (support-l3, operators and admins: any grant; an "
+        "engineer: their own); the cluster applies it before its next command.",
+        reply=AccessRequestView,
+        request=RevokeRequest,
+        auth="staff",
+        errors=(400, 401, 403, 404, 409, 413, 422, 503),
+    ),
+    Route(
+        "POST",
         _ONE + "/commands",
         issue_command,
         "issueCommand",
@@ -269,6 +307,27 @@ SUPPORT_ROUTES: tuple[Route, ...] = (
         request=SupportPublicKey,
         auth="cluster",
         errors=CLUSTER_ERRORS,
+    ),
+    Route(
+        "POST",
+        _CLUSTER_AUDIT + "/checkpoint",
+        cluster_message(AuditCheckpointCopy, cluster_audit.checkpoint),
+        "postAuditCheckpoint",
+        "A signed checkpoint of the cluster's audit log; Mission Control keeps a copy.",
+        reply=SupportAck,
+        request=AuditCheckpointCopy,
+        auth="cluster",
+        errors=CLUSTER_ERRORS,
+    ),
+    Route(
+        "GET",
+        _CLUSTER_AUDIT + "/checkpoints",
+        cluster_checkpoints,
+        "listAuditCheckpoints",
+        "The cluster's own checkpoint copies and the key pinned for it (`managed audit verify`).",
+        reply=ClusterCheckpoints,
+        auth="cluster",
+        errors=(401, 403, 503),
     ),
     Route(
         "POST",

@@ -1,7 +1,9 @@
 """The audit page: Mission Control's own audit log, filtered by who, cluster, action and time.
 
-Entries come from `audit_log.list_entries` (the same call as `GET /api/v1/audit`), newest
-first, at most `audit_rows`; a cluster is given by name or id (an unknown one is matched as
+Entries come from `audit_log.list_entries` with the logged-in person as the viewer (the same
+call and the same visibility rule as `GET /api/v1/audit`: support engineers see only entries
+they acted in or are the subject of; only admins read why a login failed), newest first, at
+most `audit_rows`; a cluster is given by name or id (an unknown one is matched as
 written, for scopes such as ``mission-control``). Cluster ids are shown with the cluster's
 name. Nothing here writes.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cluster.audit.chain import AuditEntry
 from mission_control.api.keys import CONTEXT
 from mission_control.console.forms import AuditFilter, parse_fields
-from mission_control.console.keys import CONSOLE_SETTINGS
+from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
 from mission_control.db.schema import audit_log, clusters
 from mission_control.errors import NotFound
@@ -53,10 +56,16 @@ async def known_actions(conn: AsyncConnection) -> list[str]:
     return [str(row.action) for row in rows]
 
 
+def _minutes(moment: datetime | None) -> str:
+    """A time as a datetime-local field shows it."""
+    return moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
 async def audit(request: web.Request) -> web.StreamResponse:
     ctx = request.config_dict[CONTEXT]
     limit = request.app[CONSOLE_SETTINGS].audit_rows
     query = parse_fields(AuditFilter, request.query)
+    viewer = current_session(request).identity
     cluster = query.cluster or None
     async with ctx.engine.connect() as conn:
         if cluster is not None:
@@ -65,10 +74,12 @@ async def audit(request: web.Request) -> web.StreamResponse:
         actions = await known_actions(conn)
     entries: list[AuditEntry] = await audit_service.list_entries(
         ctx,
+        viewer=viewer,
         actor=query.actor or None,
         cluster=cluster,
         action=query.action or None,
         since=query.since,
+        until=query.until,
         limit=limit + 1,
     )
     async with ctx.engine.connect() as conn:
@@ -84,8 +95,10 @@ async def audit(request: web.Request) -> web.StreamResponse:
             "limit": limit,
             "names": names,
             "actions": actions,
+            "whole_log": audit_service.sees_whole_log(viewer),
             "detail_items": detail_items,
-            "since_value": query.since.strftime("%Y-%m-%dT%H:%M") if query.since else "",
+            "since_value": _minutes(query.since),
+            "until_value": _minutes(query.until),
         },
         now=ctx.clock(),
     )

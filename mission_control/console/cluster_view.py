@@ -1,12 +1,12 @@
 """The cluster page's data: nodes, sizing advice, license, alerts, backups and history.
 
-Nodes come from the last health report (`clusters.last_health`); the advice and the reasons
-are recomputed from it with the same pure functions the health reply used, so the page and the
-reply cannot disagree. Fields an older cluster does not send (datacenter, leader) show as unknown.
+Nodes come from the last health report (`clusters.last_health`), with each node's datacenter
+and whether it leads; the advice and the reasons are recomputed from it with the same pure
+functions the health reply used, so the page and the reply cannot disagree. A report from a
+cluster too old to send datacenter and leader shows them as unknown.
 
-Backups: Mission Control records backup events only as the `backup_failed` alert, so the page
-shows the last failure (the newest such alert) and the last recovery (when a success cleared
-it); a backup that never failed shows no date.
+Backups: the last success and the last failure the cluster reported (`backup_outcomes`, kept by
+the event ingest), and whether backups are failing now (the open `backup_failed` alert).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mission_control.console.fleet import SILENT_IDS, FleetStatus, fleet_status
@@ -28,6 +28,7 @@ from mission_control.console.history import (
     load_consumption,
     resource_history,
 )
+from mission_control.console.schema import backup_outcomes
 from mission_control.console.units import MemoryDiskShares
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
 from mission_control.protocol import Alert, AlertKind, NodeHealth
@@ -64,11 +65,26 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class BackupOutcome:
+    """One backup event as received: when, the backup it names, what the cluster said."""
+
+    at: datetime
+    backup_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class BackupState:
-    failing_since: datetime | None
-    last_failure_at: datetime | None
-    last_failure_detail: str | None
-    last_recovery_at: datetime | None
+    last_success: BackupOutcome | None
+    last_failure: BackupOutcome | None
+    failing_since: datetime | None  # the open backup_failed alert, if any
+
+    @property
+    def failed_last(self) -> bool:
+        """The newest report is a failure."""
+        if self.last_failure is None:
+            return False
+        return self.last_success is None or self.last_failure.at >= self.last_success.at
 
 
 @dataclass(frozen=True)
@@ -146,22 +162,19 @@ async def _alerts(conn: AsyncConnection, cluster_id: str, name: str) -> list[Ale
 
 
 async def _backups(conn: AsyncConnection, cluster_id: str) -> BackupState:
-    failed = and_(alerts.c.cluster_id == cluster_id, alerts.c.kind == AlertKind.BACKUP_FAILED.value)
-    newest = (
-        await conn.execute(
-            select(alerts.c.raised_at, alerts.c.cleared_at, alerts.c.detail)
-            .where(failed)
-            .order_by(alerts.c.raised_at.desc(), alerts.c.id.desc())
-            .limit(1)
+    found: dict[str, BackupOutcome] = {}
+    for row in await conn.execute(
+        select(backup_outcomes).where(backup_outcomes.c.cluster_id == cluster_id)
+    ):
+        found[row.outcome] = BackupOutcome(row.at, row.backup_id, row.detail)
+    failing_since = await conn.scalar(
+        select(alerts.c.raised_at).where(
+            alerts.c.cluster_id == cluster_id,
+            alerts.c.kind == AlertKind.BACKUP_FAILED.value,
+            ALERT_OPEN_WHERE,
         )
-    ).first()
-    recovered = await conn.scalar(select(func.max(alerts.c.cleared_at)).where(failed))
-    return BackupState(
-        failing_since=newest.raised_at if newest and newest.cleared_at is None else None,
-        last_failure_at=newest.raised_at if newest else None,
-        last_failure_detail=newest.detail if newest else None,
-        last_recovery_at=recovered,
     )
+    return BackupState(found.get("succeeded"), found.get("failed"), failing_since)
 
 
 async def load_cluster(

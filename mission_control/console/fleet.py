@@ -1,11 +1,13 @@
 """The fleet page's data: every cluster's status at a glance, searchable and paged.
 
-Guarantees: one page costs five queries whose cost does not grow with the page number (the
-count, the page's ids, its rows, their open alerts, the status tallies); paging is LIMIT/OFFSET
-over the unique index on ``clusters.name`` (ids first, full rows only for the page), and a page
-past the end shows the last page. No per-row subquery: the few silent clusters are found
-through the open-alert index. Search matches a substring of
-the name (case-insensitive, ``%`` and ``_`` taken literally) or an exact cluster id.
+Guarantees: one page costs five queries (the count, the page's ids, its rows with their last
+backup outcomes, their open alerts, the status tallies); paging is LIMIT/OFFSET over the index
+on ``clusters.name`` (ids first, full rows only for the page), and a page past the end shows
+the last page. The offset is walked through the narrow covering index, so a deep page costs
+more than the first, but only index entries (the last of 10,000 clusters is measured in
+benchmarks/console.py). No per-row subquery: the few silent clusters are found through the
+open-alert index. Search matches a substring of the name (case-insensitive, ``%`` and ``_``
+taken literally) or an exact cluster id.
 
 Status, worst first: ``pending`` (not enrolled yet), ``silent`` (a cluster_silent alert is
 open), ``no-data`` (enrolled, no health check yet), else the last health check's status.
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mission_control.console.schema import backup_outcomes
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
 from mission_control.protocol import AlertKind, LicenseState
 from mission_control.service.licensing import License, evaluate_license
@@ -61,6 +64,8 @@ class FleetRow:
     last_health_at: datetime | None
     open_alerts: int
     critical_alerts: int
+    last_backup_at: datetime | None = None
+    last_backup_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,23 @@ async def tallies(conn: AsyncConnection) -> dict[FleetStatus, int]:
     return found
 
 
+_SUCCEEDED = backup_outcomes.alias("backup_ok")
+_FAILED = backup_outcomes.alias("backup_failed")
+
+
+def _backup_of(table: Any, outcome: str) -> ColumnElement[bool]:
+    return and_(table.c.cluster_id == clusters.c.id, table.c.outcome == outcome)
+
+
+def last_backup(
+    succeeded_at: datetime | None, failed_at: datetime | None
+) -> tuple[datetime | None, bool]:
+    """The newest backup report of a cluster: (when, whether it was a failure)."""
+    if failed_at is not None and (succeeded_at is None or failed_at >= succeeded_at):
+        return failed_at, True
+    return succeeded_at, False
+
+
 def node_counts(last_health: Any) -> tuple[int | None, int | None]:
     """(nodes up, nodes reported) from a stored health report's node list."""
     if not isinstance(last_health, list):
@@ -178,8 +200,12 @@ async def load_fleet(
                 clusters.c.host_units_in_use,
                 licenses.c.host_units,
                 licenses.c.expires,
+                _SUCCEEDED.c.at.label("backup_ok_at"),
+                _FAILED.c.at.label("backup_failed_at"),
             )
             .outerjoin(licenses, licenses.c.cluster_id == clusters.c.id)
+            .outerjoin(_SUCCEEDED, _backup_of(_SUCCEEDED, "succeeded"))
+            .outerjoin(_FAILED, _backup_of(_FAILED, "failed"))
             .where(clusters.c.id.in_(page_ids))
             .order_by(clusters.c.name)
         )
@@ -199,6 +225,7 @@ async def load_fleet(
         lic = None if row.expires is None else License(row.host_units, row.expires)
         evaluation = evaluate_license(lic, row.host_units_in_use, today, expiring_days)
         up, total = node_counts(row.last_health)
+        backup_at, backup_failed = last_backup(row.backup_ok_at, row.backup_failed_at)
         open_count, critical_count, is_silent = counts.get(row.id, (0, 0, False))
         result.append(
             FleetRow(
@@ -213,6 +240,8 @@ async def load_fleet(
                 last_health_at=row.last_health_at,
                 open_alerts=open_count,
                 critical_alerts=critical_count,
+                last_backup_at=backup_at,
+                last_backup_failed=backup_failed,
             )
         )
     return FleetPage(

@@ -13,7 +13,14 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from mission_control.staff_protocol import AccessRequestCreate, CommandCreate
 
@@ -75,7 +82,8 @@ def parse_time(text: str) -> datetime:
 
 
 class AuditFilter(BaseModel):
-    """The audit page's query string: who, cluster, action and since when (UTC)."""
+    """The audit page's query string: who, cluster, action, and a time window (UTC): from
+    `since` (inclusive) to `until` (exclusive)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -83,19 +91,28 @@ class AuditFilter(BaseModel):
     cluster: str = Field(default="", max_length=128)
     action: str = Field(default="", max_length=64)
     since: datetime | None = None
+    until: datetime | None = None
 
     @field_validator("actor", "cluster", "action")
     @classmethod
     def _trim(cls, value: str) -> str:
         return value.strip()
 
-    @field_validator("since", mode="before")
+    @field_validator("since", "until", mode="before")
     @classmethod
-    def _since(cls, value: object) -> object:
+    def _time(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_time(value) if value.strip() else None
         return value
 
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if value is not None and since is not None and value <= since:
+            raise ValueError("must be later than since")
+        return value
+
     @property
     def active(self) -> bool:
-        return bool(self.actor or self.cluster or self.action or self.since)
+        return bool(self.actor or self.cluster or self.action or self.since or self.until)

@@ -4,19 +4,23 @@ For every route except the public ones (login, static files):
 - no session cookie, or an unknown one: redirect to the login page (GET) or 403 (POST);
 - a session idle for longer than the idle timeout, or older than its maximum age: deleted, the
   cookie cleared, and a redirect to the login page saying the session expired;
+- a session whose account is now disabled (or gone): deleted, the cookie cleared, and a
+  redirect to the login page; the account's current role applies to every request;
 - a POST whose form lacks the session's CSRF token: 403, and nothing is done.
 A page reloading itself (`<meta http-equiv="refresh">` to a URL with ``auto=1``) does not count
 as activity, so a screen left open still reaches the idle timeout.
 Refusals of the services (`ServiceError`: not found, forbidden, a state that does not allow the
 action, a refused command) become one-line pages with their status.
 Every response gets a strict Content-Security-Policy (no scripts at all, styles only from the
-console's own stylesheet), no framing, no sniffing, and pages are never cached. Errors are
+console's own stylesheet), no framing, no sniffing, and pages are never cached; a
+``Server-Timing: app;dur=<ms>`` header says how long the server spent on it. Errors are
 rendered as one-line HTML pages, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
@@ -26,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mission_control.api.keys import CONTEXT
-from mission_control.console import csrf
+from mission_control.console import cookies, csrf
 from mission_control.console.keys import PREFIX, SESSION_POLICY, set_session
 from mission_control.console.sessions import (
     COOKIE,
@@ -113,11 +117,13 @@ async def _admit(request: web.Request, handler: Handler) -> web.StreamResponse:
             return error_page(request, 403, "you are not logged in: log in and try again")
         return _redirect(login_url(request.path_qs))
     now = ctx.clock()
-    if verdict(session, now, policy) is not Verdict.ACTIVE:
-        await close_session(ctx.engine, session)
+    judged = verdict(session, now, policy)
+    if judged is not Verdict.ACTIVE:
+        async with ctx.engine.begin() as conn:
+            await close_session(conn, session)
         target = request.path_qs if request.method == "GET" else PREFIX + "/"
-        response = _redirect(login_url(target, expired=True))
-        response.del_cookie(COOKIE, path=PREFIX + "/")
+        response = _redirect(login_url(target, expired=judged is not Verdict.DISABLED))
+        cookies.clear_session(response)
         return response
     if request.method == "POST":
         form = await request.post()
@@ -136,6 +142,7 @@ async def _admit(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     try:
         failure = request.match_info.http_exception
         if failure is not None:
@@ -160,4 +167,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers.update(SECURITY_HEADERS)
     if request.match_info.route.name != "console.static":
         response.headers["Cache-Control"] = "no-store"
+    # Time spent in the server (session, queries, template), for browsers' developer tools and
+    # benchmarks/console.py.
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response

@@ -2,7 +2,8 @@
 
 Guarantees: support engineers are refused (403) before the form is read; a bad field is a 400
 naming it; otherwise one call to the licensing service (`admin.set_license`, which replaces the
-license and re-evaluates the license alerts in one transaction), then back to the cluster page.
+license, re-evaluates the license alerts and writes the `license.set` audit entry naming the
+person with the old and new values, in one transaction), then back to the cluster page.
 The guard has already refused a POST without the session's CSRF token.
 """
 
@@ -25,5 +26,6 @@ async def license_submit(request: web.Request) -> web.StreamResponse:
     body = forms.license_form(await request.post())
     ctx = request.config_dict[CONTEXT]
     cluster = request.match_info["cluster"]
-    await set_license(ctx, cluster, body.host_units, body.expires)
+    by = current_session(request).identity.actor
+    await set_license(ctx, cluster, body.host_units, body.expires, by=by)
     raise web.HTTPSeeOther(f"{PREFIX}/clusters/{quote(cluster, safe='')}?saved=license#license")

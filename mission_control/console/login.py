@@ -4,7 +4,8 @@ Login: the form posts username, password and TOTP code with a double-submit CSRF
 `StaffDirectory` decides; on success a fresh session is created (any session cookie the browser
 had is replaced) and the browser goes to the page it came for (console paths only). A refusal
 re-renders the form with the directory's one line and status 401, and creates nothing.
-Logout (POST, CSRF-checked by the guard) deletes the session and clears the cookie.
+Logout (POST, CSRF-checked by the guard) deletes the session, clears the cookie and writes a
+``staff.logout`` audit entry, in one transaction. Cookies: see `cookies`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from collections.abc import Mapping
 import aiohttp_jinja2
 from aiohttp import web
 
+from cluster.audit.events import AuditEvent
 from mission_control.api.keys import CONTEXT
-from mission_control.console import csrf
+from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next
-from mission_control.console.keys import DIRECTORY, PREFIX, SESSION_POLICY, current_session
-from mission_control.console.sessions import COOKIE, close_session, open_session
+from mission_control.console.keys import DIRECTORY, SESSION_POLICY, current_session
+from mission_control.console.sessions import close_session, open_session
+from mission_control.service import audit_log
+from mission_control.staff.auth import AUDIT_SCOPE
 
 MAX_FIELD = 1024
-LOGIN_PATH = PREFIX + "/login"
+LOGIN_PATH = cookies.LOGIN_PATH
+INSECURE_NOTICE = (
+    "This page was reached over plain HTTP: browsers keep the session cookie only over HTTPS "
+    "(or on localhost), so logging in here cannot work. Use the https:// address."
+)
 
 
 def _login_form(
@@ -40,19 +48,13 @@ def _login_form(
             "csrf_token": token,
             "error": error,
             "notice": notice if not error else "",
+            "insecure": INSECURE_NOTICE if cookies.insecure_origin(request) else "",
             "username": username,
             "next": safe_next(request.query.get("next")),
         },
         status=status,
     )
-    response.set_cookie(
-        csrf.LOGIN_COOKIE,
-        token,
-        path=LOGIN_PATH,
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-    )
+    cookies.set_login_token(response, token)
     return response
 
 
@@ -89,21 +91,25 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     ctx = request.config_dict[CONTEXT]
     cookie, _session = await open_session(ctx.engine, outcome, ctx.clock())
     response = web.Response(status=303, headers={"Location": safe_next(_field(form, "next"))})
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        path=PREFIX + "/",
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-    )
-    response.del_cookie(csrf.LOGIN_COOKIE, path=LOGIN_PATH)
+    cookies.set_session(response, cookie)
+    cookies.clear_login_token(response)
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     ctx = request.config_dict[CONTEXT]
-    await close_session(ctx.engine, current_session(request))
+    session = current_session(request)
+    event = AuditEvent(
+        ctx.clock(),
+        session.identity.actor,
+        "staff.logout",
+        AUDIT_SCOPE,
+        session.user,
+        {"client": "console"},
+    )
+    async with ctx.engine.begin() as conn:
+        await close_session(conn, session)
+        await audit_log.record(conn, ctx, [event])
     response = web.Response(status=303, headers={"Location": LOGIN_PATH})
-    response.del_cookie(COOKIE, path=PREFIX + "/")
+    cookies.clear_session(response)
     return response

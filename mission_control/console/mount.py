@@ -125,6 +125,9 @@ def setup_console(
         "/access/{request_id}/commands", access_pages.command_submit, name="console.command"
     )
     console.router.add_post("/access/{request_id}/end", access_pages.end_submit, name="console.end")
+    console.router.add_post(
+        "/access/{request_id}/revoke", access_pages.revoke_submit, name="console.revoke"
+    )
     console.router.add_get("/audit", audit_page.audit, name="console.audit")
     console.router.add_get("/login", login.login_form, name="console.login")
     console.router.add_post("/login", login.login_submit, name="console.login.submit")

@@ -25,6 +25,7 @@ from mission_control.console.history import HourlyConsumption
 from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
 from mission_control.service import access_requests
+from mission_control.service.policy import AlertPolicy
 
 Q = TypeVar("Q", bound=BaseModel)
 BUCKETS = 360
@@ -71,8 +72,20 @@ async def fleet(request: web.Request) -> web.StreamResponse:
     )
 
 
-def history_plots(view: ClusterView) -> dict[str, Markup]:
-    """The resource plot (CPU, memory, disk %) and the consumption plot of one cluster."""
+def resource_limits(alerts: AlertPolicy) -> list[plots.Threshold]:
+    """The alert thresholds of the resource plot's series, in percent."""
+    return plots.thresholds(
+        [
+            ("CPU", alerts.cpu_threshold * 100),
+            ("Memory", alerts.memory_threshold * 100),
+            ("Disk", alerts.disk_threshold * 100),
+        ]
+    )
+
+
+def history_plots(view: ClusterView, limits: Sequence[plots.Threshold]) -> dict[str, Markup]:
+    """The resource plot (CPU, memory, disk %, with the alert thresholds) and the consumption
+    plot of one cluster."""
     start, end = view.window
 
     def series(label: str, values: Sequence[tuple[datetime, float | None]]) -> plots.Series:
@@ -92,12 +105,14 @@ def history_plots(view: ClusterView) -> dict[str, Markup]:
         start=start,
         end=end,
         gap=gap,
+        limits=limits,
         label="CPU, memory and disk use of the cluster, percent",
     )
     usage = plots.bar_chart(
         consumption_series(view.consumption),
         start=start,
         end=end,
+        y_title="host-unit hours",
         label="Host-unit hours consumed per hour, by environment",
     )
     return {"resources": resources, "consumption": usage}
@@ -123,8 +138,11 @@ async def cluster(request: web.Request) -> web.StreamResponse:
     if view is None:
         raise web.HTTPNotFound(text=f"no cluster {request.match_info['cluster']!r}")
     session = current_session(request)
-    requests = await access_requests.list_requests(ctx, session.identity, view.id)
+    requests = await access_requests.list_requests(
+        ctx, session.identity, view.id, limit=RECENT_REQUESTS + 1
+    )
     environments = [s.label for s in consumption_series(view.consumption)]
+    limits = resource_limits(ctx.alerts)
     total_hours = sum(r.host_unit_hours for r in view.consumption)
     return page(
         request,
@@ -132,7 +150,8 @@ async def cluster(request: web.Request) -> web.StreamResponse:
         {
             "active": "fleet",
             "c": view,
-            "plots": history_plots(view),
+            "plots": history_plots(view, limits),
+            "limits": limits,
             "latest": view.latest,
             "environments": environments,
             "consumed": total_hours,

@@ -6,6 +6,9 @@ Pure functions from numbers to `Markup` (an SVG element ready to embed in HTML).
   ``style`` attributes, so the console's Content-Security-Policy can forbid inline styles;
 - a line breaks where samples are missing for longer than `gap` (a silent cluster shows as a
   hole, not as a straight line across it);
+- the y axis is ticked at round steps (1, 2, 2.5 or 5 x 10^k: `nice_scale`), labelled exactly
+  (3.75 reads "3.75", never "3.8"), with its unit on the ticks or as an axis title;
+- alert thresholds are drawn as dashed lines, one per distinct value (`thresholds`);
 - an empty series renders an empty frame with a "no data" note, never an error.
 """
 
@@ -20,7 +23,8 @@ from markupsafe import Markup, escape
 
 Point = tuple[datetime, float]
 
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 26
+_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 22, 26
+_Y_TICKS = 4  # about this many steps up the y axis
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,16 @@ class Series:
 
     label: str
     points: Sequence[Point]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A horizontal line at `value`: an alert threshold, of one series (its colour) or of all
+    series that share it (`series` None)."""
+
+    value: float
+    label: str
+    series: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,38 @@ def nice_ceiling(value: float) -> float:
         if step * power >= value * (1 - 1e-12):
             return step * power
     return 10.0 * power
+
+
+def nice_scale(value: float, ticks: int = _Y_TICKS) -> tuple[float, float]:
+    """(top of the axis, step between ticks) for data up to `value`: the step is a
+    `nice_ceiling` of value / ticks and the top the first multiple of it >= value, so
+    3.75 gets (4, 1) and 37.5 gets (40, 10)."""
+    step = nice_ceiling(value / ticks)
+    return max(step * math.ceil(value / step * (1 - 1e-12)), step), step
+
+
+def tick_label(value: float) -> str:
+    """A tick value, exactly, thousands separated: 3.75 -> '3.75', 12500 -> '12,500'."""
+    text = f"{value:,.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def thresholds(limits: Sequence[tuple[str, float]], unit: str = " %") -> list[Threshold]:
+    """One `Threshold` per distinct value of `limits` ((series label, value) in series order):
+    shared by every series, it is labelled "alert at 85 %"; else it names its series and takes
+    the colour of the first one ("CPU alert at 90 %")."""
+    by_value: dict[float, list[int]] = {}
+    for index, (_, value) in enumerate(limits):
+        by_value.setdefault(value, []).append(index)
+    found = []
+    for value, indexes in sorted(by_value.items()):
+        text = f"alert at {tick_label(value)}{unit}"
+        if len(indexes) == len(limits):
+            found.append(Threshold(value, text))
+            continue
+        names = ", ".join(limits[i][0] for i in indexes)
+        found.append(Threshold(value, f"{names} {text}", indexes[0] if len(indexes) == 1 else None))
+    return found
 
 
 def bucket_width(start: datetime, end: datetime, buckets: int) -> int:
@@ -123,16 +169,18 @@ def _ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
     return ticks
 
 
-def _axes(frame: Frame, y_unit: str) -> list[str]:
+def _axes(frame: Frame, step: float, y_unit: str, y_title: str = "") -> list[str]:
     parts = []
-    for i in range(5):
-        value = frame.y_max * i / 4
+    if y_title:
+        parts.append(f'<text class="axis-title" x="4" y="{_TOP - 10}">{escape(y_title)}</text>')
+    for i in range(round(frame.y_max / step) + 1):
+        value = step * i
         y = frame.y(value)
         parts.append(
             f'<line class="grid" x1="{_LEFT}" y1="{y:.1f}" x2="{frame.width - _RIGHT}" '
             f'y2="{y:.1f}"/>'
             f'<text class="tick" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_fmt(value))}{escape(y_unit)}</text>"
+            f"{escape(tick_label(value))}{escape(y_unit)}</text>"
         )
     bottom = frame.height - _BOTTOM
     for at, label in _ticks(frame.start, frame.end):
@@ -141,6 +189,22 @@ def _axes(frame: Frame, y_unit: str) -> list[str]:
             f'<line class="grid" x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{bottom}"/>'
             f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
             f"{escape(label)}</text>"
+        )
+    return parts
+
+
+def _threshold_lines(frame: Frame, limits: Sequence[Threshold]) -> list[str]:
+    parts = []
+    right = frame.width - _RIGHT
+    for limit in limits:
+        if not 0 <= limit.value <= frame.y_max:
+            continue
+        colour = "" if limit.series is None else f" s{limit.series}"
+        y = frame.y(limit.value)
+        parts.append(
+            f'<line class="threshold{colour}" x1="{_LEFT}" y1="{y:.1f}" x2="{right}" '
+            f'y2="{y:.1f}"/><text class="threshold-label{colour}" x="{right - 4}" '
+            f'y="{y - 4:.1f}" text-anchor="end">{escape(limit.label)}</text>'
         )
     return parts
 
@@ -180,12 +244,15 @@ def line_chart(
     y_max: float = 100.0,
     y_unit: str = "%",
     gap: timedelta = timedelta(minutes=15),
+    limits: Sequence[Threshold] = (),
     width: int = 720,
     height: int = 220,
 ) -> Markup:
-    """Lines for each series (class ``s<i>``) over [start, end], y from 0 to `y_max`."""
-    frame = Frame(start, end, y_max, width, height)
-    parts = [_open(frame, label), *_axes(frame, y_unit)]
+    """Lines for each series (class ``s<i>``) over [start, end], y from 0 to `y_max` (rounded
+    up to a nice scale), with dashed `limits`."""
+    top, step = nice_scale(y_max)
+    frame = Frame(start, end, top, width, height)
+    parts = [_open(frame, label), *_axes(frame, step, y_unit), *_threshold_lines(frame, limits)]
     if not any(s.points for s in series):
         parts.append(_no_data(frame))
     for index, one in enumerate(series):
@@ -211,17 +278,19 @@ def bar_chart(
     label: str,
     slot: timedelta = timedelta(hours=1),
     y_unit: str = "",
+    y_title: str = "",
     width: int = 720,
     height: int = 220,
 ) -> Markup:
     """Stacked bars, one per `slot` starting at each point's time; series i has class ``s<i>``
-    and stacks on top of the series before it."""
+    and stacks on top of the series before it. `y_title` names the y axis's unit."""
     totals: dict[datetime, float] = {}
     for one in stacks:
         for at, value in one.points:
             totals[at] = totals.get(at, 0.0) + max(value, 0.0)
-    frame = Frame(start, end, nice_ceiling(max(totals.values(), default=0.0)), width, height)
-    parts = [_open(frame, label), *_axes(frame, y_unit)]
+    top, step = nice_scale(max(totals.values(), default=0.0))
+    frame = Frame(start, end, top, width, height)
+    parts = [_open(frame, label), *_axes(frame, step, y_unit, y_title)]
     if not totals:
         parts.append(_no_data(frame))
     bar_width = max(frame.x(start + slot) - frame.x(start) - 1.0, 1.0)

@@ -12,11 +12,25 @@
   wide cluster rows (each carries its last health report).
 - `ix_alerts_console_open_kind` on open `alerts` by kind: finds the few silent clusters among
   thousands of open alerts without scanning them.
+- `backup_outcomes` (migration 0006): per cluster, the last `backup_succeeded` and the last
+  `backup_failed` event (one row each, replaced by the next): when Mission Control received
+  it, the backup id it names and its detail. Written by the event ingest in the event's own
+  transaction (`exchange.record_event`), so a deduplicated resend changes nothing.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 
 from mission_control.db.schema import ALERT_OPEN_WHERE, UTCDateTime, alerts, clusters, metadata
 
@@ -44,6 +58,16 @@ health_samples = Table(
     Column("disk_used_bytes", BigInteger, nullable=False),
     Column("disk_total_bytes", BigInteger, nullable=False),
     Index("ix_health_samples_at", "at"),
+)
+
+backup_outcomes = Table(
+    "backup_outcomes",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("outcome", String(16), primary_key=True),  # "succeeded" or "failed"
+    Column("at", UTCDateTime(), nullable=False),
+    Column("backup_id", String(64)),
+    Column("detail", Text, nullable=False),
 )
 
 Index(

@@ -8,6 +8,9 @@ Guarantees:
 - `last_seen_at` is written at most once per `touch_interval`, so browsing does not turn every
   page view into a write; idle expiry is therefore exact to within that interval.
 - Each session has its own CSRF token (see `csrf`), fixed for its lifetime.
+- The session follows its account (`users`) at every request: `find_session` reads the user's
+  current role and disabled flag in the same indexed lookup, so a disabled (or removed) account
+  loses its sessions at once (`Verdict.DISABLED`) and a role change applies to the next page.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mission_control.console.schema import console_sessions
+from mission_control.db.schema import users
 from mission_control.protocol import StaffRole
 from mission_control.service.bearer import digest
 from mission_control.service.staff import StaffIdentity
@@ -43,6 +47,8 @@ class ConsoleSession:
     created_at: datetime
     last_seen_at: datetime
     csrf_token: str
+    # False when the account is disabled or gone: the session must end.
+    account_enabled: bool = True
 
     @property
     def identity(self) -> StaffIdentity:
@@ -53,10 +59,13 @@ class Verdict(StrEnum):
     ACTIVE = "active"
     IDLE = "idle"
     TOO_OLD = "too_old"
+    DISABLED = "disabled"
 
 
 def verdict(session: ConsoleSession, now: datetime, policy: SessionPolicy) -> Verdict:
     """Whether `session` may still be used at `now`."""
+    if not session.account_enabled:
+        return Verdict.DISABLED
     if now - session.created_at > policy.max_age:
         return Verdict.TOO_OLD
     if now - session.last_seen_at > policy.idle_timeout:
@@ -95,25 +104,34 @@ async def open_session(
     return cookie, session
 
 
+# One lookup by primary key on each side: the session, and its account's current state.
+_FIND = select(
+    console_sessions,
+    users.c.role.label("current_role"),
+    users.c.disabled.label("account_disabled"),
+).select_from(console_sessions.outerjoin(users, users.c.name == console_sessions.c.user_name))
+
+
 async def find_session(engine: AsyncEngine, cookie: str) -> ConsoleSession | None:
-    """The session this cookie opens, whatever its age (judge it with `verdict`)."""
+    """The session this cookie opens, whatever its age (judge it with `verdict`), with its
+    account's current role; `account_enabled` is False when the account is disabled or gone."""
     if not cookie or len(cookie) > 128:
         return None
     async with engine.connect() as conn:
         row = (
-            await conn.execute(
-                select(console_sessions).where(console_sessions.c.id_hash == digest(cookie))
-            )
+            await conn.execute(_FIND.where(console_sessions.c.id_hash == digest(cookie)))
         ).first()
     if row is None:
         return None
+    enabled = row.current_role is not None and not row.account_disabled
     return ConsoleSession(
         id_hash=row.id_hash,
         user=row.user_name,
-        role=row.role,
+        role=row.current_role if enabled else row.role,
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         csrf_token=row.csrf_token,
+        account_enabled=enabled,
     )
 
 
@@ -126,11 +144,11 @@ async def touch(engine: AsyncEngine, session: ConsoleSession, now: datetime) -> 
         )
 
 
-async def close_session(engine: AsyncEngine, session: ConsoleSession) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            delete(console_sessions).where(console_sessions.c.id_hash == session.id_hash)
-        )
+async def close_session(conn: AsyncConnection, session: ConsoleSession) -> None:
+    """Delete `session` in the caller's transaction (logout audits in the same one)."""
+    await conn.execute(
+        delete(console_sessions).where(console_sessions.c.id_hash == session.id_hash)
+    )
 
 
 async def prune_sessions(engine: AsyncEngine, now: datetime, policy: SessionPolicy) -> int:

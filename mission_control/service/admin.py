@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cluster.audit.canonical import JsonValue
+from cluster.audit.events import Actor, AuditEvent
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import clusters, licenses
 from mission_control.errors import NotFound
 from mission_control.protocol import ClusterSummary, LicenseSummary
+from mission_control.service import audit_log
 from mission_control.service.alert_store import apply_alert_changes
 from mission_control.service.alerts import license_alerts
 from mission_control.service.context import ServiceContext
@@ -55,15 +58,45 @@ async def list_clusters(ctx: ServiceContext) -> list[ClusterSummary]:
     ]
 
 
+def license_event(
+    now: datetime, by: Actor, cluster_id: str, old: License | None, new: License
+) -> AuditEvent:
+    """The `license.set` audit entry: who, and the license before and after (host units as
+    text: the audit log's canonical JSON has no floats)."""
+    detail: dict[str, JsonValue] = {
+        "host_units": f"{new.host_units:g}",
+        "expires": new.expires.isoformat(),
+        "previous_host_units": None if old is None else f"{old.host_units:g}",
+        "previous_expires": None if old is None else old.expires.isoformat(),
+    }
+    return AuditEvent(now, by, "license.set", cluster_id, cluster_id, detail)
+
+
 async def set_license(
-    ctx: ServiceContext, cluster: str, host_units: float, expires: date
+    ctx: ServiceContext,
+    cluster: str,
+    host_units: float,
+    expires: date,
+    *,
+    by: Actor | None = None,
 ) -> License:
-    """Create or replace the license of `cluster` (name or id) and re-evaluate its alerts."""
+    """Create or replace the license of `cluster` (name or id) and re-evaluate its alerts;
+    with `by`, a `license.set` audit entry (`license_event`) in the same transaction."""
     if host_units < 0:
         raise ValueError("host units must not be negative")
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
         cluster_id = await find_cluster_id(conn, cluster)
+        previous = None
+        if by is not None:
+            old = (
+                await conn.execute(
+                    select(licenses.c.host_units, licenses.c.expires)
+                    .where(licenses.c.cluster_id == cluster_id)
+                    .with_for_update()
+                )
+            ).first()
+            previous = None if old is None else License(old.host_units, old.expires)
         values = {"host_units": host_units, "expires": expires, "updated_at": now}
         inserted = await conn.execute(
             insert_or_ignore(conn.dialect.name, licenses, ("cluster_id",)),
@@ -79,4 +112,6 @@ async def set_license(
         lic = License(host_units=host_units, expires=expires)
         evaluation = evaluate_license(lic, in_use, now.date(), ctx.alerts.license_expiring_days)
         await apply_alert_changes(conn, cluster_id, license_alerts(evaluation), now)
+        if by is not None:
+            await audit_log.record(conn, ctx, [license_event(now, by, cluster_id, previous, lic)])
     return lic

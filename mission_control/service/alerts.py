@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
+from mission_control.console.units import duration
 from mission_control.protocol import AlertKind, LicenseState
 from mission_control.service.licensing import LicenseEvaluation
 from mission_control.service.sizing import HealthAssessment
@@ -65,9 +66,8 @@ def silence_alert(
     """`cluster_silent` once no health check arrived for `intervals` health intervals."""
     silent_for = now - last_health_at
     if silent_for > interval * intervals:
-        minutes = int(silent_for.total_seconds() // 60)
         return {
-            AlertKind.CLUSTER_SILENT: f"no health check for {minutes} min "
+            AlertKind.CLUSTER_SILENT: f"no health check for {duration(silent_for)} "
             f"(expected every {interval.total_seconds():g} s)"
         }
     return {AlertKind.CLUSTER_SILENT: None}

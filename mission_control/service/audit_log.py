@@ -20,11 +20,12 @@ import base64
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Row, insert, select, text
+from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cluster.audit.canonical import canonical_json
@@ -39,9 +40,13 @@ from cluster.audit.chain import (
     verify_chain,
 )
 from cluster.audit.events import Actor, ActorKind, AuditEvent
-from mission_control.db.schema import audit_checkpoints, audit_log
+from mission_control.db.schema import access_requests, audit_checkpoints, audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.signing_key import audit_key, stored_key
+from mission_control.staff.roles import StaffRole
+
+if TYPE_CHECKING:
+    from mission_control.service.staff import StaffIdentity
 
 log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x6D635F6175646974  # "mc_audit"
@@ -140,17 +145,62 @@ async def record_alone(ctx: ServiceContext, events: Iterable[AuditEvent]) -> Non
         await record(conn, ctx, events)
 
 
+# Who sees what of the log (the console's audit page and `GET /api/v1/audit` both ask here).
+_WHOLE_LOG = frozenset({StaffRole.OPERATOR, StaffRole.ADMIN})
+_PEOPLE = (ActorKind.ENGINEER.value, ActorKind.STAFF.value)
+# A failed login's stored reason says which factor was wrong ("wrong password", "TOTP
+# refused: ..."): an oracle for anyone holding a password. Only admins read it.
+_REDACTED_ACTIONS = frozenset({"staff.login.failed"})
+REDACTED_LOGIN = "login refused"
+
+
+def sees_whole_log(viewer: StaffIdentity) -> bool:
+    """Operators and admins read the whole log; support engineers only their part of it."""
+    try:
+        return StaffRole(viewer.role) in _WHOLE_LOG
+    except ValueError:
+        return False
+
+
+def _visible_to(viewer: StaffIdentity) -> ColumnElement[bool]:
+    """Support engineers see the entries where they acted or that are about them: their
+    account, or one of their own access requests (its approval, denial, expiry...)."""
+    acted = and_(audit_log.c.actor_name == viewer.user, audit_log.c.actor_kind.in_(_PEOPLE))
+    own_requests = select(access_requests.c.id).where(access_requests.c.engineer == viewer.user)
+    return or_(acted, audit_log.c.subject == viewer.user, audit_log.c.subject.in_(own_requests))
+
+
+def redact_for(viewer: StaffIdentity | None, entry: AuditEntry) -> AuditEntry:
+    """`entry` as `viewer` may read it: a failed login's reason only for admins (and Mission
+    Control itself, `viewer=None`); others read "login refused". A redacted entry no longer
+    matches its hash: `verify` always reads the stored log."""
+    if viewer is None or entry.action not in _REDACTED_ACTIONS:
+        return entry
+    if viewer.role == StaffRole.ADMIN.value:
+        return entry
+    return replace(entry, detail={"reason": REDACTED_LOGIN})
+
+
 async def list_entries(
     ctx: ServiceContext,
     *,
+    viewer: StaffIdentity | None = None,
     actor: str | None = None,
     cluster: str | None = None,
     action: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 1000,
 ) -> list[AuditEntry]:
-    """Entries matching every given filter, newest first, at most `limit`."""
+    """Entries matching every given filter (`since` inclusive, `until` exclusive), newest
+    first, at most `limit`, as `viewer` may see them: operators and admins the whole log,
+    support engineers only entries they are the actor or the subject of (their account or one
+    of their access requests), and failed logins' reasons only admins (`redact_for`).
+    `viewer=None` is Mission Control itself (the CLI): the whole log as stored. Every page or
+    API reply shown to a person passes its viewer."""
     query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    if viewer is not None and not sees_whole_log(viewer):
+        query = query.where(_visible_to(viewer))
     if actor is not None:
         query = query.where(audit_log.c.actor_name == actor)
     if cluster is not None:
@@ -159,9 +209,11 @@ async def list_entries(
         query = query.where(audit_log.c.action == action)
     if since is not None:
         query = query.where(audit_log.c.at >= since)
+    if until is not None:
+        query = query.where(audit_log.c.at < until)
     async with ctx.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [entry_from_row(row) for row in rows]
+    return [redact_for(viewer, entry_from_row(row)) for row in rows]
 
 
 async def verify(ctx: ServiceContext) -> VerifyResult:

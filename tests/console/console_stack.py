@@ -2,14 +2,15 @@
 browser tests, `make screenshots` and the benchmark.
 
 `console_stack(workdir)` migrates an SQLite database, seeds a fleet and one showcase cluster
-built through the real services, starts the server with the test staff directory
-(`staff_store:directory`), and yields a `Stack`; the server is stopped by PID afterwards.
+built through the real services, starts the server (logins through Mission Control's staff
+accounts, as in production, with cheap password hashing), and yields a `Stack`; the server is
+stopped by PID afterwards. Accounts are added in-process (`Stack.add_user`) or with the real
+`mission-control users add` (`Stack.add_cli_user`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import sys
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "mission_control"))
 from mc_postgres import free_port, run_async  # noqa: E402
 from mc_process import serve  # noqa: E402
 from seed import seed_fleet, seed_showcase  # noqa: E402
-from staff_store import TableStaffDirectory  # noqa: E402
+from staff_store import CHEAP_ENV, add_account, cli_add_account  # noqa: E402
 
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.db.migrate import upgrade  # noqa: E402
@@ -78,19 +79,18 @@ class Stack:
     fleet_size: int
 
     def add_user(self, name: str, role: StaffRole = "support-l2") -> StaffUser:
-        user = StaffUser(name, role, PASSWORD, pyotp.random_base32())
-
-        async def add() -> None:
+        async def add() -> str:
             engine = create_engine(self.db_url)
             try:
-                await TableStaffDirectory(ServiceContext(engine=engine)).add(
-                    user.name, user.role, user.password, user.totp_secret
-                )
+                return await add_account(engine, name, role, PASSWORD)
             finally:
                 await engine.dispose()
 
-        run_async(add)
-        return user
+        return StaffUser(name, role, PASSWORD, run_async(add))
+
+    def add_cli_user(self, name: str, role: StaffRole = "support-l2") -> StaffUser:
+        """An account made by `mission-control users add`, as an administrator would."""
+        return StaffUser(name, role, PASSWORD, cli_add_account(self.db_url, name, role, PASSWORD))
 
 
 async def prepare(db_url: str, *, fleet: int, seed: int) -> str:
@@ -113,10 +113,6 @@ def console_stack(workdir: Path, *, fleet: int = 240, seed: int = 7) -> Iterator
     db_url = f"sqlite:///{workdir / 'mc.db'}"
     showcase = run_async(lambda: prepare(db_url, fleet=fleet, seed=seed))
     port = free_port()
-    env = {
-        "MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY": "staff_store:directory",
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        "MISSION_CONTROL_SWEEP_INTERVAL_S": "3600",
-    }
+    env = {**CHEAP_ENV, "MISSION_CONTROL_SWEEP_INTERVAL_S": "3600"}
     with serve(db_url, port, env=env, log=workdir / "server.log"):
         yield Stack(f"http://127.0.0.1:{port}", db_url, showcase, fleet + 1)

@@ -1,7 +1,8 @@
 """Seeded Mission Control data for console tests, screenshots and the benchmark.
 
 - `seed_fleet`: many clusters in bulk (direct inserts, fast): a mix of statuses, geographies,
-  licenses and open alerts, each with a stored last health report.
+  licenses, open alerts and last backup outcomes, each with a stored last health report (nodes
+  in two datacenters, the first one leading).
 - `seed_history`: a cluster's health samples (every 2 minutes) and hourly consumption per
   environment over some days, with a daily rhythm, in bulk.
 - `seed_showcase`: one cluster built through the real services (create, enroll, health checks,
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mission_control.console.schema import health_samples
+from mission_control.console.schema import backup_outcomes, health_samples
 from mission_control.db.schema import alerts, clusters, consumption, licenses
 from mission_control.protocol import (
     ClusterEvent,
@@ -54,9 +55,13 @@ def node_json(
     memory: float | None = None,
     disk: float | None = None,
     state: str = "healthy",
+    datacenter: str = "dc1",
+    leader: bool = False,
 ) -> dict[str, Any]:
     return {
         "node": name,
+        "datacenter": datacenter,
+        "leader": leader,
         "version": rng.choice(("1.42.3", "1.42.3", "1.42.3", "1.41.7")),
         "state": state,
         "cpu_cores": cores,
@@ -70,7 +75,10 @@ def node_json(
 
 def _nodes_for(status: str, rng: random.Random) -> list[dict[str, Any]]:
     count = rng.choice((3, 3, 3, 4, 5, 6, 7))
-    nodes = [node_json(f"node-{i + 1}", rng=rng) for i in range(count)]
+    nodes = [
+        node_json(f"node-{i + 1}", rng=rng, datacenter=f"dc{i % 2 + 1}", leader=i == 0)
+        for i in range(count)
+    ]
     if status == "undersized":
         for n in nodes:
             n["cpu_percent"] = round(rng.uniform(86, 97), 1)
@@ -83,7 +91,7 @@ async def seed_fleet(
     engine: AsyncEngine, *, count: int, now: datetime, rng: random.Random, prefix: str = ""
 ) -> list[str]:
     """Insert `count` clusters named ``<prefix><company>-<env>-<n>``; returns their ids."""
-    rows, lics, open_alerts = [], [], []
+    rows, lics, open_alerts, backups = [], [], [], []
     statuses = ["healthy"] * 80 + ["undersized"] * 8 + ["degraded"] * 4 + ["silent"] * 3
     statuses += ["no-data"] * 2 + ["pending"] * 3
     ids = []
@@ -129,8 +137,11 @@ async def seed_fleet(
                 }
             )
         kinds = {"undersized": ["cluster_undersized"], "silent": ["cluster_silent"]}.get(status, [])
+        if enrolled is not None and rng.random() < 0.95:
+            backups.append(_backup_row(cluster_id, "succeeded", now, rng))
         if enrolled is not None and rng.random() < 0.02:
             kinds.append("backup_failed")
+            backups.append(_backup_row(cluster_id, "failed", now, rng))
         for kind in kinds:
             open_alerts.append(
                 {
@@ -152,7 +163,24 @@ async def seed_fleet(
             await conn.execute(insert(licenses), lics)
         if open_alerts:
             await conn.execute(insert(alerts), open_alerts)
+        for start in range(0, len(backups), 1000):
+            await conn.execute(insert(backup_outcomes), backups[start : start + 1000])
     return ids
+
+
+def _backup_row(cluster_id: str, outcome: str, now: datetime, rng: random.Random) -> dict[str, Any]:
+    """A nightly backup's event: successes within the last day, failures after them."""
+    hours = rng.uniform(1, 24) if outcome == "succeeded" else rng.uniform(0.1, 1)
+    at = now - timedelta(hours=hours)
+    backup_id = f"{at - timedelta(minutes=20):%Y%m%dT%H%M%SZ}-{rng.getrandbits(32):08x}"
+    reason = "ok" if outcome == "succeeded" else "target s3://backups/eu: access denied"
+    return {
+        "cluster_id": cluster_id,
+        "outcome": outcome,
+        "at": at,
+        "backup_id": backup_id,
+        "detail": f"backup {backup_id}: {reason}",
+    }
 
 
 def _cpu_at(at: datetime, base: float, rng: random.Random) -> float:
@@ -255,17 +283,22 @@ async def seed_showcase(
         memory_gib=64,
         disk_gib=1000,
     )
-    clock.now = now - timedelta(hours=30)
-    await exchange.record_event(
-        ctx, created.id, _event("backup_failed", "node-3: NFS mount /backup is read-only")
-    )
-    clock.now = now - timedelta(hours=6)
-    await exchange.record_event(ctx, created.id, _event("backup_succeeded", ""))
+    # Nightly backups at 02:00: one failed, the next succeeded (as the cluster words them).
+    for days_ago, kind, reason in (
+        (2, "backup_failed", "node-3: NFS mount /backup is read-only"),
+        (1, "backup_succeeded", "ok"),
+    ):
+        started = (now - timedelta(days=days_ago)).replace(hour=2, minute=0, second=0)
+        backup_id = f"{started:%Y%m%dT%H%M%SZ}-{rng.getrandbits(32):08x}"
+        clock.now = started + timedelta(minutes=rng.randint(12, 40))
+        await exchange.record_event(ctx, created.id, _event(kind, f"backup {backup_id}: {reason}"))
     clock.now = now - timedelta(minutes=1)
     report = [
         node_json(
             f"node-{i + 1}",
             rng=rng,
+            datacenter=("fra-1", "fra-2", "ams-1")[i % 3],
+            leader=i == 1,
             cores=16,
             memory_gib=64,
             disk_gib=1000,

@@ -1,121 +1,86 @@
-"""A `StaffDirectory` for tests, screenshots and the benchmark: staff accounts in a table of its
-own (``console_test_staff``), decided by the project's pure login (`mission_control.staff.auth`:
-argon2id password, RFC 6238 TOTP never accepted twice, throttle).
+"""Staff accounts for console tests, screenshots and the benchmark: real Mission Control accounts
+(`users.add_user`, the code behind `mission-control users add`), hashed with cheap argon2
+parameters to keep tests fast, whose TOTP secret the test keeps to make codes. The console
+logs them in through its default directory (`staff.login`), as in production.
 
-It stands in for the account store that arrives with staff user accounts; the console is wired
-to it with ``MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY=staff_store:directory`` (tests/console on
-PYTHONPATH). Passwords are hashed with cheap argon2 parameters to keep tests fast.
+`refusing` is a `StaffDirectory` factory for the test of
+``MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY=module:factory`` (tests/console on PYTHONPATH).
 """
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import datetime
 
+import pyotp
 from argon2 import PasswordHasher
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mission_control.protocol import StaffRole
-from mission_control.service.context import ServiceContext
+from mission_control.service import users
+from mission_control.service.audit_log import cli_actor
+from mission_control.service.context import ServiceContext, utc_now
 from mission_control.service.staff import StaffIdentity
-from mission_control.staff.auth import StaffAccount, login
-from mission_control.staff.throttle import ThrottleState
+from mission_control.service.support_policy import SupportSettings
+from mission_control.staff.roles import StaffRole
 
+# The same cheap parameters as CHEAP_ENV, so the server never re-hashes at login.
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
-test_metadata = MetaData()
-accounts = Table(
-    "console_test_staff",
-    test_metadata,
-    Column("username", String(128), primary_key=True),
-    Column("role", String(16), nullable=False),
-    Column("password_hash", Text, nullable=False),
-    Column("totp_secret", String(64), nullable=False),
-    Column("last_totp_step", Integer),
-    Column("throttle", Text, nullable=False, default="{}"),
-)
+CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192, "password_parallelism": 1}
+CHEAP_ENV = {f"MISSION_CONTROL_{k.upper()}": str(v) for k, v in CHEAP.items()}
 
 
-def _dump_throttle(state: ThrottleState) -> str:
-    def iso(at: datetime | None) -> str | None:
-        return None if at is None else at.isoformat()
-
-    return json.dumps(
-        {
-            "failures": [t.isoformat() for t in state.failures],
-            "lockouts": state.lockouts,
-            "locked_until": iso(state.locked_until),
-            "last_failure": iso(state.last_failure),
-        }
+async def add_account(
+    engine: AsyncEngine,
+    name: str,
+    role: StaffRole | str,
+    password: str,
+    clock: Callable[[], datetime] | None = None,
+) -> str:
+    """Create the staff account `name`; returns its TOTP secret."""
+    ctx = ServiceContext(
+        engine=engine, clock=clock or utc_now, support=SupportSettings(hasher=HASHER)
     )
+    added = await users.add_user(ctx, name, StaffRole(role), password, by=cli_actor("tests"))
+    return str(pyotp.parse_uri(added.totp_uri).secret)
 
 
-def _load_throttle(text: str) -> ThrottleState:
-    raw = json.loads(text or "{}")
-
-    def at(value: str | None) -> datetime | None:
-        return None if value is None else datetime.fromisoformat(value)
-
-    return ThrottleState(
-        failures=tuple(datetime.fromisoformat(t) for t in raw.get("failures", [])),
-        lockouts=int(raw.get("lockouts", 0)),
-        locked_until=at(raw.get("locked_until")),
-        last_failure=at(raw.get("last_failure")),
+def cli_add_account(db_url: str, name: str, role: str, password: str) -> str:
+    """`mission-control users add NAME --role ROLE` in a subprocess (the password twice on
+    stdin); returns the TOTP secret from the URI it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mission_control.cli", "users", "add", name, "--role", role],
+        input=f"{password}\n{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **CHEAP_ENV, "MISSION_CONTROL_DB_URL": db_url},
+        check=False,
     )
+    assert done.returncode == 0, done.stderr
+    return str(pyotp.parse_uri(done.stdout.strip()).secret)
 
 
-class TableStaffDirectory:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+def cli_disable_account(db_url: str, name: str) -> None:
+    """`mission-control users disable NAME` in a subprocess."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mission_control.cli", "users", "disable", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MISSION_CONTROL_DB_URL": db_url},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
-    async def _ensure(self, conn: AsyncConnection) -> None:
-        await conn.run_sync(lambda sync: test_metadata.create_all(sync, checkfirst=True))
 
-    async def add(self, username: str, role: StaffRole, password: str, totp_secret: str) -> None:
-        async with self.ctx.engine.begin() as conn:
-            await self._ensure(conn)
-            await conn.execute(
-                insert(accounts).values(
-                    username=username,
-                    role=role,
-                    password_hash=HASHER.hash(password),
-                    totp_secret=totp_secret,
-                    throttle="{}",
-                )
-            )
-
+class RefusingDirectory:
     async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
-        async with self.ctx.engine.begin() as conn:
-            await self._ensure(conn)
-            row = (
-                await conn.execute(select(accounts).where(accounts.c.username == username))
-            ).first()
-            account = None
-            if row is not None:
-                account = StaffAccount(
-                    username=row.username,
-                    role=row.role,
-                    password_hash=row.password_hash,
-                    totp_secret=row.totp_secret,
-                    last_totp_step=row.last_totp_step,
-                    throttle=_load_throttle(row.throttle),
-                )
-            outcome = login(account, username, password, totp_code, self.ctx.clock(), hasher=HASHER)
-            if outcome.account is not None:
-                await conn.execute(
-                    update(accounts)
-                    .where(accounts.c.username == username)
-                    .values(
-                        last_totp_step=outcome.account.last_totp_step,
-                        throttle=_dump_throttle(outcome.account.throttle),
-                        password_hash=outcome.account.password_hash,
-                    )
-                )
-        if not outcome.accepted or outcome.account is None:
-            return outcome.message
-        return StaffIdentity(user=outcome.account.username, role=outcome.account.role.value)  # type: ignore[arg-type]
+        return "refused by the test directory"
 
 
-def directory(ctx: ServiceContext) -> TableStaffDirectory:
-    """The factory named by MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY=staff_store:directory."""
-    return TableStaffDirectory(ctx)
+def refusing(_ctx: ServiceContext) -> RefusingDirectory:
+    """The factory named by MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY=staff_store:refusing."""
+    return RefusingDirectory()

@@ -13,6 +13,7 @@ from console_stack import SHOWCASE, Stack, StaffUser, chromium, console_stack
 from mc_postgres import run_async
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select, update
+from staff_store import cli_disable_account
 
 from mission_control.console.schema import console_sessions
 from mission_control.db.engine import create_engine
@@ -62,7 +63,9 @@ def test_log_in_search_and_page_the_fleet(stack: Stack, context: BrowserContext)
     log_in(page, stack, stack.add_user("fleet-viewer", "operator"))
     expect(page.locator("h1")).to_have_text("Fleet")
     cookie = session_cookie(context)
+    # Secure although the server speaks plain HTTP: Chromium keeps it for http://127.0.0.1.
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["secure"]
     expect(page.locator(".who .role")).to_have_text("operator")
     rows = page.locator("table.fleet tbody tr")
     expect(rows).to_have_count(50)
@@ -101,6 +104,10 @@ def test_cluster_page_shows_nodes_advice_and_plots(stack: Stack, context: Browse
     expect(nodes).to_have_count(5)
     expect(nodes.nth(2)).to_contain_text("900 GiB / 1000 GiB")
     expect(nodes.nth(2).locator(".fill.crit")).to_have_count(1)
+    datacenters = nodes.locator("td:nth-child(2)").all_inner_texts()
+    assert datacenters == ["fra-1", "fra-2", "ams-1", "fra-1", "fra-2"]
+    expect(page.locator("table.nodes .badge.leader")).to_have_count(1)
+    expect(nodes.nth(1).locator(".badge.leader")).to_have_text("leader")
     expect(page.locator("table.advice")).to_contain_text("Advised minimum")
     expect(page.locator("ul.reasons")).to_contain_text("disk of node-3 at 90%")
     plots = page.locator("svg.plot")
@@ -110,9 +117,14 @@ def test_cluster_page_shows_nodes_advice_and_plots(stack: Stack, context: Browse
     box = plots.nth(0).bounding_box()
     assert box is not None and box["width"] > 500 and box["height"] > 150
     expect(page.locator("dl.facts").first).to_contain_text("48 in use of 64 licensed")
-    expect(page.locator("dl.facts").nth(1)).to_contain_text(
+    backups = page.locator("dl.backups")
+    expect(backups.locator("dd.last-failure")).to_contain_text(
         "node-3: NFS mount /backup is read-only"
     )
+    expect(backups.locator("dd.last-success")).to_contain_text("ago")
+    expect(backups.locator("dd").first).to_have_text("ok")
+    expect(plots.nth(0).locator("line.threshold")).to_have_count(1)
+    expect(plots.nth(1).locator("text.axis-title")).to_have_text("host-unit hours")
 
 
 def test_alerts_filter_by_kind_and_cluster(stack: Stack, context: BrowserContext) -> None:
@@ -137,7 +149,8 @@ def test_alerts_filter_by_kind_and_cluster(stack: Stack, context: BrowserContext
 
 
 def test_a_wrong_code_is_refused(stack: Stack, context: BrowserContext) -> None:
-    user = stack.add_user("wrong-code", "support-l3")
+    # An account made as an administrator makes it: `mission-control users add`.
+    user = stack.add_cli_user("wrong-code", "support-l3")
     page = context.new_page()
     wrong = "111111" if user.code() != "111111" else "222222"
     log_in(page, stack, user, code=wrong)
@@ -189,3 +202,17 @@ def test_an_expired_session_is_refused(stack: Stack, context: BrowserContext) ->
     expect(page).to_have_url(stack.base_url + "/console/login?expired=1&next=/console/alerts")
     expect(page.locator("p.notice")).to_contain_text("Your session expired")
     assert session_cookie(context) is None
+
+
+def test_disabling_an_account_ends_its_session(stack: Stack, context: BrowserContext) -> None:
+    user = stack.add_cli_user("leaver", "operator")
+    page = context.new_page()
+    log_in(page, stack, user)
+    expect(page.locator("h1")).to_have_text("Fleet")
+    cli_disable_account(stack.db_url, user.name)  # `mission-control users disable leaver`
+    page.goto(stack.base_url + "/console/alerts")
+    expect(page).to_have_url(stack.base_url + "/console/login?next=/console/alerts")
+    expect(page.locator("h1")).to_have_text("Log in")
+    assert session_cookie(context) is None
+    log_in(page, stack, user)  # and it cannot log in again
+    expect(page.locator("p.error")).to_have_text("invalid username, password or code")

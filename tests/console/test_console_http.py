@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pyotp
 import pytest
+from aiohttp import web
 from click.testing import CliRunner
 from console_helpers import Clock, running
 from sqlalchemy import func, select
-from staff_store import TableStaffDirectory
+from staff_store import CHEAP, add_account
 
 from mission_control.app import create_app
 from mission_control.certs import write_dev_ca
@@ -30,7 +30,6 @@ from mission_control.staff.totp import code_at_step, time_step
 from mission_control.tls import server_context
 
 PASSWORD = "Quiet-Harbour-77"
-SECRET = pyotp.random_base32()
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -39,9 +38,10 @@ class Console:
     base: str
     db_url: str
     clock: Clock
+    secret: str = ""
 
     def code(self, ahead: int = 0) -> str:
-        return code_at_step(SECRET, time_step(self.clock()) + ahead)
+        return code_at_step(self.secret, time_step(self.clock()) + ahead)
 
     async def sessions(self) -> int:
         engine = create_engine(self.db_url)
@@ -52,29 +52,30 @@ class Console:
             await engine.dispose()
 
 
-async def add_staff(db_url: str, clock: Clock) -> None:
+async def add_staff(db_url: str, clock: Clock, name: str = "ann", role: str = "support-l2") -> str:
     engine = create_engine(db_url)
     try:
-        directory = TableStaffDirectory(ServiceContext(engine=engine, clock=clock))
-        await directory.add("ann", "support-l2", PASSWORD, SECRET)
+        return await add_account(engine, name, role, PASSWORD, clock)
     finally:
         await engine.dispose()
 
 
+def mission_control(db_url: str, clock: Clock) -> web.Application:
+    return create_app(Settings(db_url=db_url, sweep_interval_s=3600, **CHEAP), clock=clock)
+
+
 @pytest.fixture
-async def console(
-    sqlite_db: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Console]:
-    monkeypatch.setenv("MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY", "staff_store:directory")
-    await add_staff(sqlite_db, clock)
-    app = create_app(Settings(db_url=sqlite_db, sweep_interval_s=3600), clock=clock)
-    async with running(app) as base:
-        yield Console(base, sqlite_db, clock)
+async def console(sqlite_db: str, clock: Clock) -> AsyncIterator[Console]:
+    secret = await add_staff(sqlite_db, clock)
+    async with running(mission_control(sqlite_db, clock)) as base:
+        yield Console(base, sqlite_db, clock, secret)
 
 
-def browser() -> aiohttp.ClientSession:
-    # A browser keeps cookies for 127.0.0.1; aiohttp needs `unsafe` for IP hosts.
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+def browser(base: str) -> aiohttp.ClientSession:
+    """A client that keeps cookies as a browser does for http://127.0.0.1: Secure ones too
+    (browsers treat loopback as a secure context); aiohttp needs `unsafe` for IP hosts."""
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=base)
+    return aiohttp.ClientSession(cookie_jar=jar)
 
 
 async def login_form(http: aiohttp.ClientSession, base: str) -> str:
@@ -107,12 +108,14 @@ async def page_token(http: aiohttp.ClientSession, url: str) -> str:
 
 
 async def test_login_opens_a_strict_session_and_logout_ends_it(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         reply = await log_in(http, console, next="/console/alerts")
         assert reply.status == 303 and reply.headers["Location"] == "/console/alerts"
         cookie = next(c for c in reply.headers.getall("Set-Cookie") if c.startswith("mc_session="))
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console/" in cookie
-        assert "Secure" not in cookie  # plain HTTP here; see the TLS test
+        # Secure although this listener speaks plain HTTP: in production a TLS proxy sits in
+        # front of it, and browsers keep Secure cookies for http://127.0.0.1 anyway.
+        assert "Secure" in cookie
         async with http.get(console.base + "/console/") as fleet:
             assert fleet.status == 200 and "Fleet" in await fleet.text()
         assert await console.sessions() == 1
@@ -128,7 +131,7 @@ async def test_login_opens_a_strict_session_and_logout_ends_it(console: Console)
 
 
 async def test_a_wrong_code_is_refused_and_creates_nothing(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         reply = await log_in(http, console, code="000000" if console.code() != "000000" else "1")
         assert reply.status == 401
         assert "invalid username, password or code" in await reply.text()
@@ -138,15 +141,15 @@ async def test_a_wrong_code_is_refused_and_creates_nothing(console: Console) -> 
 
 async def test_a_code_is_never_accepted_twice(console: Console) -> None:
     code = console.code()
-    async with browser() as http:
+    async with browser(console.base) as http:
         assert (await log_in(http, console, code=code)).status == 303
-    async with browser() as http:
+    async with browser(console.base) as http:
         assert (await log_in(http, console, code=code)).status == 401
     assert await console.sessions() == 1
 
 
 async def test_login_without_its_csrf_pair_is_refused(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         form = {"username": "ann", "password": PASSWORD, "totp": console.code()}
         reply = await http.post(console.base + "/console/login", data=form)
         assert reply.status == 403 and "did not come from this page" in await reply.text()
@@ -157,7 +160,7 @@ async def test_login_without_its_csrf_pair_is_refused(console: Console) -> None:
 
 
 async def test_posts_without_the_session_token_do_nothing(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         await log_in(http, console)
         for form in ({}, {"csrf_token": "wrong"}):
             async with http.post(console.base + "/console/logout", data=form) as reply:
@@ -168,7 +171,7 @@ async def test_posts_without_the_session_token_do_nothing(console: Console) -> N
 
 
 async def test_an_idle_session_expires_on_the_injected_clock(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         await log_in(http, console)
         for _ in range(3):  # activity keeps it alive well past 30 min in total
             console.clock.advance(minutes=29)
@@ -184,7 +187,7 @@ async def test_an_idle_session_expires_on_the_injected_clock(console: Console) -
 
 
 async def test_unauthenticated_requests_go_to_the_login(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         async with http.get(console.base + "/", allow_redirects=True) as r:
             assert str(r.url).startswith(console.base + "/console/login?next=/console/")
         async with http.post(console.base + "/console/logout", data={}) as r:
@@ -194,7 +197,7 @@ async def test_unauthenticated_requests_go_to_the_login(console: Console) -> Non
 
 
 async def test_headers_and_html_error_pages(console: Console) -> None:
-    async with browser() as http:
+    async with browser(console.base) as http:
         await log_in(http, console)
         async with http.get(console.base + "/console/") as r:
             csp = r.headers["Content-Security-Policy"]
@@ -216,16 +219,40 @@ async def test_headers_and_html_error_pages(console: Console) -> None:
             assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
 
 
-async def test_over_tls_the_cookie_is_secure(
-    sqlite_db: str, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY", "staff_store:directory")
-    await add_staff(sqlite_db, clock)
-    ca = write_dev_ca(tmp_path / "ca", ["127.0.0.1"])
-    app = create_app(Settings(db_url=sqlite_db, sweep_interval_s=3600), clock=clock)
-    from aiohttp import web
+async def test_behind_a_tls_proxy_every_cookie_is_secure(console: Console) -> None:
+    # Production: nginx ends TLS and proxies plain HTTP to this listener (docs/deployment.md).
+    proxied = {"X-Forwarded-Proto": "https", "Host": "mc.example.com"}
+    async with browser(console.base) as http:
+        async with http.get(console.base + "/console/login", headers=proxied) as form:
+            page = await form.text()
+            login_cookie = form.headers.getone("Set-Cookie")
+            assert "plain HTTP" not in page
+        reply = await log_in(http, console)
+        cookies = reply.headers.getall("Set-Cookie")
+        for cookie in [login_cookie, *cookies]:
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        token = await page_token(http, console.base + "/console/")
+        async with http.post(
+            console.base + "/console/logout", data={"csrf_token": token}, allow_redirects=False
+        ) as out:
+            cleared = out.headers.getone("Set-Cookie")
+            assert cleared.startswith("mc_session=") and "Secure" in cleared
 
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+
+async def test_the_login_page_warns_when_reached_over_plain_http(console: Console) -> None:
+    async with browser(console.base) as http:
+        async with http.get(
+            console.base + "/console/login", headers={"Host": "mc.example.com"}
+        ) as reply:
+            assert "reached over plain HTTP" in await reply.text()
+        async with http.get(console.base + "/console/login") as reply:  # 127.0.0.1: fine
+            assert "plain HTTP" not in await reply.text()
+
+
+async def test_over_tls_the_cookie_is_secure(sqlite_db: str, clock: Clock, tmp_path: Path) -> None:
+    secret = await add_staff(sqlite_db, clock)
+    ca = write_dev_ca(tmp_path / "ca", ["127.0.0.1"])
+    runner = web.AppRunner(mission_control(sqlite_db, clock), access_log=None, shutdown_timeout=1)
     await runner.setup()
     try:
         tls = server_context(ca.server_cert, ca.server_key)
@@ -237,7 +264,7 @@ async def test_over_tls_the_cookie_is_secure(
         async with aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
         ) as http:
-            reply = await log_in(http, Console(base, sqlite_db, clock))
+            reply = await log_in(http, Console(base, sqlite_db, clock, secret))
             cookies = reply.headers.getall("Set-Cookie")
             session_cookie = next(c for c in cookies if c.startswith("mc_session="))
             assert "Secure" in session_cookie and "HttpOnly" in session_cookie
@@ -245,16 +272,15 @@ async def test_over_tls_the_cookie_is_secure(
         await runner.cleanup()
 
 
-async def test_by_default_logins_go_through_mission_controls_staff_accounts(
+async def test_a_configured_staff_directory_decides_logins(
     sqlite_db: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY", raising=False)
-    await add_staff(sqlite_db, clock)
-    app = create_app(Settings(db_url=sqlite_db, sweep_interval_s=3600), clock=clock)
-    async with running(app) as base, browser() as http:
-        # The user exists only in the test's own directory, not in Mission Control's accounts.
-        reply = await log_in(http, Console(base, sqlite_db, clock))
-        assert reply.status == 401 and "not configured" not in await reply.text()
+    monkeypatch.setenv("MISSION_CONTROL_CONSOLE_STAFF_DIRECTORY", "staff_store:refusing")
+    secret = await add_staff(sqlite_db, clock)
+    async with running(mission_control(sqlite_db, clock)) as base, browser(base) as http:
+        # A real account, but the configured directory, not the staff accounts, decides.
+        reply = await log_in(http, Console(base, sqlite_db, clock, secret))
+        assert reply.status == 401 and "refused by the test directory" in await reply.text()
 
 
 @pytest.mark.parametrize(
@@ -290,7 +316,7 @@ async def test_a_cluster_without_any_data_renders(console: Console) -> None:
         )
     finally:
         await engine.dispose()
-    async with browser() as http:
+    async with browser(console.base) as http:
         await log_in(http, console)
         async with http.get(f"{console.base}/console/clusters/{created.id}") as r:
             page = await r.text()

@@ -9,11 +9,15 @@ import pytest
 
 from mission_control.console.plots import (
     Series,
+    Threshold,
     bar_chart,
     bucket_width,
     downsample,
     line_chart,
     nice_ceiling,
+    nice_scale,
+    thresholds,
+    tick_label,
     usage_bar,
 )
 
@@ -100,8 +104,63 @@ def test_bars_stack_per_slot() -> None:
         float(prod.attrib["y"]), abs=0.2
     )
     assert float(prod.attrib["height"]) == pytest.approx(3 * float(dr.attrib["height"]), rel=0.02)
-    ticks = [t.text for t in every(root, "text")]
-    assert "10" in ticks  # 6 + 2 = 8 rounds up to a scale of 10
+    ticks = [t.text for t in every(root, "text") if t.attrib.get("text-anchor") == "end"]
+    assert ticks == ["0", "2", "4", "6", "8"]  # 6 + 2 = 8, in steps of 2
+
+
+@pytest.mark.parametrize(
+    ("value", "top", "step"),
+    [
+        (3.75, 4, 1),
+        (5, 6, 2),
+        (9, 10, 2.5),
+        (37.5, 40, 10),
+        (8, 8, 2),
+        (100, 100, 25),
+        (0, 1, 1),
+        (0.3, 0.3, 0.1),
+    ],
+)
+def test_the_y_axis_steps_are_round(value: float, top: float, step: float) -> None:
+    assert nice_scale(value) == pytest.approx((top, step))
+
+
+def test_y_ticks_read_exactly_and_carry_their_unit() -> None:
+    hour = START + timedelta(hours=5)
+    bars = bar_chart(
+        [Series("prod", [(hour, 3.75)])],
+        start=START,
+        end=START + timedelta(days=1),
+        label="x",
+        y_title="host-unit hours",
+    )
+    root = parse(bars)
+    ticks = [t.text for t in every(root, "text") if "tick" in t.attrib.get("class", "")]
+    assert ticks[:5] == ["0", "1", "2", "3", "4"]
+    assert [t.text for t in every(root, "text") if t.attrib.get("class") == "axis-title"] == [
+        "host-unit hours"
+    ]
+    assert (
+        tick_label(3.75) == "3.75" and tick_label(1.25) == "1.25" and tick_label(12500) == "12,500"
+    )
+    lines = parse(line_chart([], start=START, end=END, label="x"))
+    assert [t.text for t in every(lines, "text")][:5] == ["0%", "25%", "50%", "75%", "100%"]
+
+
+def test_thresholds_are_drawn_once_per_value_in_the_series_colour() -> None:
+    shared = thresholds([("CPU", 85.0), ("Memory", 85.0), ("Disk", 85.0)])
+    assert shared == [Threshold(85.0, "alert at 85 %")]
+    mixed = thresholds([("CPU", 90.0), ("Memory", 85.0), ("Disk", 85.0)])
+    assert mixed == [
+        Threshold(85.0, "Memory, Disk alert at 85 %"),
+        Threshold(90.0, "CPU alert at 90 %", series=0),
+    ]
+    root = parse(line_chart([], start=START, end=END, label="x", limits=mixed))
+    drawn = [e for e in every(root, "line") if "threshold" in e.attrib["class"]]
+    assert [e.attrib["class"] for e in drawn] == ["threshold", "threshold s0"]
+    assert float(drawn[1].attrib["y1"]) < float(drawn[0].attrib["y1"])  # 90 % draws higher
+    labels = [t.text for t in every(root, "text") if "threshold-label" in t.attrib["class"]]
+    assert labels == ["Memory, Disk alert at 85 %", "CPU alert at 90 %"]
 
 
 @pytest.mark.parametrize(

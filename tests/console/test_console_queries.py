@@ -4,6 +4,7 @@ cluster view, and the health-sample hook in the real ingest path."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -196,9 +197,19 @@ async def test_cluster_view_of_a_cluster_built_by_the_real_services(any_db: str)
         assert view.capacity is not None and view.capacity.nodes == 5
         assert any("disk of node-3" in r for r in view.capacity.assessment.reasons)
         assert view.license.state == "expiring" and view.license.days_left == 25
-        assert view.backups.failing_since is None
-        assert view.backups.last_failure_detail == "node-3: NFS mount /backup is read-only"
-        assert view.backups.last_recovery_at is not None
+        assert [(n.datacenter, n.leader) for n in view.nodes] == [
+            ("fra-1", False),
+            ("fra-2", True),
+            ("ams-1", False),
+            ("fra-1", False),
+            ("fra-2", False),
+        ]
+        backups = view.backups
+        assert backups.failing_since is None and not backups.failed_last
+        assert backups.last_failure is not None and backups.last_success is not None
+        assert backups.last_failure.detail.endswith(": node-3: NFS mount /backup is read-only")
+        assert backups.last_success.at - backups.last_failure.at > timedelta(hours=23)
+        assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", backups.last_success.backup_id or "")
         assert view.latest is not None and view.latest.at == now - timedelta(minutes=1)
         assert 300 < len(view.history) <= 360  # a week averaged into buckets, minus a gap
         assert all(0 < p.cpu_fraction < 1 and p.disk_fraction for p in view.history)

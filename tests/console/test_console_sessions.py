@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from staff_store import add_account
 
 from mission_control.console import csrf
 from mission_control.console.guard import safe_next
@@ -24,10 +25,15 @@ from mission_control.console.sessions import (
     verdict,
 )
 from mission_control.db.engine import create_engine
+from mission_control.db.schema import users
+from mission_control.service.audit_log import cli_actor
 from mission_control.service.bearer import digest
+from mission_control.service.context import ServiceContext
 from mission_control.service.staff import StaffIdentity
+from mission_control.service.users import disable_user
 
 T0 = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
+PASSWORD = "Amber-Lighthouse-31"
 POLICY = SessionPolicy(
     idle_timeout=timedelta(minutes=30),
     max_age=timedelta(hours=12),
@@ -37,6 +43,11 @@ POLICY = SessionPolicy(
 
 def session(created: datetime = T0, seen: datetime = T0) -> ConsoleSession:
     return ConsoleSession("h", "ann", "operator", created, seen, "tok")
+
+
+def test_a_disabled_account_ends_the_session_whatever_its_age() -> None:
+    s = ConsoleSession("h", "ann", "operator", T0, T0, "tok", account_enabled=False)
+    assert verdict(s, T0, POLICY) is Verdict.DISABLED
 
 
 def test_idle_expiry_is_exact_at_the_boundary() -> None:
@@ -84,6 +95,7 @@ def test_after_login_only_console_paths(target: str | None, expected: str) -> No
 async def test_store_keeps_only_a_digest_and_forgets_on_logout(any_db: str) -> None:
     engine = create_engine(any_db)
     try:
+        await add_account(engine, "ann", "support-l3", PASSWORD)
         cookie, opened = await open_session(engine, StaffIdentity("ann", "support-l3"), T0)
         async with engine.connect() as conn:
             stored = (await conn.execute(select(console_sessions))).one()
@@ -96,8 +108,31 @@ async def test_store_keeps_only_a_digest_and_forgets_on_logout(any_db: str) -> N
         await touch(engine, opened, T0 + timedelta(minutes=5))
         touched = await find_session(engine, cookie)
         assert touched is not None and touched.last_seen_at == T0 + timedelta(minutes=5)
-        await close_session(engine, opened)
+        async with engine.begin() as conn:
+            await close_session(conn, opened)
         assert await find_session(engine, cookie) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_session_follows_its_account(any_db: str) -> None:
+    engine = create_engine(any_db)
+    try:
+        await add_account(engine, "ann", "support-l2", PASSWORD)
+        cookie, _ = await open_session(engine, StaffIdentity("ann", "support-l2"), T0)
+        async with engine.begin() as conn:  # promoted: the next request acts as operator
+            await conn.execute(update(users).where(users.c.name == "ann").values(role="operator"))
+        promoted = await find_session(engine, cookie)
+        assert promoted is not None and promoted.role == "operator"
+        assert verdict(promoted, T0, POLICY) is Verdict.ACTIVE
+        await disable_user(ServiceContext(engine=engine), "ann", by=cli_actor("root"))
+        disabled = await find_session(engine, cookie)
+        assert disabled is not None and not disabled.account_enabled
+        assert verdict(disabled, T0, POLICY) is Verdict.DISABLED
+        # A session whose account does not exist (any more) is no better.
+        ghost, _ = await open_session(engine, StaffIdentity("ghost", "admin"), T0)
+        found = await find_session(engine, ghost)
+        assert found is not None and verdict(found, T0, POLICY) is Verdict.DISABLED
     finally:
         await engine.dispose()
 
@@ -105,6 +140,8 @@ async def test_store_keeps_only_a_digest_and_forgets_on_logout(any_db: str) -> N
 async def test_prune_removes_only_unusable_sessions(any_db: str) -> None:
     engine = create_engine(any_db)
     try:
+        for name in ("a", "b"):
+            await add_account(engine, name, "operator", PASSWORD)
         idle_cookie, _ = await open_session(engine, StaffIdentity("a", "operator"), T0)
         live_cookie, live = await open_session(engine, StaffIdentity("b", "operator"), T0)
         await touch(engine, live, T0 + timedelta(minutes=29))

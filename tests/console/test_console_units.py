@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mission_control.console import units
+from mission_control.protocol import AlertKind
+from mission_control.service.alerts import silence_alert
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -57,3 +59,16 @@ def test_missing_times_are_dashes() -> None:
     assert units.ago(None, NOW) == "—"
     assert units.timestamp(None) == "—"
     assert units.timestamp(NOW) == "2030-06-01 12:00 UTC"
+
+
+@pytest.mark.parametrize(
+    ("silent_for", "text"),
+    [
+        (timedelta(minutes=7), "no health check for 7 min (expected every 120 s)"),
+        (timedelta(hours=5, minutes=3), "no health check for 5 h 3 min (expected every 120 s)"),
+        (timedelta(minutes=816480), "no health check for 567 d (expected every 120 s)"),
+    ],
+)
+def test_the_silent_alert_reads_in_human_units(silent_for: timedelta, text: str) -> None:
+    changes = silence_alert(NOW - silent_for, NOW, timedelta(minutes=2), 3)
+    assert changes[AlertKind.CLUSTER_SILENT] == text
