@@ -35,7 +35,7 @@ def status(g: Globals, as_json: bool) -> None:
         lines = [
             f"cluster   {doc['cluster']}",
             f"leader    {doc['leader'] or '-'} (epoch {doc['epoch']})",
-            f"quorum    {q['have']}/{q['need']} {'ok' if q['ok'] else 'NOT MET'}",
+            f"quorum    {'ok' if q['ok'] else 'NOT MET'} ({q['have']} live, {q['need']} needed)",
             f"license   {_license_line(lic)}",
             "",
             f"{'NODE':<16} {'DATACENTER':<12} STATE",
