@@ -143,6 +143,10 @@ class ClusterPaths:
     def backup_run(self, backup_id: str) -> str:
         return f"{self.backup_runs}/{backup_id}"
 
+    def backup_parts(self, backup_id: str) -> str:
+        """The outcome of each part of a run, one child per part."""
+        return f"{self.backup_run(backup_id)}/parts"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 

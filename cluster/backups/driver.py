@@ -24,7 +24,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -60,6 +59,7 @@ from cluster.backups.runs import (
 )
 from cluster.backups.settings import BackupSettings, plan_run
 from cluster.backups.signing import decode_public, load_signing_key
+from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan, remove_run_objects
 from cluster.errors import ClusterError, FencedOut
 from cluster.exchange import Link
@@ -287,6 +287,16 @@ class RunDriver:
         await report_outcome(self._ctx, run.id, outcome)
 
     async def _wait_for_parts(self, run: RunRecord) -> list[PartRecord]:
+        wakeup = AsyncWakeup()  # each reported part wakes the check at once
+        await self._ctx.call_zk(
+            wakeup.children, self._ctx.zk_client, self._ctx.paths.backup_parts(run.id)
+        )
+        try:
+            return await self._await_parts(run, wakeup)
+        finally:
+            wakeup.close()
+
+    async def _await_parts(self, run: RunRecord, wakeup: AsyncWakeup) -> list[PartRecord]:
         last = ""
         while True:
             outcomes = await self._zk(store.read_outcomes, run.id)
@@ -304,7 +314,7 @@ class RunDriver:
                 last = verdict.reason
             if not self._ctx.leading:
                 raise FencedOut("lost leadership while waiting for parts")
-            await asyncio.sleep(self._poll)
+            await wakeup.wait(self._poll)
 
     async def _record_retention(self, done: RunRecord, targets: TargetSet | None) -> RunRecord:
         """Apply retention after the commit and note its outcome in the run (best effort)."""

@@ -32,6 +32,7 @@ from cluster.backups.cron import due, parse_schedule
 from cluster.backups.driver import RunDriver
 from cluster.backups.runs import RunRecord, ScheduleMark, Trigger
 from cluster.backups.settings import BackupSettings
+from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
@@ -56,6 +57,7 @@ class BackupLeader:
         self._expression: str | None = None
         self._worker: Worker | None = None
         self._driver: RunDriver | None = None
+        self._wakeup: AsyncWakeup | None = None
 
     async def start(self, ctx: LeaderContext) -> None:
         self._worker = Worker("backup-leader")
@@ -86,19 +88,25 @@ class BackupLeader:
         scheduler.start()
         self._scheduler = scheduler
         recovered = False
-        while True:
-            try:
-                if not recovered:
-                    await ctx.call_zk(store.ensure_layout, ctx.zk_client, ctx.paths)
-                    log.info("backup service: %s", await driver.recover())
-                    recovered = True
-                await self._sync_schedule(ctx, driver, scheduler)
-                await self._serve_requests(ctx, driver)
-            except FencedOut:
-                return
-            except (ClusterError, KazooException) as exc:
-                log.warning("backup service paused: %s", exc)
-            await asyncio.sleep(self._poll)
+        wakeup = self._wakeup = AsyncWakeup()
+        try:
+            while True:
+                try:
+                    if not recovered:
+                        await ctx.call_zk(store.ensure_layout, ctx.zk_client, ctx.paths)
+                        log.info("backup service: %s", await driver.recover())
+                        recovered = True
+                        # A request is served as soon as the CLI writes it.
+                        await ctx.call_zk(wakeup.children, ctx.zk_client, ctx.paths.backup_requests)
+                    await self._sync_schedule(ctx, driver, scheduler)
+                    await self._serve_requests(ctx, driver)
+                except FencedOut:
+                    return
+                except (ClusterError, KazooException) as exc:
+                    log.warning("backup service paused: %s", exc)
+                await wakeup.wait(self._poll)
+        finally:
+            wakeup.close()
 
     def _busy(self) -> bool:
         return self._drive is not None and not self._drive.done()
@@ -107,6 +115,11 @@ class BackupLeader:
         if run is not None and run.status == "running":
             self._drive = asyncio.create_task(driver.drive(run), name=f"backup-{run.id}")
             self._drive.add_done_callback(_log_end)
+            self._drive.add_done_callback(self._wake_after_run)
+
+    def _wake_after_run(self, _run: asyncio.Task[RunRecord]) -> None:
+        if self._wakeup is not None:  # a request queued meanwhile is served at once
+            self._wakeup.set()
 
     async def _serve_requests(self, ctx: LeaderContext, driver: RunDriver) -> None:
         if self._busy():

@@ -31,6 +31,7 @@ from backup.engine import PartRecord, ProgressEvent, write_directory_part
 from backup.errors import BackupError
 from cluster.backups import store
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord
+from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
@@ -103,14 +104,22 @@ class PartWriter:
     async def _run(self, ctx: LeaderContext) -> None:
         handled: set[str] = set()
         unreported: dict[str, PartOutcome] = {}
-        while True:
-            try:
-                await self._once(ctx, handled, unreported)
-            except (ClusterError, KazooException) as exc:
-                log.info("backup part writer: ZooKeeper unavailable (%s)", type(exc).__name__)
-            except Exception:  # never let the writer die: the next run must still get its part
-                log.exception("backup part writer: unexpected error; carrying on")
-            await asyncio.sleep(self._poll)
+        wakeup = AsyncWakeup()  # a run planned by the leader starts this node's part at once
+        watching = False
+        try:
+            while True:
+                try:
+                    if not watching:
+                        await ctx.call_zk(wakeup.data, ctx.zk_client, ctx.paths.backup_current)
+                        watching = True
+                    await self._once(ctx, handled, unreported)
+                except (ClusterError, KazooException) as exc:
+                    log.info("backup part writer: ZooKeeper unavailable (%s)", type(exc).__name__)
+                except Exception:  # never let the writer die: the next run must get its part
+                    log.exception("backup part writer: unexpected error; carrying on")
+                await wakeup.wait(self._poll)
+        finally:
+            wakeup.close()
 
     async def _once(
         self, ctx: LeaderContext, handled: set[str], unreported: dict[str, PartOutcome]

@@ -97,7 +97,7 @@ def read_outcomes(
     client: KazooClient, paths: ClusterPaths, backup_id: str
 ) -> dict[str, PartOutcome]:
     """Reported parts by part name (a znode is named after its part)."""
-    return _records(client, f"{paths.backup_run(backup_id)}/parts", PartOutcome)
+    return _records(client, paths.backup_parts(backup_id), PartOutcome)
 
 
 def read_progress(
@@ -111,7 +111,7 @@ def report_part(
 ) -> bool:
     """Record a part's outcome; False if the run is gone or the part was already reported."""
     try:
-        client.create(f"{paths.backup_run(backup_id)}/parts/{outcome.part}", encode(outcome))
+        client.create(f"{paths.backup_parts(backup_id)}/{outcome.part}", encode(outcome))
     except (NoNodeError, NodeExistsError):
         return False
     return True

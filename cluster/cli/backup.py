@@ -153,22 +153,30 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
     from cluster.backups.errors import BackupRunError
     from cluster.backups.follow import find_run, follow
     from cluster.backups.settings import plan_run
+    from cluster.backups.wakeup import ThreadWakeup
 
     with g.session() as client:
         plan_run(config_store.read_config(client, g.paths)[0])  # refuse at once if unconfigured
+        runs = ThreadWakeup()  # the leader's new run, then its end, are seen at once
+        runs.children(client, g.paths.backup_runs)
         request = store.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
         try:
-            started = find_run(client, g.paths, request, timeout=30 if wait else 5)
+            started = find_run(client, g.paths, request, timeout=30 if wait else 5, sleep=runs.wait)
         except BackupRunError as e:
             if wait:
                 raise
             click.echo(f"backup requested ({request}); no leader has taken it up yet: {e}")
             return
+        finally:
+            runs.close()
         if not wait:
             click.echo(f"backup {started.id} started: `managed backup show {started.id}`")
             return
+        ended = ThreadWakeup()
+        ended.data(client, g.paths.backup_run(started.id))
         with Bars() as bars:
-            final = follow(client, g.paths, started.id, timeout, bars.on_run)
+            final = follow(client, g.paths, started.id, timeout, bars.on_run, sleep=ended.wait)
+        ended.close()
     line = run_line(final.summary())
     if final.status != "ok":
         raise click.ClickException(line)

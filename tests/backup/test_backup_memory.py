@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from backup.frames import DEFAULT_FRAME_SIZE
 from backup.targets import open_target, parse_target_url
 
 CHILD = r"""
@@ -17,6 +18,7 @@ import json, os, sys, time
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from backup.engine import BackupContext, ResidencyPolicy, open_targets, write_part
 from backup.layout import part_object
+
 
 class RepeatedBlocks:
     '''`total` bytes made of one random 1 MiB block, generated as it is read.'''
@@ -70,7 +72,7 @@ def write_in_child(primary: str, mirrors: list[str], total: int, timeout: float)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, int] = json.loads(done.stdout)
     assert result["size_plain"] == total
-    assert result["frames"] == total // MIB
+    assert result["frames"] == -(-total // DEFAULT_FRAME_SIZE)
     assert result["stored"] == [result["size_cipher"]] * (1 + len(mirrors))
     return result
 

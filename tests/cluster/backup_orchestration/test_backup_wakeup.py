@@ -1,0 +1,90 @@
+"""Wake-ups on a real ensemble: a watched change ends the wait at once, a quiet wait ends at its
+timeout, and a closed wake-up no longer wakes anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+from cluster import zk
+from cluster.backups.wakeup import AsyncWakeup, ThreadWakeup
+from cluster.dev.zookeeper import Ensemble
+
+LONG = 30.0  # a wait woken by its watch ends long before this
+
+
+@pytest.fixture
+def client(zk_ensemble: Ensemble) -> Iterator[KazooClient]:
+    c = zk.connect(zk_ensemble.connect_string)
+    try:
+        yield c
+    finally:
+        zk.close(c)
+
+
+@pytest.fixture
+def base(client: KazooClient) -> str:
+    path = f"/wakeup-test/{uuid.uuid4().hex}"
+    client.ensure_path(path)
+    return path
+
+
+def later(seconds: float, action: Callable[[], object]) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+def test_a_new_child_wakes_a_blocking_waiter(client: KazooClient, base: str) -> None:
+    wakeup = ThreadWakeup()
+    wakeup.children(client, base)
+    wakeup.wait(LONG)  # the recipe's first call (the children as they are now)
+    later(0.2, lambda: client.create(f"{base}/request-"))
+    started = time.monotonic()
+    wakeup.wait(LONG)
+    assert time.monotonic() - started < LONG / 3
+
+
+def test_data_watch_wakes_on_create_and_a_quiet_wait_times_out(
+    client: KazooClient, base: str
+) -> None:
+    wakeup = ThreadWakeup()
+    wakeup.data(client, f"{base}/current")  # does not exist yet
+    wakeup.wait(LONG)
+    started = time.monotonic()
+    wakeup.wait(0.3)  # nothing changes: the poll interval bounds the wait
+    assert 0.25 <= time.monotonic() - started < LONG / 3
+    later(0.2, lambda: client.create(f"{base}/current", b"run-1"))
+    started = time.monotonic()
+    wakeup.wait(LONG)
+    assert time.monotonic() - started < LONG / 3
+
+
+def test_a_closed_wakeup_is_not_woken(client: KazooClient, base: str) -> None:
+    wakeup = ThreadWakeup()
+    wakeup.children(client, base)
+    wakeup.wait(LONG)
+    wakeup.close()
+    client.create(f"{base}/late-")
+    started = time.monotonic()
+    wakeup.wait(0.5)
+    assert time.monotonic() - started >= 0.45
+
+
+async def test_the_event_loop_waiter_is_woken_from_kazoos_thread(
+    client: KazooClient, base: str
+) -> None:
+    wakeup = AsyncWakeup()
+    await asyncio.to_thread(wakeup.children, client, base)
+    await wakeup.wait(LONG)
+    later(0.2, lambda: client.create(f"{base}/part-"))
+    started = time.monotonic()
+    await wakeup.wait(LONG)
+    assert time.monotonic() - started < LONG / 3
+    wakeup.close()
