@@ -117,6 +117,11 @@ async def enroll_all(url: str, db_url: str, count: int) -> list[tuple[str, str]]
         return list(await asyncio.gather(*(enroll(t) for t in tokens)))
 
 
+def tree_cpu(process: psutil.Process) -> float:
+    """User + system CPU seconds of a server and its worker processes."""
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+
 def measure(target: Target, args: argparse.Namespace, workdir: Path) -> Measurement:
     """One measurement window against `target`, load from `args.loaders` processes."""
     bodies = {"health": health_json(1), "heartbeat": {"epoch": 1}}
@@ -140,9 +145,9 @@ def measure(target: Target, args: argparse.Namespace, workdir: Path) -> Measurem
         loaders.append((subprocess.Popen([sys.executable, str(LOADER), plan_file, out]), out))
     server = psutil.Process(target.pid)
     time.sleep(max(0.0, start_at + args.warmup - time.time()))
-    cpu_before = sum(server.cpu_times()[:2])
+    cpu_before = tree_cpu(server)
     time.sleep(args.seconds)
-    cpu_used = sum(server.cpu_times()[:2]) - cpu_before
+    cpu_used = tree_cpu(server) - cpu_before
     latencies: dict[str, list[float]] = {k: [] for k in KINDS}
     errors, loader_cpu = 0, 0.0
     for process, out in loaders:
@@ -182,10 +187,12 @@ def bare_target(clusters: int) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def mission_control_target(
-    name: str, db_url: str, clusters: int, workdir: Path
+    name: str, db_url: str, clusters: int, workdir: Path, workers: int = 1
 ) -> Iterator[Target]:
     port = free_port()
-    with serve(db_url, port, log=workdir / f"serve-{name}.log") as process:
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    log = workdir / f"serve-{name.replace(' ', '-')}.log"
+    with serve(db_url, port, extra=extra, log=log) as process:
         enrolled = asyncio.run(enroll_all(f"http://127.0.0.1:{port}", db_url, clusters))
         yield Target(name, port, process.pid, enrolled)
 
@@ -198,7 +205,7 @@ def line(name: str, kind: str, f: Figures, base: Figures | None, cpu_us: float) 
             f"x{f.p99_ms / base.p99_ms:.1f} p99"
         )
     return (
-        f"{name:<12} {kind:<9} {f.rate:7.0f}/s  p50 {f.p50_ms:7.1f} ms  p99 {f.p99_ms:7.1f} ms"
+        f"{name:<13} {kind:<9} {f.rate:7.0f}/s  p50 {f.p50_ms:7.1f} ms  p99 {f.p99_ms:7.1f} ms"
         f"  cpu {cpu_us:5.0f} us/req{ratio}"
     )
 
@@ -217,6 +224,8 @@ def report(runs: list[dict[str, Measurement]]) -> None:
     print(f"-- median of {len(runs)} run(s), each figure and each same-run ratio on its own")
     for name in runs[0]:
         cpu = statistics.median(r[name].server_cpu_us for r in runs)
+        loader = statistics.median(r[name].loader_cpu_us for r in runs)
+        print(f"{name:<13} load generator cpu {loader:5.0f} us/req (an upper bound)")
         for kind in KINDS:
             mine = [r[name].figures[kind] for r in runs]
             f = Figures(
@@ -245,6 +254,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="requests/s offered; 0: closed loop")
     parser.add_argument("--loaders", type=int, default=1, help="load generator processes")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated worker counts to measure on PostgreSQL (e.g. 1,2); SQLite: 1",
+    )
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
@@ -262,13 +276,23 @@ def main() -> None:
         for backend in filter(None, args.backends.split(",")):
             if backend == "sqlite":
                 db_url = f"sqlite:///{workdir / 'bench.db'}"
+                targets.append(
+                    stack.enter_context(
+                        mission_control_target(backend, db_url, args.clusters, workdir)
+                    )
+                )
             elif backend == "postgresql":
-                db_url = stack.enter_context(fresh_database(stack.enter_context(postgres_server())))
+                server = stack.enter_context(postgres_server())
+                for workers in (int(w) for w in args.workers.split(",")):
+                    db_url = stack.enter_context(fresh_database(server))
+                    name = backend if workers == 1 else f"{backend} x{workers}"
+                    targets.append(
+                        stack.enter_context(
+                            mission_control_target(name, db_url, args.clusters, workdir, workers)
+                        )
+                    )
             else:
                 raise SystemExit(f"unknown backend {backend!r}")
-            targets.append(
-                stack.enter_context(mission_control_target(backend, db_url, args.clusters, workdir))
-            )
         runs = [{t.name: measure(t, args, workdir) for t in targets} for _ in range(args.runs)]
         report(runs)
 

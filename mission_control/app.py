@@ -65,7 +65,10 @@ def service_context(
     )
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Clock = utc_now, background: bool = True
+) -> web.Application:
+    """The application; `background=False` leaves the sweeps to another worker process."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[CREDENTIALS] = CredentialCache(settings.credential_cache_s)
@@ -97,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
                 await task
 
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(sweeper)
+    if background:
+        app.cleanup_ctx.append(sweeper)
     setup_console(app)
     return app

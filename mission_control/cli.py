@@ -69,6 +69,11 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--max-body-bytes", type=click.IntRange(min=1024))
 @click.option("--no-migrate", is_flag=True, help="Refuse to start on an old schema.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (PostgreSQL only)  [default: 1]",
+)
 def serve(
     db_url: str,
     listen: tuple[str, int] | None,
@@ -79,11 +84,10 @@ def serve(
     max_body_bytes: int | None,
     no_migrate: bool,
     access_log: bool,
+    workers: int | None,
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
-    from aiohttp import web
-
-    from mission_control.app import create_app
+    from mission_control import serving
     from mission_control.tls import server_context
 
     settings = settings_from(
@@ -97,7 +101,12 @@ def serve(
         max_body_bytes=max_body_bytes,
         migrate_on_start=False if no_migrate else None,
         access_log=True if access_log else None,
+        workers=workers,
     )
+    try:
+        serving.check_workers(settings)
+    except serving.WorkersNeedPostgreSQL as error:
+        raise click.ClickException(str(error)) from None
     context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         try:
@@ -113,14 +122,7 @@ def serve(
             raise click.ClickException(f"cannot load TLS certificate or key: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            ssl_context=context,
-            access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-            print=lambda line: click.echo(line, err=True),
-        )
+        code = serving.run(settings, context, lambda line: click.echo(line, err=True))
     except (ServiceError, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
     except (OperationalError, InterfaceError) as error:
@@ -129,6 +131,8 @@ def serve(
         raise click.ClickException(
             f"cannot serve on {settings.host}:{settings.port}: {error}"
         ) from None
+    if code:
+        sys.exit(code)
 
 
 # --- db ---------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     access_log: bool = False
     db_pool_size: int = Field(default=10, ge=1, le=100)
+    workers: int = Field(default=1, ge=1, le=64)
 
     health_interval_s: float = Field(default=120, gt=0)
     sweep_interval_s: float = Field(default=30, gt=0)
