@@ -164,6 +164,8 @@ class Bench:
         assert self.ensemble is not None and self.node is not None
         argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
         argv += ["--cluster", cluster or self.cluster, "--zk-auth", ZK_AUTH, *args]
+        s3 = [s.pid for s in self.servers.values()]
+        node_cpu, s3_cpu = cpu_seconds([self.node.pid]), cpu_seconds(s3)
         started = time.monotonic()
         with PeakRss(self.node.pid) as node:
             proc = subprocess.Popen(
@@ -174,7 +176,13 @@ class Bench:
         seconds = time.monotonic() - started
         if proc.returncode != 0:
             raise SystemExit(f"managed {' '.join(args)} failed: {err.decode().strip()}")
-        return {"seconds": seconds, "node_rss_mib": node.mib, "cli_rss_mib": own.mib}
+        return {
+            "seconds": seconds,
+            "node_rss_mib": node.mib,
+            "cli_rss_mib": own.mib,
+            "node_cpu_s": cpu_seconds([self.node.pid]) - node_cpu,
+            "s3_cpu_s": cpu_seconds(s3) - s3_cpu,
+        }
 
     @contextmanager
     def running(self, total: int) -> Iterator[Bench]:
@@ -226,6 +234,16 @@ class Bench:
         return self.timed("backup", "run", "--wait")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def compare(
     rounds: int,
     baseline: Callable[[], float],
@@ -250,6 +268,8 @@ def compare(
         "median": statistics.median(per_round),
         "load_avg": round(os.getloadavg()[0], 1),
         "peak_rss_mib": max(r["node_rss_mib"] for r in runs),
+        "node_cpu_s": round(statistics.median(r.get("node_cpu_s", 0.0) for r in runs), 2),
+        "s3_cpu_s": round(statistics.median(r.get("s3_cpu_s", 0.0) for r in runs), 2),
     }
 
 
@@ -381,6 +401,13 @@ def report(results: dict[str, Any]) -> str:
             f"{label} ratio {value:6.3f}  {verdict:<22}  peak RSS {rss:6.1f} MiB "
             f"(goal < {RSS_GOAL_MIB:.0f}: {rss_note})"
         )
+        if "node_cpu_s" in results[key]:
+            r = results[key]
+            lines.append(
+                f"    ours: median {statistics.median(r['ours_s']):.2f} s wall, node CPU "
+                f"{r['node_cpu_s']:.2f} s, S3 endpoints' CPU {r['s3_cpu_s']:.2f} s; plain: "
+                f"median {statistics.median(r['baseline_s']):.2f} s"
+            )
     return "\n".join(lines)
 
 
