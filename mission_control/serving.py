@@ -29,6 +29,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -139,7 +140,7 @@ def _supervise(workers: Sequence[BaseProcess], sock: socket.socket) -> int:
         for worker in workers:
             worker.start()
         sock.close()  # the workers hold it now
-        while any(w.exitcode is None for w in workers):
+        while not stopping:
             wait([w.sentinel for w in workers if w.exitcode is None], timeout=1.0)
             ended = [w for w in workers if w.exitcode is not None]
             if ended and not stopping:
@@ -148,15 +149,18 @@ def _supervise(workers: Sequence[BaseProcess], sock: socket.socket) -> int:
                 stop(signal.SIGTERM, None)
                 return 1
         return 0
-    finally:
+    finally:  # every worker gone within STOP_GRACE_S, killed if need be
         _join_all(workers)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
 def _join_all(workers: Sequence[BaseProcess]) -> None:
+    deadline = time.monotonic() + STOP_GRACE_S
     for worker in workers:
-        worker.join(STOP_GRACE_S)
+        worker.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
         if worker.is_alive():
+            log.error("%s did not stop within %g s: killed", worker.name, STOP_GRACE_S)
             worker.kill()
             worker.join(5)

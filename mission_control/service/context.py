@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mission_control.service.policy import AlertPolicy, SizingPolicy
+from mission_control.service.sampling import WindowSampler
 from mission_control.service.support_policy import SupportSettings
 
 Clock = Callable[[], datetime]
@@ -28,3 +29,5 @@ class ServiceContext:
     dedupe_retention: timedelta = timedelta(days=30)
     enrollment_token_ttl: timedelta = timedelta(days=7)
     support: SupportSettings = field(default_factory=SupportSettings)
+    # Refused unknown staff tokens: one audit entry per remote address and minute, with a count.
+    token_refusals: WindowSampler = field(default_factory=WindowSampler, compare=False)

@@ -13,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -33,6 +34,8 @@ from mission_control.staff.tokens import PREFIX, issue_token, token_digest
 
 LEGACY_PREFIX = "mcs."
 TokenKind = Literal["api", "session"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ async def _token_refused(
     ctx: ServiceContext, token: str, now: datetime, remote: str | None
 ) -> None:
     digest = token_digest(token)
-    async with ctx.engine.begin() as conn:
+    async with ctx.engine.connect() as conn:
         known = (
             await conn.execute(
                 select(
@@ -157,23 +160,33 @@ async def _token_refused(
                 ).where(staff_tokens.c.token_hash == digest)
             )
         ).first()
-        if known is None:
-            reason = "unknown token"
-        elif known.revoked_at is not None:
-            reason = "revoked token"
-        elif known.expires_at is not None and known.expires_at <= now:
-            reason = "expired token"
-        else:
-            reason = "owner disabled"
-        detail: dict[str, JsonValue] = {
-            "reason": reason,
-            "token_id": digest[:12],
-            "hint": known.hint if known is not None else None,
-            "remote": remote,
-        }
-        name = known.user_name if known is not None else "unknown"
-        actor = Actor(name, ActorKind.STAFF, via="mission-control api")
-        event = AuditEvent(now, actor, "staff.token.refused", auth.AUDIT_SCOPE, name, detail)
+    repeated = 0
+    if known is None:
+        # Anyone can send made-up tokens: bound the audit writes they cause (one entry per
+        # address and minute, counting the rest); an issued token always names its owner.
+        admitted = ctx.token_refusals.admit(remote or "unknown", now)
+        if admitted is None:
+            log.info("refused unknown staff token %s from %s", digest[:12], remote)
+            return
+        repeated, reason = admitted, "unknown token"
+    elif known.revoked_at is not None:
+        reason = "revoked token"
+    elif known.expires_at is not None and known.expires_at <= now:
+        reason = "expired token"
+    else:
+        reason = "owner disabled"
+    detail: dict[str, JsonValue] = {
+        "reason": reason,
+        "token_id": digest[:12],
+        "hint": known.hint if known is not None else None,
+        "remote": remote,
+    }
+    if repeated:
+        detail["refused_since_last_entry"] = repeated
+    name = known.user_name if known is not None else "unknown"
+    actor = Actor(name, ActorKind.STAFF, via="mission-control api")
+    event = AuditEvent(now, actor, "staff.token.refused", auth.AUDIT_SCOPE, name, detail)
+    async with ctx.engine.begin() as conn:
         await audit_log.record(conn, ctx, [event])
 
 

@@ -18,6 +18,7 @@ from mc_postgres import free_port, fresh_database
 from mc_process import serve, stop
 
 from mission_control.client import MissionControlClient
+from mission_control.serving import STOP_GRACE_S
 
 
 @pytest.fixture
@@ -114,3 +115,16 @@ def test_several_workers_need_postgresql(tmp_path: Path) -> None:
         "(use --workers 1, or a postgresql:// database)"
     ]
     assert not (tmp_path / "mc.db").exists()
+
+
+def test_a_worker_that_will_not_stop_is_killed_after_the_grace_period(
+    pg_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    with serve(pg_url, port, extra=["--workers", "2"], log=tmp_path / "serve.log") as process:
+        first, second = workers_of(process)
+        second.suspend()  # SIGSTOP: it cannot handle SIGTERM
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(STOP_GRACE_S + 15) == 0
+        assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
+        assert "did not stop within" in (tmp_path / "serve.log").read_text()
