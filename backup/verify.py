@@ -167,9 +167,13 @@ def verify_backup(
     progress: ProgressCallback = ignore_progress,
     opener: Callable[[TargetLocation], Target] = open_target,
 ) -> VerifyReport:
-    """Verify backup `backup_id` on every target its manifest records (see module docstring)."""
+    """Verify backup `backup_id` on every target its manifest records (see module docstring).
+
+    Only a manifest whose signer was checked (`trusted`) may name targets to open; without a
+    trusted signer, only the given `targets` are checked."""
     found_on, signed = locate_manifest(targets.all, backup_id, trusted)
-    targets = recorded_targets(signed, found_on, targets.all, opener)
+    if trusted is not None:
+        targets = recorded_targets(signed, found_on, targets.all, opener)
     keys = (
         {r.name: unwrap_data_key(r.wrapped_key, private_key) for r in signed.manifest.parts}
         if private_key is not None

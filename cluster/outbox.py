@@ -31,6 +31,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from cluster import zk
 from cluster.paths import ClusterPaths
 
 PREFIX = "m-"  # never dropped by the bound
@@ -158,7 +159,7 @@ def pending(client: KazooClient, paths: ClusterPaths, limit: int = 100) -> list[
     out = []
     for name, req in requests:
         try:
-            data, _ = req.get(timeout=10)
+            data, _ = zk.wait(req, 10)
         except NoNodeError:
             continue  # delivered meanwhile
         try:

@@ -47,10 +47,15 @@ def protected_acl(auth: str | None) -> list[Any]:
     return [make_digest_acl(user, password, all=True), *READ_ACL_UNSAFE]
 
 
-def is_protected(acls: list[Any]) -> bool:
-    """True when nobody but a digest credential may change the znode (world may only read)."""
+def is_protected(acls: list[Any], auth: str | None) -> bool:
+    """True when the world may only read the znode and only a digest credential may change
+    it: the cluster's own (`auth`), so a znode someone else planted with their credential does
+    not pass. Without `auth` the credential's identity cannot be checked: any digest counts."""
+    ours = protected_acl(auth)[0].id.id if auth else None
     for acl in acls:
         if acl.id.scheme == "digest":
+            if ours is not None and acl.id.id != ours:
+                return False
             continue
         if acl.id.scheme != "world" or acl.perms & ~Permissions.READ:
             return False

@@ -40,8 +40,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
-from kazoo.handlers.threading import KazooTimeoutError
 
+from cluster import zk
 from cluster.audit.chain import (
     AuditEntry,
     AuditFormatError,
@@ -56,7 +56,7 @@ from cluster.audit.chain import (
 )
 from cluster.audit.copies import compare_copies
 from cluster.audit.events import AuditEvent
-from cluster.errors import ClusterError, FencedOut, ZooKeeperUnavailable
+from cluster.errors import ClusterError, FencedOut
 from cluster.outbox import PREFIX, outbox_path, record
 from cluster.paths import ClusterPaths
 from cluster.zk import Fence
@@ -185,10 +185,7 @@ class AuditLog:
         self._ensured = False
 
     def _wait(self, result: Any) -> Any:
-        try:
-            return result.get(timeout=self.timeout)
-        except KazooTimeoutError as exc:
-            raise ZooKeeperUnavailable("ZooKeeper did not answer in time") from exc
+        return zk.wait(result, self.timeout)
 
     def _ensure(self) -> None:
         if not self._ensured:

@@ -69,7 +69,7 @@ def list_runs(client: KazooClient, paths: ClusterPaths) -> list[RunRecord]:
     runs = []
     for req in requests:
         try:
-            data, _ = req.get(timeout=10)
+            data, _ = zk.wait(req, 10)
         except NoNodeError:
             continue
         run = _parse(RunRecord, data)

@@ -181,7 +181,7 @@ def verify(g: Globals, offline: bool, as_json: bool) -> None:
     with g.session() as client:
         reference = _reference(g, client, offline)
         result = AuditLog(client, g.paths).verify(reference.key, copies=reference.copies)
-        protected = public_key_protected(client, g.paths)
+        protected = public_key_protected(client, g.paths, g.zk_auth)
     ok = result.ok and reference.key_problem is None
     notes = [] if protected else [_UNPROTECTED]
     if as_json:

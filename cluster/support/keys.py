@@ -59,13 +59,14 @@ def load_public_key(client: KazooClient, paths: ClusterPaths) -> Ed25519PublicKe
     return key
 
 
-def public_key_protected(client: KazooClient, paths: ClusterPaths) -> bool:
-    """True when support/public-key is absent or changeable only with a credential."""
+def public_key_protected(client: KazooClient, paths: ClusterPaths, auth: str | None) -> bool:
+    """True when support/public-key is absent or changeable only with the cluster's credential
+    (`auth`; without it, with some credential)."""
     try:
         acls, _ = client.get_acls(paths.support_public_key)
     except NoNodeError:
         return True
-    return is_protected(acls)
+    return is_protected(acls, auth)
 
 
 def _load_private(data: bytes) -> Ed25519PrivateKey:
@@ -113,7 +114,7 @@ def _publish(
                 "original key or publish the matching public key"
             )
         acls, _ = client.get_acls(paths.support_public_key)
-        if not is_protected(acls):
+        if not is_protected(acls, auth):
             client.set_acls(paths.support_public_key, acl)  # made by an older version: migrate
         return
     raise SigningKeyError("cannot publish the public key (it keeps changing)")

@@ -22,6 +22,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 
+from cluster import zk
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable, is_protected, protected_acl
 
@@ -80,10 +81,10 @@ def protect(client: KazooClient, paths: ClusterPaths, auth: str | None) -> list[
     opened: list[str] = []
     for path, request in pending:
         try:
-            acls, _ = request.get(timeout=10)
+            acls, _ = zk.wait(request, 10)
         except NoNodeError:
             continue
-        if is_protected(acls):
+        if is_protected(acls, auth):
             continue
         try:
             client.set_acls(path, acl)

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 
+from cluster import zk
 from cluster.audit.canonical import format_time
 from cluster.audit.chain import CheckpointSchedule
 from cluster.audit.events import SYSTEM, Actor, AuditEvent
@@ -225,7 +226,7 @@ class SupportStore:
         out = []
         for name, req in pending:
             try:
-                data, stat = req.get(timeout=10)
+                data, stat = zk.wait(req, 10)
             except NoNodeError:
                 continue
             out.append(StoredRequest.from_bytes(name, bytes(data), stat.version))

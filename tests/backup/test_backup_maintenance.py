@@ -25,6 +25,7 @@ from backup.engine import (
     verify_backup,
 )
 from backup.keys import generate_private_key
+from backup.targets import Target, TargetLocation
 
 EU = ResidencyPolicy("EU")
 
@@ -43,10 +44,29 @@ def test_verify_checks_the_recorded_targets_not_the_configured_ones(
     # A problem on the old mirror is still found.
     part = tmp_path / "old-mirror" / "data" / signed.manifest.id / "zookeeper.part"
     part.write_bytes(part.read_bytes()[:-1])
-    report = verify_backup(signed.manifest.id, now)
+    report = verify_backup(signed.manifest.id, now, trusted=cluster_signing_key.public_key())
     first = report.first_problem
     assert first is not None and first.target == old.urls[1]
     assert report.signer == signed.signature.signer
+
+
+def test_without_a_trusted_signer_verify_opens_no_target_the_manifest_names(
+    tmp_path: Path, customer_key: X25519PrivateKey, cluster_signing_key: Ed25519PrivateKey
+) -> None:
+    """Anyone who can write the bucket can write a manifest: unless its signer was checked,
+    the targets it names (endpoints, paths) are never opened."""
+    recorded = open_targets(f"file://{tmp_path}/p", [f"file://{tmp_path}/elsewhere"], EU)
+    signed = small_backup(recorded, customer_key, cluster_signing_key)
+    configured = open_targets(f"file://{tmp_path}/p", [], EU)
+    opened: list[str] = []
+
+    def opener(location: TargetLocation) -> Target:
+        opened.append(location.url)
+        raise AssertionError("a target named by an unchecked manifest was opened")
+
+    report = verify_backup(signed.manifest.id, configured, opener=opener)
+    assert opened == [] and report.ok, report.describe()
+    assert report.targets == configured.urls
 
 
 def test_rotation_never_creates_a_manifest_where_the_data_is_not(

@@ -70,7 +70,7 @@ def test_without_the_credential_nothing_widens_access(leader: Leader) -> None:
     finally:
         zk.close(open_client)
     for path in (leader.paths.support, leader.paths.support_policy):
-        assert is_protected(leader.client.get_acls(path)[0])
+        assert is_protected(leader.client.get_acls(path)[0], AUTH)
     # The wrong credential is one clear line too.
     c = leader.cluster
     r = managed(
@@ -86,7 +86,7 @@ def test_the_leader_protects_znodes_left_open_by_an_older_version(leader: Leader
     leader.client.create(leader.paths.support_policy, b'{"mode":"approval"}')
     leader.heartbeat(later(minutes=1))
     for path in (leader.paths.support, leader.paths.support_requests, leader.paths.support_policy):
-        assert is_protected(leader.client.get_acls(path)[0]), path
+        assert is_protected(leader.client.get_acls(path)[0], AUTH), path
     (entry,) = [e for e in AuditLog(leader.client, leader.paths).entries()]
     assert (entry.action, entry.actor.name) == ("support.protected", "system")
     assert entry.detail["policy"] == SupportPolicy().to_config()
