@@ -76,9 +76,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         "",
     ),
     (
-        # `password hunter2`: a bare secret word and the word after it.
+        # `password hunter2`: a bare secret word and the word after it; not a word that is
+        # itself a value (`password=Password next`: only the value is secret).
         re.compile(
-            r"(?i)(?P<key>\b(?:password|passwd|passphrase|pwd))(?P<sep>[ \t]+)"
+            r"(?i)(?<![=:'\"])(?<![=:] )"
+            r"(?P<key>\b(?:password|passwd|passphrase|pwd))(?P<sep>[ \t]+)"
             r"(?P<value>(?!\[REDACTED\])(?![=:])[^\s,;'\"]+)"
         ),
         "",
