@@ -185,11 +185,6 @@ def sorted_tree(root: Path) -> list[Path]:
     return found
 
 
-def tree_size(root: Path) -> int:
-    """Total size of the regular files under `root` (for progress totals)."""
-    return tree_totals(root)[0]
-
-
 # Per entry: a 512-byte header, and at most a pax extended header (512 bytes of header plus
 # its records, one or two blocks for the long names and link targets a data directory has).
 ENTRY_OVERHEAD = 3 * tarfile.BLOCKSIZE

@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cluster import outbox, zk
@@ -43,38 +42,18 @@ from cluster.exchange_messages import (
     link_problem,
     refusal_action,
 )
-from cluster.exchange_state import StateMoved, StateWriter, read_state
+from cluster.exchange_state import StateMoved, StateWriter
 from cluster.leadership import LeaderContext
 from cluster.licensing import (
     Enforcement,
     cluster_host_units,
     decide_enforcement,
-    host_units,
     license_view,
 )
-from cluster.link import DAY, HOUR, Intervals, Link
+from cluster.link import HOUR, Link
 from cluster.model import ClusterSnapshot, dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
-
-__all__ = [
-    "CREDENTIAL_SECRET",
-    "DAY",
-    "HOUR",
-    "HeartbeatHandler",
-    "Intervals",
-    "Link",
-    "LinkRefused",
-    "MissionControlExchange",
-    "Unreachable",
-    "cluster_host_units",
-    "due_hours",
-    "host_units",
-    "license_view",
-    "link_problem",
-    "read_state",
-    "refusal_action",
-]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +84,10 @@ class MissionControlExchange:
     def __init__(
         self,
         auth: str | None,
-        data_dir: Path,
         heartbeat_handler: HeartbeatHandler | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._auth = auth
-        self._data_dir = data_dir
         self._clock = clock
         self._heartbeat_handler = heartbeat_handler
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +114,7 @@ class MissionControlExchange:
         return MissionControlClient(
             link.url,
             credential=credential,
-            ca_file=self._ca_file(link),
+            ca_pem=link.ca_pem or None,
             insecure_http=link.insecure_http,
         )
 
@@ -194,16 +171,6 @@ class MissionControlExchange:
                         backoff = min(backoff * 2, 15.0)
             if not ctx.leading:
                 await asyncio.sleep(0.5)
-
-    def _ca_file(self, link: Link) -> str | None:
-        if not link.ca_pem:
-            return None
-        path = self._data_dir / "mission-control-ca.pem"
-        if not path.exists() or path.read_text() != link.ca_pem:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(link.ca_pem)
-            tmp.replace(path)
-        return str(path)
 
     def _is_due(self, kind: str, now: float) -> bool:
         return now >= self._next.get(kind, 0.0)

@@ -163,7 +163,8 @@ class NodeDaemon:
                 if snap and self._connected
                 else {"have": 0, "need": snap.quorum.need if snap else 0, "ok": False}
             ),
-            "health": self._live.probe().to_json(),
+            # As last published: probing again would reset the CPU window the loop measures.
+            "health": self._live.probe.last.to_json(),
             "health_error": self._live.probe.error,
             "data_dir": str(self.settings.resolved_data_dir),
         }

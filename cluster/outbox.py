@@ -77,6 +77,20 @@ def enqueue(
     return mid
 
 
+def stable_message_id(paths: ClusterPaths, *parts: str) -> str:
+    """A message id derived from the fact the message reports (`parts`), so a message made
+    again for the same fact is deduplicated by Mission Control."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((paths.cluster, *parts))))
+
+
+def queued(
+    paths: ClusterPaths, kind: str, payload: dict[str, Any], message_id: str, now: float
+) -> tuple[str, bytes]:
+    """The sequence-node path prefix and the bytes `enqueue` would create: for callers that
+    enqueue inside a transaction of their own."""
+    return f"{outbox_path(paths)}/{PREFIX}", record(kind, payload, now, message_id)
+
+
 def record(
     kind: str, payload: dict[str, Any], now: float | None = None, message_id: str | None = None
 ) -> bytes:

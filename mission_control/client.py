@@ -66,22 +66,24 @@ MESSAGE_PATHS: Final = {
 _RETRYABLE = {408, 425, 429}
 
 
-def verifying_context(ca_file: str | None) -> ssl.SSLContext:
-    """A client TLS context that verifies the server against `ca_file` (or the system store).
+def verifying_context(ca_file: str | None = None, *, ca_pem: str | None = None) -> ssl.SSLContext:
+    """A client TLS context that verifies the server against a CA certificate, given as a file
+    (`ca_file`) or as PEM text (`ca_pem`, as the cluster stores it), or the system store.
 
-    Raises ValueError with one clear line if `ca_file` cannot be read or holds no PEM certificate.
+    Raises ValueError with one clear line if the certificate cannot be read or is not valid PEM.
     """
+    where = ca_file or "the stored CA certificate"
     try:
-        return ssl.create_default_context(cafile=ca_file)
+        return ssl.create_default_context(cafile=ca_file, cadata=ca_pem)
     except ssl.SSLError as error:
         reason = error.reason or str(error)
         raise ValueError(
-            f"cannot use {ca_file} as the CA certificate: it holds no valid PEM certificate "
+            f"cannot use {where} as the CA certificate: it holds no valid PEM certificate "
             f"({reason})"
         ) from None
     except OSError as error:
         raise ValueError(
-            f"cannot read the CA certificate {ca_file}: {error.strerror or error}"
+            f"cannot read the CA certificate {where}: {error.strerror or error}"
         ) from None
 
 
@@ -92,6 +94,7 @@ class MissionControlClient:
         *,
         credential: str | None,
         ca_file: str | None = None,
+        ca_pem: str | None = None,
         insecure_http: bool = False,
         timeout: float = 10,
     ) -> None:
@@ -102,7 +105,7 @@ class MissionControlClient:
             raise ValueError(f"refusing plain http:// for {base_url} (TLS is required)")
         self._base = url.with_path(url.path.rstrip("/") + "/api/v1")
         self._ssl: ssl.SSLContext | bool = (
-            verifying_context(ca_file) if url.scheme == "https" else False
+            verifying_context(ca_file, ca_pem=ca_pem) if url.scheme == "https" else False
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None

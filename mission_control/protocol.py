@@ -40,11 +40,12 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]
 #: below 2^63, so it fits the BIGINT columns of the health history on both back ends.
 Bytes = Annotated[int, Field(ge=0, lt=2**53)]
 MAX_NODES = 1000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What free text may not hold: control characters other than tab, newline and return.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError("control characters are not allowed (tab, newline and return are)")
     return value
 
@@ -321,13 +322,14 @@ class SupportDecision(ClusterMessage):
 
 
 MAX_OUTPUT_BYTES = 64 * 1024
+MAX_SUMMARY_CHARS = 16_000
 
 
 class SupportCommandResult(ClusterMessage):
     command_id: Text = Field(min_length=1, max_length=64)
     request_id: Text = Field(min_length=1, max_length=64)
     status: Literal["ok", "refused", "error"]
-    summary: Text = Field(max_length=16_000)
+    summary: Text = Field(max_length=MAX_SUMMARY_CHARS)
     output: Output = Field(default="", description="Already redacted by the cluster; <= 64 KiB.")
     at: AwareDatetime
 

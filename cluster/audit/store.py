@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -57,7 +56,7 @@ from cluster.audit.chain import (
 from cluster.audit.copies import compare_copies
 from cluster.audit.events import AuditEvent
 from cluster.errors import ClusterError, FencedOut
-from cluster.outbox import PREFIX, outbox_path, record
+from cluster.outbox import outbox_path, queued, stable_message_id
 from cluster.paths import ClusterPaths
 from cluster.zk import Fence
 
@@ -275,10 +274,8 @@ class AuditLog:
     def _checkpoint_message(self, checkpoint: Checkpoint, now: datetime) -> tuple[str, bytes]:
         """The outbox record copying `checkpoint` to Mission Control (deduplicated there by
         cluster and seq; the message id is derived from the checkpoint itself)."""
-        name = f"{self.paths.cluster}/checkpoint/{checkpoint.seq}/{checkpoint.hash}"
-        mid = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-        body = record(CHECKPOINT_KIND, checkpoint.to_json(), now.timestamp(), mid)
-        return f"{outbox_path(self.paths)}/{PREFIX}", body
+        mid = stable_message_id(self.paths, "checkpoint", str(checkpoint.seq), checkpoint.hash)
+        return queued(self.paths, CHECKPOINT_KIND, checkpoint.to_json(), mid, now.timestamp())
 
     def _read_children(self, parent: str) -> list[tuple[str, bytes]]:
         try:

@@ -45,6 +45,7 @@ from backup.engine import (
     write_part,
 )
 from backup.errors import BackupError
+from backup.retention import DEFAULT_ORPHAN_GRACE
 from cluster import zk
 from cluster.backups import store, zkdump
 from cluster.backups.commit import CommitUncertain, commit_run
@@ -62,11 +63,10 @@ from cluster.backups.signing import decode_public, load_signing_key
 from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan, remove_run_objects
 from cluster.errors import ClusterError, FencedOut
-from cluster.exchange import Link
 from cluster.leadership import LeaderContext
+from cluster.link import Link
 
 log = logging.getLogger(__name__)
-MIN_ORPHAN_GRACE = timedelta(hours=48)
 
 
 class RunFailed(ClusterError):
@@ -334,7 +334,7 @@ class RunDriver:
         try:
             runs = await self._zk(store.list_runs)
             assert isinstance(runs, list)
-            grace = max(MIN_ORPHAN_GRACE, timedelta(seconds=2 * settings.part_timeout))
+            grace = max(DEFAULT_ORPHAN_GRACE, timedelta(seconds=2 * settings.part_timeout))
             rule = OrphanRule(
                 now=datetime.fromtimestamp(self._clock(), UTC),
                 ended=frozenset(r.id for r in runs if r.status != "running"),

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -92,7 +90,8 @@ class _Reference:
 def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
     """Mission Control's copies of the checkpoints, or None when the cluster is not enrolled."""
     from cluster.backups.config_store import read_config
-    from cluster.exchange import CREDENTIAL_SECRET, Link
+    from cluster.exchange import CREDENTIAL_SECRET
+    from cluster.link import Link
     from cluster.secrets import SecretsUnavailable, read_secret
     from mission_control.client import MissionControlClient
     from mission_control.errors import MessageRejected, MissionControlUnavailable
@@ -111,27 +110,22 @@ def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
     if credential is None:
         return None
 
-    async def fetch(ca_file: str | None) -> ClusterCheckpoints:
+    async def fetch() -> ClusterCheckpoints:
         async with MissionControlClient(
             link.url,
             credential=credential.decode(),
-            ca_file=ca_file,
+            ca_pem=link.ca_pem or None,
             insecure_http=link.insecure_http,
         ) as mc:
             return await mc.audit_checkpoints()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ca_file = None
-        if link.ca_pem:
-            ca_file = str(Path(tmp) / "ca.pem")
-            Path(ca_file).write_text(link.ca_pem)
-        try:
-            return asyncio.run(fetch(ca_file))
-        except (MissionControlUnavailable, MessageRejected, ValueError) as error:
-            raise click.ClickException(
-                f"cannot fetch Mission Control's copy of the checkpoints ({error}); "
-                "pass --offline to check only the local copy"
-            ) from None
+    try:
+        return asyncio.run(fetch())
+    except (MissionControlUnavailable, MessageRejected, ValueError) as error:
+        raise click.ClickException(
+            f"cannot fetch Mission Control's copy of the checkpoints ({error}); "
+            "pass --offline to check only the local copy"
+        ) from None
 
 
 def _reference(g: Globals, client: Any, offline: bool) -> _Reference:

@@ -22,10 +22,9 @@ from cluster.backups.text import (
     show_text,
     signer_line,
 )
-from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.cli.common import KEY_FILE, Globals, emit, json_option, pass_globals
 
 OFF = "off"
-KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 class BackupGroup(click.Group):

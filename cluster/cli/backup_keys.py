@@ -16,9 +16,8 @@ import click
 
 from cluster.backups.errors import BackupConfigError
 from cluster.backups.text import signer_line
-from cluster.cli.common import Globals, pass_globals
+from cluster.cli.common import KEY_FILE, Globals, pass_globals
 
-KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 ALGORITHM = click.option(
     "--algorithm", type=click.Choice(["x25519", "rsa"]), default="x25519", show_default=True
 )
@@ -48,9 +47,11 @@ def _confirm_replace(g: Globals, installed: str) -> None:
 def keygen(g: Globals, file: Path, algorithm: str, passphrase: bool, yes: bool) -> None:
     """Make a key pair: private key to FILE (0600), public key into the cluster config."""
     from backup.keys import KeyAlgorithm, public_key_pem, read_public_key
+    from backup.manifest import signer_id
     from cluster.backups import config_store, keyfiles
     from cluster.backups.config_store import Change
     from cluster.backups.settings import BackupSettings
+    from cluster.backups.signing import ensure_signing_key
 
     kind: KeyAlgorithm = "x25519" if algorithm == "x25519" else "rsa-oaep-sha256"
     with g.session() as client:
@@ -58,16 +59,14 @@ def keygen(g: Globals, file: Path, algorithm: str, passphrase: bool, yes: bool) 
         installed = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
         if installed.key_id and not yes:
             _confirm_replace(g, installed.key_id)
-        _, signer = config_store.update_signed(
-            client, g.paths, g.zk_auth, lambda _config, current: Change(current, None)
-        )
+        signer = signer_id(ensure_signing_key(client, g.paths, g.zk_auth))
         kid, pub = keyfiles.generate(file, kind, passphrase, signer)
         pem = public_key_pem(read_public_key(pub)).decode()
 
         def install(_config: dict[str, Any], current: Any) -> Change:
             return Change(current.model_copy(update={"public_key": pem, "key_id": kid}), None)
 
-        config_store.update(client, g.paths, install)
+        config_store.update_signed(client, g.paths, g.zk_auth, install)
     click.echo(
         f"private key written to {file} (mode 0600: keep it off the cluster), public key to "
         f"{pub}, trusted signer to {keyfiles.signers_path(file)}; key {kid[:16]} installed in "

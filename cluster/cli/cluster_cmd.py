@@ -22,7 +22,9 @@ def cluster() -> None:
 def status(g: Globals, as_json: bool) -> None:
     """Roster, liveness, quorum, leader and epoch (the text adds the license state; scripts
     read that from `managed mc status --json`)."""
-    from cluster.exchange import Link, license_view, read_state
+    from cluster.exchange_state import read_state
+    from cluster.licensing import license_view
+    from cluster.link import Link
 
     with g.session() as client:
         snap = zk.read_snapshot(client, g.paths)

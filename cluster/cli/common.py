@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,6 +15,9 @@ from kazoo.client import KazooClient
 from cluster import zk
 from cluster.names import check_credential, check_name
 from cluster.paths import ClusterPaths
+
+#: An existing key file (PEM) given on the command line.
+KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 F = TypeVar("F", bound=Callable[..., Any])
 ZK_TIMEOUT = 5.0  # seconds a command waits for ZooKeeper: to connect, then for each answer

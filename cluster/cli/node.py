@@ -139,9 +139,7 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root_logger.addHandler(handler)
     exchange = MissionControlExchange(
-        settings.zk_auth,
-        data.path,
-        heartbeat_handler=_support_handler(settings.zk_auth, data.path),
+        settings.zk_auth, heartbeat_handler=_support_handler(settings.zk_auth, data.path)
     )
     backups = backup_leader(settings.zk_auth)
     writer = part_writer(data.path)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from kazoo.client import KazooClient
 
     from cluster.audit.events import Actor
-    from cluster.support.store import StoredRequest, SupportStore
+    from cluster.support.records import StoredRequest
+    from cluster.support.store import SupportStore
 
 # The domain (pydantic, cryptography) is imported inside the commands: `managed node run`
 # shares this CLI and must start in well under a second. These mirror `SupportMode` and

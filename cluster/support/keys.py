@@ -29,7 +29,7 @@ from cluster.outbox import outbox_path
 from cluster.paths import ClusterPaths
 from cluster.secrets import is_protected, protected_acl, read_secret, write_secret
 from cluster.support import protection
-from cluster.support.store import PUBLIC_KEY_KIND, outbox_op
+from cluster.support.records import PUBLIC_KEY_KIND, outbox_op
 
 SECRET_NAME = "support-signing-key"
 

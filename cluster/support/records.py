@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from cluster.audit.canonical import format_time
 from cluster.audit.store import CreateNode
 from cluster.errors import ClusterError
-from cluster.outbox import PREFIX, outbox_path, record
+from cluster.outbox import queued
 from cluster.paths import ClusterPaths
 from cluster.support.approval import SignedApproval
 from cluster.support.errors import SupportError
@@ -44,17 +43,12 @@ def check_id(what: str, value: str) -> str:
     return value
 
 
-def message_id(paths: ClusterPaths, *parts: str) -> str:
-    """A stable message id, so a message re-made for the same fact is deduplicated upstream."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((paths.cluster, *parts))))
-
-
 def outbox_op(
     paths: ClusterPaths, kind: str, payload: dict[str, Any], mid: str, now: datetime
 ) -> CreateNode:
     """The create operation `cluster.outbox.enqueue` would make, to run inside a transaction."""
-    body = record(kind, payload, now.timestamp(), mid)
-    return CreateNode(f"{outbox_path(paths)}/{PREFIX}", body, sequence=True)
+    path, body = queued(paths, kind, payload, mid, now.timestamp())
+    return CreateNode(path, body, sequence=True)
 
 
 def dump_json(value: Any) -> bytes:

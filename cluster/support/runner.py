@@ -28,10 +28,8 @@ from cluster.model import ClusterSnapshot
 from cluster.support.commands import SupportCommand, check_config_key
 from cluster.support.redaction import MARK, is_secret_key, redact, redact_config
 from cluster.support.settable import SettingRefused, apply
+from mission_control.protocol import CONTROL_CHARACTERS, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
 
-MAX_OUTPUT_BYTES = 64 * 1024
-MAX_SUMMARY_CHARS = 16_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEFAULT_LOG_LINES = 100
 #: `logs tail` lines: Mission Control's API and the cluster both use this bound.
 MAX_LOG_LINES = 5000
@@ -60,7 +58,7 @@ class CommandResult:
         # newline and return, or longer than MAX_SUMMARY_CHARS (`mission_control.protocol.Text`);
         # an engineer's value or a file name may carry them, and a refused result would be set
         # aside instead of reaching the engineer. Output is made to fit by `limit_output`.
-        summary = _CONTROL.sub("\ufffd", self.summary)
+        summary = CONTROL_CHARACTERS.sub("\ufffd", self.summary)
         if len(summary) > MAX_SUMMARY_CHARS:
             summary = summary[: MAX_SUMMARY_CHARS - 1] + "\u2026"
         object.__setattr__(self, "summary", summary)

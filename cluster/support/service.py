@@ -60,6 +60,7 @@ from cluster.support.items import (
     via,
     withdraw,
 )
+from cluster.support.records import SupportStoreError, check_id
 from cluster.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
@@ -70,7 +71,7 @@ from cluster.support.requests import (
     revoke,
 )
 from cluster.support.runner import CommandResult, CommandStatus, run_command
-from cluster.support.store import SupportStore, SupportStoreError, check_id
+from cluster.support.store import SupportStore
 
 __all__ = ["VIA", "CommandItem", "RequestItem", "SupportService", "handle_heartbeat"]
 

@@ -47,7 +47,7 @@ from cluster.audit.store import (
     SetNode,
     TxOp,
 )
-from cluster.outbox import outbox_path
+from cluster.outbox import outbox_path, stable_message_id
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import protection
@@ -56,14 +56,12 @@ from cluster.support.policy import SupportPolicy
 from cluster.support.records import (
     DECISION_KIND,
     POLICY_KIND,
-    PUBLIC_KEY_KIND,
     RESULT_KIND,
     StoredRequest,
     SupportStoreError,
     check_id,
     decision_payload,
     dump_json,
-    message_id,
     outbox_op,
 )
 from cluster.support.requests import (
@@ -73,20 +71,6 @@ from cluster.support.requests import (
     Transition,
 )
 from cluster.zk import Fence
-
-__all__ = [
-    "DECISION_KIND",
-    "POLICY_KIND",
-    "PUBLIC_KEY_KIND",
-    "RESULT_KIND",
-    "StoredRequest",
-    "SupportStore",
-    "SupportStoreError",
-    "check_id",
-    "decision_payload",
-    "message_id",
-    "outbox_op",
-]
 
 MAX_ATTEMPTS = 20
 
@@ -253,7 +237,7 @@ class SupportStore:
         self, request: AccessRequest, approval: SignedApproval | None, now: datetime
     ) -> list[TxOp]:
         payload = decision_payload(request, approval)
-        mid = message_id(self.paths, "decision", request.id, request.state.value)
+        mid = stable_message_id(self.paths, "decision", request.id, request.state.value)
         return [outbox_op(self.paths, DECISION_KIND, payload, mid, now)]
 
     def _approval(self, request: AccessRequest) -> SignedApproval | None:
@@ -369,7 +353,11 @@ class SupportStore:
             acl=self._acl(),
         )
         message = outbox_op(
-            self.paths, RESULT_KIND, payload, message_id(self.paths, "result", command_id), now
+            self.paths,
+            RESULT_KIND,
+            payload,
+            stable_message_id(self.paths, "result", command_id),
+            now,
         )
         try:
             self._commit([event], now, [claim, *checks, *extra_ops, message])

@@ -161,18 +161,16 @@ async def _alerts(conn: AsyncConnection, cluster_id: str, name: str) -> list[Ale
     return [Alert.model_validate({**row, "cluster_name": name}) for row in [*opened, *recent]]
 
 
-async def _backups(conn: AsyncConnection, cluster_id: str) -> BackupState:
+async def _backups(conn: AsyncConnection, cluster_id: str, shown: list[Alert]) -> BackupState:
+    """The last outcomes; `failing_since` from the open backup_failed alert among `shown`."""
     found: dict[str, BackupOutcome] = {}
     for row in await conn.execute(
         select(backup_outcomes).where(backup_outcomes.c.cluster_id == cluster_id)
     ):
         found[row.outcome] = BackupOutcome(row.at, row.backup_id, row.detail)
-    failing_since = await conn.scalar(
-        select(alerts.c.raised_at).where(
-            alerts.c.cluster_id == cluster_id,
-            alerts.c.kind == AlertKind.BACKUP_FAILED.value,
-            ALERT_OPEN_WHERE,
-        )
+    failing_since = next(
+        (a.raised_at for a in shown if a.kind is AlertKind.BACKUP_FAILED and a.cleared_at is None),
+        None,
     )
     return BackupState(found.get("succeeded"), found.get("failed"), failing_since)
 
@@ -205,6 +203,7 @@ async def load_cluster(
     # Whole hours, so the hourly consumption bars line up with the frame.
     start = (now - history).replace(minute=0, second=0, microsecond=0)
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    shown = await _alerts(conn, row.id, row.name)
     return ClusterView(
         id=row.id,
         name=row.name,
@@ -220,8 +219,8 @@ async def load_cluster(
         license=evaluate_license(
             lic, row.host_units_in_use, now.date(), ctx.alerts.license_expiring_days
         ),
-        alerts=await _alerts(conn, row.id, row.name),
-        backups=await _backups(conn, row.id),
+        alerts=shown,
+        backups=await _backups(conn, row.id, shown),
         window=(start, end),
         history=await resource_history(conn, row.id, start, end, buckets),
         latest=await latest_sample(conn, row.id),

@@ -56,12 +56,14 @@ async def sweep(ctx: ServiceContext) -> SweepReport:
     watched = select(clusters.c.id, last_seen, clusters.c.health_interval_s).where(
         clusters.c.enrolled_at.is_not(None)
     )
+    # One read of every enrolled cluster serves both passes; only silent candidates are read
+    # again, locked, so a health check that arrived meanwhile is seen.
+    enrolled = watched.add_columns(
+        clusters.c.host_units_in_use, licenses.c.host_units, licenses.c.expires
+    ).outerjoin(licenses, licenses.c.cluster_id == clusters.c.id)
     async with ctx.engine.begin() as conn:
-        candidates = [
-            r.id
-            for r in await conn.execute(watched)
-            if is_silent(r.last_seen, r.health_interval_s, now, ctx)
-        ]
+        rows = (await conn.execute(enrolled)).all()
+        candidates = [r.id for r in rows if is_silent(r.last_seen, r.health_interval_s, now, ctx)]
         silent_rows = []
         if candidates:
             locked = watched.where(clusters.c.id.in_(candidates)).with_for_update()
@@ -75,19 +77,7 @@ async def sweep(ctx: ServiceContext) -> SweepReport:
             interval = health_interval_of(row.health_interval_s, ctx.health_interval)
             changes = silence_alert(row.last_seen, now, interval, intervals)
             await apply_alert_changes(conn, row.id, changes, now, current.get(row.id, {}))
-        license_rows = (
-            await conn.execute(
-                select(
-                    clusters.c.id,
-                    clusters.c.host_units_in_use,
-                    licenses.c.host_units,
-                    licenses.c.expires,
-                )
-                .outerjoin(licenses, licenses.c.cluster_id == clusters.c.id)
-                .where(clusters.c.enrolled_at.is_not(None))
-            )
-        ).all()
-        for lrow in license_rows:
+        for lrow in rows:
             lic = None if lrow.expires is None else License(lrow.host_units, lrow.expires)
             evaluation = evaluate_license(
                 lic, lrow.host_units_in_use, now.date(), ctx.alerts.license_expiring_days
@@ -100,7 +90,7 @@ async def sweep(ctx: ServiceContext) -> SweepReport:
         )
     return SweepReport(
         silent=tuple(r.id for r in silent_rows),
-        licenses_checked=len(license_rows),
+        licenses_checked=len(rows),
         replies_forgotten=forgotten.rowcount,
     )
 

@@ -30,8 +30,8 @@ from mc_exchange_kit import (
 from cluster import outbox
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import free_port
-from cluster.exchange import HOUR, LinkRefused, MissionControlExchange, Unreachable
-from cluster.link import DAY, Intervals, Link, OutboxBound
+from cluster.exchange import LinkRefused, MissionControlExchange, Unreachable
+from cluster.link import DAY, HOUR, Intervals, Link, OutboxBound
 from mission_control.client import MissionControlClient
 
 STEP = 600.0  # every message kind is due at every step of the clock
@@ -84,7 +84,7 @@ async def test_a_long_outage_is_bounded_enforced_and_loses_no_consumption(
     t0 = hour_of(time.time()) + 60
     clock = FakeClock(t0)
     link = link_of(cluster, mc, t0)
-    exchange = MissionControlExchange(ZK_AUTH, tmp_path, clock=clock)
+    exchange = MissionControlExchange(ZK_AUTH, clock=clock)
     credential = credential_of(cluster)
     up = client(mc.url, credential, mc)
     down = client(f"https://127.0.0.1:{free_port()}", credential, mc)
@@ -152,7 +152,7 @@ async def test_a_refused_credential_keeps_the_queue_and_reused_ids_set_one_messa
     leader.refresh()
     clock = FakeClock(time.time())
     link = link_of(cluster, mc, clock.now)
-    exchange = MissionControlExchange(ZK_AUTH, tmp_path, clock=clock)
+    exchange = MissionControlExchange(ZK_AUTH, clock=clock)
 
     # A credential Mission Control does not know (revoked, or another server's): 401.
     async with client(mc.url, f"mcc.{link.cluster_id}.revoked", mc) as refused:
@@ -199,7 +199,7 @@ async def test_an_unusable_link_is_reported_and_retried(
     config["mission_control"]["ca_pem"] = "not a certificate"
     leader.client.set(leader.paths.config, json.dumps(config).encode())
     leader.refresh()
-    exchange = MissionControlExchange(ZK_AUTH, tmp_path)
+    exchange = MissionControlExchange(ZK_AUTH)
     caplog.set_level(logging.ERROR, logger="cluster.exchange")
     await exchange.start(leader)
     try:
