@@ -31,6 +31,19 @@ def wait_until_serving(
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def cli_process(*args: str) -> str:
+    """Run `mission-control ARGS` as a user would; its stdout (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mission_control.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)

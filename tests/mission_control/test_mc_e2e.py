@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from mc_messages import consumption, health, health_json, heartbeat, license_check
 from mc_postgres import free_port
-from mc_process import serve, stop
+from mc_process import cli_process, serve, stop
 
 from mission_control.certs import DevCA
 from mission_control.cli import main
@@ -28,18 +26,6 @@ async def cli(*args: str, stdin: str | None = None) -> str:
     result = await asyncio.to_thread(CliRunner().invoke, main, list(args), stdin)
     assert result.exit_code == 0, result.output
     return result.stdout.strip()
-
-
-def cli_process(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "mission_control.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 async def test_server_process_over_https(db_url: str, dev_ca: DevCA, tmp_path: Path) -> None:

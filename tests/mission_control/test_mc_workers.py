@@ -15,7 +15,7 @@ import psutil
 import pytest
 from mc_messages import health, heartbeat
 from mc_postgres import free_port, fresh_database
-from mc_process import serve, stop
+from mc_process import cli_process, serve, stop
 
 from mission_control.client import MissionControlClient
 from mission_control.serving import STOP_GRACE_S
@@ -41,16 +41,7 @@ def wait_for(check: Callable[[], bool], timeout: float) -> bool:
 
 
 def create_cluster(db_url: str, name: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "mission_control.cli", "clusters", "create", name]
-        + ["--geography", "EU", "--db", db_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return cli_process("clusters", "create", name, "--geography", "EU", "--db", db_url)
 
 
 async def exchange(url: str, token: str, rounds: int) -> int:
