@@ -334,9 +334,11 @@ class NodeDaemon:
             await self._step_down(self._decision.reason)
 
     async def _release(self, snap: ClusterSnapshot, reason: str) -> None:
-        """Give up a lock this node may not use: stop its work, then delete the leader znode in
-        a fenced transaction (the fence re-derived if needed: the lock is ours, so is the epoch)."""
-        await self.services.stop()
+        """Give up a lock this node may not use: drop the fence (no more leader writes), delete
+        the leader znode in a fenced transaction (the fence re-derived if needed: the lock is
+        ours, so is the epoch), then stop the services. Handing over first is safe because every
+        leader write is fenced and Mission Control refuses older epochs; it keeps the next leader
+        from waiting while a service finishes (a backup commit may take seconds)."""
         fence = self._fence or zk.Fence(snap.epoch.value, snap.epoch.version)
         self._drop_fence(reason)
         try:
@@ -346,6 +348,8 @@ class NodeDaemon:
             log.info("released the leader lock (epoch %d)", fence.epoch)
         except (FencedOut, NoNodeError):
             log.info("the leader lock had already moved on")
+        finally:
+            await self.services.stop()
 
     def _session_id(self) -> int:
         client_id = self._client.client_id
@@ -380,18 +384,20 @@ class NodeDaemon:
         task.add_done_callback(self._tasks.discard)
 
     async def _shutdown(self) -> None:
-        await self.services.stop()
-        await self.node_services.stop()
+        # Hand over first, as `_release` does: with the fence dropped no leader write can
+        # follow, and the next leader need not wait while the services finish.
+        fence = self._fence
+        self._drop_fence("shutting down")
         try:
             if self._connected:
                 ops: list[zk.Op] = [zk.Delete(self._live.path)]
-                if self._fence is not None:
+                if fence is not None:
                     # Hand over: lock and live znode go in one fenced transaction.
                     await self.call_zk(
                         zk.fenced_commit,
                         self._client,
                         self.paths,
-                        self._fence,
+                        fence,
                         [zk.Delete(self.paths.leader), *ops],
                     )
                     log.info("handed leadership over")
@@ -400,6 +406,7 @@ class NodeDaemon:
         except (ClusterError, KazooException, NoNodeError) as e:
             log.info("clean-up on exit incomplete (%s); the session's end removes the rest", e)
         finally:
-            self._fence = None
+            await self.services.stop()  # before the client closes: a stop may still use it
+            await self.node_services.stop()
             await asyncio.get_running_loop().run_in_executor(None, zk.close, self._client)
             self._executor.shutdown(wait=False, cancel_futures=True)
