@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -95,8 +96,23 @@ class LeaderServices:
                 return
             self.active = False
             results = await asyncio.gather(
-                *(s.stop() for s in self._services), return_exceptions=True
+                *(_timed_stop(s) for s in self._services), return_exceptions=True
             )
         for s, r in zip(self._services, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("leader service %s failed to stop: %r", s.name, r)
+
+
+#: A stop slower than this is logged with the service's name (stops are expected to be quick,
+#: but a backup commit in progress may hold one up).
+SLOW_STOP_S = 1.0
+
+
+async def _timed_stop(service: LeaderService) -> None:
+    started = time.monotonic()
+    try:
+        await service.stop()
+    finally:
+        took = time.monotonic() - started
+        if took > SLOW_STOP_S:
+            log.warning("leader service %s took %.1f s to stop", service.name, took)

@@ -116,3 +116,21 @@ def test_health_probe_failure_is_reported_not_raised(tmp_path: Path) -> None:
     assert figures.memory_total == 0 and gone.error is not None and "vanished" in gone.error
     (tmp_path / "vanished").mkdir()
     assert gone().memory_total > 0 and gone.error is None
+
+
+def test_a_slow_stop_is_logged_with_the_services_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import cluster.leadership
+
+    monkeypatch.setattr(cluster.leadership, "SLOW_STOP_S", 0.02)
+
+    async def scenario() -> None:
+        group = LeaderServices([Service("quick"), Service("backup", stop_delay=0.05)])
+        await group.start(CTX)
+        await group.stop()
+
+    with caplog.at_level("WARNING", logger="cluster.leadership"):
+        run(scenario())
+    slow = [r.getMessage() for r in caplog.records if "to stop" in r.getMessage()]
+    assert len(slow) == 1 and slow[0].startswith("leader service backup took ")
