@@ -287,10 +287,8 @@ class RunDriver:
         await report_outcome(self._ctx, run.id, outcome)
 
     async def _wait_for_parts(self, run: RunRecord) -> list[PartRecord]:
-        wakeup = AsyncWakeup()  # each reported part wakes the check at once
-        await self._ctx.call_zk(
-            wakeup.children, self._ctx.zk_client, self._ctx.paths.backup_parts(run.id)
-        )
+        # Each reported part wakes the check at once.
+        wakeup = AsyncWakeup(self._ctx.zk_client, children=[self._ctx.paths.backup_parts(run.id)])
         try:
             return await self._await_parts(run, wakeup)
         finally:

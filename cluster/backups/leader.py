@@ -88,7 +88,8 @@ class BackupLeader:
         scheduler.start()
         self._scheduler = scheduler
         recovered = False
-        wakeup = self._wakeup = AsyncWakeup()
+        # A request is served as soon as the CLI writes it.
+        wakeup = self._wakeup = AsyncWakeup(ctx.zk_client, children=[ctx.paths.backup_requests])
         try:
             while True:
                 try:
@@ -96,8 +97,6 @@ class BackupLeader:
                         await ctx.call_zk(store.ensure_layout, ctx.zk_client, ctx.paths)
                         log.info("backup service: %s", await driver.recover())
                         recovered = True
-                        # A request is served as soon as the CLI writes it.
-                        await ctx.call_zk(wakeup.children, ctx.zk_client, ctx.paths.backup_requests)
                     await self._sync_schedule(ctx, driver, scheduler)
                     await self._serve_requests(ctx, driver)
                 except FencedOut:

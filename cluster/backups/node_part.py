@@ -104,14 +104,11 @@ class PartWriter:
     async def _run(self, ctx: LeaderContext) -> None:
         handled: set[str] = set()
         unreported: dict[str, PartOutcome] = {}
-        wakeup = AsyncWakeup()  # a run planned by the leader starts this node's part at once
-        watching = False
+        # A run planned by the leader starts this node's part at once.
+        wakeup = AsyncWakeup(ctx.zk_client, data=[ctx.paths.backup_current])
         try:
             while True:
                 try:
-                    if not watching:
-                        await ctx.call_zk(wakeup.data, ctx.zk_client, ctx.paths.backup_current)
-                        watching = True
                     await self._once(ctx, handled, unreported)
                 except (ClusterError, KazooException) as exc:
                     log.info("backup part writer: ZooKeeper unavailable (%s)", type(exc).__name__)

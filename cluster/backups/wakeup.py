@@ -2,18 +2,24 @@
 
 A backup passes through four hand-offs (the CLI's request to the leader, the planned run to the
 nodes, the parts back to the leader, the run's end back to the CLI). Polling alone costs a few
-hundred milliseconds at each. A wake-up registers kazoo's self-re-arming watch recipes
-(`ChildrenWatch`, `DataWatch`) whose callbacks only set an event, and the loop waits on that
-event with its poll interval as the bound.
+hundred milliseconds at each. A wake-up arms one-shot ZooKeeper watches on the znodes the loop
+waits for; a watch that fires sets an event, and the loop waits on that event with its poll
+interval as the bound.
 
-Guarantees: a wait never lasts longer than the timeout it is given, so a missed, lost or not yet
-established watch (a path that does not exist yet, a reconnect) costs at most one interval, as
-before. Watch callbacks run on kazoo's thread: they never call ZooKeeper, and reach the event
-loop only through `call_soon_threadsafe`. Registering a watch reads ZooKeeper once, so from the
-event loop it goes through the executor (`LeaderContext.call_zk`), like every other call.
+Guarantees:
+- A wait never lasts longer than the timeout it is given, so a watch that could not be armed
+  (ZooKeeper away, a path that does not exist yet) costs at most one interval, as before.
+- Arming never blocks: watches are requested with kazoo's asynchronous calls and nobody waits
+  for their answers. (kazoo's `ChildrenWatch`/`DataWatch` recipes retry without limit in the
+  thread that creates them; created from the node's small ZooKeeper executor during an outage,
+  they could hold its threads long after ZooKeeper came back.)
+- Watches are armed at creation and again after every wait, before the loop does its next
+  round of work, so a change made while the loop works still wakes the next wait.
+- Watch callbacks run on kazoo's thread: they never call ZooKeeper, and reach the event loop
+  only through `call_soon_threadsafe`.
 
-Does not: tell what changed (the loop reads ZooKeeper again), or remove kazoo's watch at once
-on `close` (the recipe ends at the next change).
+Does not: tell what changed (the loop reads ZooKeeper again), or withdraw armed watches on
+`close` (each fires once more, later, and is ignored).
 """
 
 from __future__ import annotations
@@ -21,32 +27,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.exceptions import KazooException
 
 
 class _Watches:
-    def __init__(self) -> None:
+    def __init__(
+        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+    ) -> None:
+        self._client = client
+        self._children = tuple(children)  # any child added or removed
+        self._data = tuple(data)  # created, changed or deleted
         self._closed = False
+        self._arm()
 
-    def children(self, client: KazooClient, path: str) -> None:
-        """Wake on any change to `path`'s children (none if `path` does not exist)."""
-        ChildrenWatch(client, path, func=self._on_change)
+    def _arm(self) -> None:
+        if self._closed:
+            return
+        # Best effort: an unarmed watch only costs the waiter its timeout.
+        with contextlib.suppress(KazooException, OSError):
+            for path in self._children:
+                self._client.get_children_async(path, watch=self._on_watch)
+            for path in self._data:
+                self._client.exists_async(path, watch=self._on_watch)
 
-    def data(self, client: KazooClient, path: str) -> None:
-        """Wake when `path` is created, changed or deleted."""
-        DataWatch(client, path, func=self._on_change)
+    def _on_watch(self, _event: Any) -> None:
+        if not self._closed:
+            self.set()
 
     def close(self) -> None:
         self._closed = True
-
-    def _on_change(self, *_: Any) -> bool:
-        if self._closed:
-            return False  # ends the recipe
-        self.set()
-        return True
 
     def set(self) -> None:
         raise NotImplementedError
@@ -55,10 +68,12 @@ class _Watches:
 class AsyncWakeup(_Watches):
     """For a loop on the event loop: ``await wakeup.wait(poll)``."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(
+        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
+        super().__init__(client, children=children, data=data)
 
     def set(self) -> None:
         """Wake the waiter (from any thread)."""
@@ -66,18 +81,22 @@ class AsyncWakeup(_Watches):
             self._loop.call_soon_threadsafe(self._event.set)
 
     async def wait(self, timeout: float) -> None:
-        """Until a watched znode changes or `timeout` seconds pass, whichever is first."""
+        """Until a watched znode changes or `timeout` seconds pass, whichever is first; then
+        arm the watches again for the next wait."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
         self._event.clear()
+        self._arm()
 
 
 class ThreadWakeup(_Watches):
     """For a blocking loop (the CLI): pass `wait` where a `sleep(seconds)` is expected."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(
+        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+    ) -> None:
         self._event = threading.Event()
+        super().__init__(client, children=children, data=data)
 
     def set(self) -> None:
         self._event.set()
@@ -85,3 +104,4 @@ class ThreadWakeup(_Watches):
     def wait(self, timeout: float) -> None:
         self._event.wait(timeout)
         self._event.clear()
+        self._arm()

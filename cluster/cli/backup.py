@@ -156,8 +156,8 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
 
     with g.session() as client:
         plan_run(config_store.read_config(client, g.paths)[0])  # refuse at once if unconfigured
-        runs = ThreadWakeup()  # the leader's new run, then its end, are seen at once
-        runs.children(client, g.paths.backup_runs)
+        # The leader's new run, then its end, are seen at once.
+        runs = ThreadWakeup(client, children=[g.paths.backup_runs])
         request = store.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
         try:
             started = find_run(client, g.paths, request, timeout=30 if wait else 5, sleep=runs.wait)
@@ -171,8 +171,7 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
         if not wait:
             click.echo(f"backup {started.id} started: `managed backup show {started.id}`")
             return
-        ended = ThreadWakeup()
-        ended.data(client, g.paths.backup_run(started.id))
+        ended = ThreadWakeup(client, data=[g.paths.backup_run(started.id)])
         with Bars() as bars:
             final = follow(client, g.paths, started.id, timeout, bars.on_run, sleep=ended.wait)
         ended.close()

@@ -152,8 +152,12 @@ def test_paused_leader_is_fenced_and_rejoins_as_follower(cluster: ClusterUnderTe
         finally:
             proc.signal(signal.SIGCONT)
         # It learns it lost, stops leading, and comes back live as a follower.
-        assert wait_until(lambda: (cluster.status(old)[1] or {}).get("role") == "follower", 15)
-        assert cluster.wait(lambda s: s.live_member(old) is not None, 15)
+        assert wait_until(lambda: (cluster.status(old)[1] or {}).get("role") == "follower", 15), (
+            cluster.logs()
+        )
+        assert cluster.wait(lambda s: s.live_member(old) is not None, 15), (
+            f"{old} not live again: {cluster.status(old)[1]}\n{cluster.logs()}"
+        )
         time.sleep(1.5)  # a few of its loops as a follower: none may write
     finally:
         watch.close()

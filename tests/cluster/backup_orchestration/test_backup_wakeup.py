@@ -1,9 +1,8 @@
 """Wake-ups on a real ensemble: a watched change ends the wait at once, a quiet wait ends at its
-timeout, and a closed wake-up no longer wakes anyone."""
+timeout, a closed wake-up no longer wakes anyone, and arming never blocks."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -42,21 +41,28 @@ def later(seconds: float, action: Callable[[], object]) -> threading.Timer:
 
 
 def test_a_new_child_wakes_a_blocking_waiter(client: KazooClient, base: str) -> None:
-    wakeup = ThreadWakeup()
-    wakeup.children(client, base)
-    wakeup.wait(LONG)  # the recipe's first call (the children as they are now)
+    wakeup = ThreadWakeup(client, children=[base])
     later(0.2, lambda: client.create(f"{base}/request-"))
     started = time.monotonic()
     wakeup.wait(LONG)
     assert time.monotonic() - started < LONG / 3
 
 
+def test_a_change_made_while_the_loop_works_still_wakes_the_next_wait(
+    client: KazooClient, base: str
+) -> None:
+    wakeup = ThreadWakeup(client, children=[base])  # armed at creation
+    client.create(f"{base}/early-")  # "while the loop works", before it waits
+    time.sleep(0.2)  # the watch fires
+    started = time.monotonic()
+    wakeup.wait(LONG)
+    assert time.monotonic() - started < 0.5
+
+
 def test_data_watch_wakes_on_create_and_a_quiet_wait_times_out(
     client: KazooClient, base: str
 ) -> None:
-    wakeup = ThreadWakeup()
-    wakeup.data(client, f"{base}/current")  # does not exist yet
-    wakeup.wait(LONG)
+    wakeup = ThreadWakeup(client, data=[f"{base}/current"])  # does not exist yet
     started = time.monotonic()
     wakeup.wait(0.3)  # nothing changes: the poll interval bounds the wait
     assert 0.25 <= time.monotonic() - started < LONG / 3
@@ -67,9 +73,7 @@ def test_data_watch_wakes_on_create_and_a_quiet_wait_times_out(
 
 
 def test_a_closed_wakeup_is_not_woken(client: KazooClient, base: str) -> None:
-    wakeup = ThreadWakeup()
-    wakeup.children(client, base)
-    wakeup.wait(LONG)
+    wakeup = ThreadWakeup(client, children=[base])
     wakeup.close()
     client.create(f"{base}/late-")
     started = time.monotonic()
@@ -77,12 +81,23 @@ def test_a_closed_wakeup_is_not_woken(client: KazooClient, base: str) -> None:
     assert time.monotonic() - started >= 0.45
 
 
+def test_arming_never_blocks_even_without_zookeeper(zk_ensemble: Ensemble) -> None:
+    """kazoo's watch recipes retry without limit in the thread that creates them; arming here
+    only queues requests, so a loop can arm while ZooKeeper is away."""
+    client = zk.make_client(zk_ensemble.connect_string, session_timeout=2.0)
+    try:  # never started: every request fails at once
+        started = time.monotonic()
+        wakeup = ThreadWakeup(client, children=["/nowhere"], data=["/nowhere/current"])
+        wakeup.wait(0.2)
+        assert time.monotonic() - started < 2.0
+    finally:
+        client.close()
+
+
 async def test_the_event_loop_waiter_is_woken_from_kazoos_thread(
     client: KazooClient, base: str
 ) -> None:
-    wakeup = AsyncWakeup()
-    await asyncio.to_thread(wakeup.children, client, base)
-    await wakeup.wait(LONG)
+    wakeup = AsyncWakeup(client, children=[base])
     later(0.2, lambda: client.create(f"{base}/part-"))
     started = time.monotonic()
     await wakeup.wait(LONG)
