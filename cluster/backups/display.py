@@ -7,24 +7,40 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
-from backup.engine import ProgressEvent
+from backup.progress import ProgressEvent
 from cluster.backups.runs import PartProgress, RunRecord
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def interactive() -> bool:
     return sys.stderr.isatty()
+
+
+def _progress() -> Progress:
+    # rich is loaded only when there is a terminal to draw on (scripts never pay for it).
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
 
 
 class Bars:
@@ -32,19 +48,7 @@ class Bars:
 
     def __init__(self, enabled: bool | None = None) -> None:
         on = interactive() if enabled is None else enabled
-        self._progress = (
-            Progress(
-                TextColumn("{task.description:<28}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            if on
-            else None
-        )
+        self._progress = _progress() if on else None
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> Bars:

@@ -156,12 +156,15 @@ class PartWriter:
         assert plan is not None
         abort = threading.Event()
         self._abort = abort
-        latest = [PartProgress(done=0)]
+        latest = ProgressEvent("write", ctx.node, 0, None)
 
         def on_progress(event: ProgressEvent) -> None:
+            # Called for every chunk on the writing thread: it only keeps the event; the loop
+            # below publishes the newest one (a model per chunk cost 2,000 objects per GiB).
+            nonlocal latest
             if abort.is_set():
                 raise RunAbandoned(f"backup {run.id} is no longer running; part abandoned")
-            latest[0] = PartProgress(done=event.done_bytes, total=event.total_bytes)
+            latest = event
 
         def write() -> PartRecord:
             return write_directory_part(
@@ -178,7 +181,8 @@ class PartWriter:
         try:
             while not future.done():
                 await asyncio.wait({future}, timeout=self._poll)
-                await self._follow(ctx, run, latest[0], abort)
+                progress = PartProgress(done=latest.done_bytes, total=latest.total_bytes)
+                await self._follow(ctx, run, progress, abort)
             record = future.result()
         except asyncio.CancelledError:
             abort.set()
