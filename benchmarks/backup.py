@@ -44,9 +44,9 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backup import devs3  # noqa: E402
 from backup.errors import ConfigError  # noqa: E402
 from backup.throttle import parse_rate  # noqa: E402
+from cluster.dev import s3 as devs3  # noqa: E402
 from cluster.dev.processes import Process, free_port, start, wait_until  # noqa: E402
 from cluster.dev.zookeeper import Ensemble  # noqa: E402
 

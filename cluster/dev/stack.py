@@ -202,7 +202,7 @@ class DevStack:
     def _s3_and_backups(self, hosts: str, auth: str) -> dict[str, Any]:
         """Two S3 endpoints in the EU (moto_server, one per region) and hourly backups to
         eu-west-1 mirrored to eu-central-1, with a key pair kept in the state directory."""
-        from backup.devs3 import DevS3, create_bucket, moto_server_command
+        from cluster.dev.s3 import DevS3, create_bucket, moto_server_command
 
         os.environ.update(S3_CREDENTIALS)
         endpoints: dict[str, str] = {}

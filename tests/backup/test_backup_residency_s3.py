@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from backup import devs3
 from backup.destinations import open_targets
 from backup.errors import ResidencyError
 from backup.residency import ResidencyPolicy
 from backup.targets import parse_target_url
+from cluster.dev import s3 as devs3
 
 EU = ResidencyPolicy("EU")
 US = ResidencyPolicy("US")

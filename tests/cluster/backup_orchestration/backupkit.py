@@ -14,12 +14,12 @@ import pytest
 from clusterkit import ZK_AUTH, ClusterUnderTest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from backup import devs3
 from backup.keys import key_id, public_key_pem
 from cluster import zk
 from cluster.backups import config_store, store
 from cluster.backups.runs import RunRecord
 from cluster.backups.signing import encode_public, ensure_signing_key
+from cluster.dev import s3 as devs3
 
 
 class Regions:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from backupkit import Regions, change_settings, configure, data_dir, fill, runs
 from clusterkit import ClusterUnderTest
 
-from backup import devs3
 from backup.targets import open_target, parse_target_url
 from cluster import outbox, zk
 from cluster.backups import store
+from cluster.dev import s3 as devs3
 from cluster.dev.processes import wait_until
 
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+
+from cluster.dev.processes import free_port
 
 DEV_ACCESS_KEY = "managed-dev"
 DEV_SECRET_KEY = "managed-dev-secret"
@@ -44,12 +45,6 @@ class DevS3:
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def moto_server_command() -> str:
