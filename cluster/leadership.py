@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from cluster.aio import within
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.zk import Fence, Op
@@ -106,12 +107,19 @@ class LeaderServices:
 #: A stop slower than this is logged with the service's name (stops are expected to be quick,
 #: but a backup commit in progress may hold one up).
 SLOW_STOP_S = 1.0
+#: A stop still running after this long is abandoned, logged as an error, so that one stuck
+#: service cannot hold the set's lock, and with it the node's leadership, forever. What it
+#: might still do is harmless: every leader write is fenced. (The backup service waits at most
+#: 15 s for a commit in progress.)
+STOP_LIMIT_S = 60.0
 
 
-async def _timed_stop(service: LeaderService) -> None:
+async def _timed_stop(service: LeaderService, limit: float = STOP_LIMIT_S) -> None:
     started = time.monotonic()
     try:
-        await service.stop()
+        await within(limit, service.stop())
+    except TimeoutError:
+        log.error("leader service %s did not stop within %.0f s; carrying on", service.name, limit)
     finally:
         took = time.monotonic() - started
         if took > SLOW_STOP_S:

@@ -21,7 +21,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -34,6 +33,7 @@ from kazoo.client import KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 
 from cluster import zk
+from cluster.aio import wait_event, within
 from cluster.config import NodeSettings
 from cluster.datadir import DataDir, claim
 from cluster.decide import Action, Decision, decide
@@ -113,9 +113,9 @@ class NodeDaemon:
         """Run a blocking kazoo call in the executor, bounded by `retry_timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._executor, partial(fn, *args)),
+            return await within(
                 self.settings.retry_timeout,
+                loop.run_in_executor(self._executor, partial(fn, *args)),
             )
         except TimeoutError as e:
             raise ZooKeeperUnavailable("ZooKeeper call timed out") from e
@@ -268,8 +268,7 @@ class NodeDaemon:
             except FencedOut:
                 pass
             self.metrics.loop_seconds.observe(time.monotonic() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.loop_interval)
+            await wait_event(self._wake, self.settings.loop_interval)
 
     def _watch(self, _event: Any) -> None:
         loop = self._loop

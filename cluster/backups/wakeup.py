@@ -33,6 +33,8 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
+from cluster.aio import wait_event
+
 
 class _Watches:
     def __init__(
@@ -83,8 +85,7 @@ class AsyncWakeup(_Watches):
     async def wait(self, timeout: float) -> None:
         """Until a watched znode changes or `timeout` seconds pass, whichever is first; then
         arm the watches again for the next wait."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+        await wait_event(self._event, timeout)
         self._event.clear()
         self._arm()
 

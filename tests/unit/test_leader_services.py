@@ -134,3 +134,33 @@ def test_a_slow_stop_is_logged_with_the_services_name(
         run(scenario())
     slow = [r.getMessage() for r in caplog.records if "to stop" in r.getMessage()]
     assert len(slow) == 1 and slow[0].startswith("leader service backup took ")
+
+
+def test_a_service_whose_stop_hangs_is_abandoned_and_the_set_stays_usable(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One stuck stop must not hold the set's lock (and the node's leadership) forever."""
+    import cluster.leadership as leadership
+
+    class Stuck(Service):
+        async def stop(self) -> None:
+            await asyncio.Event().wait()  # never returns
+
+    original = leadership._timed_stop
+
+    async def quick(service: Any) -> None:
+        await original(service, limit=0.2)
+
+    monkeypatch.setattr(leadership, "_timed_stop", quick)
+
+    async def scenario() -> tuple[Service, Service]:
+        stuck, fine = Stuck("stuck"), Service("fine")
+        group = LeaderServices([stuck, fine])
+        await group.start(CTX)
+        await asyncio.wait_for(group.stop(), 5)
+        await asyncio.wait_for(group.start(CTX), 5)  # the lock was released
+        return stuck, fine
+
+    _stuck, fine = run(scenario())
+    assert fine.stopped_cleanly and fine.running
+    assert "leader service stuck did not stop within 0 s" in caplog.text
