@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NodeExistsError
 
 from backup.engine import (
@@ -65,12 +67,24 @@ from cluster.backups.work import Worker, context_for, limiter_for, open_plan, re
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
 from cluster.link import Link
+from cluster.paths import ClusterPaths
 
 log = logging.getLogger(__name__)
 
 
 class RunFailed(ClusterError):
     pass
+
+
+def enrolled_now(client: KazooClient, paths: ClusterPaths, fallback: bool) -> bool:
+    """Whether the cluster config in ZooKeeper holds a Mission Control link; `fallback` if it
+    cannot be read."""
+    try:
+        data, _stat = client.get(paths.config)
+        config = json.loads(data or b"{}")
+    except (KazooException, ValueError):
+        return fallback
+    return isinstance(config, dict) and Link.from_config(config) is not None
 
 
 class RunDriver:
@@ -96,8 +110,15 @@ class RunDriver:
         return snap.config if snap else {}
 
     @property
-    def _enrolled(self) -> bool:
+    def _snapshot_enrolled(self) -> bool:
         return Link.from_config(self._config) is not None
+
+    async def _enrolled(self) -> bool:
+        """Whether Mission Control should hear of a run's end (a failed run raises an alert
+        there), read now: the loop's snapshot may predate an enrollment made just before."""
+        enrolled = await self._zk(enrolled_now, self._snapshot_enrolled)
+        assert isinstance(enrolled, bool)
+        return enrolled
 
     def _epoch(self) -> int:
         fence = self._ctx.fence
@@ -186,7 +207,8 @@ class RunDriver:
             reason=reason,
         )
         ops = store.start_ops(self._ctx.paths, run, mark)[1:]  # no guard: nothing runs
-        await self._ctx.fenced(ops + store.event_op(self._ctx.paths, self._enrolled, run, now))
+        enrolled = await self._enrolled()
+        await self._ctx.fenced(ops + store.event_op(self._ctx.paths, enrolled, run, now))
         log.warning("backup %s not started: %s", backup_id, reason)
         return run
 
@@ -244,7 +266,8 @@ class RunDriver:
             zk.fenced_commit(client, paths, fence, [])
 
         def record(done: RunRecord) -> None:
-            ops = store.finish_ops(paths, done, self._enrolled, self._clock(), holds_guard=True)
+            enrolled = enrolled_now(client, paths, self._snapshot_enrolled)
+            ops = store.finish_ops(paths, done, enrolled, self._clock(), holds_guard=True)
             zk.fenced_commit(client, paths, fence, ops)
 
         def read_status() -> str | None:
@@ -356,8 +379,9 @@ class RunDriver:
 
     async def _finish(self, run: RunRecord) -> None:
         paths = self._ctx.paths
+        enrolled = await self._enrolled()
         await self._ctx.fenced(
-            store.finish_ops(paths, run, self._enrolled, self._clock(), holds_guard=True)
+            store.finish_ops(paths, run, enrolled, self._clock(), holds_guard=True)
         )
         await self._prune_records()
 
