@@ -117,6 +117,9 @@ class ClusterUnderTest:
         for n in nodes:
             self.run(n)
         assert self.wait(lambda s: s.leader is not None and len(s.live) == count, 20), self.logs()
+        # A node registers live before its API is up (fast live registration); tests that
+        # talk to the API right away need it serving.
+        assert wait_until(lambda: all(self.status(n)[0] == 200 for n in nodes), 20), self.logs()
         return nodes
 
     def enroll(
