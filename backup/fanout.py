@@ -8,6 +8,10 @@ Guarantees:
   (consumers must make that undo their work, as Target.put does); when the producer fails, the
   same happens and the producer's error is raised.
 - `run` returns only after every consumer thread ended; it raises the first error seen.
+- With `cancelled`, a consumer checks it before each chunk and before it ends: once it is true,
+  every consumer that has not finished fails with `FanOutAborted`, so an abandoned write never
+  completes even if the producer had already handed over every chunk (a throttled target may
+  still be seconds behind).
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ class _Lane(Generic[T]):
         consume: Callable[[Iterable[Chunk]], T],
         depth: int,
         limiter: TokenBucket | None,
+        cancelled: Callable[[], bool],
     ) -> None:
         self.name = name
+        self.cancelled = cancelled
         self.queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self.consume = consume
         self.limiter = limiter
@@ -49,13 +55,17 @@ class _Lane(Generic[T]):
     def chunks(self) -> Iterator[Chunk]:
         while True:
             item = self.queue.get()
-            if item is _END:
-                return
             if item is _ABORT:
                 raise FanOutAborted("another writer failed; abandoning this one")
+            if self.cancelled():
+                raise FanOutAborted("the write was cancelled; abandoning it")
+            if item is _END:
+                return
             assert isinstance(item, bytes | bytearray | memoryview)
             if self.limiter is not None:
                 self.limiter.consume(memoryview(item).nbytes)
+                if self.cancelled():
+                    raise FanOutAborted("the write was cancelled; abandoning it")
             yield item
 
     def run(self, failed: threading.Event) -> None:
@@ -87,10 +97,11 @@ class FanOut(Generic[T]):
         *,
         depth: int = 4,
         limiters: Sequence[TokenBucket | None] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         limits = list(limiters) if limiters is not None else [None] * len(consumers)
         self._lanes = [
-            _Lane(name, consume, depth, limit)
+            _Lane(name, consume, depth, limit, cancelled)
             for (name, consume), limit in zip(consumers, limits, strict=True)
         ]
 

@@ -87,11 +87,14 @@ def write_part(
     limiter: TokenBucket | None = None,
     rng: RandomBytes = os.urandom,
     expected_bytes: int | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> PartRecord:
     """Encrypt `source` as part `part` of backup `ctx.backup_id` onto every target.
 
     `total_bytes` is the plaintext total shown by progress; `expected_bytes` (default: the same)
     the plaintext size to plan storage for (S3 part sizes), preferably an estimate from above.
+    Once `cancelled()` is true the write fails (`FanOutAborted`) and stores nothing, even if
+    every chunk was already sealed and only a throttled target is still writing.
     """
     name = part_object(ctx.backup_id, check_part_name(part))
     planned = expected_bytes if expected_bytes is not None else total_bytes
@@ -122,6 +125,7 @@ def write_part(
         consumers,
         depth=QUEUE_DEPTH,
         limiters=[None, *([limiter] * len(targets.all))],
+        cancelled=cancelled,
     )
     try:
         results = fanout.run(reported())
@@ -157,6 +161,7 @@ def write_directory_part(
     targets: TargetSet,
     progress: ProgressCallback = ignore_progress,
     limiter: TokenBucket | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> PartRecord:
     """`write_part` of a node data directory as a deterministic tar (see backup.archive).
 
@@ -174,6 +179,7 @@ def write_directory_part(
             total_bytes=files,
             limiter=limiter,
             expected_bytes=archive,
+            cancelled=cancelled,
         )
 
 

@@ -175,6 +175,7 @@ class PartWriter:
                 targets=open_plan(plan),
                 progress=on_progress,
                 limiter=limiter_for(plan),
+                cancelled=abort.is_set,  # a run that failed meanwhile never gets this part
             )
 
         future = asyncio.ensure_future(self._worker(write))

@@ -77,3 +77,30 @@ def test_chunk_reader_treats_empty_chunks_as_data_gaps() -> None:
     assert reader.read(3) == b"cd"
     assert reader.read(3) == b""
     assert ChunkReader([b"", b"xyz"]).read_exact(3) == b"xyz"
+
+
+def test_a_cancel_after_the_last_chunk_still_stops_a_consumer_that_is_behind() -> None:
+    """A throttled target may still be writing when the run is abandoned: it must not complete
+    (a file target would rename its object into place) even though the producer is done."""
+    import threading
+
+    cancel = threading.Event()
+    produced = threading.Event()
+    completed: list[str] = []
+
+    def slow(chunks: Iterable[bytes]) -> bytes:
+        out = b""
+        for chunk in chunks:
+            produced.wait(5)  # behind: the producer has handed over every chunk by now
+            cancel.set()  # the run is abandoned while this consumer still works
+            out += chunk
+        completed.append("slow")  # the object would land here
+        return out
+
+    def chunks() -> Iterator[bytes]:
+        yield from (b"x" * 10 for _ in range(3))
+        produced.set()
+
+    with pytest.raises(FanOutAborted, match="cancelled"):
+        FanOut([("slow", slow)], depth=8, cancelled=cancel.is_set).run(chunks())
+    assert completed == []
