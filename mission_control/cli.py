@@ -105,7 +105,7 @@ def serve(
     )
     try:
         serving.check_workers(settings)
-    except serving.WorkersNeedPostgreSQL as error:
+    except (serving.WorkersNeedPostgreSQL, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
     context = None
     if settings.tls_cert is not None and settings.tls_key is not None:

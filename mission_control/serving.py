@@ -37,6 +37,7 @@ from types import FrameType
 
 from aiohttp import web
 
+from mission_control.db.engine import normalise_url
 from mission_control.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,10 @@ class WorkersNeedPostgreSQL(ValueError):
 
 
 def check_workers(settings: Settings) -> None:
-    if settings.workers > 1 and not settings.db_url.startswith(("postgresql", "postgres")):
+    """Refuse several workers on SQLite (raises UnsupportedDatabaseURL for a bad URL)."""
+    if settings.workers == 1:
+        return
+    if not normalise_url(settings.db_url).drivername.startswith("postgresql"):
         raise WorkersNeedPostgreSQL(
             f"--workers {settings.workers} needs PostgreSQL: SQLite allows one writer process "
             "(use --workers 1, or a postgresql:// database)"
