@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -238,9 +239,8 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds used so far by these processes (0 for one that is gone)."""
     total = 0.0
     for pid in pids:
-        with suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with suppress(psutil.NoSuchProcess):
+            total += sum(psutil.Process(pid).cpu_times()[:2])
     return total
 
 
