@@ -50,7 +50,9 @@ def part_writer(data_dir: Path) -> LeaderService:
 
     def make() -> LeaderService:
         from cluster.backups.node_part import PartWriter
+        from cluster.memory import return_large_buffers_to_os
 
+        return_large_buffers_to_os()  # this process writes backup after backup: see the module
         return PartWriter(data_dir)
 
     return LazyService("backup-part-writer", make)

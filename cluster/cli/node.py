@@ -126,10 +126,7 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     """The daemon with its services, logging to its own data directory."""
     from cluster.backups.services import backup_leader, part_writer
     from cluster.exchange import MissionControlExchange
-    from cluster.memory import return_large_buffers_to_os
     from cluster.node import NodeDaemon
-
-    return_large_buffers_to_os()  # a node writes backup after backup: see cluster.memory
 
     root_logger = logging.getLogger()
     logging.getLogger("kazoo").setLevel(logging.WARNING)
