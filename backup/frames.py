@@ -2,6 +2,9 @@
 
 Guarantees:
 - Memory is bounded by one frame, whatever the stream's length.
+- Each sealed frame is handed out as one read-only chunk (length word, ciphertext, tag) in a
+  recycled buffer that is reused only once nothing can read it any more (`SealedBuffers`), so
+  sealing allocates nothing per frame.
 - Each frame's nonce carries its index and a final-frame flag, and its associated data carries
   the backup id, the part name, the index and the flag. Decryption therefore detects a flipped
   bit, reordered or dropped frames, truncation (no final frame), trailing data, and frames
@@ -15,6 +18,7 @@ The layout is specified in docs/backup-format.md.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 from cryptography.exceptions import InvalidTag
@@ -58,11 +62,51 @@ def frame_aad(backup_id: str, part: str, index: int, final: bool) -> bytes:
     )
 
 
+class SealedBuffers:
+    """Output buffers for sealed frames, each reused only once no view of it is left.
+
+    A frame leaves as a read-only memoryview of a pooled bytearray. CPython refuses to resize
+    a bytearray while any buffer export of it is alive (that memoryview, a slice of it, or a C
+    library holding it), so a buffer that can be resized is one that nobody can still read:
+    only such a buffer is reused, and a consumer that keeps a chunk as long as it likes sees
+    its bytes unchanged. The least recently used buffer is tried first; consumers release
+    frames in order, so if it is still held every other one is too, and a new buffer is made.
+    The pool thus grows to the number of frames in flight, which the fan-out's queues bound.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ring: deque[bytearray] = deque()
+
+    def take(self) -> bytearray:
+        if self._ring and _unviewed(self._ring[0]):
+            buffer = self._ring.popleft()
+        else:
+            buffer = bytearray(self._size + 1)  # the spare byte makes `_unviewed` O(1)
+            del buffer[-1]
+        self._ring.append(buffer)
+        return buffer
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+
+def _unviewed(buffer: bytearray) -> bool:
+    """True if no buffer export of `buffer` is alive (see `SealedBuffers`)."""
+    try:
+        buffer.append(0)
+    except BufferError:
+        return False
+    del buffer[-1]
+    return True
+
+
 class FrameEncryptor:
     """Turns a readable plaintext stream into the ciphertext of one part.
 
-    Iterate over it to get ciphertext chunks (the header, then each frame's length word and
-    sealed bytes); afterwards `frames` and `plain_bytes` say what was sealed. With `ahead > 0`
+    Iterate over it to get ciphertext chunks (the header, then one read-only memoryview per
+    frame: length word, ciphertext and tag, see `SealedBuffers`); afterwards `frames` and
+    `plain_bytes` say what was sealed. With `ahead > 0`
     the plaintext is read on a background thread, up to `ahead` frames ahead of the sealing,
     so reading and encryption overlap; `close()` stops that thread if iteration ends early.
     """
@@ -86,20 +130,21 @@ class FrameEncryptor:
         self._frame_size = frame_size
         self._ahead = ahead
         self._reads: FrameReads | None = None
+        self._sealed = SealedBuffers(FRAME_LENGTH.size + frame_size + TAG_BYTES)
         self.frames = 0
         self.plain_bytes = 0
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         reads = self._reads = FrameReads(self._source, self._frame_size, ahead=self._ahead)
         try:
             yield PART_MAGIC
             pending: tuple[bytearray, int] | None = None
             for piece in reads:
                 if pending is not None:
-                    yield from self._seal(reads, *pending, final=False)
+                    yield self._seal(reads, *pending, final=False)
                 pending = piece
             assert pending is not None  # FrameReads yields at least one piece
-            yield from self._seal(reads, *pending, final=True)
+            yield self._seal(reads, *pending, final=True)
         finally:
             reads.close()
 
@@ -110,19 +155,23 @@ class FrameEncryptor:
 
     def _seal(
         self, reads: FrameReads, buffer: bytearray, length: int, *, final: bool
-    ) -> Iterator[bytes]:
+    ) -> memoryview:
         index = self.frames
-        with memoryview(buffer) as view:
-            sealed = self._aead.encrypt(
+        out = self._sealed.take()
+        FRAME_LENGTH.pack_into(out, 0, length | (FINAL_BIT if final else 0))
+        end = FRAME_LENGTH.size + length + TAG_BYTES
+        with memoryview(buffer) as view, memoryview(out) as target:
+            self._aead.encrypt_into(
                 frame_nonce(index, final),
                 view[:length],
                 frame_aad(self._backup_id, self._part, index, final),
+                target[FRAME_LENGTH.size : end],
             )
+            sealed = target[:end].toreadonly()
         reads.release(buffer)
         self.frames += 1
         self.plain_bytes += length
-        yield FRAME_LENGTH.pack(length | (FINAL_BIT if final else 0))
-        yield sealed
+        return sealed
 
 
 def split_frames(sealed: bytes) -> tuple[bytes, list[bytes]]:

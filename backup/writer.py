@@ -5,7 +5,9 @@ Guarantees:
   customer's public key, then forgotten) and sends the same ciphertext to the primary and every
   mirror concurrently, hashing it on the way, with memory bounded whatever the part's size.
   The stages overlap on their own threads: reading the plaintext (READ_AHEAD frames ahead),
-  sealing (the calling thread), hashing, and each target's writes (QUEUE_DEPTH chunks behind).
+  sealing (the calling thread), hashing, and each target's writes (QUEUE_DEPTH frames behind).
+  Sealing allocates nothing per frame: each frame is sealed into a recycled buffer that is
+  reused only once every consumer let go of it (`backup.frames.SealedBuffers`).
   It returns a `PartRecord` only if every target stored the complete object; otherwise it
   removes what it can of the part and raises.
 - `commit_manifest` checks every part exists with its recorded size on every target, calls
@@ -41,7 +43,7 @@ from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.streams import Chunk, Readable
 from backup.throttle import TokenBucket
 
-QUEUE_DEPTH = 8  # chunks per consumer: two per frame (length word, sealed bytes)
+QUEUE_DEPTH = 4  # chunks per consumer: one per sealed frame
 READ_AHEAD = 4  # plaintext frames read ahead of the sealing
 
 

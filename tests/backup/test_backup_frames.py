@@ -132,3 +132,30 @@ def test_nothing_is_yielded_from_a_bad_frame() -> None:
         for piece in decrypt_frames([bytes(blob)], KEY, backup_id="b1", part="p"):
             got.append(piece)
     assert len(got) == 2  # frames 0 and 1 authenticated; the bad frame 2 yielded nothing
+
+
+def test_a_chunk_kept_by_a_consumer_never_changes_while_later_frames_are_sealed() -> None:
+    data = os.urandom(40 * FRAME)
+    encryptor = FrameEncryptor(io.BytesIO(data), KEY, backup_id="b1", part="p", frame_size=FRAME)
+    kept: list[tuple[memoryview, bytes]] = []
+    for n, chunk in enumerate(encryptor):
+        if n % 7 == 1:  # a slow consumer holds a view (or a slice of one) for a while
+            view = memoryview(chunk)[5:]
+            kept.append((view, bytes(view)))
+    assert all(bytes(view) == copy for view, copy in kept)
+
+
+def test_sealing_reuses_the_buffers_its_consumers_let_go() -> None:
+    data = os.urandom(50 * FRAME)
+    encryptor = FrameEncryptor(io.BytesIO(data), KEY, backup_id="b1", part="p", frame_size=FRAME)
+    blob = bytearray()
+    for chunk in encryptor:
+        blob += chunk
+    assert len(encryptor._sealed) <= 2  # the frame being sealed and the one just handed out
+    assert open_(bytes(blob)) == data
+
+
+def test_sealed_chunks_are_read_only() -> None:
+    chunks = list(FrameEncryptor(io.BytesIO(b"x" * 10), KEY, backup_id="b1", part="p"))
+    with pytest.raises(TypeError):
+        memoryview(chunks[1])[0] = 0
