@@ -25,7 +25,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 2
+# Every part carries a CRC32 checksum header (botocore adds it); declaring the same algorithm
+# when the upload starts makes the object's checksum the composite of the parts' ones. Without
+# it S3 (and moto) compute a full-object CRC64NVME over the assembled object at completion:
+# moto spent a third more CPU on our uploads than on boto3's upload_fileobj for that alone.
+PART_CHECKSUM: Final = "CRC32"
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 PLANNED_PARTS = 9_000
 MAX_PART_SIZE = 5 * 1024**3  # S3's limit per part
@@ -159,9 +164,9 @@ class S3Target:
                 total += len(chunk)
                 for full in parts.add(chunk, make_room=finish_oldest):
                     if upload_id is None:
-                        upload_id = self._client.create_multipart_upload(Bucket=bucket, Key=key)[
-                            "UploadId"
-                        ]
+                        upload_id = self._client.create_multipart_upload(
+                            Bucket=bucket, Key=key, ChecksumAlgorithm=PART_CHECKSUM
+                        )["UploadId"]
                     number = self._part_number(name, len(done) + len(pending), size_hint, part_size)
                     future = pool.submit(self._upload_part, key, upload_id, number, full)
                     pending.append((future, full))
@@ -214,7 +219,10 @@ class S3Target:
             PartNumber=number,
             Body=body,  # type: ignore[arg-type]  # botocore takes bytearray (validate.py)
         )
-        return {"PartNumber": number, "ETag": reply["ETag"]}
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": reply["ETag"]}
+        if "ChecksumCRC32" in reply:
+            part["ChecksumCRC32"] = reply["ChecksumCRC32"]
+        return part
 
     def get(self, name: str) -> Iterator[bytes]:
         try:

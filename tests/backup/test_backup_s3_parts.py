@@ -3,6 +3,8 @@ a real endpoint refusing an object that outgrows its plan without leaving anythi
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Callable
 
 import boto3
@@ -42,3 +44,25 @@ def test_an_object_that_outgrows_its_plan_is_refused_and_aborted(
     assert target.list() == []
     client = boto3.client("s3", region_name=location.region, endpoint_url=location.endpoint)
     assert client.list_multipart_uploads(Bucket=location.bucket).get("Uploads", []) == []
+
+
+def test_a_multipart_object_keeps_the_composite_crc32_of_its_parts(
+    new_bucket: Callable[..., str],
+) -> None:
+    location = parse_target_url(new_bucket("eu-west-1"))
+    assert isinstance(location, S3Location)
+    target = S3Target(location, part_size=5 * MIB)
+    data = [bytes([n]) * MIB for n in range(12)]
+    assert target.put("obj", data, size_hint=12 * MIB) == 12 * MIB
+    client = boto3.client("s3", region_name=location.region, endpoint_url=location.endpoint)
+    head = client.head_object(
+        Bucket=location.bucket, Key=f"{location.prefix}/obj", ChecksumMode="ENABLED"
+    )
+    # Declared when the upload started: the CRC32 of the parts' CRC32s (S3 appends "-3"),
+    # not a checksum computed over the assembled object.
+    whole = b"".join(data)
+    parts = [whole[i : i + 5 * MIB] for i in range(0, len(whole), 5 * MIB)]
+    crcs = b"".join(zlib.crc32(part).to_bytes(4, "big") for part in parts)
+    composite = base64.b64encode(zlib.crc32(crcs).to_bytes(4, "big")).decode()
+    assert head["ChecksumCRC32"].split("-")[0] == composite
+    assert b"".join(target.get("obj")) == b"".join(data)
