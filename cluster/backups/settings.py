@@ -19,7 +19,8 @@ from backup.errors import BackupError
 from cluster.backups.errors import BackupConfigError
 
 if TYPE_CHECKING:
-    from backup.engine import ResidencyPolicy, RetentionPolicy
+    from backup.residency import ResidencyPolicy
+    from backup.retention import RetentionPolicy
 
 SECTION = "backup"
 DEFAULT_PART_TIMEOUT = 6 * 3600.0
@@ -60,7 +61,7 @@ class BackupSettings(BaseModel):
 
     @property
     def retention(self) -> RetentionPolicy:
-        from backup.engine import RetentionPolicy
+        from backup.retention import RetentionPolicy
 
         return RetentionPolicy(
             keep_last=self.keep_last,
@@ -71,10 +72,12 @@ class BackupSettings(BaseModel):
 
     def checked(self, geography: str | None) -> BackupSettings:
         """Self, after every configure-time check; BackupConfigError names the first problem."""
-        # The backup library (and boto3) load only when settings are checked, not when read.
-        from backup.engine import ResidencyPolicy, check_configuration, parse_rate
+        # The backup library loads only when settings are checked, not when read, and only the
+        # modules the checks use (not the writers, readers and storage backends).
+        from backup.destinations import check_configuration
         from backup.keys import key_id, load_public_key
-        from cluster.backups.cron import parse_schedule
+        from backup.residency import ResidencyPolicy
+        from backup.throttle import parse_rate
 
         try:
             if geography:
@@ -88,6 +91,8 @@ class BackupSettings(BaseModel):
             elif self.mirrors:
                 raise BackupConfigError("mirrors need a primary target: pass --target")
             if self.schedule is not None:
+                from cluster.backups.cron import parse_schedule  # APScheduler, asyncio
+
                 parse_schedule(self.schedule)
             if self.bandwidth_limit is not None:
                 parse_rate(self.bandwidth_limit)
@@ -117,7 +122,7 @@ class RunPlan(BaseModel):
 
     @property
     def policy(self) -> ResidencyPolicy:
-        from backup.engine import ResidencyPolicy
+        from backup.residency import ResidencyPolicy
 
         return ResidencyPolicy(self.geography)
 
@@ -138,7 +143,7 @@ def plan_run(config: dict[str, Any]) -> RunPlan:
         raise BackupConfigError("no cluster signing key: run `managed backup configure` again")
     settings.checked(geography if isinstance(geography, str) else None)
     assert isinstance(geography, str)
-    from backup.engine import parse_rate
+    from backup.throttle import parse_rate
 
     return RunPlan(
         geography=geography,

@@ -24,16 +24,16 @@ Does not: tell what changed (the loop reads ZooKeeper again), or withdraw armed 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
-from cluster.aio import wait_event
+if TYPE_CHECKING:
+    import asyncio
 
 
 class _Watches:
@@ -73,8 +73,10 @@ class AsyncWakeup(_Watches):
     def __init__(
         self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
     ) -> None:
+        import asyncio  # here: the CLI's ThreadWakeup does without the event loop's import
+
         self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
+        self._event: asyncio.Event = asyncio.Event()
         super().__init__(client, children=children, data=data)
 
     def set(self) -> None:
@@ -85,6 +87,8 @@ class AsyncWakeup(_Watches):
     async def wait(self, timeout: float) -> None:
         """Until a watched znode changes or `timeout` seconds pass, whichever is first; then
         arm the watches again for the next wait."""
+        from cluster.aio import wait_event
+
         await wait_event(self._event, timeout)
         self._event.clear()
         self._arm()
