@@ -12,7 +12,6 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -50,7 +49,7 @@ class _CheckedPlaintext:
         self._progress = progress
         self._backup_id = signed.manifest.id
         self._data_key = unwrap_data_key(record.wrapped_key, private_key)
-        self._digest = hashlib.sha256()
+        self._digest = record.hasher()
         self._cipher_bytes = 0
         self.plain_bytes = 0
         self.frames = 0
@@ -77,7 +76,7 @@ class _CheckedPlaintext:
 
     def finish(self) -> None:
         name = self._record.name
-        if self._digest.hexdigest() != self._record.sha256:
+        if self._digest.hexdigest() != self._record.digest:
             raise IntegrityError(
                 f"part {name}: ciphertext digest does not match the manifest", part=name
             )

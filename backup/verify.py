@@ -18,7 +18,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from backup.errors import BackupError, IntegrityError, TargetError
 from backup.frames import decrypt_frames
 from backup.keys import RecipientPrivateKey, unwrap_data_key
 from backup.layout import part_object
-from backup.manifest import PartRecord, SignedManifest, Trusted
+from backup.manifest import Hasher, PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.targets import Target, TargetLocation, open_target, parse_target_url
 
@@ -71,9 +70,9 @@ class VerifyReport:
 
 
 class _Hashing:
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes], digest: Hasher) -> None:
         self._chunks = chunks
-        self.digest = hashlib.sha256()
+        self.digest = digest
         self.size = 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -93,7 +92,7 @@ def verify_part(
     """Check one stored part; raise IntegrityError (or TargetError) on the first problem."""
     backup_id = signed.manifest.id
     where = f"{target.location.url}: part {record.name}"
-    hashing = _Hashing(target.get(part_object(backup_id, record.name)))
+    hashing = _Hashing(target.get(part_object(backup_id, record.name)), record.hasher())
 
     def reported() -> Iterator[bytes]:
         for chunk in hashing:
@@ -121,7 +120,7 @@ def verify_part(
             f"{where}: {hashing.size} bytes stored, manifest says {record.size_cipher}",
             part=record.name,
         )
-    if hashing.digest.hexdigest() != record.sha256:
+    if hashing.digest.hexdigest() != record.digest:
         raise IntegrityError(f"{where}: ciphertext digest mismatch", part=record.name)
     if data_key is not None and frames != record.frames:
         raise IntegrityError(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,14 @@ from backup.fanout import FanOut
 from backup.frames import DEFAULT_FRAME_SIZE, FrameEncryptor, ciphertext_size
 from backup.keys import DATA_KEY_BYTES, RandomBytes, RecipientPublicKey, key_id, wrap_data_key
 from backup.layout import check_backup_id, check_part_name, manifest_object, part_object
-from backup.manifest import BackupManifest, PartRecord, SignedManifest, sign_manifest
+from backup.manifest import (
+    WRITTEN_DIGEST,
+    BackupManifest,
+    PartRecord,
+    SignedManifest,
+    new_hasher,
+    sign_manifest,
+)
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.streams import Chunk, Readable
 from backup.throttle import TokenBucket
@@ -67,7 +73,7 @@ class _Hasher:
     """A fan-out consumer that hashes the ciphertext while the targets store it."""
 
     def __init__(self) -> None:
-        self.digest = hashlib.sha256()
+        self.digest = new_hasher(WRITTEN_DIGEST)
 
     def __call__(self, chunks: Iterable[Chunk]) -> int:
         size = 0
@@ -119,7 +125,7 @@ def write_part(
             progress(ProgressEvent("write", part, encryptor.plain_bytes, total_bytes))
 
     hasher = _Hasher()
-    consumers: list[tuple[str, Callable[[Iterable[Chunk]], int]]] = [("sha256", hasher)]
+    consumers: list[tuple[str, Callable[[Iterable[Chunk]], int]]] = [(WRITTEN_DIGEST, hasher)]
     consumers += [
         (t.location.url, functools.partial(t.put, name, size_hint=size_hint)) for t in targets.all
     ]
@@ -149,8 +155,8 @@ def write_part(
         size_plain=encryptor.plain_bytes,
         size_cipher=size,
         frames=encryptor.frames,
-        sha256=hasher.digest.hexdigest(),
         wrapped_key=wrapped,
+        **{WRITTEN_DIGEST: hasher.digest.hexdigest()},
     )
 
 

@@ -103,3 +103,19 @@ def test_naive_datetime_refused() -> None:
     with pytest.raises(ValidationError, match="time zone"):
         BackupManifest.model_validate({**m.model_dump(), "created": datetime(2025, 1, 1)})
     assert m.created.tzinfo == UTC
+
+
+def test_a_part_carries_exactly_one_digest_and_format_1_means_sha256() -> None:
+    part = manifest().parts[0]
+    fields = part.model_dump() | {"wrapped_key": part.wrapped_key}
+    with pytest.raises(ValidationError, match="exactly one digest"):
+        PartRecord(**(fields | {"blake3": "cd" * 32}))
+    with pytest.raises(ValidationError, match="exactly one digest"):
+        PartRecord(**(fields | {"sha256": None}))
+    modern = PartRecord(**(fields | {"sha256": None, "blake3": "cd" * 32}))
+    assert (modern.digest_algorithm, modern.digest) == ("blake3", "cd" * 32)
+    assert "sha256" not in modern.model_dump(mode="json")
+    fields = manifest().model_dump() | {"parts": (modern,)}
+    assert BackupManifest(**fields).format == 2
+    with pytest.raises(ValidationError, match="SHA-256 part digests only"):
+        BackupManifest(**(fields | {"format": 1}))

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import blake3
 import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from backup import writer
 from backup.destinations import TargetSet, open_targets
 from backup.engine import (
     BackupContext,
@@ -26,8 +28,11 @@ from backup.engine import (
     write_part,
 )
 from backup.errors import TargetError
+from backup.layout import part_object
+from backup.manifest import sign_manifest
 from backup.targets import S3Location, S3Target
 from backup.throttle import TokenBucket
+from backup.writer import publish_manifest
 
 EU = ResidencyPolicy("EU")
 
@@ -82,6 +87,47 @@ def test_file_target_with_mirror(
     check_round_trip(
         targets, signed, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
     )
+
+
+def test_parts_carry_the_blake3_of_the_stored_object(
+    tmp_path: Path, data_tree: Path, run_backup: Callable[..., SignedManifest]
+) -> None:
+    targets = open_targets(f"file://{tmp_path}/primary", [], EU)
+    signed = run_backup(targets, data_tree)
+    assert signed.manifest.format == 2 and b'"sha256"' not in signed.to_json()
+    for record in signed.manifest.parts:
+        stored = tmp_path / "primary" / part_object(signed.manifest.id, record.name)
+        assert record.blake3 == blake3.blake3(stored.read_bytes()).hexdigest()
+
+
+def test_a_format_1_backup_with_sha256_digests_still_verifies_and_restores(
+    tmp_path: Path,
+    data_tree: Path,
+    run_backup: Callable[..., SignedManifest],
+    customer_key: X25519PrivateKey,
+    cluster_signing_key: Ed25519PrivateKey,
+    digest_of: Callable[[Path], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the writer stored before manifest format 2: SHA-256 part digests, format 1."""
+    monkeypatch.setattr(writer, "WRITTEN_DIGEST", "sha256")
+    targets = open_targets(f"file://{tmp_path}/primary", [f"file://{tmp_path}/mirror"], EU)
+    written = run_backup(targets, data_tree)
+    old = sign_manifest(written.manifest.model_copy(update={"format": 1}), cluster_signing_key)
+    publish_manifest(old, targets)
+    data = old.to_json()
+    assert b'"format":1' in data and b'"sha256"' in data and b'"blake3"' not in data
+    check_round_trip(
+        targets, old, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
+    )
+
+    part = tmp_path / "primary" / part_object(old.manifest.id, "node-a")
+    blob = bytearray(part.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    part.write_bytes(bytes(blob))
+    report = verify_backup(old.manifest.id, targets, trusted=cluster_signing_key.public_key())
+    assert report.first_problem is not None
+    assert "digest mismatch" in report.first_problem.message
 
 
 def test_s3_target_with_mirror_in_another_region(
