@@ -69,9 +69,10 @@ class SealedBuffers:
     a bytearray while any buffer export of it is alive (that memoryview, a slice of it, or a C
     library holding it), so a buffer that can be resized is one that nobody can still read:
     only such a buffer is reused, and a consumer that keeps a chunk as long as it likes sees
-    its bytes unchanged. The least recently used buffer is tried first; consumers release
-    frames in order, so if it is still held every other one is too, and a new buffer is made.
-    The pool thus grows to the number of frames in flight, which the fan-out's queues bound.
+    its bytes unchanged. Buffers are tried least recently used first (consumers mostly let go
+    in order, so the first one tried is usually free); a new one is made only when every
+    buffer is still viewed. The pool thus holds the frames in flight, which the fan-out's
+    queues bound, plus those a consumer chose to keep.
     """
 
     def __init__(self, size: int) -> None:
@@ -79,8 +80,10 @@ class SealedBuffers:
         self._ring: deque[bytearray] = deque()
 
     def take(self) -> bytearray:
-        if self._ring and _unviewed(self._ring[0]):
-            buffer = self._ring.popleft()
+        for index, buffer in enumerate(self._ring):
+            if _unviewed(buffer):
+                del self._ring[index]
+                break
         else:
             buffer = bytearray(self._size + 1)  # the spare byte makes `_unviewed` O(1)
             del buffer[-1]

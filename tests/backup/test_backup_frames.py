@@ -143,6 +143,7 @@ def test_a_chunk_kept_by_a_consumer_never_changes_while_later_frames_are_sealed(
             view = memoryview(chunk)[5:]
             kept.append((view, bytes(view)))
     assert all(bytes(view) == copy for view, copy in kept)
+    assert len(encryptor._sealed) <= len(kept) + 2  # the kept ones are never reused, no more
 
 
 def test_sealing_reuses_the_buffers_its_consumers_let_go() -> None:
