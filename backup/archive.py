@@ -7,8 +7,9 @@ Guarantees:
   order (`sorted_tree`), with owner 0/0, no user or group names and whole-second mtimes: the
   same tree gives the same bytes.
   The output is a POSIX (pax) tar that GNU tar and Python's tarfile read.
-- If reading the directory fails (or a file shrinks under us), `read` raises; the stream never
-  ends early, so a truncated tar can never be sealed as complete.
+- If reading the directory fails (a file or a directory that cannot be read, or a file that
+  shrinks under us), `read` raises; the stream never ends early or skips what it could not
+  list, so an incomplete tar can never be sealed as complete. `tree_totals` raises the same.
 - `extract_archive` refuses absolute names, `..`, links pointing outside the destination and
   device files (tarfile's "data" filter), raising UnsafeArchiveError. Directories get their
   recorded permission bits back (without group/other write, and always owner rwx); the "data"
@@ -136,8 +137,12 @@ def tar_pieces(root: Path) -> Generator[Piece, None, None]:
     ArchiveSourceError if an entry cannot be read or a file shrinks while being read."""
     # A throwaway TarFile gives us gettarinfo() with tarfile's own hard-link bookkeeping.
     written = 0
+    try:
+        tree = sorted_tree(root)
+    except OSError as exc:
+        raise source_error(root, Path(exc.filename or root), exc) from exc
     with tarfile.open(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT) as helper:
-        for path in (root, *sorted_tree(root)):
+        for path in (root, *tree):
             try:
                 for piece in entry_chunks(helper, root, path):
                     written += len(piece) if isinstance(piece, bytes) else piece.remaining
@@ -172,9 +177,11 @@ def entry_chunks(helper: tarfile.TarFile, root: Path, path: Path) -> Iterator[Pi
 def sorted_tree(root: Path) -> list[Path]:
     """Every path under `root` (not `root` itself) in depth-first pre-order: for each directory,
     the directory, then its non-directory entries by name, then its symlinks to directories by
-    name, then each subdirectory (with its contents) by name. Names compare as Python strings."""
+    name, then each subdirectory (with its contents) by name. Names compare as Python strings.
+    A directory that cannot be listed raises OSError: a backup never silently leaves out what
+    it could not read."""
     found: list[Path] = []
-    for directory, subdirs, files in os.walk(root):
+    for directory, subdirs, files in os.walk(root, onerror=_raise):
         subdirs.sort()
         base = Path(directory)
         if base != root:
@@ -185,6 +192,10 @@ def sorted_tree(root: Path) -> list[Path]:
     return found
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 # Per entry: a 512-byte header, and at most a pax extended header (512 bytes of header plus
 # its records, one or two blocks for the long names and link targets a data directory has).
 ENTRY_OVERHEAD = 3 * tarfile.BLOCKSIZE
@@ -192,14 +203,28 @@ ENTRY_OVERHEAD = 3 * tarfile.BLOCKSIZE
 
 def tree_totals(root: Path) -> tuple[int, int]:
     """The regular files' total size, and an estimate of the tar's size from above (headers,
-    padding, end blocks): what an S3 upload sizes its parts by."""
+    padding, end blocks): what an S3 upload sizes its parts by.
+
+    Counts the same entries as `sorted_tree` (symlinks are entries, never followed) in one
+    unsorted pass, with one `lstat` per regular file: it runs before a part's first byte."""
     files = entries = padded = 0
-    for path in (root, *sorted_tree(root)):
-        entries += 1
-        if path.is_file() and not path.is_symlink():
-            size = path.stat().st_size
-            files += size
-            padded += -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    pending = [os.fspath(root)]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries += 1  # the directory itself
+                for entry in listing:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                        continue
+                    entries += 1
+                    if entry.is_file(follow_symlinks=False):
+                        size = entry.stat(follow_symlinks=False).st_size
+                        files += size
+                        padded += -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        except OSError as exc:
+            raise source_error(root, Path(exc.filename or directory), exc) from exc
     return files, padded + entries * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,37 @@ def test_block_aligned_files_and_empty_chunks(tmp_path: Path) -> None:
     out.mkdir()
     extract_archive(io.BytesIO(tar_bytes(root)), out)
     assert [(out / f"f{i}").read_bytes() for i in range(3)] == [bytes([i]) * 4096 for i in range(3)]
+
+
+def test_tree_totals_counts_what_the_stream_holds(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "a.bin").write_bytes(b"x" * 1000)
+    (root / "sub" / "b.bin").write_bytes(b"y" * 512)
+    (root / "sub" / "deeper" / "c.bin").write_bytes(b"")
+    (root / "link-to-file").symlink_to("a.bin")
+    (root / "link-to-dir").symlink_to("sub")
+    os.link(root / "a.bin", root / "hard")
+    os.mkfifo(root / "fifo")
+    files, estimate = archive.tree_totals(root)
+    assert files == 1000 + 512 + 0 + 1000  # regular files, the hard link's own entry too
+    assert estimate >= len(tar_bytes(root))
+
+
+def test_a_directory_that_cannot_be_listed_fails_the_stream_and_the_totals(
+    data_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if os.fspath(path).endswith("er"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    assert (data_tree / "deep" / "er").is_dir()
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(ArchiveSourceError, match="er.*Permission denied"):
+        archive.tree_totals(data_tree)
+    with pytest.raises(ArchiveSourceError, match="er.*Permission denied"):
+        tar_bytes(data_tree)
