@@ -9,7 +9,8 @@ Guarantees:
   The output is a POSIX (pax) tar that GNU tar and Python's tarfile read.
 - If reading the directory fails (a file or a directory that cannot be read, or a file that
   shrinks under us), `read` raises; the stream never ends early or skips what it could not
-  list, so an incomplete tar can never be sealed as complete. `tree_totals` raises the same.
+  list, so an incomplete tar can never be sealed as complete. The tree is listed once, when the
+  stream is made (`DirectoryStream.tree`), and `tree_totals` counts that same listing.
 - `extract_archive` refuses absolute names, `..`, links pointing outside the destination and
   device files (tarfile's "data" filter), raising UnsafeArchiveError. Directories get their
   recorded permission bits back (without group/other write, and always owner rwx); the "data"
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from backup.errors import BackupError
@@ -74,7 +76,8 @@ class DirectoryStream:
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
             raise ArchiveSourceError(f"data directory {root} does not exist or is not a directory")
-        self._pieces = tar_pieces(root)
+        self.tree = listed_tree(root)  # what the tar holds, in its order (see `tree_totals`)
+        self._pieces = tar_pieces(root, self.tree)
         self._current: Piece | None = None
         self._offset = 0
 
@@ -130,19 +133,25 @@ def source_error(root: Path, path: Path, exc: OSError) -> ArchiveSourceError:
     )
 
 
-def tar_pieces(root: Path) -> Generator[Piece, None, None]:
-    """The tar of `root` as header bytes and file spans, produced lazily in sorted order.
+def listed_tree(root: Path) -> list[Path]:
+    """`root`, then `sorted_tree(root)`: the entries of its tar, in order; ArchiveSourceError
+    if a directory cannot be listed."""
+    try:
+        return [root, *sorted_tree(root)]
+    except OSError as exc:
+        raise source_error(root, Path(exc.filename or root), exc) from exc
+
+
+def tar_pieces(root: Path, tree: Sequence[Path]) -> Generator[Piece, None, None]:
+    """The tar of `root` as header bytes and file spans, produced lazily, of the entries in
+    `tree` (`listed_tree(root)`).
 
     Each span must be read to its end before the next piece is asked for. Raises
     ArchiveSourceError if an entry cannot be read or a file shrinks while being read."""
     # A throwaway TarFile gives us gettarinfo() with tarfile's own hard-link bookkeeping.
     written = 0
-    try:
-        tree = sorted_tree(root)
-    except OSError as exc:
-        raise source_error(root, Path(exc.filename or root), exc) from exc
     with tarfile.open(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT) as helper:
-        for path in (root, *tree):
+        for path in tree:
             try:
                 for piece in entry_chunks(helper, root, path):
                     written += len(piece) if isinstance(piece, bytes) else piece.remaining
@@ -201,31 +210,21 @@ def _raise(exc: OSError) -> None:
 ENTRY_OVERHEAD = 3 * tarfile.BLOCKSIZE
 
 
-def tree_totals(root: Path) -> tuple[int, int]:
-    """The regular files' total size, and an estimate of the tar's size from above (headers,
-    padding, end blocks): what an S3 upload sizes its parts by.
-
-    Counts the same entries as `sorted_tree` (symlinks are entries, never followed) in one
-    unsorted pass, with one `lstat` per regular file: it runs before a part's first byte."""
-    files = entries = padded = 0
-    pending = [os.fspath(root)]
-    while pending:
-        directory = pending.pop()
+def tree_totals(tree: Sequence[Path]) -> tuple[int, int]:
+    """The regular files' total size in `tree` (`listed_tree(root)`, as `DirectoryStream.tree`
+    holds it), and an estimate of the tar's size from above (headers, padding, end blocks):
+    what an S3 upload sizes its parts by. One `lstat` per entry; ArchiveSourceError if one
+    fails."""
+    files = padded = 0
+    for path in tree:
         try:
-            with os.scandir(directory) as listing:
-                entries += 1  # the directory itself
-                for entry in listing:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-                        continue
-                    entries += 1
-                    if entry.is_file(follow_symlinks=False):
-                        size = entry.stat(follow_symlinks=False).st_size
-                        files += size
-                        padded += -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            info = path.lstat()
         except OSError as exc:
-            raise source_error(root, Path(exc.filename or directory), exc) from exc
-    return files, padded + entries * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
+            raise source_error(tree[0], path, exc) from exc
+        if stat.S_ISREG(info.st_mode):
+            files += info.st_size
+            padded += -(-info.st_size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    return files, padded + len(tree) * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
 
 
 def _strict_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:

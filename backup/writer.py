@@ -176,7 +176,7 @@ def write_directory_part(
     The progress total is the sum of the regular files' sizes (the tar adds headers); storage
     is planned for the tar's estimated size."""
     with DirectoryStream(directory) as stream:
-        files, archive = tree_totals(directory)
+        files, archive = tree_totals(stream.tree)
         return write_part(
             stream,
             ctx=ctx,

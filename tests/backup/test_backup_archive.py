@@ -125,12 +125,12 @@ def test_tree_totals_counts_what_the_stream_holds(tmp_path: Path) -> None:
     (root / "link-to-dir").symlink_to("sub")
     os.link(root / "a.bin", root / "hard")
     os.mkfifo(root / "fifo")
-    files, estimate = archive.tree_totals(root)
+    files, estimate = archive.tree_totals(archive.listed_tree(root))
     assert files == 1000 + 512 + 0 + 1000  # regular files, the hard link's own entry too
     assert estimate >= len(tar_bytes(root))
 
 
-def test_a_directory_that_cannot_be_listed_fails_the_stream_and_the_totals(
+def test_a_directory_that_cannot_be_listed_fails_the_listing_and_the_stream(
     data_tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = os.scandir
@@ -143,6 +143,6 @@ def test_a_directory_that_cannot_be_listed_fails_the_stream_and_the_totals(
     assert (data_tree / "deep" / "er").is_dir()
     monkeypatch.setattr(os, "scandir", refusing)
     with pytest.raises(ArchiveSourceError, match="er.*Permission denied"):
-        archive.tree_totals(data_tree)
+        archive.listed_tree(data_tree)
     with pytest.raises(ArchiveSourceError, match="er.*Permission denied"):
         tar_bytes(data_tree)
