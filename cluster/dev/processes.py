@@ -52,6 +52,24 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
         time.sleep(interval)
 
 
+def stop_popen(
+    popen: subprocess.Popen[bytes], timeout: float = 10.0, kill_wait: float = 5.0
+) -> int | None:
+    """Stop one child by its PID: SIGTERM (after SIGCONT: a stopped process cannot handle it),
+    SIGKILL if it has not exited after `timeout`, then wait up to `kill_wait`; the exit code."""
+    if popen.poll() is None:
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(popen.pid, sig)
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(popen.pid, signal.SIGKILL)
+            popen.wait(kill_wait)
+    return popen.returncode
+
+
 @dataclass
 class Process:
     name: str
@@ -71,15 +89,7 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
-        if self.alive():
-            self.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.popen.wait(5)
-        return self.popen.returncode
+        return stop_popen(self.popen, timeout)
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)

@@ -8,10 +8,8 @@ region through GetBucketLocation as AWS does (None for us-east-1).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from cluster.dev.processes import free_port
+from cluster.dev.processes import free_port, stop_popen
 
 DEV_ACCESS_KEY = "managed-dev"
 DEV_SECRET_KEY = "managed-dev-secret"
@@ -44,7 +42,7 @@ class DevS3:
         return f"s3://{bucket}{path}?region={self.region}&endpoint={self.endpoint}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        stop_process(self.process, timeout)
+        stop_popen(self.process, timeout, kill_wait=timeout)
 
 
 def moto_server_command() -> str:
@@ -86,20 +84,6 @@ def start_s3(region: str, *, port: int | None = None, timeout: float = 20.0) -> 
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"moto_server for {region} did not answer within {timeout:.0f}s")
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Terminate one process by PID, then kill it if it does not exit in time."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
 
 
 def create_bucket(server: DevS3, bucket: str, region: str | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from cluster.dev.processes import stop_popen
 
 
 def wait_until_serving(
@@ -45,14 +46,9 @@ def cli_process(*args: str) -> str:
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            return process.wait(timeout)
-    return process.returncode
+    code = stop_popen(process, timeout, kill_wait=timeout)
+    assert code is not None  # stop_popen returns once the process has exited
+    return code
 
 
 @contextlib.contextmanager
