@@ -138,6 +138,16 @@ def ensure_cluster(client: KazooClient, paths: ClusterPaths, timeout: float = 5.
             wait(client.create_async(path, initial), timeout)
 
 
+def parse_config(data: bytes | None) -> dict[str, Any]:
+    """The cluster config znode's content as a dict: {} when empty, not JSON or not an object
+    (readers of the config tolerate a damaged one; writers validate before writing)."""
+    try:
+        loaded = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def read_snapshot(
     client: KazooClient,
     paths: ClusterPaths,
@@ -173,13 +183,7 @@ def read_snapshot(
     epoch_got = _optional(epoch_req, timeout)
     epoch = Epoch.from_node(epoch_got[0], epoch_got[1].version) if epoch_got else Epoch(0, -1)
     config_got = _optional(config_req, timeout)
-    config: dict[str, Any] = {}
-    if config_got:
-        try:
-            loaded = json.loads(config_got[0] or b"{}")
-            config = loaded if isinstance(loaded, dict) else {}
-        except json.JSONDecodeError:
-            config = {}
+    config = parse_config(config_got[0]) if config_got else {}
     return ClusterSnapshot(
         cluster=paths.cluster,
         roster=tuple(sorted(roster, key=lambda e: e.node)),

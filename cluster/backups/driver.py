@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import threading
 import time
@@ -77,14 +76,13 @@ class RunFailed(ClusterError):
 
 
 def enrolled_now(client: KazooClient, paths: ClusterPaths, fallback: bool) -> bool:
-    """Whether the cluster config in ZooKeeper holds a Mission Control link; `fallback` if it
-    cannot be read."""
+    """Whether the cluster config in ZooKeeper holds a Mission Control link; `fallback` if
+    ZooKeeper cannot be asked (a damaged config holds no link)."""
     try:
         data, _stat = client.get(paths.config)
-        config = json.loads(data or b"{}")
-    except (KazooException, ValueError):
+    except KazooException:
         return fallback
-    return isinstance(config, dict) and Link.from_config(config) is not None
+    return Link.from_config(zk.parse_config(data)) is not None
 
 
 class RunDriver:

@@ -373,11 +373,7 @@ class SupportStore:
             data, stat = self.client.get(self.paths.config)
         except NoNodeError:
             return {}, -1
-        try:
-            loaded = json.loads(data or b"{}")
-        except ValueError:
-            loaded = {}
-        return (loaded if isinstance(loaded, dict) else {}), stat.version
+        return zk.parse_config(data), stat.version
 
     def health_summary(self) -> dict[str, Any]:
         """The leader's health summary (`paths.health`), empty when none was written."""
