@@ -37,56 +37,58 @@ from backup.writer import publish_manifest
 EU = ResidencyPolicy("EU")
 
 
+RoundTrip = Callable[[TargetSet, SignedManifest, Path], None]
+
+
+@pytest.fixture
 def check_round_trip(
-    targets: TargetSet,
-    signed: SignedManifest,
-    tree: Path,
     tmp_path: Path,
     customer_key: X25519PrivateKey,
-    signer: Ed25519PrivateKey,
+    cluster_signing_key: Ed25519PrivateKey,
     digest_of: Callable[[Path], dict[str, str]],
-) -> None:
-    backup_id = signed.manifest.id
-    catalogue = list_backups(targets.primary, signer.public_key())
-    assert [b.manifest.id for b in catalogue.backups] == [backup_id]
-    shallow = verify_backup(backup_id, targets, trusted=signer.public_key())
-    assert shallow.ok, shallow.describe()
-    assert shallow.checked_objects == 2 * len(targets.all)
-    deep = verify_backup(backup_id, targets, private_key=customer_key)
-    assert deep.ok and deep.deep, deep.describe()
-    for i, source in enumerate(targets.all):
-        events: list[ProgressEvent] = []
-        out = tmp_path / f"restored-{i}"
-        restore_part_directory(
-            backup_id,
-            "node-a",
-            out,
-            source=source,
-            private_key=customer_key,
-            trusted=signer.public_key(),
-            progress=events.append,
-        )
-        assert digest_of(out) == digest_of(tree)
-        assert events and events[-1].done_bytes == signed.manifest.part("node-a").size_plain
-        zk = restore_part_bytes(backup_id, "zookeeper", source=source, private_key=customer_key)
-        assert json.loads(zk) == {"/managed/clusters/c1/config": "{}"}
+) -> RoundTrip:
+    """List, verify (with and without the key) and restore from every target, bit-exact."""
+
+    def check(targets: TargetSet, signed: SignedManifest, tree: Path) -> None:
+        backup_id = signed.manifest.id
+        catalogue = list_backups(targets.primary, cluster_signing_key.public_key())
+        assert [b.manifest.id for b in catalogue.backups] == [backup_id]
+        shallow = verify_backup(backup_id, targets, trusted=cluster_signing_key.public_key())
+        assert shallow.ok, shallow.describe()
+        assert shallow.checked_objects == 2 * len(targets.all)
+        deep = verify_backup(backup_id, targets, private_key=customer_key)
+        assert deep.ok and deep.deep, deep.describe()
+        for i, source in enumerate(targets.all):
+            events: list[ProgressEvent] = []
+            out = tmp_path / f"restored-{i}"
+            restore_part_directory(
+                backup_id,
+                "node-a",
+                out,
+                source=source,
+                private_key=customer_key,
+                trusted=cluster_signing_key.public_key(),
+                progress=events.append,
+            )
+            assert digest_of(out) == digest_of(tree)
+            assert events and events[-1].done_bytes == signed.manifest.part("node-a").size_plain
+            zk = restore_part_bytes(backup_id, "zookeeper", source=source, private_key=customer_key)
+            assert json.loads(zk) == {"/managed/clusters/c1/config": "{}"}
+
+    return check
 
 
 def test_file_target_with_mirror(
     tmp_path: Path,
     data_tree: Path,
     run_backup: Callable[..., SignedManifest],
-    customer_key: X25519PrivateKey,
-    cluster_signing_key: Ed25519PrivateKey,
-    digest_of: Callable[[Path], dict[str, str]],
+    check_round_trip: RoundTrip,
 ) -> None:
     targets = open_targets(f"file://{tmp_path}/primary", [f"file://{tmp_path}/mirror"], EU)
     signed = run_backup(targets, data_tree)
     assert signed.manifest.targets == targets.urls
     assert (tmp_path / "primary" / "manifests" / f"{signed.manifest.id}.json").exists()
-    check_round_trip(
-        targets, signed, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
-    )
+    check_round_trip(targets, signed, data_tree)
 
 
 def test_parts_carry_the_blake3_of_the_stored_object(
@@ -104,9 +106,8 @@ def test_a_format_1_backup_with_sha256_digests_still_verifies_and_restores(
     tmp_path: Path,
     data_tree: Path,
     run_backup: Callable[..., SignedManifest],
-    customer_key: X25519PrivateKey,
+    check_round_trip: RoundTrip,
     cluster_signing_key: Ed25519PrivateKey,
-    digest_of: Callable[[Path], dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What the writer stored before manifest format 2: SHA-256 part digests, format 1."""
@@ -117,9 +118,7 @@ def test_a_format_1_backup_with_sha256_digests_still_verifies_and_restores(
     publish_manifest(old, targets)
     data = old.to_json()
     assert b'"format":1' in data and b'"sha256"' in data and b'"blake3"' not in data
-    check_round_trip(
-        targets, old, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
-    )
+    check_round_trip(targets, old, data_tree)
 
     part = tmp_path / "primary" / part_object(old.manifest.id, "node-a")
     blob = bytearray(part.read_bytes())
@@ -131,22 +130,17 @@ def test_a_format_1_backup_with_sha256_digests_still_verifies_and_restores(
 
 
 def test_s3_target_with_mirror_in_another_region(
-    tmp_path: Path,
     data_tree: Path,
     new_bucket: Callable[..., str],
     run_backup: Callable[..., SignedManifest],
-    customer_key: X25519PrivateKey,
-    cluster_signing_key: Ed25519PrivateKey,
-    digest_of: Callable[[Path], dict[str, str]],
+    check_round_trip: RoundTrip,
 ) -> None:
     # Ireland -> Frankfurt, each on its own endpoint; the big file makes a multipart upload.
     (data_tree / "segments" / "huge.bin").write_bytes(bytes(range(256)) * 80_000)
     targets = open_targets(new_bucket("eu-west-1"), [new_bucket("eu-central-1")], EU)
     signed = run_backup(targets, data_tree)
     assert signed.manifest.part("node-a").size_cipher > 8 * 1024 * 1024
-    check_round_trip(
-        targets, signed, data_tree, tmp_path, customer_key, cluster_signing_key, digest_of
-    )
+    check_round_trip(targets, signed, data_tree)
 
 
 def test_failed_mirror_leaves_nothing_anywhere(
