@@ -37,6 +37,8 @@ def up(nodes: int, state_dir: Path, detach: bool) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    if stack.has_stopped_state():
+        click.echo(f"replacing the stopped dev stack's state in {stack.state_dir}", err=True)
     click.echo(f"starting a dev stack in {stack.state_dir} ...", err=True)
     try:
         info = stack.up()

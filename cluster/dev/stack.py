@@ -1,7 +1,10 @@
 """`managed dev up`: a whole local stack on loopback, every process tracked by a PID file.
 
 Layout of the state directory: `pids/` (one JSON PID file a process), `logs/`, `zk/`, `nodes/`
-(each node's data directory) and `stack.json` (where everything listens).
+(each node's data directory), `mission-control/`, the ZooKeeper credential and the backup key
+pair, and `stack.json` (where everything listens). Each `up` starts a fresh stack: the state a
+stopped stack left there is removed first (its ports are gone, and its S3 endpoints kept
+their objects in memory), and only those entries, in a directory a stack has marked as its own.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +38,20 @@ DEV_TIMING = {
 # Stopped first to last: nodes hand leadership over while ZooKeeper is still there.
 STOP_ORDER = ("node", "mission-control", "s3", "zk")
 
+
+MARKER = ".managed-dev-stack"
+STATE_ENTRIES = (
+    "pids",
+    "logs",
+    "zk",
+    "nodes",
+    "mission-control",
+    "stack.json",
+    "zk-auth",
+    "backup-key.pem",
+    "backup-key.pem.pub",
+    "backup-key.pem.signers",
+)
 
 # moto accepts any credentials; nodes and the CLI need some to sign S3 requests.
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "managed-dev", "AWS_SECRET_ACCESS_KEY": "managed-dev-secret"}
@@ -73,12 +91,31 @@ class DevStack:
             )
         if not 1 <= self.nodes <= 9:
             raise StackError("--nodes must be between 1 and 9")
+        self.clear_stopped()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / MARKER).touch()
         try:
             return self._up()
         except BaseException:
             self.down()
             raise
+
+    def has_stopped_state(self) -> bool:
+        """Whether a stopped stack left its state here (`stack.json` marks older ones)."""
+        return not self.running() and any(
+            (self.state_dir / name).exists() for name in (MARKER, "stack.json")
+        )
+
+    def clear_stopped(self) -> None:
+        """Remove what a stopped stack left (only the stack's own entries)."""
+        if not self.has_stopped_state():
+            return
+        for name in STATE_ENTRIES:
+            path = self.state_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _up(self) -> dict[str, Any]:
         ensemble = Ensemble(self.state_dir / "zk", pid_dir=self.pid_dir)

@@ -8,6 +8,8 @@ from pathlib import Path
 import psutil
 from clusterkit import managed
 
+from cluster.dev.stack import DevStack
+
 
 def test_dev_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     state = tmp_path / "stack"
@@ -32,3 +34,30 @@ def test_dev_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> Non
     assert down.returncode == 0 and "stopped 9 processes" in down.stdout, down
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert managed("dev", "down", "--state-dir", str(state)).stdout.strip() == "nothing was running"
+
+
+def test_dev_up_again_over_a_stopped_stack_starts_afresh(tmp_path: Path) -> None:
+    """`make demo` a second time: the stopped stack's nodes, cluster and enrollment are gone
+    with their ports, so their state is replaced (and nothing else in the directory)."""
+    state = tmp_path / "stack"
+    for attempt in range(2):
+        up = managed("dev", "up", "--detach", "--state-dir", str(state), timeout=300)
+        down = managed("dev", "down", "--state-dir", str(state), timeout=120)
+        assert up.returncode == 0, (attempt, up.stderr)
+        assert ("replacing the stopped dev stack" in up.stderr) == (attempt == 1)
+        assert "stopped 9 processes" in down.stdout, down
+
+
+def test_only_a_stopped_stacks_own_entries_are_removed(tmp_path: Path) -> None:
+    state = tmp_path / "mine"
+    (state / "zk" / "data").mkdir(parents=True)
+    (state / "stack.json").write_text("{}")
+    (state / "notes.txt").write_text("kept")
+    stack = DevStack(state)
+    assert stack.has_stopped_state()
+    stack.clear_stopped()
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt"]
+    foreign = tmp_path / "not-a-stack"
+    (foreign / "logs").mkdir(parents=True)
+    DevStack(foreign).clear_stopped()
+    assert (foreign / "logs").is_dir()  # no marker: never touched
