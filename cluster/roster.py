@@ -20,7 +20,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, Roll
 
 from cluster import zk
 from cluster.errors import MembershipError
-from cluster.licensing import quota_refusal
+from cluster.link.licensing import quota_refusal
 from cluster.model import ClusterSnapshot, RosterEntry, dump, quorum_of
 from cluster.names import check_address, check_name, check_node_id
 from cluster.paths import ClusterPaths

@@ -19,6 +19,7 @@ from typing import Any, cast
 import click
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from contract.messages import Geography
 from mission_control.cli_common import (
     database_error,
     db_option,
@@ -32,7 +33,6 @@ from mission_control.cli_common import (
 from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
-from mission_control.protocol import Geography
 from mission_control.service import admin, alert_store, audit_log, enrollment
 from mission_control.service.context import ServiceContext
 
@@ -284,7 +284,7 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="Replace existing files.")
 def certs_dev_ca(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     """Write a throwaway CA (ca.pem) and a server certificate (server.pem, server-key.pem)."""
-    from mission_control.certs import DEFAULT_HOSTS, write_dev_ca
+    from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
     try:
         written = write_dev_ca(directory, list(hosts) or DEFAULT_HOSTS, overwrite=force)

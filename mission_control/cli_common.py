@@ -17,10 +17,10 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
+from contract.messages import Name
 from mission_control.db.engine import UnsupportedDatabaseURL, create_engine
 from mission_control.db.migrate import ensure_current, upgrade
 from mission_control.errors import ServiceError
-from mission_control.protocol import Name
 from mission_control.service.context import ServiceContext
 from mission_control.settings import DEFAULT_DB_URL, Settings
 

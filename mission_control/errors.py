@@ -1,13 +1,8 @@
-"""Errors of Mission Control, for both sides of the wire.
+"""Errors of Mission Control's service layer.
 
-Client side (what the cluster's outbox catches):
+The cluster's client has errors of its own (`cluster.link.errors`).
 
-- `MissionControlUnavailable`: the server could not be reached, timed out, or answered 5xx/429.
-  Nothing is known to have been stored; retry the same message later (it is deduplicated).
-- `MessageRejected`: the server understood the message and refused it (4xx: stale epoch 409,
-  bad credential 401, wrong cluster 403, invalid body 4xx). Retrying the same bytes will not help.
-
-Server side: `ServiceError` subclasses are raised by the domain layer; the HTTP layer maps each
+`ServiceError` subclasses are raised by the domain layer; the HTTP layer maps each
 one to a status code and a JSON error body. Their messages are safe to show to the caller.
 """
 
@@ -16,20 +11,6 @@ from __future__ import annotations
 
 class MissionControlError(Exception):
     """Base of every error this package raises on purpose."""
-
-
-class MissionControlUnavailable(MissionControlError):
-    """Mission Control is unreachable or failing: retry later."""
-
-
-class MessageRejected(MissionControlError):
-    """Mission Control refused a message (4xx): do not retry it unchanged."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class ServiceError(MissionControlError):

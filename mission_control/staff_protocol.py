@@ -1,6 +1,6 @@
 """Wire models of the staff API for remote support: login, access requests, commands, audit.
 
-Same rules as `mission_control.protocol`: requests refuse unknown fields and validate ranges
+Same rules as `contract.messages`: requests refuse unknown fields and validate ranges
 before anything is stored; replies ignore unknown fields.
 """
 
@@ -11,18 +11,17 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from cluster.support.errors import PolicyError
-from cluster.support.policy import HARD_MAX_GRANT, format_duration, parse_duration
-from cluster.support.runner import MAX_LOG_LINES
-from cluster.support.settable import MAX_VALUE_LENGTH
-from mission_control.protocol import (
+from contract.limits import MAX_LOG_LINES
+from contract.messages import (
     AccessRoleName,
-    ClusterMessage,
     CommandName,
     Reply,
     Request,
     StaffRole,
 )
+from contract.support.errors import PolicyError
+from contract.support.policy import HARD_MAX_GRANT, format_duration, parse_duration
+from contract.support.settable import MAX_VALUE_LENGTH
 
 RequestState = Literal["pending", "approved", "denied", "expired", "revoked", "ended"]
 
@@ -118,7 +117,7 @@ class AccessRequestList(Reply):
     requests: list[AccessRequestView]
 
 
-#: A `config set` value: the same rule as the cluster's (`cluster.support.settable`).
+#: A `config set` value: the same rule as the cluster's (`contract.support.settable`).
 ConfigValue = str | bool | int | None
 ArgumentValue = str | bool | int | None
 
@@ -212,30 +211,3 @@ class AuditEntryView(Reply):
 
 class AuditList(Reply):
     entries: list[AuditEntryView] = Field(description="Newest first.")
-
-
-# --- audit checkpoints: the cluster's copies at Mission Control -------------------------------
-
-
-class AuditCheckpointCopy(ClusterMessage):
-    """One signed checkpoint of the cluster's audit log (`cluster.audit.chain.Checkpoint`), as
-    the cluster wrote it; Mission Control keeps it so the cluster cannot take it back."""
-
-    seq: int = Field(ge=1, le=2**62)
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    at: str = Field(min_length=1, max_length=64, description="As signed (UTC, `Z`).")
-    signature: str = Field(min_length=1, max_length=128, description="Ed25519, base64.")
-
-
-class CheckpointView(Reply):
-    seq: int
-    hash: str
-    at: str
-    signature: str
-
-
-class ClusterCheckpoints(Reply):
-    public_key_pem: str | None = Field(
-        description="The Ed25519 key Mission Control pinned for this cluster (null: none yet)."
-    )
-    checkpoints: list[CheckpointView] = Field(description="Oldest first.")

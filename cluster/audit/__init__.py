@@ -1,6 +1,6 @@
-"""Tamper-evident audit log: hash-chained entries with Ed25519-signed checkpoints.
+"""The cluster's audit log in ZooKeeper: appends inside fenced transactions, signed checkpoints.
 
-Pure logic only (no storage): `chain` builds and verifies entries, `canonical` defines the exact
-bytes that are hashed and signed. Storage adapters (ZooKeeper on the cluster, a table on Mission
-Control) persist `AuditEntry` and `Checkpoint` records and call `verify_chain`.
+The chain's rules (canonical form, events, hashing, verification) are `contract.audit`'s; this
+package stores entries under the cluster's `audit/` znodes and copies checkpoints to Mission
+Control through the outbox.
 """

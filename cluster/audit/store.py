@@ -17,7 +17,7 @@ Guarantees:
   cannot append (`FencedOut`).
 - `AuditLog.verify` runs `verify_chain` over the stored entries and checkpoints and also compares
   the chain with the head, so deleting or adding entries at the end is found even before a
-  checkpoint covers them (unless the head is rewritten too: see `cluster.audit.chain` for what
+  checkpoint covers them (unless the head is rewritten too: see `contract.audit.chain` for what
   the chain cannot guarantee).
 
 - Each new checkpoint is queued for Mission Control (outbox message `audit/checkpoint`) in
@@ -41,7 +41,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from cluster import zk
-from cluster.audit.chain import (
+from cluster.errors import ClusterError, FencedOut
+from cluster.link.outbox import outbox_path, queued, stable_message_id
+from cluster.paths import ClusterPaths
+from cluster.zk import Fence
+from contract.audit.chain import (
     AuditEntry,
     AuditFormatError,
     ChainProblem,
@@ -53,12 +57,8 @@ from cluster.audit.chain import (
     append,
     verify_chain,
 )
-from cluster.audit.copies import compare_copies
-from cluster.audit.events import AuditEvent
-from cluster.errors import ClusterError, FencedOut
-from cluster.outbox import outbox_path, queued, stable_message_id
-from cluster.paths import ClusterPaths
-from cluster.zk import Fence
+from contract.audit.copies import compare_copies
+from contract.audit.events import AuditEvent
 
 MAX_ATTEMPTS = 50
 CHECKPOINT_KIND = "audit/checkpoint"
@@ -322,7 +322,7 @@ class AuditLog:
     ) -> VerifyResult:
         """Check the stored log; the result names the first altered, inserted or removed entry.
 
-        `copies` are Mission Control's copies of the checkpoints (`cluster.audit.copies`): a
+        `copies` are Mission Control's copies of the checkpoints (`contract.audit.copies`): a
         local checkpoint missing or different from its copy is reported, and the entries are
         checked against the copies."""
         for _ in range(3):

@@ -65,7 +65,7 @@ from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan, remove_run_objects
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
-from cluster.link import Link
+from cluster.link.settings import Link
 from cluster.paths import ClusterPaths
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from pydantic import BaseModel, ValidationError
 
-from cluster import outbox, zk
+from cluster import zk
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord, ScheduleMark
+from cluster.link import outbox
 from cluster.paths import ClusterPaths
 
 REQUEST_PREFIX = "r-"

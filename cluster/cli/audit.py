@@ -16,8 +16,8 @@ from cluster.cli.common import Globals, emit, json_option, pass_globals
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from cluster.audit.chain import AuditEntry, Checkpoint
-    from mission_control.staff_protocol import ClusterCheckpoints
+    from contract.audit.chain import AuditEntry, Checkpoint
+    from contract.messages import ClusterCheckpoints
 
 # Domain modules are imported inside the commands (see cluster.cli.support).
 
@@ -29,8 +29,8 @@ def audit() -> None:
 
 def parse_since(text: str, now: datetime) -> datetime:
     """`2025-03-01`, `2025-03-01T12:00:00Z` (UTC when no offset), or a duration such as `2h`."""
-    from cluster.support.errors import PolicyError
-    from cluster.support.policy import parse_duration
+    from contract.support.errors import PolicyError
+    from contract.support.policy import parse_duration
 
     try:
         return now - parse_duration(text)
@@ -90,11 +90,11 @@ class _Reference:
 def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
     """Mission Control's copies of the checkpoints, or None when the cluster is not enrolled."""
     from cluster.backups.config_store import read_config
-    from cluster.exchange import CREDENTIAL_SECRET
-    from cluster.link import Link
+    from cluster.link.client import MissionControlClient
+    from cluster.link.errors import MessageRejected, MissionControlUnavailable
+    from cluster.link.exchange import CREDENTIAL_SECRET
+    from cluster.link.settings import Link
     from cluster.secrets import SecretsUnavailable, read_secret
-    from mission_control.client import MissionControlClient
-    from mission_control.errors import MessageRejected, MissionControlUnavailable
 
     config, _ = read_config(client, g.paths)
     link = Link.from_config(config)
@@ -132,8 +132,8 @@ def _reference(g: Globals, client: Any, offline: bool) -> _Reference:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    from cluster.audit.chain import Checkpoint
     from cluster.support.keys import load_public_key, public_pem
+    from contract.audit.chain import Checkpoint
 
     local = load_public_key(client, g.paths)
     if offline:
@@ -168,9 +168,9 @@ def verify(g: Globals, offline: bool, as_json: bool) -> None:
     """Check every entry and signed checkpoint; exit 1 naming the first altered, inserted or
     removed entry. When the cluster is enrolled, the checkpoints are also compared with the
     copies Mission Control keeps, with the key it pinned (needs --zk-auth)."""
-    from cluster.audit.canonical import format_time
     from cluster.audit.store import AuditLog
     from cluster.support.keys import public_key_protected
+    from contract.audit.canonical import format_time
 
     with g.session() as client:
         reference = _reference(g, client, offline)

@@ -22,9 +22,9 @@ def cluster() -> None:
 def status(g: Globals, as_json: bool) -> None:
     """Roster, liveness, quorum, leader and epoch (the text adds the license state; scripts
     read that from `managed mc status --json`)."""
-    from cluster.exchange_state import read_state
-    from cluster.licensing import license_view
-    from cluster.link import Link
+    from cluster.link.licensing import license_view
+    from cluster.link.settings import Link
+    from cluster.link.state import read_state
 
     with g.session() as client:
         snap = zk.read_snapshot(client, g.paths)
@@ -50,6 +50,6 @@ def status(g: Globals, as_json: bool) -> None:
 
 
 def _license_line(lic: dict[str, Any]) -> str:
-    from cluster.licensing import license_line
+    from cluster.link.licensing import license_line
 
     return license_line(lic)

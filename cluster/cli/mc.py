@@ -11,7 +11,7 @@ import click
 
 from cluster import zk
 from cluster.cli.common import Globals, emit, json_option, pass_globals
-from cluster.link import (
+from cluster.link.settings import (
     DEFAULT_HISTORY_DAYS,
     DEFAULT_OUTAGE_LIMIT_DAYS,
     DEFAULT_RECENT_HOURS,
@@ -88,8 +88,8 @@ def enroll(
     outbox_history_days: float,
 ) -> None:
     """Exchange a one-time enrollment TOKEN for this cluster's own credential."""
-    from cluster.enrollment import check_ca_file
-    from cluster.enrollment import enroll as do_enroll
+    from cluster.link.enrollment import check_ca_file
+    from cluster.link.enrollment import enroll as do_enroll
 
     if not url.startswith("https://") and not (insecure_http and url.startswith("http://")):
         raise click.BadParameter(
@@ -125,9 +125,9 @@ def enroll(
 
 
 def mc_status(client: Any, g: Globals) -> dict[str, Any]:
-    from cluster.exchange_state import read_state
-    from cluster.licensing import Enforcement, license_view
-    from cluster.link import Link
+    from cluster.link.licensing import Enforcement, license_view
+    from cluster.link.settings import Link
+    from cluster.link.state import read_state
 
     snap = zk.read_snapshot(client, g.paths)
     link = Link.from_config(snap.config)
@@ -155,7 +155,7 @@ def status(g: Globals, as_json: bool) -> None:
         doc = mc_status(client, g)
 
     def text() -> str:
-        from cluster.licensing import Enforcement, enforcement_text
+        from cluster.link.licensing import Enforcement, enforcement_text
 
         if not doc["enrolled"]:
             return "not enrolled: run `managed mc enroll URL TOKEN`"
@@ -210,7 +210,7 @@ def certs() -> None:
 )
 def dev_ca(directory: Path, hosts: tuple[str, ...]) -> None:
     """Write a throwaway CA and server certificate for local use (never for production)."""
-    from mission_control.certs import write_dev_ca
+    from contract.certs import write_dev_ca
 
     directory.mkdir(parents=True, exist_ok=True)
     try:

@@ -17,8 +17,8 @@ from cluster import roster, zk
 if TYPE_CHECKING:
     from cluster.config import NodeSettings
     from cluster.datadir import DataDir
-    from cluster.exchange import HeartbeatHandler
     from cluster.leadership import LeaderContext
+    from cluster.link.exchange import HeartbeatHandler
     from cluster.node import NodeDaemon
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
@@ -125,7 +125,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     """The daemon with its services, logging to its own data directory."""
     from cluster.backups.services import backup_leader, part_writer
-    from cluster.exchange import MissionControlExchange
+    from cluster.link.exchange import MissionControlExchange
     from cluster.node import NodeDaemon
 
     root_logger = logging.getLogger()

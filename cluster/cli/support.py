@@ -23,9 +23,9 @@ from cluster.cli.common import Globals, emit, json_option, pass_globals
 if TYPE_CHECKING:
     from kazoo.client import KazooClient
 
-    from cluster.audit.events import Actor
     from cluster.support.records import StoredRequest
     from cluster.support.store import SupportStore
+    from contract.audit.events import Actor
 
 # The domain (pydantic, cryptography) is imported inside the commands: `managed node run`
 # shares this CLI and must start in well under a second. These mirror `SupportMode` and
@@ -58,7 +58,7 @@ def domain_errors(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cluster.support.errors import SupportError
+        from contract.support.errors import SupportError
 
         try:
             return f(*args, **kwargs)
@@ -69,7 +69,7 @@ def domain_errors(f: F) -> F:
 
 
 def _operator(name: str) -> Actor:
-    from cluster.audit.events import Actor, ActorKind
+    from contract.audit.events import Actor, ActorKind
 
     if not name.strip():
         raise click.BadParameter("the operator name must not be empty", param_hint="--operator")
@@ -140,7 +140,7 @@ def mode(
     as_json: bool,
 ) -> None:
     """Show or set the support mode (off, approval, allowed) and its limits."""
-    from cluster.support.policy import SupportPolicy
+    from contract.support.policy import SupportPolicy
 
     changes: dict[str, Any] = {}
     if mode is not None:
@@ -186,9 +186,9 @@ def mode(
 
 def _view(stored: StoredRequest, now: datetime) -> dict[str, Any]:
     """A request as the operator sees it; `state` says `expired`/`ended` once due."""
-    from cluster.audit.canonical import format_time
-    from cluster.support.policy import format_duration
-    from cluster.support.requests import expire_due
+    from contract.audit.canonical import format_time
+    from contract.support.policy import format_duration
+    from contract.support.requests import expire_due
 
     request = stored.request
     due = expire_due(request, now)
@@ -277,8 +277,8 @@ def list_requests(g: Globals, as_json: bool) -> None:
 @domain_errors
 def grants(g: Globals, as_json: bool) -> None:
     """Grants running now (approved, inside their window, not revoked)."""
-    from cluster.support.requests import RequestState
     from cluster.support.store import SupportStore
+    from contract.support.requests import RequestState
 
     now = _now()
     with g.session() as client:
@@ -305,8 +305,8 @@ def approve_cmd(
     g: Globals, request_id: str, duration: str | None, role: str | None, operator: str
 ) -> None:
     """Approve a pending request; the window starts now. Needs --zk-auth (signs the grant)."""
-    from cluster.support.policy import AccessRole, parse_duration
-    from cluster.support.requests import approve
+    from contract.support.policy import AccessRole, parse_duration
+    from contract.support.requests import approve
 
     window = parse_duration(duration) if duration is not None else None
     actor = _operator(operator)
@@ -338,7 +338,7 @@ def approve_cmd(
 @domain_errors
 def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
     """Deny a pending request, with a reason the engineer will see."""
-    from cluster.support.requests import deny
+    from contract.support.requests import deny
 
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
@@ -360,7 +360,7 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
 @domain_errors
 def revoke_cmd(g: Globals, request_id: str, reason: str | None, yes: bool, operator: str) -> None:
     """End a running grant now; the next command under it is refused."""
-    from cluster.support.requests import revoke
+    from contract.support.requests import revoke
 
     actor = _operator(operator)
     _require_credential(g, "revoking")

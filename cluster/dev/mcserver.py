@@ -32,7 +32,7 @@ class MissionControlServer:
         return self.base / "certs" / "ca.pem"
 
     def _certs(self) -> None:
-        from mission_control.certs import write_dev_ca
+        from contract.certs import write_dev_ca
 
         certs = self.base / "certs"
         if not self.ca_file.exists():

@@ -193,7 +193,7 @@ class DevStack:
     def _mission_control(self, hosts: str, auth: str) -> dict[str, Any]:
         """Start Mission Control (SQLite, HTTPS with a dev CA) and enroll the dev cluster."""
         from cluster.dev.mcserver import MissionControlServer
-        from cluster.enrollment import enroll
+        from cluster.link.enrollment import enroll
 
         server = MissionControlServer(self.state_dir / "mission-control", pid_dir=self.pid_dir)
         server.start()

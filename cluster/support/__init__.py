@@ -1,6 +1,7 @@
-"""Remote support: customer-approved, time-boxed, audited access for vendor engineers.
+"""Remote support on the cluster: requests and grants in ZooKeeper, approvals, commands run.
 
-Pure domain logic, no I/O: `policy` (the cluster's support setting), `requests` (the request and
-grant state machine), `approval` (Ed25519-signed approvals and their replay guard), `commands`
-(what a grant allows, and redaction of replies). Storage and transport build on these.
+The state machine, policy, approvals and redaction rules are `contract.support`'s; this package
+stores requests and grants (`store`, `records`, `items`), keeps the cluster's Ed25519 approval key
+(`keys`, `protection`), runs allowed commands (`runner`) and syncs with Mission Control through
+the leader's heartbeat (`service`).
 """

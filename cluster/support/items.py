@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cluster.audit.canonical import JsonValue, format_time
-from cluster.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
-from cluster.support.errors import InvalidTransition
-from cluster.support.requests import (
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
+from contract.support.errors import InvalidTransition
+from contract.support.requests import (
     AccessRequest,
     RequestState,
     Transition,

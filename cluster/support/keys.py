@@ -25,7 +25,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout, NodeExistsError, NoNodeError
 
 from cluster.errors import ClusterError
-from cluster.outbox import outbox_path
+from cluster.link.outbox import outbox_path
 from cluster.paths import ClusterPaths
 from cluster.secrets import is_protected, protected_acl, read_secret, write_secret
 from cluster.support import protection

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cluster.audit.canonical import format_time
 from cluster.audit.store import CreateNode
 from cluster.errors import ClusterError
-from cluster.outbox import queued
+from cluster.link.outbox import queued
 from cluster.paths import ClusterPaths
-from cluster.support.approval import SignedApproval
-from cluster.support.errors import SupportError
-from cluster.support.requests import (
+from contract.audit.canonical import format_time
+from contract.support.approval import SignedApproval
+from contract.support.errors import SupportError
+from contract.support.requests import (
     AccessRequest,
     RequestState,
     request_from_json,
@@ -46,7 +46,8 @@ def check_id(what: str, value: str) -> str:
 def outbox_op(
     paths: ClusterPaths, kind: str, payload: dict[str, Any], mid: str, now: datetime
 ) -> CreateNode:
-    """The create operation `cluster.outbox.enqueue` would make, to run inside a transaction."""
+    """The create operation `cluster.link.outbox.enqueue` would make, to run inside a
+    transaction."""
     path, body = queued(paths, kind, payload, mid, now.timestamp())
     return CreateNode(path, body, sequence=True)
 

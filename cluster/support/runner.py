@@ -6,7 +6,7 @@ health summary, the config, the path of the leader's log) and returns a `Command
 Guarantees:
 - Output and summary are redacted (`redact`, `redact_config`) and the output is at most
   `MAX_OUTPUT_BYTES` of UTF-8 (a log keeps its newest lines).
-- `config set` changes only a key of the allowlist (`cluster.support.settable.SETTABLE`), never
+- `config set` changes only a key of the allowlist (`contract.support.settable.SETTABLE`), never
   a secret key (`check_config_key`), and only to a value that passes the same check the
   operator's own command applies; anything else is refused and nothing changes. It does not
   write: it returns the new config in `new_config` and the caller stores it (compare-and-set,
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from cluster.model import ClusterSnapshot
-from cluster.support.commands import SupportCommand, check_config_key
-from cluster.support.redaction import MARK, is_secret_key, redact, redact_config
-from cluster.support.settable import SettingRefused, apply
-from mission_control.protocol import CONTROL_CHARACTERS, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
+from cluster.support.settable import apply
+from contract.limits import CONTROL_CHARACTERS, MAX_LOG_LINES, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
+from contract.support.commands import SupportCommand, check_config_key
+from contract.support.redaction import MARK, is_secret_key, redact, redact_config
+from contract.support.settable import SettingRefused
 
 DEFAULT_LOG_LINES = 100
 #: `logs tail` lines: Mission Control's API and the cluster both use this bound.
-MAX_LOG_LINES = 5000
 _SEGMENT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _MAX_DEPTH = 4
 _BLOCK = 64 * 1024
@@ -55,7 +55,7 @@ class CommandResult:
 
     def __post_init__(self) -> None:
         # Mission Control refuses (422) a summary with control characters other than tab,
-        # newline and return, or longer than MAX_SUMMARY_CHARS (`mission_control.protocol.Text`);
+        # newline and return, or longer than MAX_SUMMARY_CHARS (`contract.messages.Text`);
         # an engineer's value or a file name may carry them, and a refused result would be set
         # aside instead of reaching the engineer. Output is made to fit by `limit_output`.
         summary = CONTROL_CHARACTERS.sub("\ufffd", self.summary)
@@ -74,7 +74,7 @@ def _error(reason: str) -> CommandResult:
 
 def limit_output(text: str, *, keep_end: bool = False) -> str:
     """Cut `text` to at most `MAX_OUTPUT_BYTES` of UTF-8, keeping its start (or its end), with
-    NUL (which Mission Control refuses, `mission_control.protocol.Output`) shown as U+FFFD."""
+    NUL (which Mission Control refuses, `contract.messages.Output`) shown as U+FFFD."""
     text = text.replace("\x00", "\ufffd")
     data = text.encode("utf-8")
     if len(data) <= MAX_OUTPUT_BYTES:

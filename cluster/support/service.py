@@ -35,9 +35,6 @@ from kazoo.exceptions import BadVersionError, NoNodeError
 from pydantic import ValidationError
 
 from cluster import zk
-from cluster.audit.canonical import format_time
-from cluster.audit.chain import CheckpointSchedule
-from cluster.audit.events import ActorKind
 from cluster.audit.store import CreateNode, OpFailed, SetNode, TxOp
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
@@ -45,8 +42,6 @@ from cluster.model import dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import keys
-from cluster.support.commands import Decision, authorize, command_event
-from cluster.support.errors import InvalidTransition, SupportError
 from cluster.support.items import (
     VIA,
     CommandItem,
@@ -61,7 +56,14 @@ from cluster.support.items import (
     withdraw,
 )
 from cluster.support.records import SupportStoreError, check_id
-from cluster.support.requests import (
+from cluster.support.runner import CommandResult, CommandStatus, run_command
+from cluster.support.store import SupportStore
+from contract.audit.canonical import format_time
+from contract.audit.chain import CheckpointSchedule
+from contract.audit.events import ActorKind
+from contract.support.commands import Decision, authorize, command_event
+from contract.support.errors import InvalidTransition, SupportError
+from contract.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
     Transition,
@@ -70,8 +72,6 @@ from cluster.support.requests import (
     expire_due,
     revoke,
 )
-from cluster.support.runner import CommandResult, CommandStatus, run_command
-from cluster.support.store import SupportStore
 
 __all__ = ["VIA", "CommandItem", "RequestItem", "SupportService", "handle_heartbeat"]
 
@@ -159,7 +159,7 @@ class SupportService:
         return done
 
     def for_exchange(self, auth: str | None) -> HeartbeatHandler:
-        """The `(ctx, reply, now)` handler `cluster.exchange.MissionControlExchange` calls.
+        """The `(ctx, reply, now)` handler `cluster.link.exchange.MissionControlExchange` calls.
 
         Uses the leader's own kazoo client (`ctx.zk_client`, the daemon's session).
         """

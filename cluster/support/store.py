@@ -10,7 +10,8 @@ Layout (under `<cluster>/support/`)::
 
 Guarantees: every change is ONE ZooKeeper transaction made of the new record (compare-and-set on
 the version that was read), its audit entries (`cluster.audit.store`) and the message for
-Mission Control (the outbox record that `cluster.outbox` delivers): all of them happen, or none.
+Mission Control (the outbox record that `cluster.link.outbox` delivers): all of them happen, or
+none.
 A conflicting writer makes the loser re-read and re-decide (the pure state machine then refuses
 what is no longer allowed). A command id is claimed in the same transaction as its result, so a
 command is answered, and a `config set` applied, exactly once.
@@ -35,9 +36,6 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 
 from cluster import zk
-from cluster.audit.canonical import format_time
-from cluster.audit.chain import CheckpointSchedule
-from cluster.audit.events import SYSTEM, Actor, AuditEvent
 from cluster.audit.store import (
     AuditLog,
     CheckNode,
@@ -47,12 +45,10 @@ from cluster.audit.store import (
     SetNode,
     TxOp,
 )
-from cluster.outbox import outbox_path, stable_message_id
+from cluster.link.outbox import outbox_path, stable_message_id
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import protection
-from cluster.support.approval import SignedApproval, sign_approval
-from cluster.support.policy import SupportPolicy
 from cluster.support.records import (
     DECISION_KIND,
     POLICY_KIND,
@@ -64,13 +60,18 @@ from cluster.support.records import (
     dump_json,
     outbox_op,
 )
-from cluster.support.requests import (
+from cluster.zk import Fence
+from contract.audit.canonical import format_time
+from contract.audit.chain import CheckpointSchedule
+from contract.audit.events import SYSTEM, Actor, AuditEvent
+from contract.support.approval import SignedApproval, sign_approval
+from contract.support.policy import SupportPolicy
+from contract.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
     RequestState,
     Transition,
 )
-from cluster.zk import Fence
 
 MAX_ATTEMPTS = 20
 

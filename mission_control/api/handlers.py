@@ -11,11 +11,11 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from contract.messages import ClusterMessage
 from mission_control.api.auth import bearer, require_own_cluster
 from mission_control.api.bodies import json_reply, read_body
 from mission_control.api.keys import CONTEXT, CREDENTIALS
 from mission_control.openapi import Handler
-from mission_control.protocol import ClusterMessage
 from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
 from mission_control.service.staff import StaffIdentity, authenticate_staff

@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from contract.messages import ErrorBody, ErrorReply
 from mission_control.api.bodies import RequestRejected
 from mission_control.api.keys import SETTINGS
 from mission_control.errors import (
@@ -26,7 +27,6 @@ from mission_control.errors import (
     ServiceError,
     StaleEpoch,
 )
-from mission_control.protocol import ErrorBody, ErrorReply
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

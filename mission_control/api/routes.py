@@ -7,16 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mission_control.api.bodies import json_reply, read_body, read_query
-from mission_control.api.handlers import (
-    CLUSTER_ERRORS,
-    authenticate_staff_request,
-    cluster_message,
-)
-from mission_control.api.keys import CONTEXT, OPENAPI
-from mission_control.api.support_routes import SUPPORT_ROUTES
-from mission_control.openapi import Route
-from mission_control.protocol import (
+from contract.messages import (
     AlertList,
     AlertQuery,
     ClusterEvent,
@@ -33,6 +24,15 @@ from mission_control.protocol import (
     LicenseCheck,
     LicenseReply,
 )
+from mission_control.api.bodies import json_reply, read_body, read_query
+from mission_control.api.handlers import (
+    CLUSTER_ERRORS,
+    authenticate_staff_request,
+    cluster_message,
+)
+from mission_control.api.keys import CONTEXT, OPENAPI
+from mission_control.api.support_routes import SUPPORT_ROUTES
+from mission_control.openapi import Route
 from mission_control.service import admin, alert_store, enrollment, exchange
 
 PREFIX = "/api/v1"

@@ -9,6 +9,15 @@ import contextlib
 
 from aiohttp import web
 
+from contract.messages import (
+    AuditCheckpointCopy,
+    ClusterCheckpoints,
+    SupportAck,
+    SupportCommandResult,
+    SupportDecision,
+    SupportPolicyReport,
+    SupportPublicKey,
+)
 from mission_control.api.auth import bearer, require_own_cluster
 from mission_control.api.bodies import json_reply, read_body, read_query
 from mission_control.api.handlers import (
@@ -20,13 +29,6 @@ from mission_control.api.handlers import (
 from mission_control.api.keys import CONTEXT
 from mission_control.errors import NotFound
 from mission_control.openapi import Route
-from mission_control.protocol import (
-    SupportAck,
-    SupportCommandResult,
-    SupportDecision,
-    SupportPolicyReport,
-    SupportPublicKey,
-)
 from mission_control.service import (
     access_requests,
     audit_log,
@@ -42,10 +44,8 @@ from mission_control.staff_protocol import (
     AccessRequestList,
     AccessRequestQuery,
     AccessRequestView,
-    AuditCheckpointCopy,
     AuditList,
     AuditQuery,
-    ClusterCheckpoints,
     CommandCreate,
     CommandList,
     CommandView,

@@ -4,7 +4,7 @@ page should refresh itself to show what the cluster decides.
 Guarantees:
 - `runnable_commands` is non-empty only for the requesting engineer, while the grant is
   approved, not closed and inside its window, and lists exactly the commands its role allows
-  (`cluster.support.commands.ROLE_COMMANDS`); the service checks all of it again on submit.
+  (`contract.support.commands.ROLE_COMMANDS`); the service checks all of it again on submit.
 - `refresh_after` asks for a quick refresh while something is awaited from the cluster (a
   decision, a command's answer, the confirmation of an end), a slow one while a grant runs
   (to show a revocation or the end of the window), and none once the request is final.
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from cluster.support.commands import ROLE_COMMANDS, SupportCommand
-from cluster.support.policy import AccessRole
+from contract.support.commands import ROLE_COMMANDS, SupportCommand
+from contract.support.policy import AccessRole
 from mission_control.staff_protocol import AccessRequestView, CommandView
 
 FINAL_STATES = frozenset({"denied", "expired", "revoked", "ended"})

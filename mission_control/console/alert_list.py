@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contract.messages import Alert, AlertKind
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters
-from mission_control.protocol import Alert, AlertKind
 
 RECENT = timedelta(days=7)
 

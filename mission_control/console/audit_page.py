@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.chain import AuditEntry
+from contract.audit.chain import AuditEntry
 from mission_control.api.keys import CONTEXT
 from mission_control.console.forms import AuditFilter, parse_fields
 from mission_control.console.keys import CONSOLE_SETTINGS, current_session

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contract.messages import Alert, AlertKind, NodeHealth
 from mission_control.console.fleet import SILENT_IDS, FleetStatus, fleet_status
 from mission_control.console.history import (
     HealthSample,
@@ -31,7 +32,6 @@ from mission_control.console.history import (
 from mission_control.console.schema import backup_outcomes
 from mission_control.console.units import MemoryDiskShares
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
-from mission_control.protocol import Alert, AlertKind, NodeHealth
 from mission_control.service.context import ServiceContext
 from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.sizing import HealthAssessment, assess

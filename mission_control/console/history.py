@@ -20,12 +20,12 @@ from sqlalchemy import BigInteger, ColumnElement, cast, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
+from contract.messages import NodeHealth
 from mission_control.console.plots import bucket_width
 from mission_control.console.schema import health_samples
 from mission_control.console.units import MemoryDiskShares
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import consumption
-from mission_control.protocol import NodeHealth
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import aiohttp_jinja2
 from aiohttp import web
 
-from cluster.audit.events import AuditEvent
+from contract.audit.events import AuditEvent
 from mission_control.api.keys import CONTEXT
 from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next

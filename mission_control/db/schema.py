@@ -189,7 +189,7 @@ support_clusters = Table(
     Column("policy_updated_at", UTCDateTime()),
 )
 
-# Access requests. `record` is the whole `cluster.support.requests.AccessRequest` (JSON); the
+# Access requests. `record` is the whole `contract.support.requests.AccessRequest` (JSON); the
 # other columns mirror what queries need. `sync_state` is a state Mission Control set (the
 # engineer ended the grant) that the cluster has not yet confirmed: listed in heartbeat replies.
 access_requests = Table(
@@ -241,7 +241,7 @@ support_commands = Table(
     Index("ix_support_commands_cluster_status", "cluster_id", "status"),
 )
 
-# Mission Control's hash-chained audit log (`cluster.audit.chain`): every field of an entry is a
+# Mission Control's hash-chained audit log (`contract.audit.chain`): every field of an entry is a
 # column, so editing any of them breaks its hash. Checkpoints are signed with the `settings` key.
 audit_log = Table(
     "audit_log",

@@ -7,7 +7,7 @@ Guarantees:
 - The requester sees their own requests; operators and admins see every request. Another
   engineer's request is "not found", never "forbidden", so ids leak nothing.
 - `end_request` closes the engineer's own running grant through the pure state machine
-  (`cluster.support.requests.end`); `revoke_request` lets support-l3, operators and admins end
+  (`contract.support.requests.end`); `revoke_request` lets support-l3, operators and admins end
   any running grant (`revoked`, naming them). Both mark it for the cluster (`sync_state`), which
   learns it from the next heartbeat reply and applies it before any later command. Every change
   and its audit entry commit together.
@@ -28,10 +28,10 @@ from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select
 
-from cluster.audit.events import Actor, ActorKind, AuditEvent
-from cluster.support.errors import InvalidTransition, RequestError
-from cluster.support.policy import AccessRole
-from cluster.support.requests import (
+from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.support.errors import InvalidTransition, RequestError
+from contract.support.policy import AccessRole
+from contract.support.requests import (
     AccessRequest,
     RequestState,
     Transition,

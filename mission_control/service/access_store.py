@@ -1,6 +1,6 @@
 """Storage of access requests: one row per request holding the whole `AccessRequest` record.
 
-The record (JSON, `cluster.support.requests.request_to_json`) is the source of truth; the
+The record (JSON, `contract.support.requests.request_to_json`) is the source of truth; the
 columns beside it (state, deadlines, engineer) are rewritten from it on every save so queries
 can use them. `load(..., lock=True)` locks only the request's row (PostgreSQL `FOR UPDATE OF`),
 never the cluster's, so it composes with the cluster-message path (cluster row, then request
@@ -17,9 +17,9 @@ from typing import Any, cast
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.support.requests import AccessRequest, request_from_json, request_to_json
+from contract.messages import StaffRole
+from contract.support.requests import AccessRequest, request_from_json, request_to_json
 from mission_control.db.schema import access_requests, clusters
-from mission_control.protocol import StaffRole
 from mission_control.staff_protocol import AccessRequestView, GrantView
 
 

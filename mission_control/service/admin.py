@@ -7,12 +7,12 @@ from datetime import date, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.canonical import JsonValue
-from cluster.audit.events import Actor, AuditEvent
+from contract.audit.canonical import JsonValue
+from contract.audit.events import Actor, AuditEvent
+from contract.messages import ClusterSummary, LicenseSummary
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import clusters, licenses
 from mission_control.errors import NotFound
-from mission_control.protocol import ClusterSummary, LicenseSummary
 from mission_control.service import audit_log
 from mission_control.service.alert_store import apply_alert_changes
 from mission_control.service.alerts import license_alerts

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
+from contract.messages import AlertKind, LicenseState
 from mission_control.console.units import duration
-from mission_control.protocol import AlertKind, LicenseState
 from mission_control.service.licensing import LicenseEvaluation
 from mission_control.service.sizing import HealthAssessment
 

@@ -1,4 +1,4 @@
-"""Mission Control's own audit log: `cluster.audit.chain` entries in the `audit_log` table.
+"""Mission Control's own audit log: `contract.audit.chain` entries in the `audit_log` table.
 
 Guarantees:
 - `record` appends in the caller's transaction, so an action and its audit entries commit or
@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.canonical import canonical_json
-from cluster.audit.chain import (
+from contract.audit.canonical import canonical_json
+from contract.audit.chain import (
     AuditEntry,
     AuditFormatError,
     ChainProblem,
@@ -39,7 +39,7 @@ from cluster.audit.chain import (
     append,
     verify_chain,
 )
-from cluster.audit.events import Actor, ActorKind, AuditEvent
+from contract.audit.events import Actor, ActorKind, AuditEvent
 from mission_control.db.schema import access_requests, audit_checkpoints, audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.signing_key import audit_key, stored_key

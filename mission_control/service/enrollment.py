@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cluster.audit.events import Actor, AuditEvent
-from mission_control.db.schema import clusters
-from mission_control.errors import AlreadyExists, InvalidCredential
-from mission_control.protocol import (
+from contract.audit.events import Actor, AuditEvent
+from contract.messages import (
     CREDENTIAL_PREFIX,
     EnrollReply,
     Geography,
     cluster_id_of,
 )
+from mission_control.db.schema import clusters
+from mission_control.errors import AlreadyExists, InvalidCredential
 from mission_control.service import audit_log
 from mission_control.service.bearer import digest, new_secret
 from mission_control.service.context import ServiceContext

@@ -33,11 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
-from mission_control.console.history import health_sample_insert, health_sample_row
-from mission_control.console.schema import backup_outcomes
-from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import consumption, licenses
-from mission_control.protocol import (
+from contract.messages import (
     ClusterEvent,
     ClusterMessage,
     ConsumptionReply,
@@ -52,6 +48,10 @@ from mission_control.protocol import (
     LicenseReply,
     Quotas,
 )
+from mission_control.console.history import health_sample_insert, health_sample_row
+from mission_control.console.schema import backup_outcomes
+from mission_control.db.engine import insert_or_ignore
+from mission_control.db.schema import consumption, licenses
 from mission_control.service.alert_store import apply_alert_changes
 from mission_control.service.alerts import event_alerts, health_alerts, license_alerts
 from mission_control.service.context import ServiceContext

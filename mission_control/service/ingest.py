@@ -40,10 +40,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contract.messages import AlertKind, DedupedReply
 from mission_control.db.engine import in_values
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, messages
 from mission_control.errors import MessageIdReused, NotFound, StaleEpoch
-from mission_control.protocol import AlertKind, DedupedReply
 from mission_control.service.alert_store import OpenAlert
 from mission_control.service.batcher import GroupCommit, Outcome
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from mission_control.protocol import LicenseState
+from contract.messages import LicenseState
 
 _SEVERITY = (LicenseState.EXPIRED, LicenseState.OVERAGE, LicenseState.EXPIRING)
 

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mission_control.protocol import HealthStatus, NodeHealth, SizingAdvice
+from contract.messages import HealthStatus, NodeHealth, SizingAdvice
 from mission_control.service.policy import AlertPolicy, SizingPolicy
 
 _EPS = 1e-9

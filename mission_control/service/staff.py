@@ -20,11 +20,11 @@ from typing import Literal
 
 from sqlalchemy import insert, or_, select, update
 
-from cluster.audit.canonical import JsonValue, format_time
-from cluster.audit.events import Actor, ActorKind, AuditEvent
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.messages import StaffRole
 from mission_control.db.schema import staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
-from mission_control.protocol import StaffRole
 from mission_control.service import audit_log
 from mission_control.service import users as user_store
 from mission_control.service.context import ServiceContext

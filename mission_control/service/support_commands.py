@@ -3,8 +3,8 @@
 Guarantees:
 - Only the engineer who made the request may queue a command, only while the grant is approved,
   not closed and inside its window, and only a command the grant's role allows
-  (`cluster.support.commands.authorize`); `config set` names only a key of the cluster's
-  allowlist (`cluster.support.settable`), never a secret key; the value itself is checked by the
+  (`contract.support.commands.authorize`); `config set` names only a key of the cluster's
+  allowlist (`contract.support.settable`), never a secret key; the value itself is checked by the
   cluster against its config. Refusals, including another person's attempt on a grant that is
   not theirs, are audited too (`support.command.refused`), in a transaction of their own.
 - A command is listed to its cluster until the cluster answers it; the first answer per command
@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.canonical import JsonValue
-from cluster.audit.events import AuditEvent
-from cluster.support.commands import Decision, authorize, check_config_key, command_event
-from cluster.support.requests import RequestState
-from cluster.support.settable import SettingRefused, check_key
+from contract.audit.canonical import JsonValue
+from contract.audit.events import AuditEvent
+from contract.messages import SupportAck, SupportCommandResult
+from contract.support.commands import Decision, authorize, check_config_key, command_event
+from contract.support.requests import RequestState
+from contract.support.settable import SettingRefused, check_key
 from mission_control.db.schema import support_commands
 from mission_control.errors import Forbidden, NotFound
-from mission_control.protocol import SupportAck, SupportCommandResult
 from mission_control.service import access_store, audit_log
 from mission_control.service.access_requests import visible_to
 from mission_control.service.context import ServiceContext

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cluster.audit.canonical import JsonValue
-from cluster.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
-from cluster.support.redaction import redact
+from contract.audit.canonical import JsonValue
+from contract.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
+from contract.support.redaction import redact
 
 
 def cluster_person(name: str) -> Actor:

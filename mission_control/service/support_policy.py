@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
-from cluster.audit.chain import CheckpointSchedule
-from cluster.support.policy import DEFAULT_PENDING_TTL
+from contract.audit.chain import CheckpointSchedule
+from contract.support.policy import DEFAULT_PENDING_TTL
 from mission_control.staff.passwords import DEFAULT_HASHER
 from mission_control.staff.throttle import ThrottlePolicy
 

@@ -34,10 +34,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.support.requests import RequestState, request_from_json
+from contract.messages import PendingCommand, PendingSupportRequest
+from contract.support.requests import RequestState, request_from_json
 from mission_control.db.engine import in_values
 from mission_control.db.schema import UTCDateTime, access_requests, support_commands
-from mission_control.protocol import PendingCommand, PendingSupportRequest
 
 HeartbeatItems: TypeAlias = tuple[list[PendingSupportRequest], list[PendingCommand]]
 

@@ -5,7 +5,7 @@ credential, epoch fencing and message_id dedupe, each message in its batch's tra
 Guarantees:
 - An `approved` decision is honoured only with a `SignedApproval` that verifies with this
   cluster's PINNED Ed25519 key and matches the request Mission Control holds
-  (`cluster.support.approval.verify_approval`); its approval id is claimed in `approval_ids`
+  (`contract.support.approval.verify_approval`); its approval id is claimed in `approval_ids`
   (primary key), so a replayed approval is refused even under another message_id. Forged,
   mismatching and replayed approvals are all refused with 422 (`approval_rejected`,
   `approval_replayed`: never 409, which the cluster's outbox reads as epoch fencing; see
@@ -33,20 +33,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.events import SYSTEM, AuditEvent
-from cluster.support.approval import SignedApproval, verify_approval
-from cluster.support.errors import ApprovalRejected
-from cluster.support.requests import RequestState, request_event
-from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import approval_ids, support_clusters
-from mission_control.errors import NotFound
-from mission_control.protocol import (
+from contract.audit.events import SYSTEM, AuditEvent
+from contract.messages import (
     SupportAck,
     SupportCommandResult,
     SupportDecision,
     SupportPolicyReport,
     SupportPublicKey,
 )
+from contract.support.approval import SignedApproval, verify_approval
+from contract.support.errors import ApprovalRejected
+from contract.support.requests import RequestState, request_event
+from mission_control.db.engine import insert_or_ignore
+from mission_control.db.schema import approval_ids, support_clusters
+from mission_control.errors import NotFound
 from mission_control.service import access_store, audit_log
 from mission_control.service.access_store import StoredRequest
 from mission_control.service.context import ServiceContext

@@ -24,8 +24,8 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cluster.audit.canonical import format_time, parse_time
-from cluster.audit.events import Actor, AuditEvent
+from contract.audit.canonical import format_time, parse_time
+from contract.audit.events import Actor, AuditEvent
 from mission_control.db.schema import users
 from mission_control.errors import AlreadyExists, NotFound
 from mission_control.service import audit_log

@@ -17,8 +17,8 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 
-from cluster.audit.canonical import JsonValue, format_time
-from cluster.audit.events import Actor, ActorKind, AuditEvent
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import Actor, ActorKind, AuditEvent
 from mission_control.staff.passwords import DEFAULT_HASHER, needs_rehash, verify_password
 from mission_control.staff.roles import StaffRole
 from mission_control.staff.throttle import (

@@ -16,10 +16,11 @@ from clusterkit import ZK_AUTH, ClusterUnderTest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from cluster import outbox, roster, zk
+from cluster import roster, zk
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import free_port
-from cluster.exchange_state import read_state
+from cluster.link import outbox
+from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret

@@ -26,7 +26,7 @@ from mc_exchange_kit import (
 
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
-from cluster.link import HOUR
+from cluster.link.settings import HOUR
 
 
 def enroll(cluster: ClusterUnderTest, mc: MissionControlServer) -> None:
@@ -111,8 +111,8 @@ def test_a_leader_killed_during_an_outage_loses_nothing_and_keeps_the_order(
 def test_a_forged_older_epoch_and_other_clusters_are_refused(
     cluster: ClusterUnderTest, mc: MissionControlServer
 ) -> None:
-    from mission_control.client import MissionControlClient
-    from mission_control.errors import MessageRejected
+    from cluster.link.client import MissionControlClient
+    from cluster.link.errors import MessageRejected
 
     enroll(cluster, mc)
     cluster.start_nodes(3)

@@ -27,12 +27,12 @@ from mc_exchange_kit import (
     rows,
 )
 
-from cluster import outbox
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import free_port
-from cluster.exchange import LinkRefused, MissionControlExchange, Unreachable
-from cluster.link import DAY, HOUR, Intervals, Link, OutboxBound
-from mission_control.client import MissionControlClient
+from cluster.link import outbox
+from cluster.link.client import MissionControlClient
+from cluster.link.exchange import LinkRefused, MissionControlExchange, Unreachable
+from cluster.link.settings import DAY, HOUR, Intervals, Link, OutboxBound
 
 STEP = 600.0  # every message kind is due at every step of the clock
 RECENT_HOURS = 1.0  # health checks all kept: 6
@@ -200,7 +200,7 @@ async def test_an_unusable_link_is_reported_and_retried(
     leader.client.set(leader.paths.config, json.dumps(config).encode())
     leader.refresh()
     exchange = MissionControlExchange(ZK_AUTH)
-    caplog.set_level(logging.ERROR, logger="cluster.exchange")
+    caplog.set_level(logging.ERROR, logger="cluster.link.exchange")
     await exchange.start(leader)
     try:
         for _ in range(100):

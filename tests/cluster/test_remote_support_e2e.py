@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cluster import zk
-from cluster.audit.chain import AuditEntry, Checkpoint, append
 from cluster.audit.store import AuditLog, Head
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
 from cluster.secrets import read_secret
-from cluster.support.approval import SignedApproval, sign_approval
 from cluster.support.keys import public_pem
-from cluster.support.requests import AccessGrant
+from contract.audit.chain import AuditEntry, Checkpoint, append
+from contract.support.approval import SignedApproval, sign_approval
+from contract.support.requests import AccessGrant
 
 PASSWORD = "correct horse battery staple 42"
 

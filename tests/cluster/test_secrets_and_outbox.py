@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from clusterkit import ClusterUnderTest
 
-from cluster import outbox, zk
+from cluster import zk
+from cluster.link import outbox
 from cluster.secrets import SecretsUnavailable, read_secret, write_secret
 
 

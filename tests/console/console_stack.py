@@ -29,9 +29,9 @@ from mc_process import serve  # noqa: E402
 from seed import seed_fleet, seed_showcase  # noqa: E402
 from staff_store import CHEAP_ENV, add_account, cli_add_account  # noqa: E402
 
+from contract.messages import StaffRole  # noqa: E402
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.db.migrate import upgrade  # noqa: E402
-from mission_control.protocol import StaffRole  # noqa: E402
 from mission_control.service.context import ServiceContext  # noqa: E402
 from mission_control.service.monitor import sweep  # noqa: E402
 

@@ -22,15 +22,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mission_control.console.schema import backup_outcomes, health_samples
-from mission_control.db.schema import alerts, clusters, consumption, licenses
-from mission_control.protocol import (
+from contract.messages import (
     ClusterEvent,
     ConsumptionReport,
     HealthReport,
     Heartbeat,
     LicenseCheck,
 )
+from mission_control.console.schema import backup_outcomes, health_samples
+from mission_control.db.schema import alerts, clusters, consumption, licenses
 from mission_control.service import admin, enrollment, exchange
 from mission_control.service.context import ServiceContext
 

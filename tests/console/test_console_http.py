@@ -17,8 +17,8 @@ from console_helpers import Clock, running
 from sqlalchemy import func, select
 from staff_store import CHEAP, add_account
 
+from contract.certs import write_dev_ca
 from mission_control.app import create_app
-from mission_control.certs import write_dev_ca
 from mission_control.cli import main as cli
 from mission_control.console.mount import ConsoleMisconfigured, setup_console
 from mission_control.console.schema import console_sessions

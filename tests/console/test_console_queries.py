@@ -12,6 +12,7 @@ import pytest
 from seed import MovableClock, node_json, seed_fleet, seed_history, seed_showcase
 from sqlalchemy import func, insert, select
 
+from contract.messages import HealthReport, NodeHealth
 from mission_control.console.alert_list import AlertFilter, load_alerts
 from mission_control.console.cluster_view import load_cluster
 from mission_control.console.fleet import FleetQuery, FleetStatus, load_fleet
@@ -20,7 +21,6 @@ from mission_control.console.plots import downsample
 from mission_control.console.schema import health_samples
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import alerts, clusters
-from mission_control.protocol import HealthReport, NodeHealth
 from mission_control.service import enrollment, exchange
 from mission_control.service.context import ServiceContext
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract.messages import AlertKind
 from mission_control.console import units
-from mission_control.protocol import AlertKind
 from mission_control.service.alerts import silence_alert
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)

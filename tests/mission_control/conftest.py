@@ -11,8 +11,8 @@ import pytest
 from mc_kit import FakeClock, make_settings, running
 from mc_postgres import fresh_database, migrate, postgres_server
 
+from contract.certs import DevCA, write_dev_ca
 from mission_control.app import create_app
-from mission_control.certs import DevCA, write_dev_ca
 from mission_control.db.engine import create_engine
 from mission_control.service.context import ServiceContext
 

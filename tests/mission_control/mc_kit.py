@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from mission_control.certs import DevCA
+from contract.certs import DevCA
 from mission_control.settings import Settings
 from mission_control.tls import server_context
 

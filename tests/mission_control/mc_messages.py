@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mission_control.protocol import (
+from contract.messages import (
     ClusterEvent,
     ConsumptionReport,
     HealthReport,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 
-from cluster.audit.events import Actor, ActorKind
+from contract.audit.events import Actor, ActorKind
 from mission_control.service import staff, users
 from mission_control.service.context import ServiceContext
 from mission_control.staff.roles import StaffRole

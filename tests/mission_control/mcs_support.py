@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mc_kit import FakeClock, make_settings, running
 from mcs_staff import staff_token
 
-from cluster.audit.canonical import format_time
-from cluster.audit.events import Actor, ActorKind
-from cluster.support.approval import sign_approval
-from cluster.support.policy import AccessRole
-from cluster.support.requests import AccessGrant
+from contract.audit.canonical import format_time
+from contract.audit.events import Actor, ActorKind
+from contract.support.approval import sign_approval
+from contract.support.policy import AccessRole
+from contract.support.requests import AccessGrant
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.service import enrollment

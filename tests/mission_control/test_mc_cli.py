@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 from mc_postgres import fresh_database
 
-from mission_control.certs import write_dev_ca
+from contract.certs import write_dev_ca
 from mission_control.cli import main
 
 

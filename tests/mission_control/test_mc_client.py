@@ -14,11 +14,11 @@ from mc_kit import FakeClock, make_settings, running
 from mc_messages import consumption, event, health, heartbeat, license_check
 from mc_postgres import free_port
 
+from cluster.link.client import MissionControlClient
+from cluster.link.errors import MessageRejected, MissionControlUnavailable
+from contract.certs import DevCA
 from mission_control.app import create_app
-from mission_control.certs import DevCA
-from mission_control.client import MissionControlClient
 from mission_control.db.engine import create_engine
-from mission_control.errors import MessageRejected, MissionControlUnavailable
 from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
 

@@ -15,10 +15,10 @@ from mc_messages import consumption, health, health_json, heartbeat, license_che
 from mc_postgres import free_port
 from mc_process import cli_process, serve, stop
 
-from mission_control.certs import DevCA
+from cluster.link.client import MissionControlClient
+from cluster.link.errors import MessageRejected
+from contract.certs import DevCA
 from mission_control.cli import main
-from mission_control.client import MissionControlClient
-from mission_control.errors import MessageRejected
 
 
 async def cli(*args: str, stdin: str | None = None) -> str:

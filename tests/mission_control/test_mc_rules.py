@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mission_control.protocol import AlertKind, HealthStatus, LicenseState, NodeHealth
+from contract.messages import AlertKind, HealthStatus, LicenseState, NodeHealth
 from mission_control.service.alerts import (
     event_alerts,
     health_alerts,

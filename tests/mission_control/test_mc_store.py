@@ -12,6 +12,7 @@ from mc_messages import consumption, event, health, heartbeat, license_check
 from mcs_staff import staff_token
 from sqlalchemy import func, select
 
+from contract.messages import AlertKind, HealthStatus, LicenseState
 from mission_control.db.schema import consumption as consumption_table
 from mission_control.db.schema import messages
 from mission_control.errors import (
@@ -21,7 +22,6 @@ from mission_control.errors import (
     NotFound,
     StaleEpoch,
 )
-from mission_control.protocol import AlertKind, HealthStatus, LicenseState
 from mission_control.service import (
     admin,
     alert_store,

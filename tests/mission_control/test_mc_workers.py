@@ -17,7 +17,7 @@ from mc_messages import health, heartbeat
 from mc_postgres import free_port, fresh_database
 from mc_process import cli_process, serve, stop
 
-from mission_control.client import MissionControlClient
+from cluster.link.client import MissionControlClient
 from mission_control.serving import STOP_GRACE_S
 
 

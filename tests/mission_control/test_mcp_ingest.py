@@ -15,17 +15,17 @@ from mc_messages import consumption, health, heartbeat, license_check
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mission_control.db.engine import create_engine
-from mission_control.db.schema import clusters, messages
-from mission_control.db.schema import consumption as consumption_table
-from mission_control.errors import MessageIdReused, NotFound, StaleEpoch
-from mission_control.protocol import (
+from contract.messages import (
     AlertKind,
     HealthReply,
     HealthStatus,
     HeartbeatReply,
     SizingAdvice,
 )
+from mission_control.db.engine import create_engine
+from mission_control.db.schema import clusters, messages
+from mission_control.db.schema import consumption as consumption_table
+from mission_control.errors import MessageIdReused, NotFound, StaleEpoch
 from mission_control.service import alert_store, enrollment, exchange, ingest
 from mission_control.service.batcher import Outcome
 from mission_control.service.context import ServiceContext

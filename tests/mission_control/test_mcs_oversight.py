@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcs_support import Cluster, Support
 from mcs_support import support_fixture as support_fixture  # the fixture
 
-from cluster.audit.chain import AuditEntry, Checkpoint, append
-from cluster.audit.events import SYSTEM, AuditEvent
 from cluster.support.runner import MAX_LOG_LINES
+from contract.audit.chain import AuditEntry, Checkpoint, append
+from contract.audit.events import SYSTEM, AuditEvent
 
 
 async def running_grant(support: Support, engineer: str, role: str = "user") -> tuple[Any, Any]:

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mc_kit import FakeClock
 from mcs_support import OLGA, public_pem
 
-from cluster.audit.canonical import format_time
-from cluster.support.approval import sign_approval
-from cluster.support.policy import AccessRole
-from cluster.support.requests import AccessGrant
-from mission_control.protocol import Heartbeat, SupportDecision, SupportPublicKey
+from contract.audit.canonical import format_time
+from contract.messages import Heartbeat, SupportDecision, SupportPublicKey
+from contract.support.approval import sign_approval
+from contract.support.policy import AccessRole
+from contract.support.requests import AccessGrant
 from mission_control.service import access_requests, audit_log, enrollment, exchange, support_sync
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import ClusterMessageRefused

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcs_support import Support, public_pem
 from mcs_support import support_fixture as support_fixture  # the fixture
 
-from cluster.audit.canonical import format_time
+from contract.audit.canonical import format_time
 
 
 async def test_operators_and_admins_cannot_request_access(support: Support) -> None:

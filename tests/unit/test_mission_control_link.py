@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cluster import outbox
-from cluster.exchange_messages import due_hours, link_problem, refusal_action
-from cluster.licensing import (
+from cluster.link import outbox
+from cluster.link.licensing import (
     Enforcement,
     decide_enforcement,
     growth_refusal,
@@ -16,7 +15,8 @@ from cluster.licensing import (
     license_view,
     roster_host_units,
 )
-from cluster.link import DAY, HOUR, Link, OutboxBound, check_outage_limit_days
+from cluster.link.messages import due_hours, link_problem, refusal_action
+from cluster.link.settings import DAY, HOUR, Link, OutboxBound, check_outage_limit_days
 from cluster.model import ClusterSnapshot, Epoch, LiveMember, NodeHealth, RosterEntry
 
 GIB = 1 << 30

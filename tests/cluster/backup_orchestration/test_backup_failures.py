@@ -11,10 +11,11 @@ from backupkit import Regions, change_settings, configure, data_dir, fill, runs
 from clusterkit import ClusterUnderTest
 
 from backup.targets import open_target, parse_target_url
-from cluster import outbox, zk
+from cluster import zk
 from cluster.backups import store
 from cluster.dev import s3 as devs3
 from cluster.dev.processes import wait_until
+from cluster.link import outbox
 
 
 def test_configure_refuses_bad_input_and_stores_nothing(

@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from clusterkit import ClusterUnderTest
 from kazoo.client import KazooClient
 
-from cluster import outbox, zk
+from cluster import zk
 from cluster.audit.store import AuditLog
 from cluster.cli import main
+from cluster.link import outbox
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.support.service import SupportService

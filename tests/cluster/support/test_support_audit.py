@@ -10,12 +10,12 @@ from clusterkit import ClusterUnderTest
 from supportkit import AUTH, T0, Leader, command_item, later, request_item
 
 from cluster import zk
-from cluster.audit.chain import CheckpointSchedule, append
-from cluster.audit.events import Actor, ActorKind, AuditEvent
 from cluster.audit.store import AuditLog
-from cluster.support.policy import SupportPolicy
 from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
+from contract.audit.chain import CheckpointSchedule, append
+from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.support.policy import SupportPolicy
 
 
 def test_concurrent_appenders_serialize_into_one_sound_chain(cluster: ClusterUnderTest) -> None:

@@ -9,9 +9,9 @@ from clusterkit import managed
 from supportkit import Leader, command_item, request_item
 
 from cluster.audit.store import AuditLog
-from cluster.support.approval import MemoryReplayGuard, SignedApproval, verify_approval
 from cluster.support.keys import load_public_key
 from cluster.support.store import SupportStore
+from contract.support.approval import MemoryReplayGuard, SignedApproval, verify_approval
 
 
 def now() -> datetime:

@@ -9,16 +9,16 @@ from datetime import timedelta
 import pytest
 from supportkit import AUTH, T0, Leader, command_item, later, request_item
 
-from cluster.audit.events import ActorKind
 from cluster.audit.store import AuditLog
 from cluster.errors import FencedOut
-from cluster.support.approval import MemoryReplayGuard, SignedApproval, verify_approval
 from cluster.support.keys import load_public_key
-from cluster.support.policy import SupportMode, SupportPolicy
-from cluster.support.requests import RequestState
 from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
 from cluster.zk import Fence
+from contract.audit.events import ActorKind
+from contract.support.approval import MemoryReplayGuard, SignedApproval, verify_approval
+from contract.support.policy import SupportMode, SupportPolicy
+from contract.support.requests import RequestState
 
 BASE_CONFIG = {
     "geography": "EU",
@@ -28,7 +28,7 @@ BASE_CONFIG = {
 
 
 def set_mode(leader: Leader, mode: str, **limits: object) -> None:
-    from cluster.audit.events import Actor
+    from contract.audit.events import Actor
 
     SupportStore(leader.client, leader.paths, auth=AUTH).set_policy(
         lambda old: SupportPolicy.from_config({**old.to_config(), "mode": mode, **limits}),

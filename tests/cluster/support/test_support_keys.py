@@ -9,7 +9,8 @@ from clusterkit import ClusterUnderTest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from supportkit import AUTH
 
-from cluster import outbox, zk
+from cluster import zk
+from cluster.link import outbox
 from cluster.secrets import SecretsUnavailable
 from cluster.support.keys import load_public_key, public_pem, signing_key
 

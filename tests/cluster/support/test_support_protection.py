@@ -13,16 +13,16 @@ from kazoo.exceptions import NoAuthError
 from supportkit import AUTH, Leader, command_item, later, request_item
 
 from cluster import zk
-from cluster.audit.events import Actor, ActorKind
 from cluster.audit.store import CHECKPOINT_KIND, AuditLog, TxOp
 from cluster.secrets import is_protected
-from cluster.support.errors import InvalidTransition
 from cluster.support.items import CommandItem
-from cluster.support.policy import SupportPolicy
-from cluster.support.requests import RequestState, approve, revoke
 from cluster.support.runner import CommandResult
 from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
+from contract.audit.events import Actor, ActorKind
+from contract.support.errors import InvalidTransition
+from contract.support.policy import SupportPolicy
+from contract.support.requests import RequestState, approve, revoke
 
 OLGA = Actor("olga", ActorKind.OPERATOR)
 OPERATOR = OLGA

@@ -9,7 +9,6 @@ import pytest
 
 from cluster.cli.support import MODES, ROLES
 from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, NodeHealth, RosterEntry
-from cluster.support.policy import AccessRole, SupportMode
 from cluster.support.runner import (
     MAX_OUTPUT_BYTES,
     CommandResult,
@@ -18,6 +17,7 @@ from cluster.support.runner import (
     run_command,
     tail_lines,
 )
+from contract.support.policy import AccessRole, SupportMode
 
 SNAPSHOT = ClusterSnapshot(
     cluster="c1",

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
-from cluster.audit.chain import (
+from contract.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
+from contract.audit.chain import (
     GENESIS_HASH,
     AuditEntry,
     AuditFormatError,
@@ -21,7 +21,7 @@ from cluster.audit.chain import (
     append,
     verify_chain,
 )
-from cluster.audit.events import Actor, ActorKind, AuditEvent
+from contract.audit.events import Actor, ActorKind, AuditEvent
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor("alice", ActorKind.ENGINEER, via="mission-control")

@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cluster.audit.events import Actor, ActorKind
-from cluster.support.approval import (
+from contract.audit.events import Actor, ActorKind
+from contract.support.approval import (
     MemoryReplayGuard,
     SignedApproval,
     sign_approval,
     verify_approval,
 )
-from cluster.support.errors import ApprovalRejected
-from cluster.support.policy import AccessRole, SupportPolicy
-from cluster.support.requests import AccessRequest, approve, decide_on_arrival
+from contract.support.errors import ApprovalRejected
+from contract.support.policy import AccessRole, SupportPolicy
+from contract.support.requests import AccessRequest, approve, decide_on_arrival
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 APPROVED_AT = T0 + timedelta(hours=1)

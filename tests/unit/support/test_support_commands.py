@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cluster.audit.events import Actor, ActorKind
-from cluster.support.commands import (
+from contract.audit.events import Actor, ActorKind
+from contract.support.commands import (
     ROLE_COMMANDS,
     SupportCommand,
     authorize,
     check_config_key,
     command_event,
 )
-from cluster.support.policy import AccessRole
-from cluster.support.requests import AccessGrant
+from contract.support.policy import AccessRole
+from contract.support.requests import AccessGrant
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=30)
@@ -140,8 +140,8 @@ def test_results_always_fit_mission_controls_message() -> None:
         CommandStatus,
         limit_output,
     )
-    from mission_control.protocol import MAX_OUTPUT_BYTES as MC_MAX_OUTPUT
-    from mission_control.protocol import SupportCommandResult
+    from contract.messages import MAX_OUTPUT_BYTES as MC_MAX_OUTPUT
+    from contract.messages import SupportCommandResult
 
     assert MAX_OUTPUT_BYTES == MC_MAX_OUTPUT
     result = CommandResult(

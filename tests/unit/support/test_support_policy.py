@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cluster.support.errors import PolicyError
-from cluster.support.policy import (
+from contract.support.errors import PolicyError
+from contract.support.policy import (
     DEFAULT_PENDING_TTL,
     HARD_MAX_GRANT,
     AccessRole,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from cluster.support.redaction import MARK, is_secret_key, redact, redact_config
+from contract.support.redaction import MARK, is_secret_key, redact, redact_config
 
 CASES = [
     ("password=hunter2 user=bob", "password=[REDACTED] user=bob"),

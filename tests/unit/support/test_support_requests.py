@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cluster.audit.events import SYSTEM, Actor, ActorKind
-from cluster.support.errors import InvalidTransition, RequestError
-from cluster.support.policy import AccessRole, SupportMode, SupportPolicy
-from cluster.support.requests import (
+from contract.audit.events import SYSTEM, Actor, ActorKind
+from contract.support.errors import InvalidTransition, RequestError
+from contract.support.policy import AccessRole, SupportMode, SupportPolicy
+from contract.support.requests import (
     TERMINAL_STATES,
     AccessRequest,
     RequestState,

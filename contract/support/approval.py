@@ -28,11 +28,11 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cluster.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
-from cluster.audit.events import Actor
-from cluster.support.errors import ApprovalRejected
-from cluster.support.policy import AccessRole
-from cluster.support.requests import AccessGrant, AccessRequest
+from contract.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
+from contract.audit.events import Actor
+from contract.support.errors import ApprovalRejected
+from contract.support.policy import AccessRole
+from contract.support.requests import AccessGrant, AccessRequest
 
 _DOMAIN = b"managed-support-approval-v1\n"
 CLOCK_SKEW = timedelta(minutes=5)

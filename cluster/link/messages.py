@@ -3,7 +3,7 @@
 - `health_payload`, `environments` and `due_hours` build the health and consumption messages
   from a snapshot (`due_hours` turns the consumption high-water mark into the full hours still
   to report, oldest first).
-- `refusal_action` and `link_problem` read Mission Control's refusals (see `cluster.exchange`):
+- `refusal_action` and `link_problem` read Mission Control's refusals (see `cluster.link.exchange`):
   only a stale epoch stops the exchange; only a refusal of a message's content sets that message
   aside; anything else is a problem of the link, and every message stays queued.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cluster.licensing import cluster_host_units
-from cluster.link import HOUR
+from cluster.link.licensing import cluster_host_units
+from cluster.link.settings import HOUR
 from cluster.model import ClusterSnapshot
 
 MAX_REPORTED_INTERVAL = 7 * 86400.0  # what Mission Control accepts as a health interval

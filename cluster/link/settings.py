@@ -1,7 +1,7 @@
 """How this cluster reaches Mission Control: the `mission_control` key of its config.
 
-`managed mc enroll` writes it (with the credential, in one transaction: `cluster.enrollment`);
-the leader's exchange (`cluster.exchange`) reads it from every snapshot. Values that do not
+`managed mc enroll` writes it (with the credential, in one transaction: `cluster.link.enrollment`);
+the leader's exchange (`cluster.link.exchange`) reads it from every snapshot. Values that do not
 parse (a hand-edited config) fall back to the defaults rather than stop the exchange.
 """
 

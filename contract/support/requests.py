@@ -28,10 +28,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from cluster.audit.canonical import JsonValue, format_time
-from cluster.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
-from cluster.support.errors import InvalidTransition, RequestError
-from cluster.support.policy import AccessRole, SupportMode, SupportPolicy, format_duration
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
+from contract.support.errors import InvalidTransition, RequestError
+from contract.support.policy import AccessRole, SupportMode, SupportPolicy, format_duration
 
 MAX_REASON_LENGTH = 2000
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
-from cluster.support.errors import PolicyError
+from contract.support.errors import PolicyError
 
 HARD_MAX_GRANT = timedelta(days=7)
 DEFAULT_PENDING_TTL = timedelta(days=4)

@@ -13,7 +13,6 @@ The OpenAPI document is generated from these models; the client library parses r
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -30,7 +29,13 @@ from pydantic import (
     model_validator,
 )
 
-from cluster.audit.canonical import format_time
+from contract.audit.canonical import format_time
+from contract.limits import (
+    CONTROL_CHARACTERS,
+    MAX_NODES,
+    MAX_OUTPUT_BYTES,
+    MAX_SUMMARY_CHARS,
+)
 
 Geography = Literal["EU", "US", "AU"]
 StaffRole = Literal["operator", "admin", "support-l2", "support-l3"]
@@ -39,9 +44,6 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]
 #: Bytes of one node. Below 2^53 (8 PiB): a report's sum over at most `MAX_NODES` nodes stays
 #: below 2^63, so it fits the BIGINT columns of the health history on both back ends.
 Bytes = Annotated[int, Field(ge=0, lt=2**53)]
-MAX_NODES = 1000
-#: What free text may not hold: control characters other than tab, newline and return.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _no_control_characters(value: str) -> str:
@@ -290,7 +292,7 @@ class ApprovalActor(Request):
 
 
 class SupportApproval(Request):
-    """A `cluster.support.approval.SignedApproval` as JSON; times as the cluster wrote them."""
+    """A `contract.support.approval.SignedApproval` as JSON; times as the cluster wrote them."""
 
     approval_id: Text = Field(min_length=1, max_length=64)
     request_id: Text = Field(min_length=1, max_length=64)
@@ -319,10 +321,6 @@ class SupportDecision(ClusterMessage):
     )
     approval: SupportApproval | None = None
     grant: GrantTerms | None = None
-
-
-MAX_OUTPUT_BYTES = 64 * 1024
-MAX_SUMMARY_CHARS = 16_000
 
 
 class SupportCommandResult(ClusterMessage):
@@ -424,3 +422,30 @@ class ErrorBody(Reply):
 
 class ErrorReply(Reply):
     error: ErrorBody
+
+
+# --- audit checkpoints: the cluster's copies at Mission Control -------------------------------
+
+
+class AuditCheckpointCopy(ClusterMessage):
+    """One signed checkpoint of the cluster's audit log (`contract.audit.chain.Checkpoint`), as
+    the cluster wrote it; Mission Control keeps it so the cluster cannot take it back."""
+
+    seq: int = Field(ge=1, le=2**62)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: str = Field(min_length=1, max_length=64, description="As signed (UTC, `Z`).")
+    signature: str = Field(min_length=1, max_length=128, description="Ed25519, base64.")
+
+
+class CheckpointView(Reply):
+    seq: int
+    hash: str
+    at: str
+    signature: str
+
+
+class ClusterCheckpoints(Reply):
+    public_key_pem: str | None = Field(
+        description="The Ed25519 key Mission Control pinned for this cluster (null: none yet)."
+    )
+    checkpoints: list[CheckpointView] = Field(description="Oldest first.")

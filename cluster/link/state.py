@@ -1,12 +1,12 @@
 """The leader's record of its exchange with Mission Control: the `mission-control` znode.
 
-Keys, each written by one step of the exchange (`cluster.exchange`):
+Keys, each written by one step of the exchange (`cluster.link.exchange`):
 - `consumption_until`: the consumption high-water mark (every full hour before it is in the
   outbox); advanced in the same transaction that queues those hours;
 - `last_contact`, `license`, `health`: when Mission Control last accepted a message, and the
   last license and health replies; written with the removal of the delivered message;
 - `link`: how the last delivery attempt ended (`ok`, `unreachable`, `credential refused`, ...);
-- `enforcement`: the quota the cluster enforces on its own (`cluster.licensing.Enforcement`).
+- `enforcement`: the quota the cluster enforces on its own (`cluster.link.licensing.Enforcement`).
 
 Guarantees: `StateWriter` is the only writer. Each write merges its keys into the newest copy it
 knows and commits with a compare-and-set on the znode's version inside the leader's fenced

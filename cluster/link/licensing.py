@@ -7,7 +7,7 @@ Guarantees:
   contact, from enrollment.
 - `decide_enforcement` (pure): while the license is `unverified` or `expired`, enforcement is
   active with the last known host-unit quota. The leader records the decision in the exchange
-  state (`enforcement` key, a fenced write; see `cluster.exchange_state`).
+  state (`enforcement` key, a fenced write; see `cluster.link.state`).
 - `growth_refusal` (pure) and `quota_refusal` (reads ZooKeeper): while enforcement is active
   with a known quota, `managed node join` refuses a node that would take the roster's host
   units over the quota. Host units come from node memory (`host_units`); a node that is not
@@ -28,8 +28,8 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from cluster.exchange_state import read_state
-from cluster.link import DAY, Link
+from cluster.link.settings import DAY, Link
+from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 

@@ -1,14 +1,14 @@
 """The leader's exchange with Mission Control: health, license, consumption, heartbeat.
 
 Runs only on the leader with quorum (a `LeaderService`). Periodic messages are first written to
-the ZooKeeper outbox (`cluster.outbox`) and then delivered oldest first; a delivered message is
+the ZooKeeper outbox (`cluster.link.outbox`) and then delivered oldest first; a delivered message is
 removed, and the reply's effect (license state, sizing advice) recorded, in one fenced
 transaction. So nothing is lost while Mission Control is unreachable or the leader changes, a
 resend keeps its `message_id` (Mission Control deduplicates), and a stale leader cannot remove
 or record anything. Consumption is reported per full hour from a high-water mark kept in
 ZooKeeper and advanced in the transaction that queues those hours, so hours missed during an
 outage or a leader change are reported later, once each. All writes of the exchange's state go
-through one compare-and-set writer (`cluster.exchange_state`).
+through one compare-and-set writer (`cluster.link.state`).
 
 Refusals: a 409 `stale_epoch` means a newer leader exists: the exchange stops for this term.
 A refusal of one message's content (400, 413, 422, or a 409 such as `message_id_reused`) moves
@@ -17,9 +17,10 @@ that message to `outbox-dead` for an operator, so the queue keeps moving. Any ot
 message: every message stays queued, the state's `link` says what is wrong (`managed mc
 status`), one error is logged, and delivery is retried with back-off.
 
-The outbox is bounded during long outages (`cluster.outbox.excess`, `cluster.link.OutboxBound`).
+The outbox is bounded during long outages (`cluster.link.outbox.excess`,
+`cluster.link.settings.OutboxBound`).
 After the outage limit without contact the license is `unverified` and the leader records the
-quota the cluster then enforces itself (`enforcement` key; `cluster.licensing`).
+quota the cluster then enforces itself (`enforcement` key; `cluster.link.licensing`).
 """
 
 from __future__ import annotations
@@ -33,24 +34,25 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cluster import outbox, zk
+from cluster import zk
 from cluster.errors import ClusterError, FencedOut
-from cluster.exchange_messages import (
+from cluster.leadership import LeaderContext
+from cluster.link import outbox
+from cluster.link.licensing import (
+    Enforcement,
+    cluster_host_units,
+    decide_enforcement,
+    license_view,
+)
+from cluster.link.messages import (
     due_hours,
     environments,
     health_payload,
     link_problem,
     refusal_action,
 )
-from cluster.exchange_state import StateMoved, StateWriter
-from cluster.leadership import LeaderContext
-from cluster.licensing import (
-    Enforcement,
-    cluster_host_units,
-    decide_enforcement,
-    license_view,
-)
-from cluster.link import HOUR, Link
+from cluster.link.settings import HOUR, Link
+from cluster.link.state import StateMoved, StateWriter
 from cluster.model import ClusterSnapshot, dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
@@ -109,7 +111,7 @@ class MissionControlExchange:
 
     def client_for(self, link: Link, credential: str) -> Any:
         """The client of `link`; ValueError (one clear line) if the URL or CA cannot be used."""
-        from mission_control.client import MissionControlClient  # aiohttp: leader only
+        from cluster.link.client import MissionControlClient  # aiohttp: leader only
 
         return MissionControlClient(
             link.url,
@@ -181,7 +183,7 @@ class MissionControlExchange:
         Raises `FencedOut` (stop), `StateMoved` (redo), `LinkRefused` (retry later),
         `Unreachable` (Mission Control unreachable: retry later).
         """
-        from mission_control.errors import MessageRejected, MissionControlUnavailable
+        from cluster.link.errors import MessageRejected, MissionControlUnavailable
 
         now = self._clock()
         snap = ctx.snapshot
@@ -280,7 +282,7 @@ class MissionControlExchange:
         await self._state.commit(ctx, {"enforcement": decided.to_json()})
 
     async def _deliver(self, ctx: LeaderContext, client: Any) -> None:
-        from mission_control.errors import MessageRejected
+        from cluster.link.errors import MessageRejected
 
         fence = ctx.fence
         assert fence is not None

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from cluster.audit.canonical import JsonValue, format_time
-from cluster.audit.events import Actor, ActorKind, AuditEvent
-from cluster.support.policy import AccessRole
-from cluster.support.redaction import is_secret_key, redact, redact_config
-from cluster.support.requests import AccessGrant
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.support.policy import AccessRole
+from contract.support.redaction import is_secret_key, redact, redact_config
+from contract.support.requests import AccessGrant
 
 __all__ = [
     "ROLE_COMMANDS",

@@ -21,8 +21,8 @@ from kazoo.security import make_digest_acl
 
 from cluster import zk
 from cluster.errors import ClusterError
-from cluster.exchange import CREDENTIAL_SECRET
-from cluster.link import DEFAULT_OUTAGE_LIMIT_DAYS, OutboxBound, check_outage_limit_days
+from cluster.link.exchange import CREDENTIAL_SECRET
+from cluster.link.settings import DEFAULT_OUTAGE_LIMIT_DAYS, OutboxBound, check_outage_limit_days
 from cluster.paths import ClusterPaths
 from cluster.secrets import parse_auth, read_secret
 
@@ -40,7 +40,7 @@ class Enrolled:
 
 def check_ca_file(ca_file: str) -> None:
     """EnrollmentError (one line) unless `ca_file` holds a PEM certificate TLS can use."""
-    from mission_control.client import verifying_context
+    from cluster.link.client import verifying_context
 
     try:
         verifying_context(ca_file)
@@ -58,8 +58,8 @@ def preflight(client: KazooClient, paths: ClusterPaths, auth: str | None) -> Non
 async def exchange_token(
     url: str, token: str, ca_file: str | None, insecure_http: bool
 ) -> tuple[Enrolled, str]:
-    from mission_control.client import MissionControlClient
-    from mission_control.errors import MessageRejected, MissionControlUnavailable
+    from cluster.link.client import MissionControlClient
+    from cluster.link.errors import MessageRejected, MissionControlUnavailable
 
     try:
         async with MissionControlClient(

@@ -25,8 +25,10 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from mission_control.errors import MessageRejected, MissionControlUnavailable
-from mission_control.protocol import (
+from cluster.link.errors import MessageRejected, MissionControlUnavailable
+from contract.messages import (
+    AuditCheckpointCopy,
+    ClusterCheckpoints,
     ClusterEvent,
     ConsumptionReply,
     ConsumptionReport,
@@ -46,7 +48,6 @@ from mission_control.protocol import (
     SupportPublicKey,
     cluster_id_of,
 )
-from mission_control.staff_protocol import AuditCheckpointCopy, ClusterCheckpoints
 
 R = TypeVar("R", bound=BaseModel)
 

@@ -40,7 +40,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cluster.audit.canonical import (
+from contract.audit.canonical import (
     CanonicalFormError,
     JsonValue,
     canonical_json,
@@ -48,7 +48,7 @@ from cluster.audit.canonical import (
     format_time,
     parse_time,
 )
-from cluster.audit.events import Actor, AuditEvent
+from contract.audit.events import Actor, AuditEvent
 
 GENESIS_HASH = "0" * 64
 _ENTRY_DOMAIN = b"managed-audit-entry-v1\n"

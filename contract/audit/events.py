@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from cluster.audit.canonical import JsonValue, check_json_value, format_time
+from contract.audit.canonical import JsonValue, check_json_value, format_time
 
 
 class ActorKind(StrEnum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.audit.chain import Checkpoint, CheckpointProblem
+from contract.audit.chain import Checkpoint, CheckpointProblem
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,12 @@
+"""What a cluster and Mission Control share: the contract between the two deployables.
+
+- `messages`: the pydantic model of every message between a cluster and Mission Control; the
+  leader builds them, the client sends them, Mission Control parses the same classes.
+- `limits`: the bounds both sides apply to what crosses the wire.
+- `audit`: the audit chain's canonical form, events, hash chain and signed checkpoints.
+- `support`: the remote-support request state machine, policy, signed approvals, commands and
+  redaction rules.
+- `certs`: the certificate profile (a CA and server certificates) of dev stacks and tests.
+
+Pure logic and models only: nothing here does I/O or imports `cluster` or `mission_control`.
+"""
