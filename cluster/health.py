@@ -7,25 +7,26 @@ from pathlib import Path
 
 import psutil
 
-from cluster.model import NodeHealth
+from contract.messages import NodeResources
 
 log = logging.getLogger(__name__)
 
 
-def probe(data_dir: Path) -> NodeHealth:
+def probe(data_dir: Path) -> NodeResources:
     """CPU, memory and the disk holding `data_dir`; never blocks (cpu_percent since last call).
+    Figures are clamped into the ranges `NodeResources` accepts.
 
     Raises `OSError` (e.g. the data directory vanished) or `psutil.Error`.
     """
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(data_dir))
-    return NodeHealth(
-        cpu_count=psutil.cpu_count() or 1,
-        cpu_percent=psutil.cpu_percent(interval=None),
-        memory_total=memory.total,
-        memory_used=memory.total - memory.available,
-        disk_total=disk.total,
-        disk_used=disk.used,
+    return NodeResources(
+        cpu_cores=min(max(psutil.cpu_count() or 1, 1), 4096),
+        cpu_percent=min(max(psutil.cpu_percent(interval=None), 0.0), 100.0),
+        memory_total_bytes=memory.total,
+        memory_used_bytes=min(max(memory.total - memory.available, 0), memory.total),
+        disk_total_bytes=disk.total,
+        disk_used_bytes=min(disk.used, disk.total),
     )
 
 
@@ -35,10 +36,11 @@ class HealthProbe:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.last = NodeHealth()
+        self.last: NodeResources | None = None
         self.error: str | None = None
 
-    def __call__(self) -> NodeHealth:
+    def __call__(self) -> NodeResources | None:
+        """The figures now, else the last good ones (None until a probe has worked)."""
         try:
             figures = probe(self.data_dir)
         except (OSError, psutil.Error) as e:

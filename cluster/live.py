@@ -17,7 +17,7 @@ from kazoo.exceptions import NodeExistsError
 
 from cluster import zk
 from cluster.health import HealthProbe
-from cluster.model import ClusterSnapshot, dump
+from cluster.model import ClusterSnapshot, dump, resources_json
 from cluster.paths import ClusterPaths
 from cluster.version import VERSION
 
@@ -37,7 +37,7 @@ class LiveRegistration:
         doc: dict[str, Any] = {
             "version": VERSION,
             "started_at": self.started_at,
-            "health": figures.to_json(),
+            "health": resources_json(figures),
         }
         if self.probe.error:
             doc["health_error"] = self.probe.error

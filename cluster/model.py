@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from contract.messages import NodeResources
+
 
 def _load(data: bytes) -> dict[str, Any]:
     try:
@@ -18,6 +22,11 @@ def _load(data: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def resources_json(resources: NodeResources | None) -> dict[str, Any] | None:
+    """`resources` as JSON for a znode or a reply (None: nothing measured yet)."""
+    return None if resources is None else resources.model_dump(mode="json")
 
 
 def dump(value: dict[str, Any]) -> bytes:
@@ -52,41 +61,28 @@ class RosterEntry:
         }
 
 
-@dataclass(frozen=True)
-class NodeHealth:
-    """Resource figures a node publishes about itself (psutil), bytes and percentages."""
+#: Keys an older node may still write in its live znode (before the shared `NodeResources`).
+_LEGACY_RESOURCE_KEYS = {
+    "cpu_count": "cpu_cores",
+    "memory_total": "memory_total_bytes",
+    "memory_used": "memory_used_bytes",
+    "disk_total": "disk_total_bytes",
+    "disk_used": "disk_used_bytes",
+}
 
-    cpu_count: int = 0
-    cpu_percent: float = 0.0
-    memory_total: int = 0
-    memory_used: int = 0
-    disk_total: int = 0
-    disk_used: int = 0
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> NodeHealth:
-        def num(key: str) -> float:
-            v = d.get(key, 0)
-            return float(v) if isinstance(v, int | float) else 0.0
+def parse_resources(raw: object) -> NodeResources | None:
+    """A live znode's `health`, or None when it holds no valid figures.
 
-        return cls(
-            cpu_count=int(num("cpu_count")),
-            cpu_percent=num("cpu_percent"),
-            memory_total=int(num("memory_total")),
-            memory_used=int(num("memory_used")),
-            disk_total=int(num("disk_total")),
-            disk_used=int(num("disk_used")),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cpu_count": self.cpu_count,
-            "cpu_percent": self.cpu_percent,
-            "memory_total": self.memory_total,
-            "memory_used": self.memory_used,
-            "disk_total": self.disk_total,
-            "disk_used": self.disk_used,
-        }
+    Accepts the names an older version wrote, so a cluster in the middle of an upgrade still
+    reports every node."""
+    if not isinstance(raw, dict):
+        return None
+    figures = {_LEGACY_RESOURCE_KEYS.get(k, k): v for k, v in raw.items()}
+    try:
+        return NodeResources.model_validate(figures)
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -96,18 +92,17 @@ class LiveMember:
     node: str
     version: str
     started_at: float
-    health: NodeHealth
+    health: NodeResources | None
     session_id: int = 0
 
     @classmethod
     def from_node(cls, node: str, data: bytes, session_id: int = 0) -> LiveMember:
         d = _load(data)
-        health = d.get("health")
         return cls(
             node=node,
             version=str(d.get("version", "")),
             started_at=float(d.get("started_at", 0.0)),
-            health=NodeHealth.from_json(health if isinstance(health, dict) else {}),
+            health=parse_resources(d.get("health")),
             session_id=session_id,
         )
 
@@ -221,7 +216,7 @@ class ClusterSnapshot:
             m = self.live_member(e.node)
             entry: dict[str, Any] = {"datacenter": e.datacenter, "live": m is not None}
             if m is not None:
-                entry.update(version=m.version, health=m.health.to_json())
+                entry.update(version=m.version, health=resources_json(m.health))
             nodes[e.node] = entry
         return {
             "cluster": self.cluster,

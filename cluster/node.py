@@ -47,7 +47,7 @@ from cluster.errors import (
 from cluster.leadership import LeaderService, LeaderServices
 from cluster.live import LiveRegistration
 from cluster.metrics import NodeMetrics, StartupMetrics
-from cluster.model import ClusterSnapshot, dump
+from cluster.model import ClusterSnapshot, dump, resources_json
 from cluster.names import check_address
 from cluster.paths import ClusterPaths
 from cluster.version import VERSION
@@ -164,7 +164,7 @@ class NodeDaemon:
                 else {"have": 0, "need": snap.quorum.need if snap else 0, "ok": False}
             ),
             # As last published: probing again would reset the CPU window the loop measures.
-            "health": self._live.probe.last.to_json(),
+            "health": resources_json(self._live.probe.last),
             "health_error": self._live.probe.error,
             "data_dir": str(self.settings.resolved_data_dir),
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -144,26 +144,45 @@ class EnrollReply(Reply):
 # --- health -----------------------------------------------------------------------------------
 
 
-class NodeHealth(Request):
-    node: Name
-    version: Text = Field(min_length=1, max_length=64)
-    state: NodeState
+class NodeResources(Request):
+    """What a node measures of itself (psutil): the one shape from the probe on the node, through
+    its live znode and the health report, to Mission Control's database and console."""
+
     cpu_cores: int = Field(ge=1, le=4096)
     cpu_percent: float = Field(ge=0, le=100)
     memory_total_bytes: Bytes
     memory_used_bytes: Bytes
     disk_total_bytes: Bytes
     disk_used_bytes: Bytes
-    datacenter: Name | None = Field(default=None, description="Where the node runs.")
-    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
 
     @model_validator(mode="after")
-    def _used_within_total(self) -> NodeHealth:
+    def _used_within_total(self) -> Self:
         if self.memory_used_bytes > self.memory_total_bytes:
             raise ValueError("memory_used_bytes exceeds memory_total_bytes")
         if self.disk_used_bytes > self.disk_total_bytes:
             raise ValueError("disk_used_bytes exceeds disk_total_bytes")
         return self
+
+
+#: The figures reported for a node that is down (nothing measured).
+UNMEASURED = NodeResources(
+    cpu_cores=1,
+    cpu_percent=0.0,
+    memory_total_bytes=0,
+    memory_used_bytes=0,
+    disk_total_bytes=0,
+    disk_used_bytes=0,
+)
+
+
+class NodeHealth(NodeResources):
+    """One node in a health report: its resources, version and state as the leader sees them."""
+
+    node: Name
+    version: Text = Field(min_length=1, max_length=64)
+    state: NodeState
+    datacenter: Name | None = Field(default=None, description="Where the node runs.")
+    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
 
 
 class HealthReport(ClusterMessage):

@@ -30,7 +30,7 @@ from kazoo.client import KazooClient
 
 from cluster.link.settings import DAY, Link
 from cluster.link.state import read_state
-from cluster.model import ClusterSnapshot
+from cluster.model import ClusterSnapshot, LiveMember
 from cluster.paths import ClusterPaths
 
 GIB = 1 << 30
@@ -44,15 +44,20 @@ def host_units(memory_total: int) -> float:
     return max(MIN_HOST_UNITS, math.ceil(4 * memory_total / HOST_UNIT_BYTES) / 4)
 
 
+def member_host_units(member: LiveMember) -> float:
+    """Host units of a live node (the minimum while it has measured nothing yet)."""
+    return host_units(member.health.memory_total_bytes if member.health else 0)
+
+
 def cluster_host_units(snap: ClusterSnapshot) -> float:
     """Host units of the live nodes: what the license check reports as in use."""
-    return sum(host_units(m.health.memory_total) for m in snap.live)
+    return sum(member_host_units(m) for m in snap.live)
 
 
 def roster_host_units(snap: ClusterSnapshot, joining: str | None = None) -> float:
     """Host units of the roster (plus `joining`): live nodes by their memory, every other node
     as the smallest live node (at least `MIN_HOST_UNITS`)."""
-    live = {m.node: host_units(m.health.memory_total) for m in snap.live}
+    live = {m.node: member_host_units(m) for m in snap.live}
     smallest = min(live.values(), default=MIN_HOST_UNITS)
     nodes = {e.node for e in snap.roster} | set(live) | ({joining} if joining else set())
     return sum(live.get(n, smallest) for n in nodes)

@@ -16,31 +16,36 @@ from typing import Any
 from cluster.link.licensing import cluster_host_units
 from cluster.link.settings import HOUR
 from cluster.model import ClusterSnapshot
+from contract.messages import UNMEASURED, NodeHealth
 
 MAX_REPORTED_INTERVAL = 7 * 86400.0  # what Mission Control accepts as a health interval
 
 
-def health_payload(snap: ClusterSnapshot, interval: float) -> dict[str, Any]:
+def health_nodes(snap: ClusterSnapshot) -> list[NodeHealth]:
+    """Every roster node as the health report carries it: live nodes with their own figures
+    (none yet: `UNMEASURED`), the others `down`."""
     nodes = []
     for e in snap.roster:
         m = snap.live_member(e.node)
-        h = m.health if m else None
+        figures = (m.health if m else None) or UNMEASURED
         nodes.append(
-            {
-                "node": e.node,
-                "datacenter": e.datacenter or None,
-                "leader": bool(snap.leader and snap.leader.node == e.node),
-                "version": (m.version if m else "") or "unknown",
-                "state": "healthy" if m else "down",
-                "cpu_cores": max(1, h.cpu_count) if h else 1,
-                "cpu_percent": min(100.0, max(0.0, h.cpu_percent)) if h else 0.0,
-                "memory_total_bytes": h.memory_total if h else 0,
-                "memory_used_bytes": min(h.memory_used, h.memory_total) if h else 0,
-                "disk_total_bytes": h.disk_total if h else 0,
-                "disk_used_bytes": min(h.disk_used, h.disk_total) if h else 0,
-            }
+            NodeHealth(
+                **figures.model_dump(),
+                node=e.node,
+                datacenter=e.datacenter or None,
+                leader=bool(snap.leader and snap.leader.node == e.node),
+                version=((m.version if m else "") or "unknown")[:64],
+                state="healthy" if m else "down",
+            )
         )
-    return {"nodes": nodes, "health_interval_s": min(interval, MAX_REPORTED_INTERVAL)}
+    return nodes
+
+
+def health_payload(snap: ClusterSnapshot, interval: float) -> dict[str, Any]:
+    return {
+        "nodes": [n.model_dump(mode="json") for n in health_nodes(snap)],
+        "health_interval_s": min(interval, MAX_REPORTED_INTERVAL),
+    }
 
 
 def environments(snap: ClusterSnapshot) -> dict[str, float]:

@@ -24,6 +24,7 @@ from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
+from contract.messages import UNMEASURED
 
 GIB = 1 << 30
 
@@ -133,7 +134,13 @@ class InProcessLeader:
     def go_live(self, node: str, memory_gib: int, datacenter: str = "dc1") -> None:
         """Put `node` in the roster and make it live (an ephemeral znode of this session)."""
         roster.join(self.client, self.paths, node, datacenter, f"127.0.0.1:{free_port()}")
-        health = {"memory_total": memory_gib * GIB, "memory_used": GIB, "cpu_count": 4}
+        health = UNMEASURED.model_copy(
+            update={
+                "memory_total_bytes": memory_gib * GIB,
+                "memory_used_bytes": GIB,
+                "cpu_cores": 4,
+            }
+        ).model_dump()
         body = {"version": "1.0", "started_at": time.time(), "health": health}
         self.client.create(self.paths.live_member(node), json.dumps(body).encode(), ephemeral=True)
 

@@ -77,7 +77,9 @@ def test_leader_publishes_a_fenced_health_summary(cluster: ClusterUnderTest) -> 
     assert set(summary["nodes"]) == {"n1", "n2", "n3"}
     for node in summary["nodes"].values():
         assert (
-            node["live"] and node["health"]["memory_total"] > 0 and node["health"]["cpu_count"] >= 1
+            node["live"]
+            and node["health"]["memory_total_bytes"] > 0
+            and node["health"]["cpu_cores"] >= 1
         )
     code, body = cluster.status(snap.leader.node)
     assert code == 200 and body["role"] == "leader" and body["leader_work_active"]

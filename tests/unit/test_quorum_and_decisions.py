@@ -10,11 +10,11 @@ from cluster.model import (
     Epoch,
     Leader,
     LiveMember,
-    NodeHealth,
     RosterEntry,
     quorum_of,
 )
 from cluster.roster import join_refusal, leave_refusal
+from contract.messages import UNMEASURED
 
 
 def snap(
@@ -25,9 +25,7 @@ def snap(
         roster=tuple(
             RosterEntry(n, "dc1", f"127.0.0.1:{9000 + i}", 0.0) for i, n in enumerate(roster)
         ),
-        live=tuple(
-            LiveMember(n, "1", 0.0, NodeHealth(), session_id=hash(n) & 0xFFFF) for n in live
-        ),
+        live=tuple(LiveMember(n, "1", 0.0, UNMEASURED, session_id=hash(n) & 0xFFFF) for n in live),
         leader=Leader(leader[0], 3, 0.0, session_id=leader[1]) if leader else None,
         epoch=Epoch(3, 3),
     )
@@ -137,7 +135,11 @@ def test_health_summary_lists_every_roster_member() -> None:
     assert set(summary["nodes"]) == {"a", "b", "c"}  # an outsider that is live is not listed
     assert summary["nodes"]["b"] == {"datacenter": "dc1", "live": False}
     assert summary["nodes"]["a"]["live"] and summary["nodes"]["a"]["version"] == "1"
-    assert set(summary["nodes"]["a"]["health"]) >= {"cpu_count", "memory_total", "disk_used"}
+    assert set(summary["nodes"]["a"]["health"]) >= {
+        "cpu_cores",
+        "memory_total_bytes",
+        "disk_used_bytes",
+    }
 
 
 def test_malformed_znode_data_parses_to_defaults() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cluster.cli.support import MODES, ROLES
-from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, NodeHealth, RosterEntry
+from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry
 from cluster.support.runner import (
     MAX_OUTPUT_BYTES,
     CommandResult,
@@ -17,6 +17,7 @@ from cluster.support.runner import (
     run_command,
     tail_lines,
 )
+from contract.messages import UNMEASURED
 from contract.support.policy import AccessRole, SupportMode
 
 SNAPSHOT = ClusterSnapshot(
@@ -25,11 +26,11 @@ SNAPSHOT = ClusterSnapshot(
         RosterEntry("n1", "dc1", "127.0.0.1:1", 0.0),
         RosterEntry("n2", "dc2", "127.0.0.1:2", 0.0),
     ),
-    live=(LiveMember("n1", "1.0", 0.0, NodeHealth(cpu_count=4)),),
+    live=(LiveMember("n1", "1.0", 0.0, UNMEASURED.model_copy(update={"cpu_cores": 4})),),
     leader=Leader("n1", 3, 0.0),
     epoch=Epoch(3, 2),
 )
-HEALTH = {"leader": "n1", "at": 1.0, "nodes": {"n1": {"live": True, "health": {"cpu_count": 4}}}}
+HEALTH = {"leader": "n1", "at": 1.0, "nodes": {"n1": {"live": True, "health": {"cpu_cores": 4}}}}
 CONFIG = {
     "backup": {"retention_days": 7, "target": "s3://ak:topsecret@bucket/x", "enabled": True},
     "mission_control": {"url": "https://mc.example", "api_token": "abc"},
@@ -64,7 +65,7 @@ def test_diagnostics_reports_status_and_health() -> None:
     assert result.summary == "1/2 nodes live, quorum NOT MET (1/2), leader n1 (epoch 3)"
     doc = json.loads(result.output)
     assert doc["cluster"]["leader"] == "n1"
-    assert doc["health"]["nodes"]["n1"]["health"]["cpu_count"] == 4
+    assert doc["health"]["nodes"]["n1"]["health"]["cpu_cores"] == 4
 
 
 def test_config_get_redacts_secrets_whole_or_by_key() -> None:
