@@ -83,9 +83,10 @@ def published_ports(service: dict[str, Any]) -> list[tuple[str, int]]:
     return published
 
 
-def invocations(service: dict[str, Any], image_entrypoint: list[str]) -> list[list[str]]:
-    """The argv of every program the container runs, looking inside `sh -c` scripts."""
-    entrypoint = service.get("entrypoint", image_entrypoint)
+def invocations(service: dict[str, Any], image_default: list[str]) -> list[list[str]]:
+    """The argv of every program the container runs, looking inside `sh -c` scripts
+    (`image_default`: the ENTRYPOINT of its image, for a service that sets none)."""
+    entrypoint = service.get("entrypoint", image_default)
     command = service.get("command") or []
     entrypoint = shlex.split(entrypoint) if isinstance(entrypoint, str) else list(entrypoint)
     command = shlex.split(command) if isinstance(command, str) else list(command)
@@ -102,18 +103,57 @@ def invocations(service: dict[str, Any], image_entrypoint: list[str]) -> list[li
     return [argv]
 
 
-def dockerfile_entrypoint(text: str) -> list[str]:
-    """The exec-form ENTRYPOINT of the final stage (the last one in the file)."""
+#: The exec-form ENTRYPOINT of each stage of a Dockerfile, by stage name; "" names the last
+#: stage (what `docker build` makes without --target).
+Entrypoints = dict[str, list[str]]
+
+
+def dockerfile_entrypoints(text: str) -> Entrypoints:
+    """Each stage's ENTRYPOINT, inherited from the stage it is built FROM when it sets none."""
     logical = re.sub(r"\\\n", " ", text)
-    found: list[str] | None = None
+    own: dict[str, list[str] | None] = {}
+    base: dict[str, str] = {}
+    order: list[str] = []
     for line in logical.splitlines():
+        stage = re.match(r"\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if stage:
+            name = stage.group(2) or f"#{len(order)}"
+            order.append(name)
+            own[name], base[name] = None, stage.group(1)
+            continue
         match = re.match(r"\s*ENTRYPOINT\s+(.*)$", line, re.IGNORECASE)
-        if match:
+        if match and order:
             value = json.loads(match.group(1))
             assert isinstance(value, list), "ENTRYPOINT must use the exec (JSON) form"
-            found = [str(word) for word in value]
-    assert found is not None, "the Dockerfile has no ENTRYPOINT"
-    return found
+            own[order[-1]] = [str(word) for word in value]
+
+    def resolve(name: str) -> list[str] | None:
+        seen: set[str] = set()
+        while name in own and name not in seen:
+            seen.add(name)
+            found = own[name]
+            if found is not None:
+                return found
+            name = base[name]
+        return None
+
+    entrypoints = {name: found for name in order if (found := resolve(name)) is not None}
+    assert order and order[-1] in entrypoints, "the Dockerfile's last stage has no ENTRYPOINT"
+    entrypoints[""] = entrypoints[order[-1]]
+    return entrypoints
+
+
+def dockerfile_entrypoint(text: str) -> list[str]:
+    """The ENTRYPOINT of the final stage (the last one in the file)."""
+    return dockerfile_entrypoints(text)[""]
+
+
+def image_entrypoint(service: dict[str, Any], entrypoints: Entrypoints) -> list[str]:
+    """The ENTRYPOINT of the image a service builds (its build target, else the last stage)."""
+    build = service.get("build")
+    target = build.get("target", "") if isinstance(build, dict) else ""
+    assert target in entrypoints, f"no Dockerfile stage {target!r}"
+    return entrypoints[target]
 
 
 def project_services(compose: Compose) -> dict[str, dict[str, Any]]:
@@ -232,13 +272,15 @@ def ensemble_problems(compose: Compose) -> list[str]:
     return problems
 
 
-def node_problems(compose: Compose, image_entrypoint: list[str]) -> list[str]:
+def node_problems(compose: Compose, entrypoints: Entrypoints) -> list[str]:
     """A node joins and runs under its own service name, advertises an address the others can
     resolve, listens on every interface at that port, and its healthcheck asks that port."""
     problems: list[str] = []
     for name, svc in services(compose).items():
         steps = [
-            argv for argv in invocations(svc, image_entrypoint) if argv[:2] == ["managed", "node"]
+            argv
+            for argv in invocations(svc, image_entrypoint(svc, entrypoints))
+            if argv[:2] == ["managed", "node"]
         ]
         if not steps:
             continue
@@ -260,12 +302,12 @@ def node_problems(compose: Compose, image_entrypoint: list[str]) -> list[str]:
     return problems
 
 
-def unknown_programs(compose: Compose, image_entrypoint: list[str], scripts: set[str]) -> list[str]:
+def unknown_programs(compose: Compose, entrypoints: Entrypoints, scripts: set[str]) -> list[str]:
     """Every program run from the project image is one of the project's console scripts."""
     return [
         f"{name} runs {argv[0]!r}, not a console script of the project"
         for name, svc in project_services(compose).items()
-        for argv in invocations(svc, image_entrypoint)
+        for argv in invocations(svc, image_entrypoint(svc, entrypoints))
         if argv[0] not in scripts
     ]
 

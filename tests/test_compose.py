@@ -59,9 +59,13 @@ def compose() -> Compose:
     return load_compose()
 
 
+def real_entrypoints() -> checks.Entrypoints:
+    return checks.dockerfile_entrypoints(DOCKERFILE.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="module")
-def image_entrypoint() -> list[str]:
-    return checks.dockerfile_entrypoint(DOCKERFILE.read_text(encoding="utf-8"))
+def entrypoints() -> checks.Entrypoints:
+    return real_entrypoints()
 
 
 def run_check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
@@ -105,7 +109,7 @@ def test_the_cluster_is_all_there(compose: Compose) -> None:
     assert all(svcs[name]["profiles"] == ["dev"] for name in s3)
 
 
-def test_the_real_files_pass_every_check(compose: Compose, image_entrypoint: list[str]) -> None:
+def test_the_real_files_pass_every_check(compose: Compose, entrypoints: checks.Entrypoints) -> None:
     problems = (
         checks.undeclared_dependencies(compose)
         + checks.dependencies_hidden_by_profiles(compose)
@@ -114,22 +118,42 @@ def test_the_real_files_pass_every_check(compose: Compose, image_entrypoint: lis
         + checks.build_contexts_without_dockerfile(compose, ROOT)
         + checks.port_problems(compose)
         + checks.ensemble_problems(compose)
-        + checks.node_problems(compose, image_entrypoint)
-        + checks.unknown_programs(compose, image_entrypoint, console_scripts())
+        + checks.node_problems(compose, entrypoints)
+        + checks.unknown_programs(compose, entrypoints, console_scripts())
     )
     assert problems == []
 
 
 def test_dockerfile_runs_a_console_script_as_an_unprivileged_user(
-    image_entrypoint: list[str],
+    entrypoints: checks.Entrypoints,
 ) -> None:
-    assert image_entrypoint == ["managed"]
-    assert image_entrypoint[0] in console_scripts()
+    assert entrypoints[""] == entrypoints["node"] == ["managed"]
+    assert entrypoints["mission-control"] == ["mission-control"]
+    assert {entrypoints["node"][0], entrypoints["mission-control"][0]} <= console_scripts()
     text = DOCKERFILE.read_text(encoding="utf-8")
-    stages = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
-    assert stages and stages[-1] == "python:3.11-slim"
-    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
-    assert users and users[-1] not in {"root", "0"}
+    stages = dict(re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, re.MULTILINE | re.IGNORECASE))
+    assert stages["python:3.11-slim"] in {"wheel", "runtime"}
+    assert re.findall(r"^FROM\s+runtime\s+AS\s+(\S+)", text, re.MULTILINE) == [
+        "mission-control",
+        "node",
+    ]
+    for target in ("mission-control", "node"):
+        stage = text.split(f"AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
+        users = re.findall(r"^USER\s+(\S+)", stage, re.MULTILINE)
+        assert users and users[-1] not in {"root", "0"}, target
+        assert f"[{target}]" in stage, f"the {target} image installs its own extra"
+
+
+def test_compose_builds_each_service_from_its_own_target(compose: Compose) -> None:
+    targets = {
+        name: svc["build"]["target"] for name, svc in checks.project_services(compose).items()
+    }
+    assert targets == {
+        "node1": "node",
+        "node2": "node",
+        "node3": "node",
+        "mission-control": "mission-control",
+    }
 
 
 # --- each check catches what it looks for -------------------------------------------------
@@ -197,17 +221,17 @@ BROKEN: dict[str, tuple[Callable[[Compose], None], Check, str]] = {
     ),
     "node runs under another name": (
         _set(["node2", "command"], ["managed node join node2 && exec managed node run node1"]),
-        lambda compose: checks.node_problems(compose, ["managed"]),
+        lambda compose: checks.node_problems(compose, real_entrypoints()),
         "expected 'node join node2' then 'node run node2'",
     ),
     "node API unreachable from its healthcheck": (
         _set(["node3", "environment", "MANAGED_LISTEN"], "node3:8080"),
-        lambda compose: checks.node_problems(compose, ["managed"]),
+        lambda compose: checks.node_problems(compose, real_entrypoints()),
         "node3: MANAGED_LISTEN=node3:8080, not 0.0.0.0:8080",
     ),
     "misspelt program": (
         _set(["mission-control", "entrypoint"], ["mission_control"]),
-        lambda compose: checks.unknown_programs(compose, ["managed"], console_scripts()),
+        lambda compose: checks.unknown_programs(compose, real_entrypoints(), console_scripts()),
         "runs 'mission_control'",
     ),
 }
@@ -236,16 +260,27 @@ def test_dockerfile_entrypoint_reads_the_last_stage() -> None:
     assert checks.dockerfile_entrypoint(text) == ["managed", "node"]
 
 
+def test_a_stage_inherits_the_entrypoint_of_the_stage_it_is_built_from() -> None:
+    text = 'FROM a AS one\nENTRYPOINT ["x"]\nFROM one AS two\nRUN true\nFROM b AS three\n'
+    with pytest.raises(AssertionError, match="last stage"):
+        checks.dockerfile_entrypoints(text)
+    found = checks.dockerfile_entrypoints(text + 'ENTRYPOINT ["y"]\n')
+    assert found == {"one": ["x"], "two": ["x"], "three": ["y"], "": ["y"]}
+    service = {"build": {"context": ".", "target": "two"}}
+    assert checks.image_entrypoint(service, found) == ["x"]
+    assert checks.image_entrypoint({"build": "."}, found) == ["y"]
+
+
 # --- commands against the project's own CLIs, once they exist -----------------------------
 
 
 def _cli_invocations() -> list[Any]:
     compose = load_compose()
-    entrypoint = checks.dockerfile_entrypoint(DOCKERFILE.read_text(encoding="utf-8"))
+    entrypoints = checks.dockerfile_entrypoints(DOCKERFILE.read_text(encoding="utf-8"))
     return [
         pytest.param(name, argv, id=f"{name}:{' '.join(argv[:3])}")
         for name, svc in checks.project_services(compose).items()
-        for argv in checks.invocations(svc, entrypoint)
+        for argv in checks.invocations(svc, checks.image_entrypoint(svc, entrypoints))
     ]
 
 
@@ -254,12 +289,8 @@ def test_commands_parse_with_the_project_cli(
     service: str, argv: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (entry_point,) = importlib.metadata.entry_points(group="console_scripts", name=argv[0])
-    try:
-        root = entry_point.load()
-    except ImportError as exc:
-        pytest.skip(f"{entry_point.value} is not importable yet: {exc}")
-    if not isinstance(root, click.Command):
-        pytest.skip(f"{entry_point.value} is not a click command")
+    root = entry_point.load()  # an entry point that does not import is a failure, not a skip
+    assert isinstance(root, click.Command), f"{entry_point.value} is not a click command"
     for key, value in checks.environment(checks.services(load_compose())[service]).items():
         monkeypatch.setenv(key, value)
     checks.parse_without_running(root, argv)
