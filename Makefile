@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Debian 12's own interpreter (3.11.2), the oldest the project supports: `make test` runs the
+# unit, backup and architecture tests under it as well.
+DEBIAN_PYTHON ?= /usr/bin/python3.11
+OLDEST        := .venv-debian-python
 
-.PHONY: demo test lint unit system-deps venv benchmarks screenshots clean
+.PHONY: demo test lint unit system-deps venv test-oldest-python benchmarks screenshots clean
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -17,6 +21,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(OLDEST)/.installed-stamp: pyproject.toml
+	$(DEBIAN_PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q --upgrade pip
+	$(OLDEST)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
 demo: system-deps venv
 	$(BIN)/managed dev up
 
@@ -27,6 +37,11 @@ lint: venv
 
 test: system-deps venv lint
 	$(BIN)/pytest -n 2 --dist loadgroup
+	$(MAKE) --no-print-directory test-oldest-python
+
+test-oldest-python: system-deps $(OLDEST)/.installed-stamp
+	$(OLDEST)/bin/python --version
+	$(OLDEST)/bin/pytest -n 2 -m "not slow" tests/unit tests/backup tests/architecture
 
 benchmarks: system-deps venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -35,4 +50,4 @@ screenshots: system-deps venv
 	$(BIN)/python tests/console/screenshots.py --out docs/screenshots
 
 clean:
-	rm -rf $(VENV) .managed-dev .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) .managed-dev .mypy_cache .pytest_cache .ruff_cache

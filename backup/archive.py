@@ -12,9 +12,9 @@ Guarantees:
   list, so an incomplete tar can never be sealed as complete. The tree is listed once, when the
   stream is made (`DirectoryStream.tree`), and `tree_totals` counts that same listing.
 - `extract_archive` refuses absolute names, `..`, links pointing outside the destination and
-  device files (tarfile's "data" filter), raising UnsafeArchiveError. Directories get their
-  recorded permission bits back (without group/other write, and always owner rwx); the "data"
-  filter alone would leave them at the process's default.
+  device files (`backup.tarsafety`, the same rules on every supported Python, 3.11.2 included),
+  raising UnsafeArchiveError. Directories get their recorded permission bits back (without
+  group/other write, and always owner rwx).
 Sockets and FIFOs in the data directory are skipped (they are not data).
 """
 
@@ -29,12 +29,9 @@ from pathlib import Path
 
 from backup.errors import BackupError
 from backup.streams import Readable
+from backup.tarsafety import UnsafeArchiveError, safe_entry
 
 READ_BYTES = 1024 * 1024
-
-
-class UnsafeArchiveError(BackupError):
-    """An authenticated archive still contains an entry that would escape the destination."""
 
 
 class ArchiveSourceError(BackupError):
@@ -227,26 +224,38 @@ def tree_totals(tree: Sequence[Path]) -> tuple[int, int]:
     return files, padded + len(tree) * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
 
 
-def _strict_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
-    # The "data" filter strips a leading "/" and extracts anyway; a backup never contains one.
-    if member.name.startswith("/"):
-        raise tarfile.AbsolutePathError(member)
-    filtered = tarfile.data_filter(member, destination)
-    if filtered is not None and filtered.isdir() and member.mode is not None:
-        # The "data" filter drops directory modes; keep the recorded bits it would allow on a
-        # file (no setuid/sticky, no group/other write), and owner rwx so restore can finish.
-        return filtered.replace(mode=(member.mode & 0o755) | 0o700, deep=False)
-    return filtered
+#: tarfile's own "data" filter where this Python has it (3.11.4+), applied after our rules.
+_TARFILE_FILTER: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_TARFILE_REFUSAL: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(tarfile, "FilterError", None),) if error is not None
+)
 
 
 def extract_archive(source: Readable, destination: Path) -> None:
-    """Extract a tar stream into `destination` (an existing directory), refusing unsafe entries."""
+    """Extract a tar stream into `destination` (an existing directory), refusing unsafe entries
+    (`backup.tarsafety`). Entries are extracted as they arrive; directory modes and times are
+    set last, so a read-only directory cannot stop its own contents from being restored."""
+    root = os.path.realpath(destination)
+    directories: list[tuple[str, int, float]] = []
     try:
         with tarfile.open(  # type: ignore[call-overload]
             fileobj=source, mode="r|", bufsize=READ_BYTES, copybufsize=READ_BYTES
         ) as tar:
-            tar.extractall(destination, filter=_strict_filter)
-    except tarfile.FilterError as exc:
+            for member in tar:
+                entry = safe_entry(member, root)
+                tar.extract(member, root, set_attrs=False, **_TARFILE_FILTER)
+                path = os.path.join(root, member.name)
+                if entry.mode is None:
+                    continue
+                if member.isdir():
+                    directories.append((path, entry.mode, member.mtime))
+                else:
+                    os.chmod(path, entry.mode)
+                    os.utime(path, (member.mtime, member.mtime))
+    except _TARFILE_REFUSAL as exc:
         raise UnsafeArchiveError(f"archive refused, unsafe entry: {exc}") from exc
     except tarfile.TarError as exc:
         raise UnsafeArchiveError(f"archive is malformed: {exc}") from exc
+    for path, mode, mtime in reversed(directories):
+        os.chmod(path, mode)
+        os.utime(path, (mtime, mtime))

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs against, only those that are missing:
-# ZooKeeper (jars started by the project itself), Chromium (console browser tests) and
-# PostgreSQL (binaries for a throwaway test instance where none is running).
+# ZooKeeper (jars started by the project itself, with the netty jars its TLS port needs),
+# Chromium and libatomic1 (console browser tests: Playwright's driver needs libatomic),
+# PostgreSQL (binaries for a throwaway test instance where none is running), and Debian 12's
+# own Python 3.11 with venv (`make test` runs the unit and backup tests under it too).
 set -euo pipefail
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+dpkg -s libatomic1 >/dev/null 2>&1 || need+=(libatomic1)
+[ -x /usr/bin/python3.11 ] || need+=(python3.11)
+/usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3.11-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}" >&2
 SUDO=""
