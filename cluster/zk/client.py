@@ -6,9 +6,9 @@ methods are typed (`get` returns the data and a `Stat`, `children` a list of nam
 
 Guarantees:
 - Every request is bounded by a timeout (the client's `timeout`, or the one a call gives); none
-  blocks forever when ZooKeeper is gone. Each goes through kazoo's `*_async` result and `wait`,
-  so a request kazoo queued while it reconnects fails with `ZooKeeperUnavailable` ("ZooKeeper
-  did not answer within N s") instead of waiting.
+  blocks forever when ZooKeeper is gone. Each goes through kazoo's `*_async` result, awaited
+  with that timeout, so a request kazoo queued while it reconnects fails with
+  `ZooKeeperUnavailable` ("ZooKeeper did not answer within N s") instead of waiting.
 - A client from `connect` (commands) also gives up reconnecting after its timeout.
 - Every znode the cluster creates (`create`, `ensure_path`, `Create` in `commit`) passes through
   `acl_for`, the one place that decides its ACL. Today it keeps the ACL the caller asked for
@@ -71,7 +71,7 @@ class Lock(Protocol):
     def release(self) -> bool: ...
 
 
-def wait(result: Any, timeout: float) -> Any:
+def _answer(result: Any, timeout: float) -> Any:
     """The value of a kazoo `*_async` result, or `ZooKeeperUnavailable` after `timeout` s."""
     try:
         return result.get(timeout=timeout)
@@ -89,7 +89,7 @@ class Pending(Generic[T]):
 
     def get(self) -> T:
         """The answer (bounded); ZooKeeper's error otherwise."""
-        return self._convert(wait(self._result, self._timeout))
+        return self._convert(_answer(self._result, self._timeout))
 
     def get_or_none(self) -> T | None:
         """The answer, or None when the znode does not exist."""
@@ -152,7 +152,7 @@ class ZooKeeper:
         return event
 
     def add_auth(self, auth: str, timeout: float) -> None:
-        wait(self._client.add_auth_async("digest", auth), timeout)
+        _answer(self._client.add_auth_async("digest", auth), timeout)
 
     def close(self) -> None:
         try:
@@ -161,7 +161,7 @@ class ZooKeeper:
             self._client.close()
 
     def _wait(self, result: Any, timeout: float | None) -> Any:
-        return wait(result, self.timeout if timeout is None else timeout)
+        return _answer(result, self.timeout if timeout is None else timeout)
 
     # --- reads ------------------------------------------------------------------------------
 
