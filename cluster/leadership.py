@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, Protocol, TypeVar
 
 from cluster.aio import within
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
-from cluster.zk import Fence, Op
+from cluster.zk import Applied, Fence, Op, ZooKeeper
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class LeaderContext(Protocol):
@@ -41,14 +43,18 @@ class LeaderContext(Protocol):
         """True only while this node holds the lock, is connected and has quorum."""
         ...
 
-    async def fenced(self, ops: Sequence[Op]) -> list[Any]: ...
-
-    @property
-    def zk_client(self) -> Any:
-        """The kazoo client: pass it to blocking calls made through `call_zk`."""
+    async def fenced(self, ops: Sequence[Op]) -> list[Applied]:
+        """Apply `ops` in one transaction fenced by this leader's epoch (`FencedOut` else)."""
         ...
 
-    async def call_zk(self, fn: Any, *args: Any) -> Any: ...
+    @property
+    def zookeeper(self) -> ZooKeeper:
+        """The node's ZooKeeper session: pass it to blocking calls made through `blocking`."""
+        ...
+
+    async def blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` (blocking ZooKeeper calls) off the event loop, bounded."""
+        ...
 
 
 class LeaderService(Protocol):

@@ -2,7 +2,7 @@
 
 Guarantees: only the current session creates or refreshes the znode; a znode left by an earlier
 session of this node (a quick restart) is never touched: the node waits for it to expire, since
-a paused process holding that session might still exist. Every call is bounded (`zk.wait`) and
+a paused process holding that session might still exist. Every call is bounded (its timeout) and
 blocking, for the daemon's executor. A failing health probe is reported in the znode
 (`health_error`) and in `/status`, never raised.
 """
@@ -13,13 +13,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError
-
-from cluster import zk
 from cluster.health import HealthProbe
 from cluster.model import ClusterSnapshot, dump, resources_json
 from cluster.paths import ClusterPaths
 from cluster.version import VERSION
+from cluster.zk import ZooKeeper
+from cluster.zk.errors import NodeExistsError
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,28 @@ class LiveRegistration:
             doc["health_error"] = self.probe.error
         return dump(doc)
 
-    def publish(self, client: Any, snap: ClusterSnapshot, session_id: int, timeout: float) -> bool:
+    def publish(
+        self, client: ZooKeeper, snap: ClusterSnapshot, session_id: int, timeout: float
+    ) -> bool:
         """Create or refresh the znode; True when it was just created (worth a fresh read)."""
         mine = snap.live_member(self.node)
         if mine is not None and mine.session_id == session_id:
-            zk.wait(client.set_async(self.path, self.data()), timeout)
+            client.set(self.path, self.data(), timeout=timeout)
             self.session = session_id
             return False
         if mine is not None:
             log.info("live znode held by an earlier session of this node: waiting for it to expire")
             return False
         try:
-            zk.wait(client.create_async(self.path, self.data(), ephemeral=True), timeout)
+            client.create(self.path, self.data(), ephemeral=True, timeout=timeout)
         except NodeExistsError:
             return True  # created meanwhile (by this session's earlier try, or an older one)
         self.session = session_id
         log.info("registered live as %s", self.node)
         return True
 
-    def remove(self, client: Any, timeout: float) -> None:
+    def remove(self, client: ZooKeeper, timeout: float) -> None:
         """Delete the znode this session registered (on a clean exit)."""
         if self.session:
-            zk.wait(client.delete_async(self.path), timeout)
+            client.delete(self.path, timeout=timeout)
         self.session = 0

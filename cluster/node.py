@@ -2,8 +2,8 @@
 
 Each loop (every `loop_interval`, or at once when a watched znode changes) the node reads a
 snapshot, refreshes its live znode with its health, and acts on `cluster.decide.decide`.
-kazoo's listener only hands connection states to the event loop; ZooKeeper calls run in a small
-executor, each bounded by `retry_timeout`.
+The ZooKeeper session's listener only hands connection states to the event loop; ZooKeeper calls
+run in a small executor (`blocking`), each bounded by `retry_timeout`.
 
 Guarantees:
 - SUSPENDED stops leader-only work at once; LOST drops the fence and re-registers on reconnect.
@@ -27,10 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
-
-from kazoo.client import KazooState
-from kazoo.exceptions import KazooException, NoNodeError
+from typing import Any, ParamSpec, TypeVar
 
 from cluster import zk
 from cluster.aio import wait_event, within
@@ -51,8 +48,11 @@ from cluster.model import ClusterSnapshot, dump, resources_json
 from cluster.names import check_address
 from cluster.paths import ClusterPaths
 from cluster.version import VERSION
+from cluster.zk.errors import NoNodeError, ZooKeeperError
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class NodeDaemon:
@@ -72,10 +72,10 @@ class NodeDaemon:
     ) -> None:
         self.settings = settings
         self.node = settings.node
-        self.paths = ClusterPaths(settings.cluster)  # with `node`, `zk_client`: LeaderContext's
+        self.paths = ClusterPaths(settings.cluster)  # with `node`, `zookeeper`: LeaderContext's
         self._clock = clock
         self._client = zk.make_client(settings.zk, settings.session_timeout, settings.zk_auth)
-        self.zk_client: Any = self._client
+        self.zookeeper = self._client
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zk")
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -109,23 +109,23 @@ class NodeDaemon:
     def leading(self) -> bool:
         return self._fence is not None and self._connected and self._decision.action is Action.LEAD
 
-    async def call_zk(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking kazoo call in the executor, bounded by `retry_timeout`."""
+    async def blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking ZooKeeper calls in the executor, bounded by `retry_timeout`."""
         loop = asyncio.get_running_loop()
         try:
             return await within(
                 self.settings.retry_timeout,
-                loop.run_in_executor(self._executor, partial(fn, *args)),
+                loop.run_in_executor(self._executor, partial(fn, *args, **kwargs)),
             )
         except TimeoutError as e:
             raise ZooKeeperUnavailable("ZooKeeper call timed out") from e
 
-    async def fenced(self, ops: Sequence[zk.Op]) -> list[Any]:
+    async def fenced(self, ops: Sequence[zk.Op]) -> list[zk.Applied]:
         fence = self._fence
         if fence is None or not self._connected:
             raise FencedOut("not the leader")
         try:
-            return list(await self.call_zk(zk.fenced_commit, self._client, self.paths, fence, ops))
+            return await self.blocking(zk.fenced_commit, self._client, self.paths, fence, ops)
         except FencedOut:
             self.metrics.fenced_writes_refused.inc()
             log.warning("write refused by the epoch check (epoch %d): stepping down", fence.epoch)
@@ -194,7 +194,7 @@ class NodeDaemon:
             await self._connect()
             if self._stop.is_set():
                 return
-            await self.call_zk(zk.ensure_cluster, self._client, self.paths)
+            await self.blocking(zk.ensure_cluster, self._client, self.paths)
             snap = await self._read()
             member = snap.member(self.node)
             if member is None:
@@ -237,10 +237,10 @@ class NodeDaemon:
             if waited in (5.0, 30.0):
                 log.warning("still waiting for ZooKeeper at %s", self.settings.zk)
 
-    def _on_state(self, state: str) -> None:
-        """Connection state changes, on the event loop (kazoo's listener only forwards them)."""
+    def _on_state(self, state: zk.ConnectionState) -> None:
+        """Connection state changes, on the event loop (the listener only forwards them)."""
         log.info("ZooKeeper connection %s", state)
-        if state == KazooState.CONNECTED:
+        if state == zk.CONNECTED:
             self._connected = True
             self.metrics.zk_connected.set(1)
         else:
@@ -249,7 +249,7 @@ class NodeDaemon:
             # Curator's rule: on SUSPENDED we may no longer be leader; stop leader work now.
             self._spawn(self.services.stop())
             self.metrics.leader_work_active.set(0)
-            if state == KazooState.LOST:
+            if state == zk.LOST:
                 self._fence = None
                 self._live.session = 0
                 self.metrics.is_leader.set(0)
@@ -261,7 +261,7 @@ class NodeDaemon:
             self._wake.clear()  # a change seen during this tick wakes the next one at once
             try:
                 await self._tick()
-            except (ZooKeeperUnavailable, KazooException) as e:
+            except (ZooKeeperUnavailable, ZooKeeperError) as e:
                 log.warning("loop: ZooKeeper unavailable (%s)", type(e).__name__)
                 if self._fence is not None and not self._connected:
                     await self.services.stop()
@@ -276,7 +276,7 @@ class NodeDaemon:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def _read(self) -> ClusterSnapshot:
-        snap: ClusterSnapshot = await self.call_zk(
+        snap: ClusterSnapshot = await self.blocking(
             zk.read_snapshot, self._client, self.paths, self.settings.retry_timeout, self._watch
         )
         self._snapshot = snap
@@ -297,7 +297,7 @@ class NodeDaemon:
         self._decision = decision
         self.metrics.observe(snap)
         if decision.action is Action.ACQUIRE:
-            fence = await self.call_zk(
+            fence = await self.blocking(
                 zk.acquire_leadership,
                 self._client,
                 self.paths,
@@ -341,7 +341,7 @@ class NodeDaemon:
         fence = self._fence or zk.Fence(snap.epoch.value, snap.epoch.version)
         self._drop_fence(reason)
         try:
-            await self.call_zk(
+            await self.blocking(
                 zk.fenced_commit, self._client, self.paths, fence, [zk.Delete(self.paths.leader)]
             )
             log.info("released the leader lock (epoch %d)", fence.epoch)
@@ -351,12 +351,11 @@ class NodeDaemon:
             await self.services.stop()
 
     def _session_id(self) -> int:
-        client_id = self._client.client_id
-        return int(client_id[0]) if client_id else 0
+        return self._client.session_id
 
     async def _publish_live(self, snap: ClusterSnapshot, session_id: int) -> None:
         timeout = self.settings.retry_timeout
-        if await self.call_zk(self._live.publish, self._client, snap, session_id, timeout):
+        if await self.blocking(self._live.publish, self._client, snap, session_id, timeout):
             self._wake.set()
 
     async def _write_health_summary(self, snap: ClusterSnapshot) -> None:
@@ -392,7 +391,7 @@ class NodeDaemon:
                 ops: list[zk.Op] = [zk.Delete(self._live.path)]
                 if fence is not None:
                     # Hand over: lock and live znode go in one fenced transaction.
-                    await self.call_zk(
+                    await self.blocking(
                         zk.fenced_commit,
                         self._client,
                         self.paths,
@@ -401,11 +400,13 @@ class NodeDaemon:
                     )
                     log.info("handed leadership over")
                 else:
-                    await self.call_zk(self._live.remove, self._client, self.settings.retry_timeout)
-        except (ClusterError, KazooException, NoNodeError) as e:
+                    await self.blocking(
+                        self._live.remove, self._client, self.settings.retry_timeout
+                    )
+        except (ClusterError, ZooKeeperError) as e:
             log.info("clean-up on exit incomplete (%s); the session's end removes the rest", e)
         finally:
             await self.services.stop()  # before the client closes: a stop may still use it
             await self.node_services.stop()
-            await asyncio.get_running_loop().run_in_executor(None, zk.close, self._client)
+            await asyncio.get_running_loop().run_in_executor(None, self._client.close)
             self._executor.shutdown(wait=False, cancel_futures=True)

@@ -13,10 +13,6 @@ an ephemeral znode; ZooKeeper cannot check a znode's absence in a transaction).
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
 from cluster import zk
 from cluster.errors import MembershipError
@@ -24,6 +20,8 @@ from cluster.link.licensing import quota_refusal
 from cluster.model import ClusterSnapshot, RosterEntry, dump, quorum_of
 from cluster.names import check_address, check_name, check_node_id
 from cluster.paths import ClusterPaths
+from cluster.zk import Create, Delete, Op, Outcome, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError, NodeExistsError, NoNodeError
 
 ATTEMPTS = 5  # concurrent roster changes a join or leave re-checks against before giving up
 
@@ -80,7 +78,7 @@ def leave_refusal(snapshot: ClusterSnapshot, node: str) -> str | None:
 
 
 def join(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     node: str,
     datacenter: str,
@@ -99,16 +97,17 @@ def join(
             raise MembershipError(refusal)
         if snapshot.member(node) is not None:
             return False
-        tx = client.transaction()
-        tx.set_data(paths.roster, b"", version=version)
-        tx.create(paths.roster_member(node), dump(entry.to_json()))
-        if _committed(zk.wait(tx.commit_async(), timeout)):
+        ops: list[Op] = [
+            SetData(paths.roster, b"", version),
+            Create(paths.roster_member(node), dump(entry.to_json())),
+        ]
+        if _committed(client.commit(ops, timeout)):
             return True
     raise MembershipError(f"the roster kept changing while {node} joined: try again")
 
 
 def leave(
-    client: KazooClient, paths: ClusterPaths, node: str, force: bool, timeout: float = 5.0
+    client: ZooKeeper, paths: ClusterPaths, node: str, force: bool, timeout: float = 5.0
 ) -> bool:
     """Remove a node from the roster; True if removed, False if it was not a member."""
     validate_leaving(node)
@@ -123,28 +122,26 @@ def leave(
         refusal = leave_refusal(snapshot, node)
         if refusal and not force:
             raise MembershipError(refusal)
-        tx = client.transaction()
-        tx.set_data(paths.roster, b"", version=version)
-        tx.delete(paths.roster_member(node))
-        if _committed(zk.wait(tx.commit_async(), timeout)):
+        ops: list[Op] = [SetData(paths.roster, b"", version), Delete(paths.roster_member(node))]
+        if _committed(client.commit(ops, timeout)):
             return True
     raise MembershipError(f"the roster kept changing while {node} left: try again")
 
 
-def _roster_version(client: KazooClient, paths: ClusterPaths, timeout: float) -> int:
+def _roster_version(client: ZooKeeper, paths: ClusterPaths, timeout: float) -> int:
     """The roster znode's data version: every join and leave bumps it."""
-    _data, stat = zk.wait(client.get_async(paths.roster), timeout)
-    return int(stat.version)
+    _data, stat = client.get(paths.roster, timeout=timeout)
+    return stat.version
 
 
-def _committed(results: list[Any]) -> bool:
+def _committed(outcome: Outcome) -> bool:
     """True if the transaction applied; False if the roster moved on (check again)."""
-    errors = [r for r in results if isinstance(r, Exception)]
-    if not errors:
+    failure = outcome.failure
+    if failure is None:
         return True
+    results = outcome.results
     if isinstance(results[0], BadVersionError) or any(
         isinstance(r, NodeExistsError | NoNodeError) for r in results[1:]
     ):
         return False
-    real = [r for r in errors if not isinstance(r, RolledBackError)]
-    raise real[0] if real else errors[0]
+    raise failure[1]

@@ -10,14 +10,11 @@ Does not guarantee: protection from someone who holds the credential or ZooKeepe
 
 from __future__ import annotations
 
-from typing import Any
-
-from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
-from kazoo.security import READ_ACL_UNSAFE, Permissions, make_digest_acl
-
 from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper, acl
+from cluster.zk.acl import Acl
+from cluster.zk.errors import NoAuthError, NodeExistsError, NoNodeError
 
 
 class SecretsUnavailable(ClusterError):
@@ -35,31 +32,37 @@ def parse_auth(auth: str | None) -> tuple[str, str]:
 
 
 def auth_data(auth: str | None) -> list[tuple[str, str]]:
-    """kazoo `auth_data` for a credential (empty when none is given)."""
+    """ZooKeeper `auth_data` for a credential (empty when none is given)."""
     return [("digest", auth)] if auth else []
 
 
-def protected_acl(auth: str | None) -> list[Any]:
+def secret_acl(auth: str | None) -> list[Acl]:
+    """Readable and changeable only with `auth`: for secrets. `SecretsUnavailable` without a
+    credential."""
+    user, password = parse_auth(auth)
+    return [acl.digest_acl(user, password)]
+
+
+def protected_acl(auth: str | None) -> list[Acl]:
     """World-readable, changeable only with `auth`: for znodes that widen access (the support
     policy, the public key that verifies approvals and checkpoints). `SecretsUnavailable`
     without a credential."""
-    user, password = parse_auth(auth)
-    return [make_digest_acl(user, password, all=True), *READ_ACL_UNSAFE]
+    return [*secret_acl(auth), *acl.WORLD_READ]
 
 
-def is_protected(acls: list[Any], auth: str | None) -> bool:
+def is_protected(acls: list[Acl], auth: str | None) -> bool:
     """True when the world may only read the znode and only a digest credential may change
     it: the cluster's own (`auth`), so a znode someone else planted with their credential does
     not pass. Without `auth` the credential's identity cannot be checked: any digest counts."""
-    ours = protected_acl(auth)[0].id.id if auth else None
-    for acl in acls:
-        if acl.id.scheme == "digest":
-            if ours is not None and acl.id.id != ours:
+    ours = acl.identity(secret_acl(auth)[0]) if auth else None
+    for entry in acls:
+        if acl.scheme(entry) == "digest":
+            if ours is not None and acl.identity(entry) != ours:
                 return False
             continue
-        if acl.id.scheme != "world" or acl.perms & ~Permissions.READ:
+        if acl.scheme(entry) != "world" or acl.permissions(entry) & ~acl.READ:
             return False
-    return any(acl.id.scheme == "digest" for acl in acls)
+    return any(acl.scheme(entry) == "digest" for entry in acls)
 
 
 def _path(paths: ClusterPaths, name: str) -> str:
@@ -67,15 +70,14 @@ def _path(paths: ClusterPaths, name: str) -> str:
 
 
 def write_secret(
-    client: KazooClient, paths: ClusterPaths, auth: str | None, name: str, value: bytes
+    client: ZooKeeper, paths: ClusterPaths, auth: str | None, name: str, value: bytes
 ) -> None:
     """Create or replace secret `name`, readable only with `auth`."""
-    user, password = parse_auth(auth)
-    acl = [make_digest_acl(user, password, all=True)]
+    protection = secret_acl(auth)
     client.ensure_path(f"{paths.base}/secrets")
     try:
         try:
-            client.create(_path(paths, name), value, acl=acl)
+            client.create(_path(paths, name), value, acl=protection)
         except NodeExistsError:
             client.set(_path(paths, name), value)
     except NoAuthError as e:
@@ -85,7 +87,7 @@ def write_secret(
 
 
 def read_secret(
-    client: KazooClient, paths: ClusterPaths, auth: str | None, name: str
+    client: ZooKeeper, paths: ClusterPaths, auth: str | None, name: str
 ) -> bytes | None:
     """The secret's bytes, or None if it was never written."""
     parse_auth(auth)

@@ -37,14 +37,12 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, RolledBackError
 
-from cluster import zk
 from cluster.errors import ClusterError, FencedOut
-from cluster.link.outbox import outbox_path, queued, stable_message_id
+from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
-from cluster.zk import Fence
+from cluster.zk import Check, Create, Fence, Op, OpFailed, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError, NodeExistsError, NoNodeError
 from contract.audit.chain import (
     AuditEntry,
     AuditFormatError,
@@ -66,51 +64,6 @@ CHECKPOINT_KIND = "audit/checkpoint"
 
 class AuditStoreError(ClusterError):
     """The stored log cannot be appended to or read as a whole (damaged head, missing key)."""
-
-
-@dataclass(frozen=True)
-class CreateNode:
-    """Create a znode (fails if it exists: the way to claim an id exactly once)."""
-
-    path: str
-    data: bytes
-    sequence: bool = False
-    acl: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class SetNode:
-    """Set a znode's data only if it still has `version` (compare-and-set)."""
-
-    path: str
-    data: bytes
-    version: int
-
-
-@dataclass(frozen=True)
-class DeleteNode:
-    path: str
-    version: int = -1
-
-
-@dataclass(frozen=True)
-class CheckNode:
-    """Commit only if the znode still has `version` (what a decision was based on)."""
-
-    path: str
-    version: int
-
-
-TxOp = CreateNode | SetNode | DeleteNode | CheckNode
-
-
-class OpFailed(Exception):
-    """One of the caller's operations failed; nothing of the transaction was applied."""
-
-    def __init__(self, op: TxOp, error: Exception) -> None:
-        super().__init__(f"{type(error).__name__} on {op.path}")
-        self.op = op
-        self.error = error
 
 
 @dataclass(frozen=True)
@@ -149,25 +102,12 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def add_op(tx: Any, op: TxOp) -> None:
-    """Add one `TxOp` to a kazoo transaction."""
-    if isinstance(op, CreateNode):
-        acl = list(op.acl) if op.acl is not None else None
-        tx.create(op.path, op.data, acl=acl, sequence=op.sequence)
-    elif isinstance(op, SetNode):
-        tx.set_data(op.path, op.data, version=op.version)
-    elif isinstance(op, CheckNode):
-        tx.check(op.path, op.version)
-    else:
-        tx.delete(op.path, version=op.version)
-
-
 class AuditLog:
-    """Append to and read one cluster's audit log. Blocking kazoo calls, each bounded."""
+    """Append to and read one cluster's audit log. Blocking ZooKeeper calls, each bounded."""
 
     def __init__(
         self,
-        client: KazooClient,
+        client: ZooKeeper,
         paths: ClusterPaths,
         *,
         fence: Fence | None = None,
@@ -181,30 +121,24 @@ class AuditLog:
         self.signer = signer
         self.schedule = schedule or CheckpointSchedule()
         self.timeout = timeout
+        self.outbox = Outbox(paths)
         self._ensured = False
-
-    def _wait(self, result: Any) -> Any:
-        return zk.wait(result, self.timeout)
 
     def _ensure(self) -> None:
         if not self._ensured:
-            for path in (
-                self.paths.audit_entries,
-                self.paths.audit_checkpoints,
-                outbox_path(self.paths),
-            ):
+            for path in (self.paths.audit_entries, self.paths.audit_checkpoints):
                 self.client.ensure_path(path)
+            self.outbox.ensure(self.client)
             self._ensured = True
 
     def head(self) -> Head:
-        try:
-            data, stat = self._wait(self.client.get_async(self.paths.audit_head))
-        except NoNodeError:
+        got = self.client.find(self.paths.audit_head, self.timeout)
+        if got is None:
             return Head(None, None, -1)
-        return Head.from_bytes(data, stat.version)
+        return Head.from_bytes(got[0], got[1].version)
 
     def append(
-        self, events: Sequence[AuditEvent], now: datetime, ops: Sequence[TxOp] = ()
+        self, events: Sequence[AuditEvent], now: datetime, ops: Sequence[Op] = ()
     ) -> list[AuditEntry]:
         """Append `events` (in order) and apply `ops`, all in one transaction.
 
@@ -226,30 +160,21 @@ class AuditLog:
                 new_checkpoint = Checkpoint.sign(prev, now, self.signer)
                 checkpoint = new_checkpoint
             new_head = Head(prev, checkpoint, head.version)
-            tx = self.client.transaction()
+            tx: list[Op] = []
             if self.fence is not None:
-                tx.check(self.paths.epoch, self.fence.epoch_version)
+                tx.append(Check(self.paths.epoch, self.fence.epoch_version))
             if head.version < 0:
-                tx.create(self.paths.audit_head, new_head.to_bytes())
+                tx.append(Create(self.paths.audit_head, new_head.to_bytes()))
             else:
-                tx.set_data(self.paths.audit_head, new_head.to_bytes(), version=head.version)
+                tx.append(SetData(self.paths.audit_head, new_head.to_bytes(), head.version))
             for entry in written:
-                tx.create(self.paths.audit_entry(entry.seq), _dump(entry.to_json()))
+                tx.append(Create(self.paths.audit_entry(entry.seq), _dump(entry.to_json())))
             if new_checkpoint is not None:
                 path = self.paths.audit_checkpoint(new_checkpoint.seq)
-                tx.create(path, _dump(new_checkpoint.to_json()))
-                tx.create(*self._checkpoint_message(new_checkpoint, now), sequence=True)
-            for op in ops:
-                add_op(tx, op)
-            results = self._wait(tx.commit_async())
-            failed = next(
-                (
-                    (i, r)
-                    for i, r in enumerate(results)
-                    if isinstance(r, Exception) and not isinstance(r, RolledBackError)
-                ),
-                None,
-            )
+                tx.append(Create(path, _dump(new_checkpoint.to_json())))
+                tx.append(self._checkpoint_message(new_checkpoint, now))
+            outcome = self.client.commit([*tx, *ops], self.timeout)
+            failed = outcome.failure
             if failed is None:
                 return written
             index, error = failed
@@ -271,26 +196,21 @@ class AuditLog:
             raise OpFailed(ops[index - audit_ops], error)
         raise AuditStoreError(f"could not append to the audit log in {MAX_ATTEMPTS} attempts")
 
-    def _checkpoint_message(self, checkpoint: Checkpoint, now: datetime) -> tuple[str, bytes]:
-        """The outbox record copying `checkpoint` to Mission Control (deduplicated there by
+    def _checkpoint_message(self, checkpoint: Checkpoint, now: datetime) -> Create:
+        """The outbox message copying `checkpoint` to Mission Control (deduplicated there by
         cluster and seq; the message id is derived from the checkpoint itself)."""
-        mid = stable_message_id(self.paths, "checkpoint", str(checkpoint.seq), checkpoint.hash)
-        return queued(self.paths, CHECKPOINT_KIND, checkpoint.to_json(), mid, now.timestamp())
+        mid = self.outbox.stable_id("checkpoint", str(checkpoint.seq), checkpoint.hash)
+        return self.outbox.message(
+            CHECKPOINT_KIND, checkpoint.to_json(), now.timestamp(), message_id=mid
+        )
 
     def _read_children(self, parent: str) -> list[tuple[str, bytes]]:
         try:
-            names = sorted(self._wait(self.client.get_children_async(parent)))
+            names = sorted(self.client.children(parent, timeout=self.timeout))
         except NoNodeError:
             return []
-        pending = [(n, self.client.get_async(f"{parent}/{n}")) for n in names]
-        out: list[tuple[str, bytes]] = []
-        for name, req in pending:
-            try:
-                data, _ = self._wait(req)
-            except NoNodeError:
-                continue
-            out.append((name, bytes(data)))
-        return out
+        got = self.client.get_many((f"{parent}/{n}" for n in names), self.timeout)
+        return [(name, read[0]) for name, read in zip(names, got, strict=True) if read]
 
     def stored_entries(self) -> list[tuple[str, AuditEntry | None]]:
         """Every znode under entries/ in name order, parsed (None when unreadable)."""

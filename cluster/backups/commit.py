@@ -25,19 +25,19 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
-    KazooException,
-    OperationTimeoutError,
-    SessionExpiredError,
-)
 
 from backup.engine import PartRecord, TargetSet, commit_manifest
 from backup.writer import withdraw_manifest
 from cluster.backups.runs import RunRecord
 from cluster.backups.work import context_for
 from cluster.errors import ClusterError, FencedOut, ZooKeeperUnavailable
+from cluster.zk.errors import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    OperationTimeoutError,
+    SessionExpiredError,
+    ZooKeeperError,
+)
 
 log = logging.getLogger(__name__)
 # Errors after which a ZooKeeper transaction may or may not have been applied.
@@ -65,7 +65,7 @@ def settle(
     for attempt in range(attempts):
         try:
             status = read_status()
-        except (KazooException, ZooKeeperUnavailable) as exc:
+        except (ZooKeeperError, ZooKeeperUnavailable) as exc:
             log.info("reading the run back failed (%s); retrying", type(exc).__name__)
         else:
             if status == "ok":

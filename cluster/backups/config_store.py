@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError
-
 from cluster import zk
 from cluster.backups.errors import BackupConfigError
 from cluster.backups.settings import SECTION, BackupSettings
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
+from cluster.zk.errors import BadVersionError
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Change:
     geography: str | None
 
 
-def read_config(client: KazooClient, paths: ClusterPaths) -> tuple[dict[str, Any], int]:
+def read_config(client: ZooKeeper, paths: ClusterPaths) -> tuple[dict[str, Any], int]:
     zk.ensure_cluster(client, paths)
     data, stat = client.get(paths.config)
     try:
@@ -54,7 +53,7 @@ def geography_after(config: dict[str, Any], requested: str | None) -> str | None
 
 
 def update(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     change: Callable[[dict[str, Any], BackupSettings], Change],
     attempts: int = 10,
@@ -77,7 +76,7 @@ def update(
 
 
 def update_signed(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     change: Callable[[dict[str, Any], BackupSettings], Change],

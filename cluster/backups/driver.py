@@ -31,10 +31,9 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError
 
 from backup.engine import (
     OrphanRule,
@@ -63,24 +62,28 @@ from cluster.backups.settings import BackupSettings, plan_run
 from cluster.backups.signing import decode_public, load_signing_key
 from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan, remove_run_objects
-from cluster.errors import ClusterError, FencedOut
+from cluster.errors import ClusterError, FencedOut, ZooKeeperUnavailable
 from cluster.leadership import LeaderContext
 from cluster.link.settings import Link
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
+from cluster.zk.errors import NodeExistsError, ZooKeeperError
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class RunFailed(ClusterError):
     pass
 
 
-def enrolled_now(client: KazooClient, paths: ClusterPaths, fallback: bool) -> bool:
+def enrolled_now(client: ZooKeeper, paths: ClusterPaths, fallback: bool) -> bool:
     """Whether the cluster config in ZooKeeper holds a Mission Control link; `fallback` if
     ZooKeeper cannot be asked (a damaged config holds no link)."""
     try:
         data, _stat = client.get(paths.config)
-    except KazooException:
+    except (ZooKeeperError, ZooKeeperUnavailable):
         return fallback
     return Link.from_config(zk.parse_config(data)) is not None
 
@@ -114,9 +117,7 @@ class RunDriver:
     async def _enrolled(self) -> bool:
         """Whether Mission Control should hear of a run's end (a failed run raises an alert
         there), read now: the loop's snapshot may predate an enrollment made just before."""
-        enrolled = await self._zk(enrolled_now, self._snapshot_enrolled)
-        assert isinstance(enrolled, bool)
-        return enrolled
+        return await self._zk(enrolled_now, self._snapshot_enrolled)
 
     def _epoch(self) -> int:
         fence = self._ctx.fence
@@ -124,8 +125,14 @@ class RunDriver:
             raise FencedOut("not the leader")
         return fence.epoch
 
-    async def _zk(self, fn: Callable[..., object], *args: object) -> object:
-        return await self._ctx.call_zk(fn, self._ctx.zk_client, self._ctx.paths, *args)
+    async def _zk(
+        self,
+        fn: Callable[Concatenate[ZooKeeper, ClusterPaths, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(zookeeper, paths, ...)` off the event loop, bounded (`LeaderContext.blocking`)."""
+        return await self._ctx.blocking(fn, self._ctx.zookeeper, self._ctx.paths, *args, **kwargs)
 
     # --- start ----------------------------------------------------------------------------
 
@@ -134,9 +141,7 @@ class RunDriver:
         run_id = await self._zk(store.current_run_id)
         if run_id is None:
             return "no run in progress"
-        assert isinstance(run_id, str)
         run = await self._zk(store.read_run, run_id)
-        assert run is None or isinstance(run, RunRecord)
         decision = recover(run, self._epoch())
         if run is None or not decision.fail:
             await self._ctx.fenced([zk.Delete(self._ctx.paths.backup_current)])
@@ -152,7 +157,7 @@ class RunDriver:
     ) -> RunRecord | None:
         """Create a run (fenced, guarded). None if another run is in progress."""
         # A fresh read: the loop's snapshot may predate a `configure` made just before `run`.
-        snap = await self._ctx.call_zk(zk.read_snapshot, self._ctx.zk_client, self._ctx.paths)
+        snap = await self._ctx.blocking(zk.read_snapshot, self._ctx.zookeeper, self._ctx.paths)
         now = self._clock()
         backup_id = new_backup_id(datetime.fromtimestamp(now, UTC))
         try:
@@ -225,17 +230,16 @@ class RunDriver:
             await self._write_zookeeper_part(run, targets)
             parts = await self._wait_for_parts(run)
             signing_key = await self._zk(load_signing_key, self._auth)
-            assert isinstance(signing_key, Ed25519PrivateKey)
             done = await self._work(self._commit, run, parts, targets, signing_key, fence)
             log.info("backup %s committed: %d bytes", run.id, done.bytes)
         except FencedOut:
-            with contextlib.suppress(ClusterError, KazooException):
+            with contextlib.suppress(ClusterError, ZooKeeperError):
                 await self._ctx.fenced([])  # steps this node down if it no longer leads
             raise
         except CommitUncertain:
             raise  # the manifest stands: its objects stay; the next leader fails the record
         except Exception as exc:  # every failure ends the run as failed, with its reason
-            if not isinstance(exc, BackupError | ClusterError | OSError | KazooException):
+            if not isinstance(exc, BackupError | ClusterError | OSError | ZooKeeperError):
                 log.exception("backup %s: unexpected error", run.id)
             done = run.finish("failed", self._clock(), str(exc) or type(exc).__name__)
             log.warning("backup %s failed: %s", run.id, done.reason)
@@ -256,7 +260,7 @@ class RunDriver:
     ) -> RunRecord:
         """The fenced commit, on the worker thread: it completes even if the drive task is
         cancelled meanwhile (the leader service stopping waits for it, bounded)."""
-        client, paths = self._ctx.zk_client, self._ctx.paths
+        client, paths = self._ctx.zookeeper, self._ctx.paths
 
         def check_fence() -> None:
             if self._ctx.fence != fence:
@@ -287,7 +291,7 @@ class RunDriver:
 
     async def _write_zookeeper_part(self, run: RunRecord, targets: TargetSet) -> None:
         assert run.plan is not None
-        data = await self._work(zkdump.dump, self._ctx.zk_client, self._ctx.paths)
+        data = await self._work(zkdump.dump, self._ctx.zookeeper, self._ctx.paths)
 
         def stop_if_aborted(_event: ProgressEvent) -> None:
             if self.abort.is_set():
@@ -309,7 +313,7 @@ class RunDriver:
 
     async def _wait_for_parts(self, run: RunRecord) -> list[PartRecord]:
         # Each reported part wakes the check at once.
-        wakeup = AsyncWakeup(self._ctx.zk_client, children=[self._ctx.paths.backup_parts(run.id)])
+        wakeup = AsyncWakeup(self._ctx.zookeeper, children=[self._ctx.paths.backup_parts(run.id)])
         try:
             return await self._await_parts(run, wakeup)
         finally:
@@ -319,7 +323,6 @@ class RunDriver:
         last = ""
         while True:
             outcomes = await self._zk(store.read_outcomes, run.id)
-            assert isinstance(outcomes, dict)
             snap = self._ctx.snapshot
             live = snap.live_ids if snap else frozenset()
             verdict = assess(run, outcomes, live, self._clock())
@@ -343,7 +346,7 @@ class RunDriver:
         try:
             path = self._ctx.paths.backup_run(done.id)
             await self._ctx.fenced([zk.SetData(path, store.encode(noted))])
-        except (ClusterError, KazooException) as exc:
+        except (ClusterError, ZooKeeperError) as exc:
             log.info("backup %s: retention note not recorded: %s", done.id, exc)
             return done
         return noted
@@ -352,7 +355,6 @@ class RunDriver:
         settings = BackupSettings.from_config(self._config)
         try:
             runs = await self._zk(store.list_runs)
-            assert isinstance(runs, list)
             grace = max(DEFAULT_ORPHAN_GRACE, timedelta(seconds=2 * settings.part_timeout))
             rule = OrphanRule(
                 now=datetime.fromtimestamp(self._clock(), UTC),
@@ -368,7 +370,7 @@ class RunDriver:
                 orphans=rule,
                 cluster=self._ctx.paths.cluster,
             )
-        except (BackupError, ClusterError, OSError, KazooException) as exc:
+        except (BackupError, ClusterError, OSError, ZooKeeperError) as exc:
             log.warning("retention failed: %s", exc)
             return f"retention failed: {exc}"
         removed = sorted({r for report in reports for r in report.removed})
@@ -386,10 +388,10 @@ class RunDriver:
     async def _prune_records(self) -> None:
         """Old run records: a separate transaction, so a race here never blocks a finish."""
         try:
-            prune = await self._ctx.call_zk(store.prune_ops, self._ctx.zk_client, self._ctx.paths)
+            prune = await self._ctx.blocking(store.prune_ops, self._ctx.zookeeper, self._ctx.paths)
             if prune:
                 await self._ctx.fenced(prune)
         except FencedOut:
             raise
-        except (ClusterError, KazooException) as exc:
+        except (ClusterError, ZooKeeperError) as exc:
             log.info("pruning old run records postponed: %s", exc)

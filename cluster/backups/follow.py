@@ -10,18 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kazoo.client import KazooClient
-
 from cluster.backups import store
 from cluster.backups.errors import BackupRunError
 from cluster.backups.runs import PartProgress, RunRecord
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
 
 Observer = Callable[[RunRecord, dict[str, PartProgress]], None]
 
 
 def find_run(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     request: str,
     timeout: float,
@@ -44,7 +43,7 @@ def find_run(
 
 
 def follow(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     backup_id: str,
     timeout: float,

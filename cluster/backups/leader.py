@@ -22,10 +22,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from kazoo.exceptions import KazooException
 
 from cluster.backups import store
 from cluster.backups.cron import due, parse_schedule
@@ -36,6 +34,7 @@ from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
+from cluster.zk.errors import ZooKeeperError
 
 log = logging.getLogger(__name__)
 JOB_ID = "backup-schedule"
@@ -89,19 +88,19 @@ class BackupLeader:
         self._scheduler = scheduler
         recovered = False
         # A request is served as soon as the CLI writes it.
-        wakeup = self._wakeup = AsyncWakeup(ctx.zk_client, children=[ctx.paths.backup_requests])
+        wakeup = self._wakeup = AsyncWakeup(ctx.zookeeper, children=[ctx.paths.backup_requests])
         try:
             while True:
                 try:
                     if not recovered:
-                        await ctx.call_zk(store.ensure_layout, ctx.zk_client, ctx.paths)
+                        await ctx.blocking(store.ensure_layout, ctx.zookeeper, ctx.paths)
                         log.info("backup service: %s", await driver.recover())
                         recovered = True
                     await self._sync_schedule(ctx, driver, scheduler)
                     await self._serve_requests(ctx, driver)
                 except FencedOut:
                     return
-                except (ClusterError, KazooException) as exc:
+                except (ClusterError, ZooKeeperError) as exc:
                     log.warning("backup service paused: %s", exc)
                 await wakeup.wait(self._poll)
         finally:
@@ -123,7 +122,7 @@ class BackupLeader:
     async def _serve_requests(self, ctx: LeaderContext, driver: RunDriver) -> None:
         if self._busy():
             return
-        requests = await ctx.call_zk(store.pending_requests, ctx.zk_client, ctx.paths)
+        requests = await ctx.blocking(store.pending_requests, ctx.zookeeper, ctx.paths)
         if requests:
             self._launch(driver, await driver.start("manual", tuple(requests)))
 
@@ -157,7 +156,7 @@ class BackupLeader:
 
     async def _catch_up(self, ctx: LeaderContext, driver: RunDriver, expression: str) -> None:
         now = self._clock()
-        mark = await ctx.call_zk(store.read_mark, ctx.zk_client, ctx.paths)
+        mark = await ctx.blocking(store.read_mark, ctx.zookeeper, ctx.paths)
         if mark is None or mark.expression != expression:
             note = "schedule set: counting from now"
             mark = ScheduleMark(expression=expression, handled_through=now, note=note)
@@ -176,7 +175,7 @@ class BackupLeader:
             await self._scheduled(ctx, driver, self._expression, "schedule", self._clock())
         except FencedOut:
             pass
-        except (ClusterError, KazooException) as exc:
+        except (ClusterError, ZooKeeperError) as exc:
             log.warning("scheduled backup not started: %s", exc)
 
     async def _scheduled(
@@ -188,10 +187,10 @@ class BackupLeader:
             await self._advance(ctx, mark)
             return
         mark = ScheduleMark(expression=expression, handled_through=now, note=f"{trigger} run")
-        op = await ctx.call_zk(store.mark_op, ctx.zk_client, ctx.paths, mark)
+        op = await ctx.blocking(store.mark_op, ctx.zookeeper, ctx.paths, mark)
         run = None if self._busy() else await driver.start(trigger, (), op)
         if run is None:
-            current = await ctx.call_zk(store.current_run_id, ctx.zk_client, ctx.paths)
+            current = await ctx.blocking(store.current_run_id, ctx.zookeeper, ctx.paths)
             note = f"coalesced into run {current} in progress"
             await self._advance(ctx, mark.model_copy(update={"note": note}))
             log.info("scheduled backup: %s", note)
@@ -199,7 +198,7 @@ class BackupLeader:
         self._launch(driver, run)
 
     async def _advance(self, ctx: LeaderContext, mark: ScheduleMark) -> None:
-        op: Any = await ctx.call_zk(store.mark_op, ctx.zk_client, ctx.paths, mark)
+        op = await ctx.blocking(store.mark_op, ctx.zookeeper, ctx.paths, mark)
         await ctx.fenced([op])
 
 

@@ -25,8 +25,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from kazoo.exceptions import KazooException
-
 from backup.engine import PartRecord, ProgressEvent, write_directory_part
 from backup.errors import BackupError
 from cluster.backups import store
@@ -35,6 +33,7 @@ from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, context_for, limiter_for, open_plan
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
+from cluster.zk.errors import ZooKeeperError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ async def retrying(
         try:
             await call()
             return
-        except (ClusterError, KazooException):
+        except (ClusterError, ZooKeeperError):
             if attempt + 1 == attempts:
                 raise
             await sleep(delay * 2**attempt)
@@ -71,7 +70,7 @@ async def report_outcome(ctx: LeaderContext, run_id: str, outcome: PartOutcome) 
     a run that is gone, counts as stored: `store.report_part` returns False for both)."""
 
     async def report() -> object:
-        return await ctx.call_zk(store.report_part, ctx.zk_client, ctx.paths, run_id, outcome)
+        return await ctx.blocking(store.report_part, ctx.zookeeper, ctx.paths, run_id, outcome)
 
     await retrying(report)
 
@@ -105,12 +104,12 @@ class PartWriter:
         handled: set[str] = set()
         unreported: dict[str, PartOutcome] = {}
         # A run planned by the leader starts this node's part at once.
-        wakeup = AsyncWakeup(ctx.zk_client, data=[ctx.paths.backup_current])
+        wakeup = AsyncWakeup(ctx.zookeeper, data=[ctx.paths.backup_current])
         try:
             while True:
                 try:
                     await self._once(ctx, handled, unreported)
-                except (ClusterError, KazooException) as exc:
+                except (ClusterError, ZooKeeperError) as exc:
                     log.info("backup part writer: ZooKeeper unavailable (%s)", type(exc).__name__)
                 except Exception:  # never let the writer die: the next run must get its part
                     log.exception("backup part writer: unexpected error; carrying on")
@@ -121,7 +120,7 @@ class PartWriter:
     async def _once(
         self, ctx: LeaderContext, handled: set[str], unreported: dict[str, PartOutcome]
     ) -> None:
-        run_id = await ctx.call_zk(store.current_run_id, ctx.zk_client, ctx.paths)
+        run_id = await ctx.blocking(store.current_run_id, ctx.zookeeper, ctx.paths)
         for old in [r for r in unreported if r != run_id]:
             del unreported[old]  # that run ended: its leader no longer waits for the report
         if run_id is None or run_id in handled:
@@ -131,12 +130,12 @@ class PartWriter:
             del unreported[run_id]
             handled.add(run_id)
             return
-        run: RunRecord | None = await ctx.call_zk(store.read_run, ctx.zk_client, ctx.paths, run_id)
+        run: RunRecord | None = await ctx.blocking(store.read_run, ctx.zookeeper, ctx.paths, run_id)
         wanted = run is not None and run.status == "running" and ctx.node in run.expected
         if run is None or run.plan is None or not wanted:
             handled.add(run_id)
             return
-        done = await ctx.call_zk(store.read_outcomes, ctx.zk_client, ctx.paths, run_id)
+        done = await ctx.blocking(store.read_outcomes, ctx.zookeeper, ctx.paths, run_id)
         if ctx.node in done:
             handled.add(run_id)
             return
@@ -199,11 +198,11 @@ class PartWriter:
     ) -> None:
         """Publish progress; abandon the part if the run is no longer running."""
         try:
-            await ctx.call_zk(
-                store.publish_progress, ctx.zk_client, ctx.paths, run.id, ctx.node, progress
+            await ctx.blocking(
+                store.publish_progress, ctx.zookeeper, ctx.paths, run.id, ctx.node, progress
             )
-            now = await ctx.call_zk(store.read_run, ctx.zk_client, ctx.paths, run.id)
-        except (ClusterError, KazooException):
+            now = await ctx.blocking(store.read_run, ctx.zookeeper, ctx.paths, run.id)
+        except (ClusterError, ZooKeeperError):
             return  # progress is advisory; ZooKeeper trouble does not stop the write
         if now is None or now.status != "running":
             abort.set()

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kazoo.client import KazooClient
-
 from backup.engine import RotationReport, rotate_key
 from backup.keys import RecipientPrivateKey, RecipientPublicKey, key_id, public_key_pem
 from cluster.backups import config_store, store
@@ -28,10 +26,11 @@ from cluster.backups.settings import BackupSettings, plan_run
 from cluster.backups.signing import load_signing_key
 from cluster.backups.work import open_plan
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
 
 
 def check_ready(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     old_private: RecipientPrivateKey,
     new_id: str | None,
@@ -53,7 +52,7 @@ def check_ready(
 
 
 def rotate_cluster_key(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     old_private: RecipientPrivateKey,

@@ -32,8 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kazoo.client import KazooClient
-
 from backup.engine import (
     ProgressCallback,
     load_manifest,
@@ -52,6 +50,7 @@ from cluster.config import default_data_dir
 from cluster.datadir import IDENTITY
 from cluster.names import check_name
 from cluster.paths import ROOT, ClusterPaths
+from cluster.zk import ZooKeeper
 
 
 @dataclass(frozen=True)
@@ -81,12 +80,12 @@ def parse_mappings(items: Sequence[str]) -> dict[str, Path]:
     return found
 
 
-def check_empty(client: KazooClient, paths: ClusterPaths) -> None:
+def check_empty(client: ZooKeeper, paths: ClusterPaths) -> None:
     """Refuse a cluster that has members, live nodes or settings."""
     if not client.exists(paths.base):
         return
     for what, path in (("live nodes", paths.live), ("a roster", paths.roster)):
-        if client.exists(path) and client.get_children(path):
+        if client.exists(path) and client.children(path):
             raise BackupRunError(
                 f"cluster {paths.cluster} has {what}: restore only into an empty cluster "
                 "(pick a new --cluster name)"
@@ -143,7 +142,7 @@ def _prepared(dump: zkdump.Dump, backup_epoch: int, min_epoch: int) -> tuple[zkd
 
 
 def restore_cluster(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     backup_id: str,

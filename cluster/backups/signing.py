@@ -12,11 +12,11 @@ import base64
 import binascii
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from kazoo.client import KazooClient
 
 from cluster.backups.errors import BackupConfigError, BackupRunError
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret, write_secret
+from cluster.zk import ZooKeeper
 
 SIGNING_SECRET = "backup-signing-key"
 
@@ -29,7 +29,7 @@ def _private(raw: bytes) -> Ed25519PrivateKey:
 
 
 def ensure_signing_key(
-    client: KazooClient, paths: ClusterPaths, auth: str | None
+    client: ZooKeeper, paths: ClusterPaths, auth: str | None
 ) -> Ed25519PublicKey:
     """The cluster's signing public key, creating the key pair on first use."""
     raw = read_secret(client, paths, auth, SIGNING_SECRET)
@@ -40,9 +40,7 @@ def ensure_signing_key(
     return key.public_key()
 
 
-def load_signing_key(
-    client: KazooClient, paths: ClusterPaths, auth: str | None
-) -> Ed25519PrivateKey:
+def load_signing_key(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> Ed25519PrivateKey:
     raw = read_secret(client, paths, auth, SIGNING_SECRET)
     if raw is None:
         raise BackupRunError(

@@ -1,4 +1,4 @@
-"""ZooKeeper I/O for backup runs (blocking kazoo calls: run them through `call_zk` or a worker).
+"""ZooKeeper I/O for backup runs (blocking calls: run them through `blocking` or a worker).
 
 Guarantees: every record is parsed into its pydantic model, and an unreadable znode is skipped
 rather than allowed to wedge the leader. The operations that start and finish a run are built
@@ -14,17 +14,18 @@ import json
 import time
 from typing import Any, TypeVar
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
 from pydantic import BaseModel, ValidationError
 
 from cluster import zk
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord, ScheduleMark
-from cluster.link import outbox
+from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
+from cluster.zk.errors import NodeExistsError, NoNodeError
 
 REQUEST_PREFIX = "r-"
 KEEP_RUN_RECORDS = 50
+READ_TIMEOUT = 10.0  # seconds for each read of a listing
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -39,12 +40,12 @@ def encode(value: BaseModel) -> bytes:
     return value.model_dump_json().encode()
 
 
-def ensure_layout(client: KazooClient, paths: ClusterPaths) -> None:
+def ensure_layout(client: ZooKeeper, paths: ClusterPaths) -> None:
     for path in (paths.backup_runs, paths.backup_requests):
         client.ensure_path(path)
 
 
-def _get(client: KazooClient, path: str) -> bytes | None:
+def _get(client: ZooKeeper, path: str) -> bytes | None:
     try:
         data, _ = client.get(path)
     except NoNodeError:
@@ -52,39 +53,31 @@ def _get(client: KazooClient, path: str) -> bytes | None:
     return bytes(data)
 
 
-def _children(client: KazooClient, path: str) -> list[str]:
+def _children(client: ZooKeeper, path: str) -> list[str]:
     try:
-        return sorted(client.get_children(path))
+        return sorted(client.children(path))
     except NoNodeError:
         return []
 
 
-def read_run(client: KazooClient, paths: ClusterPaths, backup_id: str) -> RunRecord | None:
+def read_run(client: ZooKeeper, paths: ClusterPaths, backup_id: str) -> RunRecord | None:
     return _parse(RunRecord, _get(client, paths.backup_run(backup_id)))
 
 
-def list_runs(client: KazooClient, paths: ClusterPaths) -> list[RunRecord]:
+def list_runs(client: ZooKeeper, paths: ClusterPaths) -> list[RunRecord]:
     """All run records, oldest first (requests issued in parallel)."""
     ids = _children(client, paths.backup_runs)
-    requests = [client.get_async(paths.backup_run(i)) for i in ids]
-    runs = []
-    for req in requests:
-        try:
-            data, _ = zk.wait(req, 10)
-        except NoNodeError:
-            continue
-        run = _parse(RunRecord, data)
-        if run is not None:
-            runs.append(run)
-    return runs
+    got = client.get_many((paths.backup_run(i) for i in ids), READ_TIMEOUT)
+    parsed = (_parse(RunRecord, read[0]) for read in got if read is not None)
+    return [run for run in parsed if run is not None]
 
 
-def current_run_id(client: KazooClient, paths: ClusterPaths) -> str | None:
+def current_run_id(client: ZooKeeper, paths: ClusterPaths) -> str | None:
     data = _get(client, paths.backup_current)
     return data.decode() if data else None
 
 
-def _records(client: KazooClient, base: str, model: type[M]) -> dict[str, M]:
+def _records(client: ZooKeeper, base: str, model: type[M]) -> dict[str, M]:
     """The parsable records among `base`'s children, by child name."""
     found = {}
     for name in _children(client, base):
@@ -94,21 +87,19 @@ def _records(client: KazooClient, base: str, model: type[M]) -> dict[str, M]:
     return found
 
 
-def read_outcomes(
-    client: KazooClient, paths: ClusterPaths, backup_id: str
-) -> dict[str, PartOutcome]:
+def read_outcomes(client: ZooKeeper, paths: ClusterPaths, backup_id: str) -> dict[str, PartOutcome]:
     """Reported parts by part name (a znode is named after its part)."""
     return _records(client, paths.backup_parts(backup_id), PartOutcome)
 
 
 def read_progress(
-    client: KazooClient, paths: ClusterPaths, backup_id: str
+    client: ZooKeeper, paths: ClusterPaths, backup_id: str
 ) -> dict[str, PartProgress]:
     return _records(client, f"{paths.backup_run(backup_id)}/progress", PartProgress)
 
 
 def report_part(
-    client: KazooClient, paths: ClusterPaths, backup_id: str, outcome: PartOutcome
+    client: ZooKeeper, paths: ClusterPaths, backup_id: str, outcome: PartOutcome
 ) -> bool:
     """Record a part's outcome; False if the run is gone or the part was already reported."""
     try:
@@ -119,7 +110,7 @@ def report_part(
 
 
 def publish_progress(
-    client: KazooClient, paths: ClusterPaths, backup_id: str, part: str, progress: PartProgress
+    client: ZooKeeper, paths: ClusterPaths, backup_id: str, part: str, progress: PartProgress
 ) -> None:
     path = f"{paths.backup_run(backup_id)}/progress/{part}"
     try:
@@ -130,11 +121,11 @@ def publish_progress(
             client.create(path, encode(progress))
 
 
-def pending_requests(client: KazooClient, paths: ClusterPaths) -> list[str]:
+def pending_requests(client: ZooKeeper, paths: ClusterPaths) -> list[str]:
     return [n for n in _children(client, paths.backup_requests) if n.startswith(REQUEST_PREFIX)]
 
 
-def request_run(client: KazooClient, paths: ClusterPaths, by: str) -> str:
+def request_run(client: ZooKeeper, paths: ClusterPaths, by: str) -> str:
     """Ask the leader for a run; returns the request's name (later in `RunRecord.requests`)."""
     ensure_layout(client, paths)
     created: str = client.create(
@@ -145,11 +136,11 @@ def request_run(client: KazooClient, paths: ClusterPaths, by: str) -> str:
     return created.rsplit("/", 1)[1]
 
 
-def read_mark(client: KazooClient, paths: ClusterPaths) -> ScheduleMark | None:
+def read_mark(client: ZooKeeper, paths: ClusterPaths) -> ScheduleMark | None:
     return _parse(ScheduleMark, _get(client, paths.backup_schedule))
 
 
-def mark_op(client: KazooClient, paths: ClusterPaths, mark: ScheduleMark) -> zk.Op:
+def mark_op(client: ZooKeeper, paths: ClusterPaths, mark: ScheduleMark) -> zk.Op:
     """Set or create the schedule mark (checked now; the fenced transaction re-checks)."""
     if client.exists(paths.backup_schedule):
         return zk.SetData(paths.backup_schedule, encode(mark))
@@ -178,13 +169,7 @@ def event_op(paths: ClusterPaths, enrolled: bool, run: RunRecord, now: float) ->
     kind = "backup_succeeded" if run.status == "ok" else "backup_failed"
     detail = f"backup {run.id}: {run.reason or run.status}"
     payload: dict[str, Any] = {"kind": kind, "detail": detail[:4000]}
-    return [
-        zk.Create(
-            f"{outbox.outbox_path(paths)}/{outbox.PREFIX}",
-            outbox.record("event", payload, now),
-            sequence=True,
-        )
-    ]
+    return [Outbox(paths).message("event", payload, now)]
 
 
 def finish_ops(
@@ -197,9 +182,7 @@ def finish_ops(
     return ops + event_op(paths, enrolled, run, now)
 
 
-def prune_ops(
-    client: KazooClient, paths: ClusterPaths, keep: int = KEEP_RUN_RECORDS
-) -> list[zk.Op]:
+def prune_ops(client: ZooKeeper, paths: ClusterPaths, keep: int = KEEP_RUN_RECORDS) -> list[zk.Op]:
     """Delete finished run records beyond the newest `keep` (children first)."""
     ids = _children(client, paths.backup_runs)
     current = current_run_id(client, paths)

@@ -9,14 +9,14 @@ interval as the bound.
 Guarantees:
 - A wait never lasts longer than the timeout it is given, so a watch that could not be armed
   (ZooKeeper away, a path that does not exist yet) costs at most one interval, as before.
-- Arming never blocks: watches are requested with kazoo's asynchronous calls and nobody waits
-  for their answers. (kazoo's `ChildrenWatch`/`DataWatch` recipes retry without limit in the
+- Arming never blocks: watches are requested with `ZooKeeper.watch_children`/`watch_exists`,
+  which nobody waits on. (kazoo's `ChildrenWatch`/`DataWatch` recipes retry without limit in the
   thread that creates them; created from the node's small ZooKeeper executor during an outage,
   they could hold its threads long after ZooKeeper came back.)
 - Watches are armed at creation and again after every wait, before the loop does its next
   round of work, so a change made while the loop works still wakes the next wait.
-- Watch callbacks run on kazoo's thread: they never call ZooKeeper, and reach the event loop
-  only through `call_soon_threadsafe`.
+- Watch callbacks run on the ZooKeeper client's thread: they never call ZooKeeper, and reach
+  the event loop only through `call_soon_threadsafe`.
 
 Does not: tell what changed (the loop reads ZooKeeper again), or withdraw armed watches on
 `close` (each fires once more, later, and is ignored).
@@ -29,8 +29,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from cluster.zk import ZooKeeper
 
 if TYPE_CHECKING:
     import asyncio
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 
 class _Watches:
     def __init__(
-        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+        self, client: ZooKeeper, *, children: Iterable[str] = (), data: Iterable[str] = ()
     ) -> None:
         self._client = client
         self._children = tuple(children)  # any child added or removed
@@ -50,11 +49,10 @@ class _Watches:
         if self._closed:
             return
         # Best effort: an unarmed watch only costs the waiter its timeout.
-        with contextlib.suppress(KazooException, OSError):
-            for path in self._children:
-                self._client.get_children_async(path, watch=self._on_watch)
-            for path in self._data:
-                self._client.exists_async(path, watch=self._on_watch)
+        for path in self._children:
+            self._client.watch_children(path, self._on_watch)
+        for path in self._data:
+            self._client.watch_exists(path, self._on_watch)
 
     def _on_watch(self, _event: Any) -> None:
         if not self._closed:
@@ -71,7 +69,7 @@ class AsyncWakeup(_Watches):
     """For a loop on the event loop: ``await wakeup.wait(poll)``."""
 
     def __init__(
-        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+        self, client: ZooKeeper, *, children: Iterable[str] = (), data: Iterable[str] = ()
     ) -> None:
         import asyncio  # here: the CLI's ThreadWakeup does without the event loop's import
 
@@ -98,7 +96,7 @@ class ThreadWakeup(_Watches):
     """For a blocking loop (the CLI): pass `wait` where a `sleep(seconds)` is expected."""
 
     def __init__(
-        self, client: KazooClient, *, children: Iterable[str] = (), data: Iterable[str] = ()
+        self, client: ZooKeeper, *, children: Iterable[str] = (), data: Iterable[str] = ()
     ) -> None:
         self._event = threading.Event()
         super().__init__(client, children=children, data=data)

@@ -25,13 +25,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoAuthError, NoNodeError, RolledBackError
-from kazoo.security import READ_ACL_UNSAFE, make_digest_acl
-
 from cluster.backups.errors import BackupRunError
+from cluster.errors import ZooKeeperUnavailable
 from cluster.paths import ClusterPaths
-from cluster.secrets import parse_auth
+from cluster.secrets import secret_acl
+from cluster.zk import Create, Op, SetData, ZooKeeper, acl
+from cluster.zk.acl import Acl
+from cluster.zk.errors import NoAuthError, NoNodeError, ZooKeeperError
 
 FORMAT = 1
 EXCLUDED = ("backups",)  # run state, relative to the cluster's znode
@@ -49,7 +49,7 @@ def _excluded(rel: str) -> bool:
     return any(rel == e or rel.startswith(e + "/") for e in EXCLUDED)
 
 
-def read_tree(client: KazooClient, paths: ClusterPaths) -> list[Znode]:
+def read_tree(client: ZooKeeper, paths: ClusterPaths) -> list[Znode]:
     """Every persistent znode of the cluster outside EXCLUDED, parents first."""
     found: list[Znode] = []
     pending = [""]
@@ -59,7 +59,7 @@ def read_tree(client: KazooClient, paths: ClusterPaths) -> list[Znode]:
         try:
             data, stat = client.get(absolute)
             acls, _ = client.get_acls(absolute)
-            children = client.get_children(absolute)
+            children = client.children(absolute)
         except NoNodeError:
             continue
         except NoAuthError as exc:
@@ -67,10 +67,10 @@ def read_tree(client: KazooClient, paths: ClusterPaths) -> list[Znode]:
                 f"cannot read {absolute}: the node needs the cluster's ZooKeeper credential "
                 "(MANAGED_ZK_AUTH) to back up its secrets"
             ) from exc
-        if stat.ephemeralOwner:
+        if stat.ephemeral_owner:
             continue
-        protected = any(acl.id.scheme == "digest" for acl in acls)
-        readable = protected and any(acl.id.scheme == "world" for acl in acls)
+        protected = any(acl.scheme(a) == "digest" for a in acls)
+        readable = protected and any(acl.scheme(a) == "world" for a in acls)
         found.append(Znode(rel, bytes(data or b""), protected, readable))
         for child in children:
             child_rel = f"{rel}/{child}" if rel else child
@@ -96,7 +96,7 @@ def encode(cluster: str, znodes: list[Znode]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def dump(client: KazooClient, paths: ClusterPaths) -> bytes:
+def dump(client: ZooKeeper, paths: ClusterPaths) -> bytes:
     return encode(paths.cluster, read_tree(client, paths))
 
 
@@ -162,7 +162,7 @@ class ZnodeWrite:
 
     path: str
     data: bytes
-    acl: tuple[Any, ...] | None  # None: ZooKeeper's open default
+    acl: tuple[Acl, ...] | None  # None: ZooKeeper's open default
     previous: bytes | None = None  # the data it had, when it already existed (to undo a set)
 
     @property
@@ -175,30 +175,29 @@ class ZnodeWrite:
 
 
 def restore_ops(
-    client: KazooClient, paths: ClusterPaths, dump_: Dump, auth: str | None
+    client: ZooKeeper, paths: ClusterPaths, dump_: Dump, auth: str | None
 ) -> list[ZnodeWrite]:
     """What restoring `dump_` under `paths` takes, in dump order (parents first)."""
-    secret: tuple[Any, ...] | None = None
+    secret: tuple[Acl, ...] | None = None
     writes: list[ZnodeWrite] = []
     for znode in dump_.znodes:
         absolute = paths.base + (f"/{znode.path}" if znode.path else "")
-        acl: tuple[Any, ...] | None = None
+        protection: tuple[Acl, ...] | None = None
         if znode.protected:
             if secret is None:
-                user, password = parse_auth(auth)
-                secret = (make_digest_acl(user, password, all=True),)
-            acl = (*secret, *READ_ACL_UNSAFE) if znode.readable else secret
+                secret = tuple(secret_acl(auth))
+            protection = (*secret, *acl.WORLD_READ) if znode.readable else secret
         existing = client.exists(absolute)
         if existing is not None:
             previous, _ = client.get(absolute)
-            writes.append(ZnodeWrite(absolute, znode.data, acl, bytes(previous or b"")))
+            writes.append(ZnodeWrite(absolute, znode.data, protection, previous))
         else:
-            writes.append(ZnodeWrite(absolute, znode.data, acl))
+            writes.append(ZnodeWrite(absolute, znode.data, protection))
     return writes
 
 
 def apply_restore(
-    client: KazooClient, writes: list[ZnodeWrite], batch_bytes: int = 512 * 1024
+    client: ZooKeeper, writes: list[ZnodeWrite], batch_bytes: int = 512 * 1024
 ) -> None:
     """Apply `writes` all or nothing, in transactions of at most `batch_bytes` (ZooKeeper's
     request limit is 1 MiB); see the module docstring."""
@@ -214,7 +213,7 @@ def apply_restore(
     for batch in batches:
         try:
             _commit(client, batch)
-        except (BackupRunError, KazooException) as exc:
+        except (BackupRunError, ZooKeeperError, ZooKeeperUnavailable) as exc:
             _undo(client, applied)
             if isinstance(exc, BackupRunError):
                 raise
@@ -224,24 +223,22 @@ def apply_restore(
         applied += batch
 
 
-def _commit(client: KazooClient, batch: list[ZnodeWrite]) -> None:
+def _commit(client: ZooKeeper, batch: list[ZnodeWrite]) -> None:
     if not batch:
         return
-    tx = client.transaction()
-    for write in batch:
-        if write.creates:
-            tx.create(write.path, write.data, acl=list(write.acl) if write.acl else None)
-        else:
-            tx.set_data(write.path, write.data)
-    results = tx.commit()
-    errors = [r for r in results if isinstance(r, Exception)]
-    real = [e for e in errors if not isinstance(e, RolledBackError)]
-    if errors:
-        failed = (real or errors)[0]
+    ops: list[Op] = [
+        Create(write.path, write.data, acl=write.acl or None)
+        if write.creates
+        else SetData(write.path, write.data)
+        for write in batch
+    ]
+    failure = client.commit(ops).failure
+    if failure is not None:
+        failed = failure[1]
         raise BackupRunError(f"restoring znodes failed: {type(failed).__name__}; nothing was kept")
 
 
-def _undo(client: KazooClient, applied: list[ZnodeWrite]) -> None:
+def _undo(client: ZooKeeper, applied: list[ZnodeWrite]) -> None:
     """Take back what earlier transactions of a failed restore wrote (children first)."""
     left: list[str] = []
     for write in reversed(applied):
@@ -253,7 +250,7 @@ def _undo(client: KazooClient, applied: list[ZnodeWrite]) -> None:
                 client.set(write.path, write.previous)
         except NoNodeError:
             continue
-        except KazooException:
+        except (ZooKeeperError, ZooKeeperUnavailable):
             left.append(write.path)
     if left:
         raise BackupRunError(

@@ -12,16 +12,16 @@ import logging
 from typing import Any
 
 import click
-from kazoo.exceptions import (
-    ConnectionClosedError,
-    ConnectionLoss,
-    KazooException,
-    NoAuthError,
-    SessionExpiredError,
-)
 
 from cluster.cli.common import Globals, validate_cluster, validate_credential
 from cluster.errors import ClusterError
+from cluster.zk.errors import (
+    ConnectionClosedError,
+    ConnectionLoss,
+    NoAuthError,
+    SessionExpiredError,
+    ZooKeeperError,
+)
 
 LOST = (ConnectionLoss, ConnectionClosedError, SessionExpiredError)
 
@@ -58,7 +58,7 @@ class ManagedGroup(click.Group):
                 "ZooKeeper refused access: give the cluster's credential with --zk-auth "
                 "(MANAGED_ZK_AUTH)"
             ) from e
-        except KazooException as e:
+        except ZooKeeperError as e:
             raise click.ClickException(f"ZooKeeper refused the operation: {e!r}") from e
         except OSError as e:
             if e.errno == errno.EPIPE:

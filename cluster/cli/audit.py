@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.zk import ZooKeeper
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -87,7 +88,7 @@ class _Reference:
     key_problem: str | None = None
 
 
-def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
+def _fetch_copies(g: Globals, client: ZooKeeper) -> ClusterCheckpoints | None:
     """Mission Control's copies of the checkpoints, or None when the cluster is not enrolled."""
     from cluster.backups.config_store import read_config
     from cluster.link.client import MissionControlClient
@@ -128,7 +129,7 @@ def _fetch_copies(g: Globals, client: Any) -> ClusterCheckpoints | None:
         ) from None
 
 
-def _reference(g: Globals, client: Any, offline: bool) -> _Reference:
+def _reference(g: Globals, client: ZooKeeper, offline: bool) -> _Reference:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 

@@ -23,6 +23,7 @@ from cluster.backups.text import (
     signer_line,
 )
 from cluster.cli.common import KEY_FILE, Globals, emit, json_option, pass_globals
+from cluster.zk import ZooKeeper
 
 OFF = "off"
 
@@ -183,7 +184,7 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
         click.echo(missing_text(final.missing), err=True)
 
 
-def _signer(client: Any, g: Globals) -> str | None:
+def _signer(client: ZooKeeper, g: Globals) -> str | None:
     from cluster.backups import config_store
     from cluster.backups.settings import BackupSettings
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from kazoo.client import KazooClient
 
 from cluster import zk
 from cluster.names import check_credential, check_name
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
 
 #: An existing key file (PEM) given on the command line.
 KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -34,7 +34,7 @@ class Globals:
         return ClusterPaths(self.cluster)
 
     @contextmanager
-    def session(self, timeout: float = ZK_TIMEOUT) -> Iterator[KazooClient]:
+    def session(self, timeout: float = ZK_TIMEOUT) -> Iterator[ZooKeeper]:
         """A client for one command: connecting, and each request made through `cluster.zk`,
         fail with one clear line after `timeout` seconds instead of hanging."""
         client = zk.connect(self.zk_hosts, timeout=timeout, auth=self.zk_auth)

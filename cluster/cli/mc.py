@@ -18,6 +18,7 @@ from cluster.link.settings import (
     MAX_OUTAGE_LIMIT_DAYS,
     OutboxBound,
 )
+from cluster.zk import ZooKeeper
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,8 +125,9 @@ def enroll(
     )
 
 
-def mc_status(client: Any, g: Globals) -> dict[str, Any]:
+def mc_status(client: ZooKeeper, g: Globals) -> dict[str, Any]:
     from cluster.link.licensing import Enforcement, license_view
+    from cluster.link.outbox import Outbox
     from cluster.link.settings import Link
     from cluster.link.state import read_state
 
@@ -141,7 +143,7 @@ def mc_status(client: Any, g: Globals) -> dict[str, Any]:
         "enforcement": Enforcement.from_json(state.get("enforcement")).to_json(),
         "health": state.get("health"),
         "last_contact": state.get("last_contact"),
-        "outbox": len(client.get_children(g.paths.outbox)) if client.exists(g.paths.outbox) else 0,
+        "outbox": Outbox(g.paths).size(client),
     }
 
 

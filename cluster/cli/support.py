@@ -21,10 +21,9 @@ import click
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
 if TYPE_CHECKING:
-    from kazoo.client import KazooClient
-
     from cluster.support.records import StoredRequest
     from cluster.support.store import SupportStore
+    from cluster.zk import ZooKeeper
     from contract.audit.events import Actor
 
 # The domain (pydantic, cryptography) is imported inside the commands: `managed node run`
@@ -85,7 +84,7 @@ def _require_credential(g: Globals, doing: str) -> None:
         )
 
 
-def _store(g: Globals, client: KazooClient, *, need_key: bool) -> SupportStore:
+def _store(g: Globals, client: ZooKeeper, *, need_key: bool) -> SupportStore:
     """A store that writes (and signs) with the cluster's credential (required for changes)."""
     from cluster.support import keys
     from cluster.support.store import SupportStore

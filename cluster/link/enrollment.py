@@ -15,16 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError
-from kazoo.security import make_digest_acl
-
 from cluster import zk
 from cluster.errors import ClusterError
 from cluster.link.exchange import CREDENTIAL_SECRET
 from cluster.link.settings import DEFAULT_OUTAGE_LIMIT_DAYS, OutboxBound, check_outage_limit_days
 from cluster.paths import ClusterPaths
-from cluster.secrets import parse_auth, read_secret
+from cluster.secrets import parse_auth, read_secret, secret_acl
+from cluster.zk import Create, Op, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError
 
 
 class EnrollmentError(ClusterError):
@@ -48,7 +46,7 @@ def check_ca_file(ca_file: str) -> None:
         raise EnrollmentError(str(e)) from None
 
 
-def preflight(client: KazooClient, paths: ClusterPaths, auth: str | None) -> None:
+def preflight(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> None:
     """Fail early, before the token is spent, if the credential could not be stored."""
     parse_auth(auth)
     zk.ensure_cluster(client, paths)
@@ -74,7 +72,7 @@ async def exchange_token(
 
 
 def store(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     enrolled: Enrolled,
@@ -82,7 +80,7 @@ def store(
     link: dict[str, Any],
 ) -> None:
     """Credential and link in one transaction (retried if the config changed meanwhile)."""
-    user, password = parse_auth(auth)
+    protection = secret_acl(auth)
     secret_path = f"{paths.base}/secrets/{CREDENTIAL_SECRET}"
     client.ensure_path(f"{paths.base}/secrets")
     for _ in range(10):
@@ -90,16 +88,15 @@ def store(
         config = json.loads(data or b"{}")
         config["mission_control"] = {**link, "cluster_id": enrolled.cluster_id}
         config.setdefault("geography", enrolled.geography)
-        tx = client.transaction()
-        if client.exists(secret_path):
-            tx.set_data(secret_path, credential.encode())
-        else:
-            tx.create(
-                secret_path, credential.encode(), acl=[make_digest_acl(user, password, all=True)]
-            )
-        tx.set_data(paths.config, json.dumps(config, sort_keys=True).encode(), version=stat.version)
-        results = tx.commit()
-        if not any(isinstance(r, Exception) for r in results):
+        secret: Op = (
+            SetData(secret_path, credential.encode())
+            if client.exists(secret_path)
+            else Create(secret_path, credential.encode(), acl=tuple(protection))
+        )
+        updated = json.dumps(config, sort_keys=True).encode()
+        outcome = client.commit([secret, SetData(paths.config, updated, stat.version)])
+        results = outcome.results
+        if outcome.applied:
             return
         if not isinstance(results[-1], BadVersionError):
             raise EnrollmentError(
@@ -109,7 +106,7 @@ def store(
 
 
 def enroll(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     url: str,

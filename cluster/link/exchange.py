@@ -17,7 +17,7 @@ that message to `outbox-dead` for an operator, so the queue keeps moving. Any ot
 message: every message stays queued, the state's `link` says what is wrong (`managed mc
 status`), one error is logged, and delivery is retried with back-off.
 
-The outbox is bounded during long outages (`cluster.link.outbox.excess`,
+The outbox is bounded during long outages (`cluster.link.outbox.Outbox.trim`,
 `cluster.link.settings.OutboxBound`).
 After the outage limit without contact the license is `unverified` and the leader records the
 quota the cluster then enforces itself (`enforcement` key; `cluster.link.licensing`).
@@ -37,7 +37,6 @@ from typing import Any
 from cluster import zk
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
-from cluster.link import outbox
 from cluster.link.licensing import (
     Enforcement,
     cluster_host_units,
@@ -51,11 +50,13 @@ from cluster.link.messages import (
     link_problem,
     refusal_action,
 )
+from cluster.link.outbox import Bound, Outbox, OutboxMessage
 from cluster.link.settings import HOUR, Link
 from cluster.link.state import StateMoved, StateWriter
-from cluster.model import ClusterSnapshot, dump
+from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
+from cluster.zk import ZooKeeper
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,8 @@ class MissionControlExchange:
             credential = None
             if link is not None:
                 try:
-                    credential = await ctx.call_zk(
-                        read_secret_quiet, ctx.zk_client, ctx.paths, self._auth
+                    credential = await ctx.blocking(
+                        read_secret_quiet, ctx.zookeeper, ctx.paths, self._auth
                     )
                 except ClusterError as e:  # e.g. ZooKeeper did not answer in time
                     log.warning("cannot read the Mission Control credential: %s", e)
@@ -238,25 +239,18 @@ class MissionControlExchange:
                     }
                     messages.append(("consumption", payload))
         if messages:
+            box = Outbox(ctx.paths)
             ops: list[zk.Op] = []
             if due["health"] or due["license"]:
-                queued = await ctx.call_zk(outbox.names, ctx.zk_client, ctx.paths)
-                adding = [outbox.prefix_for(kind, now) for kind, _ in messages]
-                bound = outbox.Bound(
+                bound = Bound(
                     link.outbox.health_recent(intervals.health), link.outbox.history_hours
                 )
-                dropped = outbox.excess(queued, bound, adding)
+                kinds = [kind for kind, _ in messages]
+                dropped = await ctx.blocking(box.trim, ctx.zookeeper, bound, kinds, now)
                 if dropped:
                     log.info("outbox bound: dropping %d older health/license checks", len(dropped))
-                ops += [zk.Delete(f"{outbox.outbox_path(ctx.paths)}/{n}") for n in dropped]
-            ops += [
-                zk.Create(
-                    f"{outbox.outbox_path(ctx.paths)}/{outbox.prefix_for(kind, now)}",
-                    outbox.record(kind, payload, now),
-                    sequence=True,
-                )
-                for kind, payload in messages
-            ]
+                ops += dropped
+            ops += [box.message(kind, payload, now, may_thin=True) for kind, payload in messages]
             changes = {"consumption_until": hours[-1] + HOUR} if hours else {}
             await self._state.commit(ctx, changes, ops)
         # Only once queued (a failed write is redone at the next step).
@@ -286,7 +280,8 @@ class MissionControlExchange:
 
         fence = ctx.fence
         assert fence is not None
-        pending = await ctx.call_zk(outbox.pending, ctx.zk_client, ctx.paths)
+        box = Outbox(ctx.paths)
+        pending = await ctx.blocking(box.pending, ctx.zookeeper)
         for message in pending:
             try:
                 reply = await client.send(message.kind, message.body(fence.epoch))
@@ -305,29 +300,16 @@ class MissionControlExchange:
                 }
             elif message.kind == "health":
                 changes["health"] = {k: reply.get(k) for k in ("status", "reasons", "advice")}
-            await self._state.commit(ctx, changes, [zk.Delete(outbox.path_of(ctx.paths, message))])
+            await self._state.commit(ctx, changes, [box.delivered(message)])
             if self._logged_link not in (None, "ok"):
                 log.info("Mission Control link ok again")
             self._logged_link = "ok"
 
-    async def _set_aside(
-        self, ctx: LeaderContext, message: outbox.OutboxMessage, reason: str
-    ) -> None:
+    async def _set_aside(self, ctx: LeaderContext, message: OutboxMessage, reason: str) -> None:
         """Move a message whose content was refused to `outbox-dead` (kept for an operator),
         unblocking the queue behind it."""
         log.error("outbox message %s (%s) set aside: %s", message.message_id, message.kind, reason)
-        record = {
-            "kind": message.kind,
-            "payload": message.payload,
-            "message_id": message.message_id,
-            "error": reason,
-        }
-        await ctx.fenced(
-            [
-                zk.Delete(outbox.path_of(ctx.paths, message)),
-                zk.Create(f"{outbox.dead_path(ctx.paths)}/{message.znode}", dump(record)),
-            ]
-        )
+        await ctx.fenced(Outbox(ctx.paths).set_aside(message, reason))
 
     async def _heartbeat(self, ctx: LeaderContext, client: Any) -> None:
         fence = ctx.fence
@@ -355,7 +337,7 @@ class MissionControlExchange:
             log.debug("could not record the link state: %r", e)
 
 
-def read_secret_quiet(client: Any, paths: ClusterPaths, auth: str | None) -> str | None:
+def read_secret_quiet(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> str | None:
     """The stored credential, or None (logged) when it cannot be read."""
     try:
         data = read_secret(client, paths, auth, CREDENTIAL_SECRET)

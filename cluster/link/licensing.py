@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kazoo.client import KazooClient
-
 from cluster.link.settings import DAY, Link
 from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot, LiveMember
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
 
 GIB = 1 << 30
 HOST_UNIT_BYTES = 16 * GIB  # one host unit per 16 GiB of memory
@@ -197,13 +196,13 @@ def growth_refusal(enforcement: Enforcement, snap: ClusterSnapshot, node: str) -
     )
 
 
-def read_enforcement(client: KazooClient, paths: ClusterPaths) -> Enforcement:
+def read_enforcement(client: ZooKeeper, paths: ClusterPaths) -> Enforcement:
     """The enforcement the leader recorded (inactive when none is recorded)."""
     return Enforcement.from_json(read_state(client, paths).get("enforcement"))
 
 
 def quota_refusal(
-    client: KazooClient, paths: ClusterPaths, snap: ClusterSnapshot, node: str
+    client: ZooKeeper, paths: ClusterPaths, snap: ClusterSnapshot, node: str
 ) -> str | None:
     """`growth_refusal` with the recorded enforcement: the check `node join` makes."""
     if snap.member(node) is not None:

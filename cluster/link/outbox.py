@@ -1,4 +1,8 @@
-"""Messages for Mission Control, queued in ZooKeeper until delivered.
+"""Messages for Mission Control, queued in ZooKeeper until delivered; `Outbox` owns the znodes.
+
+Like kazoo's lock recipe owns its path, `Outbox(paths)` owns `outbox/` and `outbox-dead/`: the
+naming of message znodes is private to it. Callers get a `Create` to put a message into a
+transaction of their own (`message`), or enqueue, list, remove and set aside through it.
 
 Anyone (the leader, an operator's CLI) may enqueue; only the leader delivers, oldest first,
 and removes a message with a fenced delete after Mission Control acknowledged it. A message
@@ -10,13 +14,14 @@ below thins out on purpose; delivery is in enqueue order (the znodes' sequence n
 by every name prefix); each message is delivered at least once and, with Mission Control's
 deduplication, counted exactly once. Does not guarantee: delivery while no node leads.
 
-The bound (`excess`, applied by the leader when it queues a health or license check): a long
-outage must not grow the outbox past what one `get_children` can list (ZooKeeper's 1 MB
-`jute.maxbuffer`). The kind of a message is in its znode name, so the bound needs no reads:
-`h-<hour>-<seq>` health checks (the newest `recent` all kept, older ones thinned to the oldest of
-each clock hour, for at most `history_hours` hours), `l-<seq>` license checks (only the newest
-is kept: it is a question, not data) and `m-<seq>` everything else (consumption, events,
-support, audit), never dropped.
+The bound (`excess`, through `Outbox.trim`, applied by the leader when it queues a health or
+license check): a long outage must not grow the outbox past what one listing of its children
+can return (ZooKeeper's 1 MB `jute.maxbuffer`). The kind of a message is in its znode name, so
+the bound needs no reads: `h-<hour>-<seq>` health checks (the newest `recent` all kept, older
+ones thinned to the oldest of each clock hour, for at most `history_hours` hours), `l-<seq>`
+license checks (only the newest is kept: it is a question, not data) and `m-<seq>` everything
+else (consumption, events, support, audit), never dropped. Only messages queued with
+`may_thin` (the exchange's own health and license checks) get the first two names.
 """
 
 from __future__ import annotations
@@ -28,25 +33,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
-
-from cluster import zk
+from cluster.model import dump
 from cluster.paths import ClusterPaths
+from cluster.zk import Create, Delete, Op, ZooKeeper
 
 PREFIX = "m-"  # never dropped by the bound
 HEALTH_PREFIX = "h-"  # h-<hour>-<seq>: thinned by the bound
 LICENSE_PREFIX = "l-"  # only the newest is kept
 SEQUENCE_DIGITS = 10  # ZooKeeper's sequence suffix
-
-
-def outbox_path(paths: ClusterPaths) -> str:
-    return paths.outbox
-
-
-def dead_path(paths: ClusterPaths) -> str:
-    """Where messages Mission Control refused as malformed are set aside, for an operator."""
-    return paths.outbox_dead
+READ_TIMEOUT = 10.0  # seconds for each read of a listing
 
 
 @dataclass(frozen=True)
@@ -62,47 +57,113 @@ class OutboxMessage:
         return {**self.payload, "message_id": self.message_id, "epoch": epoch}
 
 
-def enqueue(
-    client: KazooClient,
-    paths: ClusterPaths,
-    kind: str,
-    payload: dict[str, Any],
-    message_id: str | None = None,
-    now: float | None = None,
-) -> str:
-    """Append a message; returns its message_id."""
-    mid = message_id or str(uuid.uuid4())
-    client.ensure_path(outbox_path(paths))
-    client.create(f"{outbox_path(paths)}/{PREFIX}", record(kind, payload, now, mid), sequence=True)
-    return mid
+class Outbox:
+    """One cluster's outbox (see the module docstring). Its I/O methods are blocking and
+    bounded: from the event loop, run them through the node's executor."""
 
+    def __init__(self, paths: ClusterPaths) -> None:
+        self._paths = paths
+        self._parent = paths.outbox
+        self._dead = paths.outbox_dead
 
-def stable_message_id(paths: ClusterPaths, *parts: str) -> str:
-    """A message id derived from the fact the message reports (`parts`), so a message made
-    again for the same fact is deduplicated by Mission Control."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((paths.cluster, *parts))))
+    def stable_id(self, *parts: str) -> str:
+        """A message id derived from the fact the message reports (`parts`), so a message made
+        again for the same fact is deduplicated by Mission Control."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join((self._paths.cluster, *parts))))
 
-
-def queued(
-    paths: ClusterPaths, kind: str, payload: dict[str, Any], message_id: str, now: float
-) -> tuple[str, bytes]:
-    """The sequence-node path prefix and the bytes `enqueue` would create: for callers that
-    enqueue inside a transaction of their own."""
-    return f"{outbox_path(paths)}/{PREFIX}", record(kind, payload, now, message_id)
-
-
-def record(
-    kind: str, payload: dict[str, Any], now: float | None = None, message_id: str | None = None
-) -> bytes:
-    """The znode bytes of one message (for callers that enqueue inside a transaction)."""
-    return json.dumps(
-        {
+    def message(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        now: float | None = None,
+        *,
+        message_id: str | None = None,
+        may_thin: bool = False,
+    ) -> Create:
+        """The operation that queues a message, for a transaction of the caller's own. With
+        `may_thin`, a health or license check is named so that the bound can thin it;
+        otherwise the message is never dropped."""
+        created = time.time() if now is None else now
+        prefix = prefix_for(kind, created) if may_thin else PREFIX
+        record = {
             "message_id": message_id or str(uuid.uuid4()),
             "kind": kind,
             "payload": payload,
-            "created": time.time() if now is None else now,
+            "created": created,
         }
-    ).encode()
+        return Create(f"{self._parent}/{prefix}", json.dumps(record).encode(), sequence=True)
+
+    def ensure(self, zk: ZooKeeper) -> None:
+        """Create the outbox znode if missing (before a transaction that queues into it)."""
+        zk.ensure_path(self._parent)
+
+    def enqueue(
+        self,
+        zk: ZooKeeper,
+        kind: str,
+        payload: dict[str, Any],
+        message_id: str | None = None,
+        now: float | None = None,
+    ) -> str:
+        """Append a message (never dropped by the bound); returns its message_id."""
+        mid = message_id or str(uuid.uuid4())
+        self.ensure(zk)
+        op = self.message(kind, payload, now, message_id=mid)
+        zk.create(op.path, op.data, sequence=True)
+        return mid
+
+    def names(self, zk: ZooKeeper) -> list[str]:
+        """Every queued message's znode name, in enqueue order."""
+        return in_order(zk.children_or_none(self._parent))
+
+    def size(self, zk: ZooKeeper) -> int:
+        return len(zk.children_or_none(self._parent))
+
+    def pending(self, zk: ZooKeeper, limit: int = 100) -> list[OutboxMessage]:
+        """The oldest `limit` messages, in enqueue order (an unreadable one is skipped rather
+        than allowed to block the queue)."""
+        found = self.names(zk)[:limit]
+        got = zk.get_many((f"{self._parent}/{n}" for n in found), READ_TIMEOUT)
+        out = []
+        for name, read in zip(found, got, strict=True):
+            if read is None:
+                continue  # delivered meanwhile
+            try:
+                r = json.loads(read[0])
+                out.append(
+                    OutboxMessage(
+                        name,
+                        str(r["message_id"]),
+                        str(r["kind"]),
+                        dict(r["payload"]),
+                        float(r["created"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def delivered(self, message: OutboxMessage) -> Delete:
+        """The operation that removes a delivered message."""
+        return Delete(f"{self._parent}/{message.znode}")
+
+    def set_aside(self, message: OutboxMessage, reason: str) -> list[Op]:
+        """The operations that move a message Mission Control refused to `outbox-dead`, with
+        the reason, for an operator."""
+        record = {
+            "kind": message.kind,
+            "payload": message.payload,
+            "message_id": message.message_id,
+            "error": reason,
+        }
+        return [self.delivered(message), Create(f"{self._dead}/{message.znode}", dump(record))]
+
+    def trim(self, zk: ZooKeeper, bound: Bound, adding: Sequence[str], now: float) -> list[Delete]:
+        """The operations that keep the outbox within `bound` once messages of the kinds
+        `adding` (queued at `now` with `may_thin`) are added (see `excess`)."""
+        prefixes = [prefix_for(kind, now) for kind in adding]
+        dropped = excess(self.names(zk), bound, prefixes)
+        return [Delete(f"{self._parent}/{n}") for n in dropped]
 
 
 def prefix_for(kind: str, created: float) -> str:
@@ -156,41 +217,3 @@ def excess(names: Sequence[str], bound: Bound, adding: Sequence[str] = ()) -> li
     by_recency = sorted(kept_hours.values(), reverse=True)
     drop.update(by_recency[bound.history_hours :])
     return [ordered[i] for i in sorted(drop) if i < new]
-
-
-def names(client: KazooClient, paths: ClusterPaths) -> list[str]:
-    """Every queued message's znode name, in enqueue order."""
-    try:
-        return in_order(client.get_children(outbox_path(paths)))
-    except NoNodeError:
-        return []
-
-
-def pending(client: KazooClient, paths: ClusterPaths, limit: int = 100) -> list[OutboxMessage]:
-    """The oldest `limit` messages, in enqueue order."""
-    found = names(client, paths)[:limit]
-    requests = [(n, client.get_async(f"{outbox_path(paths)}/{n}")) for n in found]
-    out = []
-    for name, req in requests:
-        try:
-            data, _ = zk.wait(req, 10)
-        except NoNodeError:
-            continue  # delivered meanwhile
-        try:
-            r = json.loads(data)
-            out.append(
-                OutboxMessage(
-                    name,
-                    str(r["message_id"]),
-                    str(r["kind"]),
-                    dict(r["payload"]),
-                    float(r["created"]),
-                )
-            )
-        except (ValueError, KeyError, TypeError):
-            continue  # unreadable record: skip rather than block the queue
-    return out
-
-
-def path_of(paths: ClusterPaths, message: OutboxMessage) -> str:
-    return f"{outbox_path(paths)}/{message.znode}"

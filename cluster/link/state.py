@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kazoo.exceptions import BadVersionError, NoNodeError
-
 from cluster import zk
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
 from cluster.model import dump
 from cluster.paths import ClusterPaths
+from cluster.zk import ZooKeeper
+from cluster.zk.errors import BadVersionError, NoNodeError
 
 
 class StateMoved(ClusterError):
@@ -48,8 +48,8 @@ def _parse(data: bytes | None) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def read_versioned(client: Any, paths: ClusterPaths) -> VersionedState:
-    """The state and its znode version (raises kazoo errors other than a missing znode)."""
+def read_versioned(client: ZooKeeper, paths: ClusterPaths) -> VersionedState:
+    """The state and its znode version (raises ZooKeeper errors other than a missing znode)."""
     try:
         data, stat = client.get(paths.mission_control)
     except NoNodeError:
@@ -57,7 +57,7 @@ def read_versioned(client: Any, paths: ClusterPaths) -> VersionedState:
     return VersionedState(_parse(data), stat.version)
 
 
-def read_state(client: Any, paths: ClusterPaths) -> dict[str, Any]:
+def read_state(client: ZooKeeper, paths: ClusterPaths) -> dict[str, Any]:
     """The state for display ({} when it cannot be read)."""
     try:
         return dict(read_versioned(client, paths).data)
@@ -77,7 +77,7 @@ class StateWriter:
 
     async def current(self, ctx: LeaderContext) -> VersionedState:
         if self._known is None:
-            self._known = await ctx.call_zk(read_versioned, ctx.zk_client, ctx.paths)
+            self._known = await ctx.blocking(read_versioned, ctx.zookeeper, ctx.paths)
         return self._known
 
     async def commit(
@@ -107,6 +107,6 @@ class StateWriter:
             self._known = None  # unknown outcome (e.g. a time-out): read again next time
             raise
         stat = results[-1]
-        version = stat.version if hasattr(stat, "version") else 0
+        version = stat.version if isinstance(stat, zk.Stat) else 0
         self._known = VersionedState(merged, version)
         return self._known

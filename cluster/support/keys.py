@@ -16,20 +16,19 @@ The key is never written anywhere but the secret znode.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from kazoo.client import KazooClient
-from kazoo.exceptions import LockTimeout, NodeExistsError, NoNodeError
 
 from cluster.errors import ClusterError
-from cluster.link.outbox import outbox_path
+from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
 from cluster.secrets import is_protected, protected_acl, read_secret, write_secret
 from cluster.support import protection
-from cluster.support.records import PUBLIC_KEY_KIND, outbox_op
+from cluster.support.records import PUBLIC_KEY_KIND
+from cluster.zk import Create, ZooKeeper
+from cluster.zk.errors import LockTimeout, NodeExistsError, NoNodeError
 
 SECRET_NAME = "support-signing-key"
 
@@ -44,7 +43,7 @@ def public_pem(key: Ed25519PublicKey) -> str:
     ).decode("ascii")
 
 
-def load_public_key(client: KazooClient, paths: ClusterPaths) -> Ed25519PublicKey | None:
+def load_public_key(client: ZooKeeper, paths: ClusterPaths) -> Ed25519PublicKey | None:
     """The published public key, or None when the cluster has none yet."""
     try:
         data, _ = client.get(paths.support_public_key)
@@ -59,7 +58,7 @@ def load_public_key(client: KazooClient, paths: ClusterPaths) -> Ed25519PublicKe
     return key
 
 
-def public_key_protected(client: KazooClient, paths: ClusterPaths, auth: str | None) -> bool:
+def public_key_protected(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> bool:
     """True when support/public-key is absent or changeable only with the cluster's credential
     (`auth`; without it, with some credential)."""
     try:
@@ -80,7 +79,7 @@ def _load_private(data: bytes) -> Ed25519PrivateKey:
 
 
 def _publish(
-    client: KazooClient, paths: ClusterPaths, key: Ed25519PrivateKey, auth: str | None
+    client: ZooKeeper, paths: ClusterPaths, key: Ed25519PrivateKey, auth: str | None
 ) -> None:
     """Make sure support/public-key holds `key`'s public half under the protected ACL (and
     was sent to Mission Control)."""
@@ -90,21 +89,21 @@ def _publish(
         try:
             data, _ = client.get(paths.support_public_key)
         except NoNodeError:
-            client.ensure_path(outbox_path(paths))
+            outbox = Outbox(paths)
+            outbox.ensure(client)
             fingerprint = hashlib.sha256(pem.encode()).hexdigest()
-            message = outbox_op(
-                paths,
+            message = outbox.message(
                 PUBLIC_KEY_KIND,
                 {"public_key_pem": pem},
-                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{paths.cluster}/public-key/{fingerprint}")),
-                datetime.now(UTC),
+                datetime.now(UTC).timestamp(),
+                message_id=outbox.stable_id("public-key", fingerprint),
             )
-            tx = client.transaction()
-            tx.create(paths.support_public_key, pem.encode(), acl=acl)
-            tx.create(message.path, message.data, sequence=True)
-            results = tx.commit()
+            outcome = client.commit(
+                [Create(paths.support_public_key, pem.encode(), acl=tuple(acl)), message]
+            )
+            results = outcome.results
             if not any(isinstance(r, NodeExistsError) for r in results):
-                if any(isinstance(r, Exception) for r in results):
+                if not outcome.applied:
                     raise SigningKeyError(f"cannot publish the public key: {results!r}") from None
                 return
             continue
@@ -121,7 +120,7 @@ def _publish(
 
 
 def signing_key(
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     *,
@@ -135,7 +134,7 @@ def signing_key(
     raw = read_secret(client, paths, auth, SECRET_NAME)
     if raw is None:
         protection.ensure_parents(client, paths, auth)
-        lock = client.Lock(paths.support_key_lock, "signing-key")
+        lock = client.lock(paths.support_key_lock, "signing-key")
         try:
             if not lock.acquire(timeout=lock_timeout):
                 raise SigningKeyError("another process is creating the signing key; try again")

@@ -17,15 +17,13 @@ Does not guarantee: protection from someone who holds the credential or ZooKeepe
 
 from __future__ import annotations
 
-from typing import Any
-
-from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NoNodeError
-
-from cluster import zk
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable, is_protected, protected_acl
+from cluster.zk import ZooKeeper
+from cluster.zk.acl import Acl
+from cluster.zk.errors import NoAuthError, NoNodeError
 
+READ_TIMEOUT = 10.0  # seconds for each ACL read
 MISSING_CREDENTIAL = (
     "changing remote-support settings or decisions needs the cluster's ZooKeeper credential: "
     "pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH"
@@ -36,7 +34,7 @@ WRONG_CREDENTIAL = (
 )
 
 
-def write_acl(auth: str | None) -> list[Any]:
+def write_acl(auth: str | None) -> list[Acl]:
     """The ACL every support znode is created with; `SecretsUnavailable` without a credential."""
     if not auth:
         raise SecretsUnavailable(MISSING_CREDENTIAL)
@@ -47,7 +45,7 @@ def parents(paths: ClusterPaths) -> tuple[str, ...]:
     return (paths.support, paths.support_requests, paths.support_open, paths.support_commands)
 
 
-def ensure_parents(client: KazooClient, paths: ClusterPaths, auth: str | None) -> None:
+def ensure_parents(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> None:
     """Create the protected support parents that are missing (existing ones are left as is)."""
     acl = write_acl(auth)
     for path in parents(paths):
@@ -55,14 +53,14 @@ def ensure_parents(client: KazooClient, paths: ClusterPaths, auth: str | None) -
             client.ensure_path(path, acl=acl)
 
 
-def _children(client: KazooClient, parent: str) -> list[str]:
+def _children(client: ZooKeeper, parent: str) -> list[str]:
     try:
-        return [f"{parent}/{name}" for name in client.get_children(parent)]
+        return [f"{parent}/{name}" for name in client.children(parent)]
     except NoNodeError:
         return []
 
 
-def protect(client: KazooClient, paths: ClusterPaths, auth: str | None) -> list[str]:
+def protect(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> list[str]:
     """Give every existing support znode the protected ACL; returns those that were open.
 
     Raises `SecretsUnavailable` without the credential, or when another credential holds them.
@@ -77,13 +75,13 @@ def protect(client: KazooClient, paths: ClusterPaths, auth: str | None) -> list[
         *_children(client, paths.support_open),
         *_children(client, paths.support_commands),
     ]
-    pending = [(path, client.get_acls_async(path)) for path in candidates]
+    pending = [(path, client.request_acls(path, READ_TIMEOUT)) for path in candidates]
     opened: list[str] = []
     for path, request in pending:
-        try:
-            acls, _ = zk.wait(request, 10)
-        except NoNodeError:
+        got = request.get_or_none()
+        if got is None:
             continue
+        acls, _ = got
         if is_protected(acls, auth):
             continue
         try:

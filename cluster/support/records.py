@@ -1,6 +1,6 @@
 """Support records as stored in ZooKeeper and the messages that report them (pure helpers of
-`cluster.support.store`): ids that are safe znode names, stable message ids, outbox operations,
-the stored request record and the `support/decision` payload.
+`cluster.support.store`): ids that are safe znode names, the stored request record and the
+`support/decision` payload.
 """
 
 from __future__ import annotations
@@ -8,13 +8,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from cluster.audit.store import CreateNode
 from cluster.errors import ClusterError
-from cluster.link.outbox import queued
-from cluster.paths import ClusterPaths
 from contract.audit.canonical import format_time
 from contract.support.approval import SignedApproval
 from contract.support.errors import SupportError
@@ -41,15 +37,6 @@ def check_id(what: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise SupportStoreError(f"invalid {what} id {value!r}: use letters, digits, . _ : -")
     return value
-
-
-def outbox_op(
-    paths: ClusterPaths, kind: str, payload: dict[str, Any], mid: str, now: datetime
-) -> CreateNode:
-    """The create operation `cluster.link.outbox.enqueue` would make, to run inside a
-    transaction."""
-    path, body = queued(paths, kind, payload, mid, now.timestamp())
-    return CreateNode(path, body, sequence=True)
 
 
 def dump_json(value: Any) -> bytes:

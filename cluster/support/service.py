@@ -27,15 +27,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError
 from pydantic import ValidationError
 
 from cluster import zk
-from cluster.audit.store import CreateNode, OpFailed, SetNode, TxOp
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
 from cluster.model import dump
@@ -58,6 +55,8 @@ from cluster.support.items import (
 from cluster.support.records import SupportStoreError, check_id
 from cluster.support.runner import CommandResult, CommandStatus, run_command
 from cluster.support.store import SupportStore
+from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError, NoNodeError
 from contract.audit.canonical import format_time
 from contract.audit.chain import CheckpointSchedule
 from contract.audit.events import ActorKind
@@ -78,11 +77,7 @@ __all__ = ["VIA", "CommandItem", "RequestItem", "SupportService", "handle_heartb
 log = logging.getLogger(__name__)
 
 
-class _WithClient(Protocol):
-    @property
-    def zk_client(self) -> KazooClient: ...
-
-
+Item = TypeVar("Item", RequestItem, CommandItem)
 HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable[None]]
 
 
@@ -117,7 +112,7 @@ class SupportService:
     async def handle_heartbeat(
         self,
         ctx: LeaderContext,
-        client: KazooClient,
+        client: ZooKeeper,
         paths: ClusterPaths,
         auth: str | None,
         reply: dict[str, Any],
@@ -130,7 +125,7 @@ class SupportService:
         commands = _parse(reply.get("commands"), CommandItem, "support command")
         if self._key is None and auth:
             try:
-                self._key = await ctx.call_zk(keys.signing_key, client, paths, auth)
+                self._key = await ctx.blocking(keys.signing_key, client, paths, auth)
             except ClusterError as exc:
                 log.error("support: no signing key, approvals and checkpoints wait: %s", exc)
         store = SupportStore(
@@ -138,18 +133,20 @@ class SupportService:
         )
         if not self._protected and auth:
             try:
-                await ctx.call_zk(store.protect, now)
+                await ctx.blocking(store.protect, now)
                 self._protected = True
             except ClusterError as exc:
                 log.error("support: cannot protect the support znodes: %s", exc)
-        cluster_id = self.cluster_id or await ctx.call_zk(_enrolled_id, store)
+        cluster_id = self.cluster_id
+        if not cluster_id:
+            cluster_id = await ctx.blocking(_enrolled_id, store)
         done: list[str] = []
         for request in requests:
             done.append(
                 await self._guard(ctx, self._apply_request, store, request, cluster_id, now)
             )
         try:
-            done.extend(await ctx.call_zk(self._sweep, store, now))
+            done.extend(await ctx.blocking(self._sweep, store, now))
         except SecretsUnavailable as exc:
             done.append(f"sweep skipped: {exc}")
         for command in commands:
@@ -161,24 +158,31 @@ class SupportService:
     def for_exchange(self, auth: str | None) -> HeartbeatHandler:
         """The `(ctx, reply, now)` handler `cluster.link.exchange.MissionControlExchange` calls.
 
-        Uses the leader's own kazoo client (`ctx.zk_client`, the daemon's session).
+        Uses the leader's own ZooKeeper session (`ctx.zookeeper`, the daemon's).
         """
 
         async def handle(ctx: LeaderContext, reply: dict[str, Any], now: datetime) -> None:
-            client = cast(_WithClient, ctx).zk_client
-            await self.handle_heartbeat(ctx, client, ctx.paths, auth, reply, now)
+            await self.handle_heartbeat(ctx, ctx.zookeeper, ctx.paths, auth, reply, now)
 
         return handle
 
-    async def _guard(self, ctx: LeaderContext, fn: Any, *args: Any) -> str:
+    async def _guard(
+        self,
+        ctx: LeaderContext,
+        step: Callable[[SupportStore, Item, str, datetime], str],
+        store: SupportStore,
+        item: Item,
+        cluster_id: str,
+        now: datetime,
+    ) -> str:
         """One item's step; a user-level failure is logged and does not stop the others."""
         try:
-            return str(await ctx.call_zk(fn, *args))
+            return await ctx.blocking(step, store, item, cluster_id, now)
         except (SupportError, SupportStoreError, SecretsUnavailable) as exc:
             log.warning("support: %s", exc)
             return f"skipped: {exc}"
 
-    # --- the steps (blocking; run through ctx.call_zk) ----------------------------------------
+    # --- the steps (blocking; run through ctx.blocking) ---------------------------------------
 
     def _apply_request(
         self, store: SupportStore, item: RequestItem, cluster_id: str, now: datetime
@@ -264,7 +268,7 @@ class SupportService:
                     f"grant {grant.grant_id} belongs to {grant.engineer}, not {item.engineer}"
                 )
             version = stored.version if stored is not None else None
-            ops: list[TxOp] = []
+            ops: list[Op] = []
             if decision.allowed:
                 result, ops = self._execute(store, item)
                 if result.status is CommandStatus.REFUSED:
@@ -307,7 +311,7 @@ class SupportService:
             f"command {item.id}: the grant or the config keeps changing; will retry"
         )
 
-    def _execute(self, store: SupportStore, item: CommandItem) -> tuple[CommandResult, list[TxOp]]:
+    def _execute(self, store: SupportStore, item: CommandItem) -> tuple[CommandResult, list[Op]]:
         config, version = store.config()
         snapshot = zk.read_snapshot(store.client, store.paths)
         result = run_command(
@@ -322,8 +326,8 @@ class SupportService:
             return result, []
         data = dump(result.new_config)
         if version < 0:
-            return result, [CreateNode(store.paths.config, data)]
-        return result, [SetNode(store.paths.config, data, version)]
+            return result, [Create(store.paths.config, data)]
+        return result, [SetData(store.paths.config, data, version)]
 
 
 def _enrolled_id(store: SupportStore) -> str:
@@ -350,7 +354,7 @@ def _parse(items: Any, model: Any, what: str) -> list[Any]:
 
 async def handle_heartbeat(
     ctx: LeaderContext,
-    client: KazooClient,
+    client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
     reply: dict[str, Any],

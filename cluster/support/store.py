@@ -10,7 +10,7 @@ Layout (under `<cluster>/support/`)::
 
 Guarantees: every change is ONE ZooKeeper transaction made of the new record (compare-and-set on
 the version that was read), its audit entries (`cluster.audit.store`) and the message for
-Mission Control (the outbox record that `cluster.link.outbox` delivers): all of them happen, or
+Mission Control (a message queued through `cluster.link.outbox.Outbox`): all of them happen, or
 none.
 A conflicting writer makes the loser re-read and re-decide (the pure state machine then refuses
 what is no longer allowed). A command id is claimed in the same transaction as its result, so a
@@ -26,26 +26,15 @@ credential (`cluster.support.protection`): a store without `auth` can read, not 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 
 from cluster import zk
-from cluster.audit.store import (
-    AuditLog,
-    CheckNode,
-    CreateNode,
-    DeleteNode,
-    OpFailed,
-    SetNode,
-    TxOp,
-)
-from cluster.link.outbox import outbox_path, stable_message_id
+from cluster.audit.store import AuditLog
+from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import protection
@@ -58,9 +47,9 @@ from cluster.support.records import (
     check_id,
     decision_payload,
     dump_json,
-    outbox_op,
 )
-from cluster.zk import Fence
+from cluster.zk import Check, Create, Delete, Fence, Op, OpFailed, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from contract.audit.canonical import format_time
 from contract.audit.chain import CheckpointSchedule
 from contract.audit.events import SYSTEM, Actor, AuditEvent
@@ -74,14 +63,16 @@ from contract.support.requests import (
 )
 
 MAX_ATTEMPTS = 20
+READ_TIMEOUT = 10.0  # seconds for each read of a listing
 
 
 class SupportStore:
-    """Read and change one cluster's support state. Blocking kazoo calls (run them off-loop)."""
+    """Read and change one cluster's support state. Blocking ZooKeeper calls (run them
+    off-loop)."""
 
     def __init__(
         self,
-        client: KazooClient,
+        client: ZooKeeper,
         paths: ClusterPaths,
         *,
         fence: Fence | None = None,
@@ -94,19 +85,20 @@ class SupportStore:
         self.signer = signer
         self.auth = auth
         self.audit = AuditLog(client, paths, fence=fence, signer=signer, schedule=schedule)
+        self.outbox = Outbox(paths)
         self._ensured = False
 
     def _ensure(self) -> None:
         """Create the protected parents; every write below needs the credential."""
         if not self._ensured:
             protection.ensure_parents(self.client, self.paths, self.auth)
-            self.client.ensure_path(outbox_path(self.paths))
+            self.outbox.ensure(self.client)
             self._ensured = True
 
     def _acl(self) -> tuple[Any, ...]:
         return tuple(protection.write_acl(self.auth))
 
-    def _commit(self, events: Sequence[AuditEvent], now: datetime, ops: Sequence[TxOp]) -> None:
+    def _commit(self, events: Sequence[AuditEvent], now: datetime, ops: Sequence[Op]) -> None:
         """Append `events` with `ops` in one transaction; a znode protected by another
         credential ends in one clear line."""
         try:
@@ -167,10 +159,10 @@ class SupportStore:
             old, version = self.policy()
             new = change(old)
             data = dump_json(new.to_config())
-            op: TxOp = (
-                CreateNode(self.paths.support_policy, data, acl=self._acl())
+            op: Op = (
+                Create(self.paths.support_policy, data, acl=self._acl())
                 if version < 0
-                else SetNode(self.paths.support_policy, data, version)
+                else SetData(self.paths.support_policy, data, version)
             )
             payload = {
                 "mode": new.mode.value,
@@ -178,7 +170,7 @@ class SupportStore:
                 "allowed_roles": sorted(r.value for r in new.allowed_roles),
                 "preapproved": sorted(new.preapproved),
             }
-            message = outbox_op(self.paths, POLICY_KIND, payload, str(uuid.uuid4()), now)
+            message = self.outbox.message(POLICY_KIND, payload, now.timestamp())
             event = AuditEvent(
                 now,
                 by,
@@ -207,20 +199,17 @@ class SupportStore:
         return StoredRequest.from_bytes(request_id, bytes(data), stat.version)
 
     def _read_many(self, parent: str, names: Sequence[str]) -> list[StoredRequest]:
-        pending = [(n, self.client.get_async(f"{parent}/{n}")) for n in names]
-        out = []
-        for name, req in pending:
-            try:
-                data, stat = zk.wait(req, 10)
-            except NoNodeError:
-                continue
-            out.append(StoredRequest.from_bytes(name, bytes(data), stat.version))
-        return out
+        got = self.client.get_many((f"{parent}/{n}" for n in names), READ_TIMEOUT)
+        return [
+            StoredRequest.from_bytes(name, read[0], read[1].version)
+            for name, read in zip(names, got, strict=True)
+            if read is not None
+        ]
 
     def all(self) -> list[StoredRequest]:
         """Every request ever received (history is kept), oldest request first."""
         try:
-            names = self.client.get_children(self.paths.support_requests)
+            names = self.client.children(self.paths.support_requests)
         except NoNodeError:
             return []
         found = self._read_many(self.paths.support_requests, names)
@@ -229,17 +218,17 @@ class SupportStore:
     def open(self) -> list[StoredRequest]:
         """Requests still pending or approved (read through the `open/` index)."""
         try:
-            names = self.client.get_children(self.paths.support_open)
+            names = self.client.children(self.paths.support_open)
         except NoNodeError:
             return []
         return self._read_many(self.paths.support_requests, names)
 
     def _decision_ops(
         self, request: AccessRequest, approval: SignedApproval | None, now: datetime
-    ) -> list[TxOp]:
+    ) -> list[Op]:
         payload = decision_payload(request, approval)
-        mid = stable_message_id(self.paths, "decision", request.id, request.state.value)
-        return [outbox_op(self.paths, DECISION_KIND, payload, mid, now)]
+        mid = self.outbox.stable_id("decision", request.id, request.state.value)
+        return [self.outbox.message(DECISION_KIND, payload, now.timestamp(), message_id=mid)]
 
     def _approval(self, request: AccessRequest) -> SignedApproval | None:
         if request.state is not RequestState.APPROVED or request.grant is None:
@@ -262,11 +251,9 @@ class SupportStore:
         self._ensure()
         record = StoredRequest(request, approval, engineer_role, -1)
         acl = self._acl()
-        ops: list[TxOp] = [
-            CreateNode(self.paths.support_request(request.id), record.to_bytes(), acl=acl)
-        ]
+        ops: list[Op] = [Create(self.paths.support_request(request.id), record.to_bytes(), acl=acl)]
         if request.state not in TERMINAL_STATES:
-            ops.append(CreateNode(self.paths.support_open_request(request.id), b"", acl=acl))
+            ops.append(Create(self.paths.support_open_request(request.id), b"", acl=acl))
         if request.state is not RequestState.PENDING:
             ops += self._decision_ops(request, approval, now)
         try:
@@ -296,12 +283,12 @@ class SupportStore:
             request = transition.request
             approval = self._approval(request) or stored.approval
             record = StoredRequest(request, approval, stored.engineer_role, stored.version)
-            ops: list[TxOp] = [
-                SetNode(self.paths.support_request(request.id), record.to_bytes(), stored.version)
+            ops: list[Op] = [
+                SetData(self.paths.support_request(request.id), record.to_bytes(), stored.version)
             ]
             marker = self.paths.support_open_request(request.id)
             if request.state in TERMINAL_STATES and self.client.exists(marker) is not None:
-                ops.append(DeleteNode(marker))
+                ops.append(Delete(marker))
             ops += self._decision_ops(request, approval, now)
             try:
                 self._commit([transition.event], now, ops)
@@ -324,7 +311,7 @@ class SupportStore:
         payload: dict[str, Any],
         event: AuditEvent,
         now: datetime,
-        extra_ops: Sequence[TxOp] = (),
+        extra_ops: Sequence[Op] = (),
         *,
         request_version: int | None = None,
     ) -> bool:
@@ -338,11 +325,11 @@ class SupportStore:
         caller re-reads, checks the grant again and runs again.
         """
         self._ensure()
-        checks: list[TxOp] = []
+        checks: list[Op] = []
         request_id = payload.get("request_id")
         if request_version is not None and isinstance(request_id, str):
-            checks.append(CheckNode(self.paths.support_request(request_id), request_version))
-        claim = CreateNode(
+            checks.append(Check(self.paths.support_request(request_id), request_version))
+        claim = Create(
             self.paths.support_command(check_id("command", command_id)),
             dump_json(
                 {
@@ -353,12 +340,11 @@ class SupportStore:
             ),
             acl=self._acl(),
         )
-        message = outbox_op(
-            self.paths,
+        message = self.outbox.message(
             RESULT_KIND,
             payload,
-            stable_message_id(self.paths, "result", command_id),
-            now,
+            now.timestamp(),
+            message_id=self.outbox.stable_id("result", command_id),
         )
         try:
             self._commit([event], now, [claim, *checks, *extra_ops, message])

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusterkit import ZK_AUTH, ClusterUnderTest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from cluster import roster, zk
@@ -24,6 +23,7 @@ from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
+from cluster.zk import ZooKeeper
 from contract.messages import UNMEASURED
 
 GIB = 1 << 30
@@ -44,7 +44,7 @@ def outbox_messages(cluster: ClusterUnderTest) -> list[tuple[str, str]]:
     client = zk.connect(cluster.hosts)
     try:
         found = []
-        for name in outbox.names(client, cluster.paths):
+        for name in outbox.Outbox(cluster.paths).names(client):
             try:
                 data, _ = client.get(f"{cluster.paths.outbox}/{name}")
             except NoNodeError:
@@ -79,7 +79,7 @@ def dead_kinds(cluster: ClusterUnderTest) -> list[str]:
     client = zk.connect(cluster.hosts)
     try:
         kinds = []
-        for name in client.get_children(cluster.paths.outbox_dead):
+        for name in client.children(cluster.paths.outbox_dead):
             data, _ = client.get(f"{cluster.paths.outbox_dead}/{name}")
             kinds.append(json.loads(data)["kind"])
         return kinds
@@ -109,7 +109,7 @@ class FakeClock:
 class InProcessLeader:
     """A `LeaderContext` holding a real fence (the epoch bumped in ZooKeeper)."""
 
-    client: KazooClient
+    client: ZooKeeper
     paths: ClusterPaths
     fence: zk.Fence | None
     snapshot: ClusterSnapshot | None = None
@@ -117,14 +117,14 @@ class InProcessLeader:
     leading: bool = True
 
     @property
-    def zk_client(self) -> KazooClient:
+    def zookeeper(self) -> ZooKeeper:
         return self.client
 
     async def fenced(self, ops: Sequence[zk.Op]) -> list[Any]:
         assert self.fence is not None
         return await asyncio.to_thread(zk.fenced_commit, self.client, self.paths, self.fence, ops)
 
-    async def call_zk(self, fn: Any, *args: Any) -> Any:
+    async def blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.wait_for(asyncio.to_thread(fn, *args), 20)
 
     def refresh(self) -> ClusterSnapshot:

@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 from clusterkit import SESSION_TIMEOUT, ClusterUnderTest
-from kazoo.client import KazooClient
 
 from cluster import zk
 from cluster.dev.processes import wait_until
 from cluster.errors import FencedOut
+from cluster.zk import ZooKeeper
 
 GRACEFUL_BOUND = 5.0  # the issue asks for about a second
 SIGKILL_BOUND = SESSION_TIMEOUT + 2 + 4  # the issue asks for session timeout + 2 s
@@ -54,7 +54,7 @@ def acting_within(c: ClusterUnderTest, old: str, old_epoch: int, bound: float) -
     return found[-1]
 
 
-def _summary(client: KazooClient, c: ClusterUnderTest) -> dict[str, Any]:
+def _summary(client: ZooKeeper, c: ClusterUnderTest) -> dict[str, Any]:
     data, _ = client.get(c.paths.health)
     loaded = json.loads(data or b"{}")
     return loaded if isinstance(loaded, dict) else {}

@@ -67,7 +67,7 @@ def hour_of(t: float) -> float:
 
 
 def queued_kinds(leader: InProcessLeader) -> list[str]:
-    return [name[0] for name in outbox.names(leader.client, leader.paths)]
+    return [name[0] for name in outbox.Outbox(leader.paths).names(leader.client)]
 
 
 async def test_a_long_outage_is_bounded_enforced_and_loses_no_consumption(
@@ -176,11 +176,11 @@ async def test_a_refused_credential_keeps_the_queue_and_reused_ids_set_one_messa
         # A message_id reused for another kind is that message's problem alone (409, but not
         # a stale epoch): it is set aside and the exchange goes on with the next one.
         (health_id,) = rows(mc, "SELECT message_id FROM messages WHERE kind = 'health'")[0]
-        outbox.enqueue(
-            leader.client, leader.paths, "license", {"host_units_in_use": 1.0}, health_id
+        outbox.Outbox(leader.paths).enqueue(
+            leader.client, "license", {"host_units_in_use": 1.0}, health_id
         )
         event = {"kind": "backup_succeeded", "detail": ""}
-        after = outbox.enqueue(leader.client, leader.paths, "event", event)
+        after = outbox.Outbox(leader.paths).enqueue(leader.client, "event", event)
         await exchange.step(leader, link, up)
     assert dead_kinds(cluster) == ["license"]
     assert count(mc, "SELECT count(*) FROM messages WHERE message_id = ?", after) == 1

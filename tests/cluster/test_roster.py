@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 from clusterkit import ClusterUnderTest
-from kazoo.client import KazooClient
 
 from cluster import roster, zk
 from cluster.errors import MembershipError
 from cluster.model import ClusterSnapshot
+from cluster.zk import ZooKeeper
 
 
 @pytest.fixture
-def clients(cluster: ClusterUnderTest) -> Iterator[tuple[KazooClient, KazooClient]]:
+def clients(cluster: ClusterUnderTest) -> Iterator[tuple[ZooKeeper, ZooKeeper]]:
     a, b = zk.connect(cluster.hosts), zk.connect(cluster.hosts)
     try:
         yield a, b
@@ -26,7 +26,7 @@ def clients(cluster: ClusterUnderTest) -> Iterator[tuple[KazooClient, KazooClien
 
 def test_a_join_between_a_leaves_check_and_its_commit_makes_it_check_again(
     cluster: ClusterUnderTest,
-    clients: tuple[KazooClient, KazooClient],
+    clients: tuple[ZooKeeper, ZooKeeper],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ours, theirs = clients
@@ -57,7 +57,7 @@ def test_a_join_between_a_leaves_check_and_its_commit_makes_it_check_again(
 
 def test_concurrent_joins_of_one_address_let_only_one_in(
     cluster: ClusterUnderTest,
-    clients: tuple[KazooClient, KazooClient],
+    clients: tuple[ZooKeeper, ZooKeeper],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ours, theirs = clients

@@ -36,12 +36,13 @@ def test_outbox_keeps_order_and_ids(cluster: ClusterUnderTest) -> None:
     client = zk.connect(cluster.hosts)
     try:
         zk.ensure_cluster(client, cluster.paths)
-        ids = [outbox.enqueue(client, cluster.paths, "health", {"n": i}) for i in range(5)]
-        got = outbox.pending(client, cluster.paths)
+        box = outbox.Outbox(cluster.paths)
+        ids = [box.enqueue(client, "health", {"n": i}) for i in range(5)]
+        got = box.pending(client)
         assert [m.message_id for m in got] == ids
         assert [m.payload["n"] for m in got] == list(range(5))
         assert got[0].body(7) == {"n": 0, "message_id": ids[0], "epoch": 7}
-        client.delete(outbox.path_of(cluster.paths, got[0]))
-        assert [m.message_id for m in outbox.pending(client, cluster.paths, limit=2)] == ids[1:3]
+        client.commit([box.delivered(got[0])])
+        assert [m.message_id for m in box.pending(client, limit=2)] == ids[1:3]
     finally:
         zk.close(client)

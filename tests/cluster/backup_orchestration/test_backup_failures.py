@@ -60,7 +60,7 @@ def test_an_eu_cluster_never_writes_to_a_us_bucket_and_raises_the_event(
     assert after == before and len(after) >= 4  # nothing written anywhere
     client = zk.connect(cluster.hosts)
     try:
-        events = [m for m in outbox.pending(client, cluster.paths) if m.kind == "event"]
+        events = [m for m in outbox.Outbox(cluster.paths).pending(client) if m.kind == "event"]
     finally:
         zk.close(client)
     assert [e.payload["kind"] for e in events] == ["backup_failed"]

@@ -9,17 +9,17 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from kazoo.client import KazooClient
 
 from cluster import zk
 from cluster.backups.wakeup import AsyncWakeup, ThreadWakeup
 from cluster.dev.zookeeper import Ensemble
+from cluster.zk import ZooKeeper
 
 LONG = 30.0  # a wait woken by its watch ends long before this
 
 
 @pytest.fixture
-def client(zk_ensemble: Ensemble) -> Iterator[KazooClient]:
+def client(zk_ensemble: Ensemble) -> Iterator[ZooKeeper]:
     c = zk.connect(zk_ensemble.connect_string)
     try:
         yield c
@@ -28,7 +28,7 @@ def client(zk_ensemble: Ensemble) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def base(client: KazooClient) -> str:
+def base(client: ZooKeeper) -> str:
     path = f"/wakeup-test/{uuid.uuid4().hex}"
     client.ensure_path(path)
     return path
@@ -40,7 +40,7 @@ def later(seconds: float, action: Callable[[], object]) -> threading.Timer:
     return timer
 
 
-def test_a_new_child_wakes_a_blocking_waiter(client: KazooClient, base: str) -> None:
+def test_a_new_child_wakes_a_blocking_waiter(client: ZooKeeper, base: str) -> None:
     wakeup = ThreadWakeup(client, children=[base])
     later(0.2, lambda: client.create(f"{base}/request-"))
     started = time.monotonic()
@@ -49,7 +49,7 @@ def test_a_new_child_wakes_a_blocking_waiter(client: KazooClient, base: str) -> 
 
 
 def test_a_change_made_while_the_loop_works_still_wakes_the_next_wait(
-    client: KazooClient, base: str
+    client: ZooKeeper, base: str
 ) -> None:
     wakeup = ThreadWakeup(client, children=[base])  # armed at creation
     client.create(f"{base}/early-")  # "while the loop works", before it waits
@@ -60,7 +60,7 @@ def test_a_change_made_while_the_loop_works_still_wakes_the_next_wait(
 
 
 def test_data_watch_wakes_on_create_and_a_quiet_wait_times_out(
-    client: KazooClient, base: str
+    client: ZooKeeper, base: str
 ) -> None:
     wakeup = ThreadWakeup(client, data=[f"{base}/current"])  # does not exist yet
     started = time.monotonic()
@@ -72,7 +72,7 @@ def test_data_watch_wakes_on_create_and_a_quiet_wait_times_out(
     assert time.monotonic() - started < LONG / 3
 
 
-def test_a_closed_wakeup_is_not_woken(client: KazooClient, base: str) -> None:
+def test_a_closed_wakeup_is_not_woken(client: ZooKeeper, base: str) -> None:
     wakeup = ThreadWakeup(client, children=[base])
     wakeup.close()
     client.create(f"{base}/late-")
@@ -95,7 +95,7 @@ def test_arming_never_blocks_even_without_zookeeper(zk_ensemble: Ensemble) -> No
 
 
 async def test_the_event_loop_waiter_is_woken_from_kazoos_thread(
-    client: KazooClient, base: str
+    client: ZooKeeper, base: str
 ) -> None:
     wakeup = AsyncWakeup(client, children=[base])
     later(0.2, lambda: client.create(f"{base}/part-"))

@@ -14,7 +14,6 @@ from typing import Any
 
 from click.testing import CliRunner
 from clusterkit import ClusterUnderTest
-from kazoo.client import KazooClient
 
 from cluster import zk
 from cluster.audit.store import AuditLog
@@ -23,6 +22,7 @@ from cluster.link import outbox
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.support.service import SupportService
+from cluster.zk import ZooKeeper
 
 AUTH = "operators:test-secret"  # the credential the project's test nodes use
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
 class Leader:
     """A `LeaderContext` holding a real fence (the epoch bumped in ZooKeeper), plus helpers."""
 
-    client: KazooClient
+    client: ZooKeeper
     paths: ClusterPaths
     fence: zk.Fence | None
     cluster: ClusterUnderTest
@@ -42,14 +42,14 @@ class Leader:
     service: SupportService = field(default_factory=SupportService)
 
     @property
-    def zk_client(self) -> KazooClient:
+    def zookeeper(self) -> ZooKeeper:
         return self.client
 
     async def fenced(self, ops: Sequence[zk.Op]) -> list[Any]:
         assert self.fence is not None
         return zk.fenced_commit(self.client, self.paths, self.fence, ops)
 
-    async def call_zk(self, fn: Any, *args: Any) -> Any:
+    async def blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.wait_for(asyncio.to_thread(fn, *args), 20)
 
     def heartbeat(
@@ -66,7 +66,7 @@ class Leader:
         )
 
     def outbox(self, kind: str | None = None) -> list[outbox.OutboxMessage]:
-        found = outbox.pending(self.client, self.paths, limit=1000)
+        found = outbox.Outbox(self.paths).pending(self.client, limit=1000)
         return [m for m in found if kind is None or m.kind == kind]
 
     def audit_actions(self) -> list[str]:

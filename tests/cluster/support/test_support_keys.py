@@ -33,7 +33,9 @@ def test_racing_creators_share_one_key_published_once(cluster: ClusterUnderTest)
         published = load_public_key(clients[0], cluster.paths)
         assert published is not None and public_pem(published) in pems
         messages = [
-            m for m in outbox.pending(clients[0], cluster.paths) if m.kind == "support/public-key"
+            m
+            for m in outbox.Outbox(cluster.paths).pending(clients[0])
+            if m.kind == "support/public-key"
         ]
         assert [m.payload["public_key_pem"] for m in messages] == list(pems)
         with pytest.raises(SecretsUnavailable, match="--zk-auth"):

@@ -13,12 +13,13 @@ from kazoo.exceptions import NoAuthError
 from supportkit import AUTH, Leader, command_item, later, request_item
 
 from cluster import zk
-from cluster.audit.store import CHECKPOINT_KIND, AuditLog, TxOp
+from cluster.audit.store import CHECKPOINT_KIND, AuditLog
 from cluster.secrets import is_protected
 from cluster.support.items import CommandItem
 from cluster.support.runner import CommandResult
 from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
+from cluster.zk import Op
 from contract.audit.events import Actor, ActorKind
 from contract.support.errors import InvalidTransition
 from contract.support.policy import SupportPolicy
@@ -107,7 +108,7 @@ def test_a_revocation_while_a_command_runs_refuses_it_and_changes_nothing(
 
         def _execute(
             self, store: SupportStore, item: CommandItem
-        ) -> tuple[CommandResult, list[TxOp]]:
+        ) -> tuple[CommandResult, list[Op]]:
             result = super()._execute(store, item)
             if not self.revoked:
                 self.revoked = True
