@@ -19,3 +19,12 @@ MAX_OUTPUT_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 16_000
 #: Lines `logs tail` may return.
 MAX_LOG_LINES = 5000
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` as free text both sides accept: disallowed control characters shown as U+FFFD,
+    cut to `limit` characters (the last one an ellipsis) when longer."""
+    text = CONTROL_CHARACTERS.sub("\ufffd", text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -115,7 +115,12 @@ class Reply(BaseModel):
 
 
 class ClusterMessage(Request):
-    """Fields every message from a cluster's leader carries."""
+    """The envelope every message from a cluster's leader carries.
+
+    Each message the outbox keeps is split in two: its body (`...Body`, what the producer
+    builds and the outbox stores) and this envelope, which the leader adds when it delivers
+    (`contract.routes.Route.stamped`): the id chosen when the message was queued, and the
+    epoch of the leader sending it now."""
 
     message_id: UUID = Field(description="Chosen by the cluster; stable across resends.")
     epoch: int = Field(ge=0, le=2**62, description="The sending leader's epoch.")
@@ -185,7 +190,7 @@ class NodeHealth(NodeResources):
     leader: bool | None = Field(default=None, description="True for the cluster's leader.")
 
 
-class HealthReport(ClusterMessage):
+class HealthReportBody(Request):
     nodes: list[NodeHealth] = Field(min_length=1, max_length=MAX_NODES)
     health_interval_s: float | None = Field(
         default=None,
@@ -204,6 +209,10 @@ class HealthReport(ClusterMessage):
         return nodes
 
 
+class HealthReport(HealthReportBody, ClusterMessage):
+    """`HealthReportBody` as sent: with the envelope every cluster message carries."""
+
+
 class SizingAdvice(Reply):
     min_nodes: int
     min_cpu_cores: int
@@ -219,8 +228,12 @@ class HealthReply(DedupedReply):
 # --- license ----------------------------------------------------------------------------------
 
 
-class LicenseCheck(ClusterMessage):
+class LicenseCheckBody(Request):
     host_units_in_use: float = Field(ge=0, le=1e9)
+
+
+class LicenseCheck(LicenseCheckBody, ClusterMessage):
+    """`LicenseCheckBody` as sent: with the envelope every cluster message carries."""
 
 
 class Quotas(Reply):
@@ -237,7 +250,7 @@ class LicenseReply(DedupedReply):
 # --- consumption ------------------------------------------------------------------------------
 
 
-class ConsumptionReport(ClusterMessage):
+class ConsumptionReportBody(Request):
     environment: Name
     period_start: AwareDatetime = Field(description="Start of the hour reported; on the hour.")
     host_units: float = Field(ge=0, le=1e9)
@@ -250,6 +263,10 @@ class ConsumptionReport(ClusterMessage):
         if (utc.minute, utc.second, utc.microsecond) != (0, 0, 0):
             raise ValueError("period_start must be on the hour (in UTC)")
         return value
+
+
+class ConsumptionReport(ConsumptionReportBody, ClusterMessage):
+    """`ConsumptionReportBody` as sent: with the envelope every cluster message carries."""
 
 
 class ConsumptionReply(DedupedReply):
@@ -265,35 +282,40 @@ class Heartbeat(ClusterMessage):
 
 class PendingSupportRequest(Reply):
     """A request the cluster must decide on (`pending`), or a state Mission Control changed
-    (`revoked`/`ended` by the engineer) that the cluster applies; see support-protocol."""
+    (`revoked`/`ended` by the engineer) that the cluster applies; see support-protocol.
+
+    Values a newer server may extend (`engineer_role`, `role`, `state`) are plain strings here:
+    the cluster refuses or ignores one it does not know, item by item, and still reads the rest
+    of the reply (a tolerant reader)."""
 
     id: str
     cluster: str
-    engineer: str
-    engineer_role: StaffRole
+    engineer: str = Field(min_length=1)
+    engineer_role: str | None = Field(default=None, description="A staff role.")
     reason: str
-    role: AccessRoleName
-    duration_seconds: int
+    role: str = Field(description="An access role: viewer, user or admin.")
+    duration_seconds: int = Field(gt=0)
     requested_at: WireTime
     pending_until: WireTime | None = Field(
         default=None,
         description="Mission Control's deadline for a decision; the cluster honours the "
         "earlier of this and its own.",
     )
-    state: Literal["pending", "revoked", "ended"]
+    state: str = Field(default="pending", description="pending, revoked or ended.")
     state_changed_by: str | None = None
     state_reason: str | None = None
 
 
 class PendingCommand(Reply):
-    """A command the cluster has not answered yet; it answers each id exactly once."""
+    """A command the cluster has not answered yet; it answers each id exactly once, and
+    refuses (answers, audited) a command or arguments it does not know."""
 
     id: str
     request_id: str
-    engineer: str
-    command: CommandName
-    arguments: dict[str, str | bool | int | None] = Field(default_factory=dict)
-    issued_at: WireTime
+    engineer: str = Field(min_length=1)
+    command: str = Field(description="diagnostics, config get, config set or logs tail.")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    issued_at: WireTime | None = None
 
 
 class HeartbeatReply(DedupedReply):
@@ -326,29 +348,31 @@ class SupportApproval(Request):
 
 class GrantTerms(Request):
     role: AccessRoleName
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: WireTime
+    ends_at: WireTime
 
 
-class SupportDecision(ClusterMessage):
+class SupportDecisionBody(Request):
     request_id: Text = Field(min_length=1, max_length=64)
     state: Literal["approved", "denied", "expired", "revoked", "ended"]
     by: Text = Field(min_length=1, max_length=256, description="The person who decided.")
     reason: Text | None = Field(default=None, max_length=4000)
-    at: AwareDatetime | None = Field(
-        default=None, description="When; Mission Control's time if null."
-    )
+    at: WireTime | None = Field(default=None, description="When; Mission Control's time if null.")
     approval: SupportApproval | None = None
     grant: GrantTerms | None = None
 
 
-class SupportCommandResult(ClusterMessage):
+class SupportDecision(SupportDecisionBody, ClusterMessage):
+    """`SupportDecisionBody` as sent: with the envelope every cluster message carries."""
+
+
+class SupportCommandResultBody(Request):
     command_id: Text = Field(min_length=1, max_length=64)
     request_id: Text = Field(min_length=1, max_length=64)
     status: Literal["ok", "refused", "error"]
     summary: Text = Field(max_length=MAX_SUMMARY_CHARS)
     output: Output = Field(default="", description="Already redacted by the cluster; <= 64 KiB.")
-    at: AwareDatetime
+    at: WireTime
 
     @field_validator("output")
     @classmethod
@@ -358,15 +382,27 @@ class SupportCommandResult(ClusterMessage):
         return value
 
 
-class SupportPublicKey(ClusterMessage):
+class SupportCommandResult(SupportCommandResultBody, ClusterMessage):
+    """`SupportCommandResultBody` as sent: with the envelope every cluster message carries."""
+
+
+class SupportPublicKeyBody(Request):
     public_key_pem: Text = Field(min_length=1, max_length=4096)
 
 
-class SupportPolicyReport(ClusterMessage):
+class SupportPublicKey(SupportPublicKeyBody, ClusterMessage):
+    """`SupportPublicKeyBody` as sent: with the envelope every cluster message carries."""
+
+
+class SupportPolicyReportBody(Request):
     mode: Literal["off", "approval", "allowed"]
     max_grant_seconds: int = Field(ge=1, le=2**31)
     allowed_roles: list[AccessRoleName] = Field(max_length=3)
     preapproved: list[Annotated[Text, Field(min_length=1, max_length=128)]] = Field(max_length=1000)
+
+
+class SupportPolicyReport(SupportPolicyReportBody, ClusterMessage):
+    """`SupportPolicyReportBody` as sent: with the envelope every cluster message carries."""
 
 
 class SupportAck(DedupedReply):
@@ -376,11 +412,15 @@ class SupportAck(DedupedReply):
 # --- events -----------------------------------------------------------------------------------
 
 
-class ClusterEvent(ClusterMessage):
+class ClusterEventBody(Request):
     kind: Literal["backup_failed", "backup_succeeded"] = Field(
         description="backup_failed raises the backup_failed alert; backup_succeeded clears it."
     )
     detail: Text = Field(default="", max_length=4000)
+
+
+class ClusterEvent(ClusterEventBody, ClusterMessage):
+    """`ClusterEventBody` as sent: with the envelope every cluster message carries."""
 
 
 class EventReply(DedupedReply):
@@ -446,7 +486,7 @@ class ErrorReply(Reply):
 # --- audit checkpoints: the cluster's copies at Mission Control -------------------------------
 
 
-class AuditCheckpointCopy(ClusterMessage):
+class AuditCheckpointCopyBody(Request):
     """One signed checkpoint of the cluster's audit log (`contract.audit.chain.Checkpoint`), as
     the cluster wrote it; Mission Control keeps it so the cluster cannot take it back."""
 
@@ -454,6 +494,10 @@ class AuditCheckpointCopy(ClusterMessage):
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     at: str = Field(min_length=1, max_length=64, description="As signed (UTC, `Z`).")
     signature: str = Field(min_length=1, max_length=128, description="Ed25519, base64.")
+
+
+class AuditCheckpointCopy(AuditCheckpointCopyBody, ClusterMessage):
+    """`AuditCheckpointCopyBody` as sent: with the envelope every cluster message carries."""
 
 
 class CheckpointView(Reply):

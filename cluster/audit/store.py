@@ -57,9 +57,11 @@ from contract.audit.chain import (
 )
 from contract.audit.copies import compare_copies
 from contract.audit.events import AuditEvent
+from contract.messages import AuditCheckpointCopyBody
+from contract.routes import AUDIT_CHECKPOINT
 
 MAX_ATTEMPTS = 50
-CHECKPOINT_KIND = "audit/checkpoint"
+CHECKPOINT_KIND = AUDIT_CHECKPOINT.kind
 
 
 class AuditStoreError(ClusterError):
@@ -200,9 +202,8 @@ class AuditLog:
         """The outbox message copying `checkpoint` to Mission Control (deduplicated there by
         cluster and seq; the message id is derived from the checkpoint itself)."""
         mid = self.outbox.stable_id("checkpoint", str(checkpoint.seq), checkpoint.hash)
-        return self.outbox.message(
-            CHECKPOINT_KIND, checkpoint.to_json(), now.timestamp(), message_id=mid
-        )
+        copy = AuditCheckpointCopyBody.model_validate(checkpoint.to_json())
+        return self.outbox.message(copy, now.timestamp(), message_id=mid)
 
     def _read_children(self, parent: str) -> list[tuple[str, bytes]]:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,6 +22,8 @@ from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
 from cluster.zk import ZooKeeper
 from cluster.zk.errors import NodeExistsError, NoNodeError
+from contract.limits import printable
+from contract.messages import ClusterEventBody
 
 REQUEST_PREFIX = "r-"
 KEEP_RUN_RECORDS = 50
@@ -166,10 +168,12 @@ def event_op(paths: ClusterPaths, enrolled: bool, run: RunRecord, now: float) ->
     """The Mission Control event for a finished run, queued only when the cluster is enrolled."""
     if not enrolled or run.status == "running":
         return []
-    kind = "backup_succeeded" if run.status == "ok" else "backup_failed"
     detail = f"backup {run.id}: {run.reason or run.status}"
-    payload: dict[str, Any] = {"kind": kind, "detail": detail[:4000]}
-    return [Outbox(paths).message("event", payload, now)]
+    event = ClusterEventBody(
+        kind="backup_succeeded" if run.status == "ok" else "backup_failed",
+        detail=printable(detail, 4000),
+    )
+    return [Outbox(paths).message(event, now)]
 
 
 def finish_ops(

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cluster.leadership import LeaderContext
     from cluster.link.exchange import HeartbeatHandler
     from cluster.node import NodeDaemon
+    from contract.messages import HeartbeatReply
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
@@ -151,7 +152,7 @@ def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:
     cryptography it needs does not delay a node's start-up."""
     loaded: list[HeartbeatHandler] = []
 
-    async def handle(ctx: LeaderContext, reply: dict[str, Any], now: datetime) -> None:
+    async def handle(ctx: LeaderContext, reply: HeartbeatReply, now: datetime) -> None:
         if not loaded:
             from cluster.support.service import SupportService, node_log_path
 

@@ -7,8 +7,10 @@ Guarantees:
 - Every call ends in a parsed reply or one of two errors (mission_control.errors):
   `MissionControlUnavailable` (connection failure, timeout, 408/429/5xx: retry the same
   message later, it is deduplicated) or `MessageRejected` (other 4xx: do not retry unchanged).
-- `send(kind, payload)` takes what an outbox stored (a kind and the JSON of the message) and
-  replays it; the typed methods are thin wrappers over the same path.
+- Every message goes through `deliver(route, message)` (`contract.routes`): the route names
+  the path and the reply model, so a message reaches only its own path and its reply is parsed
+  into its own class. The typed methods (`health`, `heartbeat`...) are that call for one route;
+  the leader's exchange stamps each queued body (`OutboxMessage.stamped`) and delivers it.
 
 Use as ``async with MissionControlClient(url, credential=..., ca_file=...) as mc: ...`` or call
 `close()` when done.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import ssl
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -30,6 +32,7 @@ from contract.messages import (
     AuditCheckpointCopy,
     ClusterCheckpoints,
     ClusterEvent,
+    ClusterMessage,
     ConsumptionReply,
     ConsumptionReport,
     EnrollReply,
@@ -48,22 +51,23 @@ from contract.messages import (
     SupportPublicKey,
     cluster_id_of,
 )
+from contract.routes import (
+    AUDIT_CHECKPOINT,
+    CONSUMPTION,
+    EVENT,
+    HEALTH,
+    HEARTBEAT,
+    LICENSE,
+    SUPPORT_COMMAND_RESULT,
+    SUPPORT_DECISION,
+    SUPPORT_POLICY,
+    SUPPORT_PUBLIC_KEY,
+    Route,
+)
 
 R = TypeVar("R", bound=BaseModel)
+M = TypeVar("M", bound=ClusterMessage)
 
-#: message kind -> path below /api/v1/clusters/{cluster_id}/
-MESSAGE_PATHS: Final = {
-    "health": "health",
-    "license": "license",
-    "consumption": "consumption",
-    "heartbeat": "heartbeat",
-    "event": "events",
-    "support/decision": "support/decision",
-    "support/command-result": "support/command-result",
-    "support/public-key": "support/public-key",
-    "support/policy": "support/policy",
-    "audit/checkpoint": "audit/checkpoint",
-}
 _RETRYABLE = {408, 425, 429}
 
 
@@ -191,51 +195,47 @@ class MissionControlClient:
         self.credential = reply.credential
         return reply
 
-    async def send(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Deliver one stored message (`kind` is a key of MESSAGE_PATHS); the raw JSON reply."""
-        return await self._send_bytes(kind, json.dumps(payload).encode())
-
-    async def _send_bytes(self, kind: str, body: bytes) -> dict[str, Any]:
-        if kind not in MESSAGE_PATHS:
-            raise ValueError(f"unknown message kind {kind!r}; one of {sorted(MESSAGE_PATHS)}")
+    async def deliver(self, route: Route[M, R], message: M) -> R:
+        """Send `message` by its route; its reply, parsed. A message of another class than the
+        route's is a programming error (TypeError), never sent."""
+        if type(message) is not route.message:
+            raise TypeError(f"{type(message).__name__} does not travel by {route.kind}")
         cluster_id = self.cluster_id
         if self.credential is None or cluster_id is None:
             raise MessageRejected(401, "unauthorized", "no cluster credential: enroll first")
-        path = f"clusters/{cluster_id}/{MESSAGE_PATHS[kind]}"
-        return await self._post(path, body, self.credential)
-
-    async def _message(self, kind: str, message: BaseModel, reply: type[R]) -> R:
-        return self._parse(reply, await self._send_bytes(kind, message.model_dump_json().encode()))
+        body = message.model_dump_json().encode()
+        raw = await self._post(f"clusters/{cluster_id}/{route.path}", body, self.credential)
+        return self._parse(route.reply, raw)
 
     async def health(self, report: HealthReport) -> HealthReply:
-        return await self._message("health", report, HealthReply)
+        return await self.deliver(HEALTH, report)
 
     async def license_check(self, check: LicenseCheck) -> LicenseReply:
-        return await self._message("license", check, LicenseReply)
+        return await self.deliver(LICENSE, check)
 
     async def consumption(self, report: ConsumptionReport) -> ConsumptionReply:
-        return await self._message("consumption", report, ConsumptionReply)
+        return await self.deliver(CONSUMPTION, report)
 
     async def heartbeat(self, beat: Heartbeat) -> HeartbeatReply:
-        return await self._message("heartbeat", beat, HeartbeatReply)
+        return await self.deliver(HEARTBEAT, beat)
 
     async def event(self, event: ClusterEvent) -> EventReply:
-        return await self._message("event", event, EventReply)
+        return await self.deliver(EVENT, event)
 
     async def support_decision(self, decision: SupportDecision) -> SupportAck:
-        return await self._message("support/decision", decision, SupportAck)
+        return await self.deliver(SUPPORT_DECISION, decision)
 
     async def support_command_result(self, result: SupportCommandResult) -> SupportAck:
-        return await self._message("support/command-result", result, SupportAck)
+        return await self.deliver(SUPPORT_COMMAND_RESULT, result)
 
     async def support_public_key(self, key: SupportPublicKey) -> SupportAck:
-        return await self._message("support/public-key", key, SupportAck)
+        return await self.deliver(SUPPORT_PUBLIC_KEY, key)
 
     async def support_policy(self, policy: SupportPolicyReport) -> SupportAck:
-        return await self._message("support/policy", policy, SupportAck)
+        return await self.deliver(SUPPORT_POLICY, policy)
 
     async def audit_checkpoint(self, copy: AuditCheckpointCopy) -> SupportAck:
-        return await self._message("audit/checkpoint", copy, SupportAck)
+        return await self.deliver(AUDIT_CHECKPOINT, copy)
 
     async def audit_checkpoints(self) -> ClusterCheckpoints:
         """Mission Control's copies of this cluster's signed audit checkpoints, and the key it

@@ -32,11 +32,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from cluster import zk
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
+from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from cluster.link.licensing import (
     Enforcement,
     cluster_host_units,
@@ -44,9 +47,9 @@ from cluster.link.licensing import (
     license_view,
 )
 from cluster.link.messages import (
+    consumption_bodies,
     due_hours,
-    environments,
-    health_payload,
+    health_body,
     link_problem,
     refusal_action,
 )
@@ -57,6 +60,17 @@ from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
 from cluster.zk import ZooKeeper
+from contract.messages import (
+    HealthReply,
+    Heartbeat,
+    HeartbeatReply,
+    LicenseCheckBody,
+    LicenseReply,
+)
+from contract.routes import ROUTES, QueuedBody, route_of
+
+if TYPE_CHECKING:  # aiohttp is loaded only on the leader, when it first talks (start-up time)
+    from cluster.link.client import MissionControlClient
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +78,7 @@ CREDENTIAL_SECRET = "mc-credential"
 LINK_RETRY_MAX = 60.0  # seconds between attempts while Mission Control refuses the link
 MISCONFIGURED_RETRY = 30.0
 
-HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable[None]]
+HeartbeatHandler = Callable[[LeaderContext, HeartbeatReply, datetime], Awaitable[None]]
 
 
 class LinkRefused(ClusterError):
@@ -110,9 +124,9 @@ class MissionControlExchange:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def client_for(self, link: Link, credential: str) -> Any:
+    def client_for(self, link: Link, credential: str) -> MissionControlClient:
         """The client of `link`; ValueError (one clear line) if the URL or CA cannot be used."""
-        from cluster.link.client import MissionControlClient  # aiohttp: leader only
+        from cluster.link.client import MissionControlClient  # aiohttp: leader only (start-up)
 
         return MissionControlClient(
             link.url,
@@ -178,14 +192,12 @@ class MissionControlExchange:
     def _is_due(self, kind: str, now: float) -> bool:
         return now >= self._next.get(kind, 0.0)
 
-    async def step(self, ctx: LeaderContext, link: Link, client: Any) -> None:
+    async def step(self, ctx: LeaderContext, link: Link, client: MissionControlClient) -> None:
         """One round: queue what is due, record enforcement, deliver the queue, heartbeat.
 
         Raises `FencedOut` (stop), `StateMoved` (redo), `LinkRefused` (retry later),
         `Unreachable` (Mission Control unreachable: retry later).
         """
-        from cluster.link.errors import MessageRejected, MissionControlUnavailable
-
         now = self._clock()
         snap = ctx.snapshot
         if snap is None or ctx.fence is None:
@@ -219,25 +231,16 @@ class MissionControlExchange:
             "license": self._is_due("license", now),
             "consumption": self._is_due("consumption", now),
         }
-        messages: list[tuple[str, dict[str, Any]]] = []
+        messages: list[QueuedBody] = []
         if due["health"]:
-            messages.append(("health", health_payload(snap, intervals.health)))
+            messages.append(health_body(snap, intervals.health))
         if due["license"]:
-            messages.append(("license", {"host_units_in_use": cluster_host_units(snap)}))
+            messages.append(LicenseCheckBody(host_units_in_use=cluster_host_units(snap)))
         hours: list[float] = []
         if due["consumption"]:
             mark = state.get("consumption_until")
             hours = due_hours(float(mark) if isinstance(mark, int | float) else None, now)
-            for start in hours:
-                for env, units in environments(snap).items():
-                    period = datetime.fromtimestamp(start, UTC).isoformat()
-                    payload = {
-                        "environment": env,
-                        "period_start": period,
-                        "host_units": units,
-                        "host_unit_hours": units,
-                    }
-                    messages.append(("consumption", payload))
+            messages += consumption_bodies(snap, hours)
         if messages:
             box = Outbox(ctx.paths)
             ops: list[zk.Op] = []
@@ -245,12 +248,12 @@ class MissionControlExchange:
                 bound = Bound(
                     link.outbox.health_recent(intervals.health), link.outbox.history_hours
                 )
-                kinds = [kind for kind, _ in messages]
+                kinds = [route_of(body).kind for body in messages]
                 dropped = await ctx.blocking(box.trim, ctx.zookeeper, bound, kinds, now)
                 if dropped:
                     log.info("outbox bound: dropping %d older health/license checks", len(dropped))
                 ops += dropped
-            ops += [box.message(kind, payload, now, may_thin=True) for kind, payload in messages]
+            ops += [box.message(body, now, may_thin=True) for body in messages]
             changes = {"consumption_until": hours[-1] + HOUR} if hours else {}
             await self._state.commit(ctx, changes, ops)
         # Only once queued (a failed write is redone at the next step).
@@ -275,31 +278,33 @@ class MissionControlExchange:
                 log.info("license verified again: local enforcement ends")
         await self._state.commit(ctx, {"enforcement": decided.to_json()})
 
-    async def _deliver(self, ctx: LeaderContext, client: Any) -> None:
-        from cluster.link.errors import MessageRejected
-
+    async def _deliver(self, ctx: LeaderContext, client: MissionControlClient) -> None:
         fence = ctx.fence
         assert fence is not None
         box = Outbox(ctx.paths)
         pending = await ctx.blocking(box.pending, ctx.zookeeper)
         for message in pending:
             try:
-                reply = await client.send(message.kind, message.body(fence.epoch))
+                stamped = message.stamped(fence.epoch)
+            except (KeyError, ValidationError) as e:  # no route carries it, or not as stored
+                await self._set_aside(ctx, message, f"cannot be sent: {e!r}"[:2000])
+                continue
+            try:
+                reply = await client.deliver(ROUTES[message.kind], stamped)
             except MessageRejected as e:
                 if refusal_action(e.status, e.code) != "set_aside":
                     raise
                 await self._set_aside(ctx, message, f"Mission Control refused it: {e}")
                 continue
-            except ValueError as e:  # a kind this client cannot send
-                await self._set_aside(ctx, message, str(e))
-                continue
             changes: dict[str, Any] = {"last_contact": self._clock(), "link": {"state": "ok"}}
-            if message.kind == "license":
-                changes["license"] = {
-                    k: reply.get(k) for k in ("state", "expires", "days_left", "quotas")
-                }
-            elif message.kind == "health":
-                changes["health"] = {k: reply.get(k) for k in ("status", "reasons", "advice")}
+            if isinstance(reply, LicenseReply):
+                changes["license"] = reply.model_dump(
+                    mode="json", include={"state", "expires", "days_left", "quotas"}
+                )
+            elif isinstance(reply, HealthReply):
+                changes["health"] = reply.model_dump(
+                    mode="json", include={"status", "reasons", "advice"}
+                )
             await self._state.commit(ctx, changes, [box.delivered(message)])
             if self._logged_link not in (None, "ok"):
                 log.info("Mission Control link ok again")
@@ -311,12 +316,10 @@ class MissionControlExchange:
         log.error("outbox message %s (%s) set aside: %s", message.message_id, message.kind, reason)
         await ctx.fenced(Outbox(ctx.paths).set_aside(message, reason))
 
-    async def _heartbeat(self, ctx: LeaderContext, client: Any) -> None:
+    async def _heartbeat(self, ctx: LeaderContext, client: MissionControlClient) -> None:
         fence = ctx.fence
         assert fence is not None
-        reply = await client.send(
-            "heartbeat", {"message_id": str(uuid.uuid4()), "epoch": fence.epoch}
-        )
+        reply = await client.heartbeat(Heartbeat(message_id=uuid.uuid4(), epoch=fence.epoch))
         if self._heartbeat_handler is not None:
             await self._heartbeat_handler(ctx, reply, datetime.fromtimestamp(self._clock(), UTC))
 

@@ -1,6 +1,7 @@
 """What the leader sends to Mission Control, and what a refusal means: pure functions.
 
-- `health_payload`, `environments` and `due_hours` build the health and consumption messages
+- `health_body`, `consumption_bodies`, `environments` and `due_hours` build the health and
+  consumption messages as `contract.messages` bodies
   from a snapshot (`due_hours` turns the consumption high-water mark into the full hours still
   to report, oldest first).
 - `refusal_action` and `link_problem` read Mission Control's refusals (see `cluster.link.exchange`):
@@ -11,12 +12,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from datetime import UTC, datetime
 
 from cluster.link.licensing import cluster_host_units
 from cluster.link.settings import HOUR
 from cluster.model import ClusterSnapshot
-from contract.messages import UNMEASURED, NodeHealth
+from contract.messages import (
+    UNMEASURED,
+    ConsumptionReportBody,
+    HealthReportBody,
+    NodeHealth,
+)
 
 MAX_REPORTED_INTERVAL = 7 * 86400.0  # what Mission Control accepts as a health interval
 
@@ -41,11 +47,25 @@ def health_nodes(snap: ClusterSnapshot) -> list[NodeHealth]:
     return nodes
 
 
-def health_payload(snap: ClusterSnapshot, interval: float) -> dict[str, Any]:
-    return {
-        "nodes": [n.model_dump(mode="json") for n in health_nodes(snap)],
-        "health_interval_s": min(interval, MAX_REPORTED_INTERVAL),
-    }
+def health_body(snap: ClusterSnapshot, interval: float) -> HealthReportBody:
+    """The health check: every roster node, and how often the leader sends one."""
+    return HealthReportBody(
+        nodes=health_nodes(snap), health_interval_s=min(interval, MAX_REPORTED_INTERVAL)
+    )
+
+
+def consumption_bodies(snap: ClusterSnapshot, hours: list[float]) -> list[ConsumptionReportBody]:
+    """One consumption report per environment for each full hour in `hours` (oldest first)."""
+    return [
+        ConsumptionReportBody(
+            environment=env,
+            period_start=datetime.fromtimestamp(start, UTC),
+            host_units=units,
+            host_unit_hours=units,
+        )
+        for start in hours
+        for env, units in environments(snap).items()
+    ]
 
 
 def environments(snap: ClusterSnapshot) -> dict[str, float]:

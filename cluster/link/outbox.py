@@ -36,6 +36,8 @@ from typing import Any
 from cluster.model import dump
 from cluster.paths import ClusterPaths
 from cluster.zk import Create, Delete, Op, ZooKeeper
+from contract.messages import ClusterMessage
+from contract.routes import ROUTES, QueuedBody, route_of
 
 PREFIX = "m-"  # never dropped by the bound
 HEALTH_PREFIX = "h-"  # h-<hour>-<seq>: thinned by the bound
@@ -52,9 +54,11 @@ class OutboxMessage:
     payload: dict[str, Any]
     created: float
 
-    def body(self, epoch: int) -> dict[str, Any]:
-        """What is sent: the payload, its stable id, and the sender's current epoch."""
-        return {**self.payload, "message_id": self.message_id, "epoch": epoch}
+    def stamped(self, epoch: int) -> ClusterMessage:
+        """What is sent: the stored body as its route's message, with the id chosen when it was
+        queued and the sending leader's epoch. Raises KeyError (a kind no route carries) or
+        pydantic's ValidationError (a body its route refuses): either way it cannot be sent."""
+        return ROUTES[self.kind].stamped(self.payload, self.message_id, epoch)
 
 
 class Outbox:
@@ -73,22 +77,23 @@ class Outbox:
 
     def message(
         self,
-        kind: str,
-        payload: dict[str, Any],
+        body: QueuedBody,
         now: float | None = None,
         *,
         message_id: str | None = None,
         may_thin: bool = False,
     ) -> Create:
-        """The operation that queues a message, for a transaction of the caller's own. With
-        `may_thin`, a health or license check is named so that the bound can thin it;
-        otherwise the message is never dropped."""
+        """The operation that queues a message, for a transaction of the caller's own. The
+        body's class names its route (`contract.routes`); the envelope is added when the leader
+        delivers it. With `may_thin`, a health or license check is named so that the bound can
+        thin it; otherwise the message is never dropped."""
         created = time.time() if now is None else now
+        kind = route_of(body).kind
         prefix = prefix_for(kind, created) if may_thin else PREFIX
         record = {
             "message_id": message_id or str(uuid.uuid4()),
             "kind": kind,
-            "payload": payload,
+            "payload": body.model_dump(mode="json"),
             "created": created,
         }
         return Create(f"{self._parent}/{prefix}", json.dumps(record).encode(), sequence=True)
@@ -100,15 +105,14 @@ class Outbox:
     def enqueue(
         self,
         zk: ZooKeeper,
-        kind: str,
-        payload: dict[str, Any],
+        body: QueuedBody,
         message_id: str | None = None,
         now: float | None = None,
     ) -> str:
         """Append a message (never dropped by the bound); returns its message_id."""
         mid = message_id or str(uuid.uuid4())
         self.ensure(zk)
-        op = self.message(kind, payload, now, message_id=mid)
+        op = self.message(body, now, message_id=mid)
         zk.create(op.path, op.data, sequence=True)
         return mid
 

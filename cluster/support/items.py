@@ -1,6 +1,8 @@
 """What a Mission Control heartbeat reply carries for remote support, and how the cluster reads it.
 
-`RequestItem` and `CommandItem` are the protocol's items (unknown fields ignored). The functions
+`RequestItem` and `CommandItem` are the contract's items (`contract.messages`), read tolerantly:
+unknown fields are ignored and values a newer Mission Control may add are strings, refused here
+item by item. The functions
 turn them into the cluster's own terms: the person who acted (`mc_actor`), the request as it
 arrives with Mission Control's deadline (`arriving_request`), the refusal of a request for
 another cluster (`refuse_foreign`) and the closing of a grant whose approval Mission Control
@@ -13,10 +15,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from contract.audit.canonical import JsonValue, format_time
 from contract.audit.events import SYSTEM, Actor, ActorKind, AuditEvent
+from contract.messages import PendingCommand, PendingSupportRequest
 from contract.support.errors import InvalidTransition
 from contract.support.requests import (
     AccessRequest,
@@ -28,41 +29,15 @@ from contract.support.requests import (
 VIA = "mission-control"
 
 
-class RequestItem(BaseModel):
-    """One `support_requests` item of the heartbeat reply (protocol)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    cluster: str
-    engineer: str = Field(min_length=1)
-    engineer_role: str | None = None
-    reason: str
-    role: str
-    duration_seconds: int = Field(gt=0)
-    requested_at: datetime
-    pending_until: datetime | None = None  # Mission Control's deadline for a decision
-    state: str = "pending"
-    state_changed_by: str | None = None
-    state_reason: str | None = None
-
-    @property
-    def refused_by_mission_control(self) -> bool:
-        """Mission Control refused the cluster's approval (`revoked` by `system`)."""
-        return self.state == "revoked" and self.state_changed_by == SYSTEM.name
+#: One `support_requests` item of the heartbeat reply: the contract's model, read as it is.
+RequestItem = PendingSupportRequest
+#: One `commands` item of the heartbeat reply.
+CommandItem = PendingCommand
 
 
-class CommandItem(BaseModel):
-    """One `commands` item of the heartbeat reply (protocol)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    request_id: str
-    engineer: str = Field(min_length=1)
-    command: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    issued_at: datetime | None = None
+def refused_by_mission_control(item: RequestItem) -> bool:
+    """Mission Control refused the cluster's approval (`revoked` by `system`)."""
+    return item.state == "revoked" and item.state_changed_by == SYSTEM.name
 
 
 def arriving_request(item: RequestItem) -> AccessRequest:

@@ -26,9 +26,9 @@ from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
 from cluster.secrets import is_protected, protected_acl, read_secret, write_secret
 from cluster.support import protection
-from cluster.support.records import PUBLIC_KEY_KIND
 from cluster.zk import Create, ZooKeeper
 from cluster.zk.errors import LockTimeout, NodeExistsError, NoNodeError
+from contract.messages import SupportPublicKeyBody
 
 SECRET_NAME = "support-signing-key"
 
@@ -93,8 +93,7 @@ def _publish(
             outbox.ensure(client)
             fingerprint = hashlib.sha256(pem.encode()).hexdigest()
             message = outbox.message(
-                PUBLIC_KEY_KIND,
-                {"public_key_pem": pem},
+                SupportPublicKeyBody(public_key_pem=pem),
                 datetime.now(UTC).timestamp(),
                 message_id=outbox.stable_id("public-key", fingerprint),
             )

@@ -1,6 +1,6 @@
 """Support records as stored in ZooKeeper and the messages that report them (pure helpers of
 `cluster.support.store`): ids that are safe znode names, the stored request record and the
-`support/decision` payload.
+`support/decision` body.
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from typing import Any
 
 from cluster.errors import ClusterError
 from contract.audit.canonical import format_time
+from contract.limits import printable
+from contract.messages import SupportDecisionBody
+from contract.routes import (
+    SUPPORT_COMMAND_RESULT,
+    SUPPORT_DECISION,
+    SUPPORT_POLICY,
+    SUPPORT_PUBLIC_KEY,
+)
 from contract.support.approval import SignedApproval
 from contract.support.errors import SupportError
 from contract.support.requests import (
@@ -21,10 +29,10 @@ from contract.support.requests import (
     request_to_json,
 )
 
-DECISION_KIND = "support/decision"
-RESULT_KIND = "support/command-result"
-PUBLIC_KEY_KIND = "support/public-key"
-POLICY_KIND = "support/policy"
+DECISION_KIND = SUPPORT_DECISION.kind
+RESULT_KIND = SUPPORT_COMMAND_RESULT.kind
+PUBLIC_KEY_KIND = SUPPORT_PUBLIC_KEY.kind
+POLICY_KIND = SUPPORT_POLICY.kind
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -76,8 +84,8 @@ class StoredRequest:
             raise SupportStoreError(f"support request {request_id} is unreadable: {exc}") from None
 
 
-def decision_payload(request: AccessRequest, approval: SignedApproval | None) -> dict[str, Any]:
-    """The `support/decision` message body (protocol) for a request's current state."""
+def decision_body(request: AccessRequest, approval: SignedApproval | None) -> SupportDecisionBody:
+    """The `support/decision` message body for a request's current state."""
     grant = request.grant
     if request.state in (RequestState.REVOKED, RequestState.ENDED) and grant is not None:
         by = grant.closed_by.name if grant.closed_by else "system"
@@ -87,22 +95,23 @@ def decision_payload(request: AccessRequest, approval: SignedApproval | None) ->
         by = request.decided_by.name if request.decided_by else "system"
         reason = request.note
         at = request.decided_at
-    return {
-        "request_id": request.id,
-        "state": request.state.value,
-        "by": by,
-        "reason": reason,
-        "at": format_time(at) if at else None,
-        "approval": approval.to_json()
-        if approval and request.state is RequestState.APPROVED
-        else None,
-        "grant": (
-            {
-                "role": grant.role.value,
-                "starts_at": format_time(grant.starts_at),
-                "ends_at": format_time(grant.ends_at),
-            }
-            if grant is not None
-            else None
-        ),
-    }
+    signed = approval if approval and request.state is RequestState.APPROVED else None
+    return SupportDecisionBody.model_validate(
+        {
+            "request_id": request.id,
+            "state": request.state.value,
+            "by": printable(by, 256),
+            "reason": printable(reason, 4000) if reason is not None else None,
+            "at": format_time(at) if at else None,
+            "approval": signed.to_json() if signed else None,
+            "grant": (
+                {
+                    "role": grant.role.value,
+                    "starts_at": format_time(grant.starts_at),
+                    "ends_at": format_time(grant.ends_at),
+                }
+                if grant is not None
+                else None
+            ),
+        }
+    )

@@ -26,7 +26,7 @@ from typing import Any
 
 from cluster.model import ClusterSnapshot
 from cluster.support.settable import apply
-from contract.limits import CONTROL_CHARACTERS, MAX_LOG_LINES, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
+from contract.limits import MAX_LOG_LINES, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS, printable
 from contract.support.commands import SupportCommand, check_config_key
 from contract.support.redaction import MARK, is_secret_key, redact, redact_config
 from contract.support.settable import SettingRefused
@@ -58,10 +58,7 @@ class CommandResult:
         # newline and return, or longer than MAX_SUMMARY_CHARS (`contract.messages.Text`);
         # an engineer's value or a file name may carry them, and a refused result would be set
         # aside instead of reaching the engineer. Output is made to fit by `limit_output`.
-        summary = CONTROL_CHARACTERS.sub("\ufffd", self.summary)
-        if len(summary) > MAX_SUMMARY_CHARS:
-            summary = summary[: MAX_SUMMARY_CHARS - 1] + "\u2026"
-        object.__setattr__(self, "summary", summary)
+        object.__setattr__(self, "summary", printable(self.summary, MAX_SUMMARY_CHARS))
 
 
 def _refused(reason: str) -> CommandResult:

@@ -23,18 +23,18 @@ malformed item is logged and skipped; it never stops the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 
 from cluster import zk
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
+from cluster.link.exchange import HeartbeatHandler
 from cluster.model import dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
@@ -48,6 +48,7 @@ from cluster.support.items import (
     honour_deadline,
     mc_actor,
     refuse_foreign,
+    refused_by_mission_control,
     safe_arguments,
     via,
     withdraw,
@@ -57,9 +58,9 @@ from cluster.support.runner import CommandResult, CommandStatus, run_command
 from cluster.support.store import SupportStore
 from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
 from cluster.zk.errors import BadVersionError, NoNodeError
-from contract.audit.canonical import format_time
 from contract.audit.chain import CheckpointSchedule
 from contract.audit.events import ActorKind
+from contract.messages import HeartbeatReply, SupportCommandResultBody
 from contract.support.commands import Decision, authorize, command_event
 from contract.support.errors import InvalidTransition, SupportError
 from contract.support.requests import (
@@ -78,7 +79,6 @@ log = logging.getLogger(__name__)
 
 
 Item = TypeVar("Item", RequestItem, CommandItem)
-HeartbeatHandler = Callable[[LeaderContext, dict[str, Any], datetime], Awaitable[None]]
 
 
 def node_log_path(data_dir: Path) -> Path:
@@ -115,14 +115,13 @@ class SupportService:
         client: ZooKeeper,
         paths: ClusterPaths,
         auth: str | None,
-        reply: dict[str, Any],
+        reply: HeartbeatReply,
         now: datetime,
     ) -> list[str]:
         """Apply `reply`; returns one readable line per thing done (for the leader's log)."""
         if not ctx.leading or ctx.fence is None:
             return ["support: not leading, nothing applied"]
-        requests = _parse(reply.get("support_requests"), RequestItem, "support request")
-        commands = _parse(reply.get("commands"), CommandItem, "support command")
+        requests, commands = reply.support_requests, reply.commands
         if self._key is None and auth:
             try:
                 self._key = await ctx.blocking(keys.signing_key, client, paths, auth)
@@ -161,7 +160,7 @@ class SupportService:
         Uses the leader's own ZooKeeper session (`ctx.zookeeper`, the daemon's).
         """
 
-        async def handle(ctx: LeaderContext, reply: dict[str, Any], now: datetime) -> None:
+        async def handle(ctx: LeaderContext, reply: HeartbeatReply, now: datetime) -> None:
             await self.handle_heartbeat(ctx, ctx.zookeeper, ctx.paths, auth, reply, now)
 
         return handle
@@ -208,7 +207,7 @@ class SupportService:
         if item.state not in ("revoked", "ended"):
             return f"request {item.id}: state {item.state!r} from Mission Control ignored"
         if stored is None:
-            if item.refused_by_mission_control:
+            if refused_by_mission_control(item):
                 # Refused there before it ever reached us: kept here too, as denied.
                 refused = withdraw(arriving_request(item), now, item.state_reason)
                 refused = replace(refused, event=via(refused.event, item.engineer_role))
@@ -221,7 +220,7 @@ class SupportService:
         actor = mc_actor(item)
 
         def step(current: AccessRequest) -> Transition:
-            if item.refused_by_mission_control:
+            if refused_by_mission_control(item):
                 return withdraw(current, now, item.state_reason)
             if item.state == "ended" and actor.kind is ActorKind.ENGINEER:
                 return end(current, actor, now)
@@ -275,14 +274,14 @@ class SupportService:
                     decision = Decision.refuse(result.summary)
             else:
                 result = CommandResult(CommandStatus.REFUSED, decision.reason)
-            payload = {
-                "command_id": item.id,
-                "request_id": item.request_id,
-                "status": result.status.value,
-                "summary": result.summary,
-                "output": result.output,
-                "at": format_time(now),
-            }
+            answer = SupportCommandResultBody(
+                command_id=item.id,
+                request_id=item.request_id,
+                status=result.status.value,
+                summary=result.summary,
+                output=result.output,
+                at=now,
+            )
             event = command_event(
                 grant,
                 item.engineer,
@@ -294,9 +293,7 @@ class SupportService:
                 result_summary=f"{result.status.value}: {result.summary}",
             )
             try:
-                if not store.answer(
-                    item.id, payload, via(event), now, ops, request_version=version
-                ):
+                if not store.answer(answer, via(event), now, ops, request_version=version):
                     return f"command {item.id}: already answered"
             except OpFailed as failed:
                 if isinstance(failed.error, BadVersionError | NoNodeError):
@@ -338,26 +335,12 @@ def _enrolled_id(store: SupportStore) -> str:
     return enrolled if isinstance(enrolled, str) and enrolled else store.paths.cluster
 
 
-def _parse(items: Any, model: Any, what: str) -> list[Any]:
-    if not isinstance(items, list):
-        return []
-    parsed = []
-    for raw in items:
-        try:
-            parsed.append(model.model_validate(raw))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            log.warning("support: malformed %s ignored (%s: %s)", what, where, first["msg"])
-    return parsed
-
-
 async def handle_heartbeat(
     ctx: LeaderContext,
     client: ZooKeeper,
     paths: ClusterPaths,
     auth: str | None,
-    reply: dict[str, Any],
+    reply: HeartbeatReply,
     now: datetime,
     *,
     cluster_id: str | None = None,

@@ -39,13 +39,10 @@ from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import protection
 from cluster.support.records import (
-    DECISION_KIND,
-    POLICY_KIND,
-    RESULT_KIND,
     StoredRequest,
     SupportStoreError,
     check_id,
-    decision_payload,
+    decision_body,
     dump_json,
 )
 from cluster.zk import Check, Create, Delete, Fence, Op, OpFailed, SetData, ZooKeeper
@@ -53,6 +50,7 @@ from cluster.zk.errors import BadVersionError, NoAuthError, NodeExistsError, NoN
 from contract.audit.canonical import format_time
 from contract.audit.chain import CheckpointSchedule
 from contract.audit.events import SYSTEM, Actor, AuditEvent
+from contract.messages import SupportCommandResultBody, SupportPolicyReportBody
 from contract.support.approval import SignedApproval, sign_approval
 from contract.support.policy import SupportPolicy
 from contract.support.requests import (
@@ -164,13 +162,13 @@ class SupportStore:
                 if version < 0
                 else SetData(self.paths.support_policy, data, version)
             )
-            payload = {
-                "mode": new.mode.value,
-                "max_grant_seconds": int(new.max_grant.total_seconds()),
-                "allowed_roles": sorted(r.value for r in new.allowed_roles),
-                "preapproved": sorted(new.preapproved),
-            }
-            message = self.outbox.message(POLICY_KIND, payload, now.timestamp())
+            report = SupportPolicyReportBody(
+                mode=new.mode.value,
+                max_grant_seconds=int(new.max_grant.total_seconds()),
+                allowed_roles=sorted(r.value for r in new.allowed_roles),
+                preapproved=sorted(new.preapproved),
+            )
+            message = self.outbox.message(report, now.timestamp())
             event = AuditEvent(
                 now,
                 by,
@@ -226,9 +224,9 @@ class SupportStore:
     def _decision_ops(
         self, request: AccessRequest, approval: SignedApproval | None, now: datetime
     ) -> list[Op]:
-        payload = decision_payload(request, approval)
+        decision = decision_body(request, approval)
         mid = self.outbox.stable_id("decision", request.id, request.state.value)
-        return [self.outbox.message(DECISION_KIND, payload, now.timestamp(), message_id=mid)]
+        return [self.outbox.message(decision, now.timestamp(), message_id=mid)]
 
     def _approval(self, request: AccessRequest) -> SignedApproval | None:
         if request.state is not RequestState.APPROVED or request.grant is None:
@@ -307,15 +305,15 @@ class SupportStore:
 
     def answer(
         self,
-        command_id: str,
-        payload: dict[str, Any],
+        result: SupportCommandResultBody,
         event: AuditEvent,
         now: datetime,
         extra_ops: Sequence[Op] = (),
         *,
         request_version: int | None = None,
     ) -> bool:
-        """Claim `command_id`, record `event` and queue the result, in one transaction.
+        """Claim the result's command id, record `event` and queue the result, in one
+        transaction.
 
         Returns False (nothing written) when the command was already answered. With
         `request_version` (the version of the request record the grant was read from) the
@@ -326,23 +324,22 @@ class SupportStore:
         """
         self._ensure()
         checks: list[Op] = []
-        request_id = payload.get("request_id")
-        if request_version is not None and isinstance(request_id, str):
-            checks.append(Check(self.paths.support_request(request_id), request_version))
+        command_id = result.command_id
+        if request_version is not None:
+            checks.append(Check(self.paths.support_request(result.request_id), request_version))
         claim = Create(
             self.paths.support_command(check_id("command", command_id)),
             dump_json(
                 {
-                    "request_id": payload.get("request_id"),
-                    "status": payload.get("status"),
+                    "request_id": result.request_id,
+                    "status": result.status,
                     "at": format_time(now),
                 }
             ),
             acl=self._acl(),
         )
         message = self.outbox.message(
-            RESULT_KIND,
-            payload,
+            result,
             now.timestamp(),
             message_id=self.outbox.stable_id("result", command_id),
         )

@@ -27,6 +27,7 @@ from mc_exchange_kit import (
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
 from cluster.link.settings import HOUR
+from contract.messages import Heartbeat
 
 
 def enroll(cluster: ClusterUnderTest, mc: MissionControlServer) -> None:
@@ -129,7 +130,7 @@ def test_a_forged_older_epoch_and_other_clusters_are_refused(
             mc.url, credential=credential, ca_file=str(mc.ca_file)
         ) as c:
             with pytest.raises(MessageRejected) as e:
-                await c.send("heartbeat", {"message_id": str(uuid.uuid4()), "epoch": epoch - 1})
+                await c.heartbeat(Heartbeat(message_id=uuid.uuid4(), epoch=epoch - 1))
             assert e.value.status == 409 and e.value.code == "stale_epoch"
 
     async def trespass() -> tuple[int, dict[str, object]]:

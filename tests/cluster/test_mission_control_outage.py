@@ -33,6 +33,7 @@ from cluster.link import outbox
 from cluster.link.client import MissionControlClient
 from cluster.link.exchange import LinkRefused, MissionControlExchange, Unreachable
 from cluster.link.settings import DAY, HOUR, Intervals, Link, OutboxBound
+from contract.messages import ClusterEventBody, LicenseCheckBody
 
 STEP = 600.0  # every message kind is due at every step of the clock
 RECENT_HOURS = 1.0  # health checks all kept: 6
@@ -177,10 +178,10 @@ async def test_a_refused_credential_keeps_the_queue_and_reused_ids_set_one_messa
         # a stale epoch): it is set aside and the exchange goes on with the next one.
         (health_id,) = rows(mc, "SELECT message_id FROM messages WHERE kind = 'health'")[0]
         outbox.Outbox(leader.paths).enqueue(
-            leader.client, "license", {"host_units_in_use": 1.0}, health_id
+            leader.client, LicenseCheckBody(host_units_in_use=1.0), health_id
         )
-        event = {"kind": "backup_succeeded", "detail": ""}
-        after = outbox.Outbox(leader.paths).enqueue(leader.client, "event", event)
+        event = ClusterEventBody(kind="backup_succeeded", detail="")
+        after = outbox.Outbox(leader.paths).enqueue(leader.client, event)
         await exchange.step(leader, link, up)
     assert dead_kinds(cluster) == ["license"]
     assert count(mc, "SELECT count(*) FROM messages WHERE message_id = ?", after) == 1

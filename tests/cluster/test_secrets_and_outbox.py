@@ -8,6 +8,7 @@ from clusterkit import ClusterUnderTest
 from cluster import zk
 from cluster.link import outbox
 from cluster.secrets import SecretsUnavailable, read_secret, write_secret
+from contract.messages import ClusterEvent, ClusterEventBody
 
 
 def test_secrets_are_readable_only_with_the_credential(cluster: ClusterUnderTest) -> None:
@@ -37,11 +38,14 @@ def test_outbox_keeps_order_and_ids(cluster: ClusterUnderTest) -> None:
     try:
         zk.ensure_cluster(client, cluster.paths)
         box = outbox.Outbox(cluster.paths)
-        ids = [box.enqueue(client, "health", {"n": i}) for i in range(5)]
+        events = [ClusterEventBody(kind="backup_succeeded", detail=f"n={i}") for i in range(5)]
+        ids = [box.enqueue(client, event) for event in events]
         got = box.pending(client)
         assert [m.message_id for m in got] == ids
-        assert [m.payload["n"] for m in got] == list(range(5))
-        assert got[0].body(7) == {"n": 0, "message_id": ids[0], "epoch": 7}
+        assert [m.payload["detail"] for m in got] == [f"n={i}" for i in range(5)]
+        assert got[0].stamped(7) == ClusterEvent(
+            message_id=ids[0], epoch=7, kind="backup_succeeded", detail="n=0"
+        )
         client.commit([box.delivered(got[0])])
         assert [m.message_id for m in box.pending(client, limit=2)] == ids[1:3]
     finally:

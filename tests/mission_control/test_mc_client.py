@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from mc_kit import FakeClock, make_settings, running
@@ -17,6 +18,8 @@ from mc_postgres import free_port
 from cluster.link.client import MissionControlClient
 from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from contract.certs import DevCA
+from contract.messages import HeartbeatReply
+from contract.routes import HEALTH
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.service import enrollment
@@ -40,6 +43,20 @@ async def new_token(sqlite_url: str, name: str, clock: FakeClock) -> str:
     return created.enrollment_token
 
 
+async def post_raw(
+    url: str, dev_ca: DevCA, mc: MissionControlClient, path: str, body: dict[str, object]
+) -> int:
+    """The status Mission Control answers to a body no model of the client would send."""
+    tls = ssl.create_default_context(cafile=str(dev_ca.ca_cert))
+    target = f"{url}/api/v1/clusters/{mc.cluster_id}/{path}"
+    headers = {"Authorization": f"Bearer {mc.credential}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(target, json=body, headers=headers, ssl=tls) as response,
+    ):
+        return response.status
+
+
 async def test_full_exchange_over_https(
     https_server: str, sqlite_url: str, dev_ca: DevCA, clock: FakeClock
 ) -> None:
@@ -58,16 +75,15 @@ async def test_full_exchange_over_https(
         reply = await mc.heartbeat(heartbeat(epoch=3))
         assert reply.support_requests == [] and reply.commands == []
         assert (await mc.event(event(epoch=3))).recorded
-        raw = await mc.send("heartbeat", {"message_id": str(uuid.uuid4()), "epoch": 4})
-        assert raw == {"duplicate": False, "support_requests": [], "commands": []}
+        raw = await mc.heartbeat(heartbeat(epoch=4))
+        assert raw == HeartbeatReply(duplicate=False, support_requests=[], commands=[])
         with pytest.raises(MessageRejected) as stale:
             await mc.health(health(epoch=2))
         assert (stale.value.status, stale.value.code) == (409, "stale_epoch")
-        with pytest.raises(MessageRejected) as invalid:
-            await mc.send("health", {"message_id": "nope", "epoch": 4})
-        assert invalid.value.status == 422
-        with pytest.raises(ValueError, match="unknown message kind"):
-            await mc.send("gossip", {})
+        invalid = await post_raw(https_server, dev_ca, mc, "health", {"message_id": "nope"})
+        assert invalid == 422
+        with pytest.raises(TypeError, match="does not travel by health"):
+            await mc.deliver(HEALTH, heartbeat(epoch=4))  # type: ignore[arg-type]
     # A client holding a credential from a restart keeps working.
     async with MissionControlClient(
         https_server, credential=enrolled.credential, ca_file=str(dev_ca.ca_cert)

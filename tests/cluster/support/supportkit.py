@@ -23,6 +23,7 @@ from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.support.service import SupportService
 from cluster.zk import ZooKeeper
+from contract.messages import HeartbeatReply
 
 AUTH = "operators:test-secret"  # the credential the project's test nodes use
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -59,7 +60,9 @@ class Leader:
         commands: Sequence[dict[str, Any]] = (),
         service: SupportService | None = None,
     ) -> list[str]:
-        reply = {"support_requests": list(requests), "commands": list(commands)}
+        reply = HeartbeatReply.model_validate(
+            {"support_requests": list(requests), "commands": list(commands)}
+        )
         handler = service or self.service
         return asyncio.run(
             handler.handle_heartbeat(self, self.client, self.paths, AUTH, reply, now)

@@ -16,6 +16,7 @@ from cluster.support.service import SupportService
 from cluster.support.store import SupportStore
 from cluster.zk import Fence
 from contract.audit.events import ActorKind
+from contract.messages import HeartbeatReply
 from contract.support.approval import MemoryReplayGuard, SignedApproval, verify_approval
 from contract.support.policy import SupportMode, SupportPolicy
 from contract.support.requests import RequestState
@@ -310,7 +311,7 @@ def test_policy_defaults_to_approval(leader: Leader) -> None:
 def test_exchange_handler_and_a_missing_credential(leader: Leader) -> None:
     set_mode(leader, "allowed")
     item = request_item(cluster=leader.paths.cluster)
-    reply = {"support_requests": [item], "commands": []}
+    reply = HeartbeatReply.model_validate({"support_requests": [item], "commands": []})
     no_key = SupportService()
     done = asyncio.run(
         no_key.handle_heartbeat(leader, leader.client, leader.paths, None, reply, later(minutes=1))
