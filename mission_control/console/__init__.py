@@ -3,6 +3,5 @@
 Mounted under ``/console/`` by `mission_control.console.mount.setup_console`. Sessions live in
 `console_sessions` (cookie ``mc_session``, HttpOnly, SameSite=Strict, Secure over TLS, idle
 expiry), every POST carries a CSRF token, and staff are authenticated through a
-`StaffDirectory`. Pages: fleet, cluster, alerts. This package's `__init__` imports nothing, so
-`mission_control.db.schema` can import the console's tables without a cycle.
+`StaffDirectory`. Pages: fleet, cluster, alerts, remote access, audit.
 """

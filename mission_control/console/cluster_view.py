@@ -29,9 +29,8 @@ from mission_control.console.history import (
     load_consumption,
     resource_history,
 )
-from mission_control.console.schema import backup_outcomes
 from mission_control.console.units import MemoryDiskShares
-from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
+from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
 from mission_control.service.context import ServiceContext
 from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.sizing import HealthAssessment, assess

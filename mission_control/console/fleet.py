@@ -26,8 +26,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.messages import AlertKind, LicenseState
-from mission_control.console.schema import backup_outcomes
-from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
+from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
 from mission_control.service.licensing import License, evaluate_license
 
 

@@ -22,10 +22,9 @@ from sqlalchemy.sql.dml import Insert
 
 from contract.messages import NodeHealth
 from mission_control.console.plots import bucket_width
-from mission_control.console.schema import health_samples
 from mission_control.console.units import MemoryDiskShares
 from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import consumption
+from mission_control.db.schema import consumption, health_samples
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contract.messages import StaffRole
-from mission_control.console.schema import console_sessions
-from mission_control.db.schema import users
+from mission_control.db.schema import console_sessions, users
 from mission_control.service.bearer import digest
 from mission_control.service.staff import StaffIdentity
 

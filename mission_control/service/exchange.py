@@ -49,9 +49,8 @@ from contract.messages import (
     Quotas,
 )
 from mission_control.console.history import health_sample_insert, health_sample_row
-from mission_control.console.schema import backup_outcomes
 from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import consumption, licenses
+from mission_control.db.schema import backup_outcomes, consumption, licenses
 from mission_control.service.alert_store import apply_alert_changes
 from mission_control.service.alerts import event_alerts, health_alerts, license_alerts
 from mission_control.service.context import ServiceContext

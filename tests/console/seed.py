@@ -29,8 +29,14 @@ from contract.messages import (
     Heartbeat,
     LicenseCheck,
 )
-from mission_control.console.schema import backup_outcomes, health_samples
-from mission_control.db.schema import alerts, clusters, consumption, licenses
+from mission_control.db.schema import (
+    alerts,
+    backup_outcomes,
+    clusters,
+    consumption,
+    health_samples,
+    licenses,
+)
 from mission_control.service import admin, enrollment, exchange
 from mission_control.service.context import ServiceContext
 

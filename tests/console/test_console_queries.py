@@ -18,9 +18,8 @@ from mission_control.console.cluster_view import load_cluster
 from mission_control.console.fleet import FleetQuery, FleetStatus, load_fleet
 from mission_control.console.history import aggregate, resource_history
 from mission_control.console.plots import downsample
-from mission_control.console.schema import health_samples
 from mission_control.db.engine import create_engine
-from mission_control.db.schema import alerts, clusters
+from mission_control.db.schema import alerts, clusters, health_samples
 from mission_control.service import enrollment, exchange
 from mission_control.service.context import ServiceContext
 

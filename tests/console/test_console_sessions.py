@@ -11,7 +11,6 @@ from staff_store import add_account
 
 from mission_control.console import csrf
 from mission_control.console.guard import safe_next
-from mission_control.console.schema import console_sessions
 from mission_control.console.sessions import (
     ConsoleSession,
     SessionPolicy,
@@ -25,7 +24,7 @@ from mission_control.console.sessions import (
     verdict,
 )
 from mission_control.db.engine import create_engine
-from mission_control.db.schema import users
+from mission_control.db.schema import console_sessions, users
 from mission_control.service.audit_log import cli_actor
 from mission_control.service.bearer import digest
 from mission_control.service.context import ServiceContext

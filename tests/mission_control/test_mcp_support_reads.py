@@ -18,7 +18,7 @@ from test_mcp_ingest import batch_sizes, enroll_many  # noqa: F401 - batch_sizes
 from test_mcs_store import approved
 
 from contract.messages import HeartbeatReply, SupportPublicKey
-from mission_control.console.schema import health_samples
+from mission_control.db.schema import health_samples
 from mission_control.service import access_requests, enrollment, exchange, support_sync
 from mission_control.service.context import ServiceContext
 from mission_control.service.staff import StaffIdentity
