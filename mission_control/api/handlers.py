@@ -18,7 +18,8 @@ from mission_control.api.keys import CONTEXT, CREDENTIALS
 from mission_control.openapi import Handler
 from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity, authenticate_staff
+from mission_control.service.staff import authenticate_staff
+from mission_control.staff.identity import StaffIdentity
 
 M = TypeVar("M", bound=ClusterMessage)
 R = TypeVar("R", bound=BaseModel)

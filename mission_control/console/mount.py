@@ -38,7 +38,7 @@ from mission_control.console.sessions import SessionPolicy, prune_sessions
 from mission_control.console.settings import ConsoleSettings
 from mission_control.errors import ServiceError
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
+from mission_control.staff.identity import StaffIdentity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"

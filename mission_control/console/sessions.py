@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contract.messages import StaffRole
 from mission_control.db.schema import console_sessions, users
 from mission_control.service.bearer import digest
-from mission_control.service.staff import StaffIdentity
+from mission_control.staff.identity import StaffIdentity
 
 COOKIE = "mc_session"
 
@@ -126,7 +126,7 @@ async def find_session(engine: AsyncEngine, cookie: str) -> ConsoleSession | Non
     return ConsoleSession(
         id_hash=row.id_hash,
         user=row.user_name,
-        role=row.current_role if enabled else row.role,
+        role=StaffRole(row.current_role if enabled else row.role),
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         csrf_token=row.csrf_token,

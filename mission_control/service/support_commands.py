@@ -34,9 +34,9 @@ from mission_control.service import access_store, audit_log
 from mission_control.service.access_requests import visible_to
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import CommandRefused, InvalidInput, InvalidState, Refused
-from mission_control.service.staff import StaffIdentity
 from mission_control.service.support_events import result_event
 from mission_control.staff.auth import AUDIT_SCOPE
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import CommandCreate, CommandView
 
 

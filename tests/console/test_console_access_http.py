@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from console_helpers import Clock, running
 from sqlalchemy import func, select
 
+from contract.messages import StaffRole
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import access_requests, licenses
@@ -25,7 +26,6 @@ from mission_control.service.audit_log import cli_actor
 from mission_control.service.context import ServiceContext
 from mission_control.service.support_policy import SupportSettings
 from mission_control.settings import Settings
-from mission_control.staff.roles import StaffRole
 from mission_control.staff.totp import code_at_step, time_step
 
 PASSWORD = "Velvet-Compass-93"

@@ -21,9 +21,9 @@ from contract.messages import HeartbeatReply, SupportPublicKey
 from mission_control.db.schema import health_samples
 from mission_control.service import access_requests, enrollment, exchange, support_sync
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
 from mission_control.service.support_commands import issue_command
 from mission_control.service.support_queue import open_heartbeat_items
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import AccessRequestCreate, AccessRequestView, CommandCreate
 
 ALICE = StaffIdentity("alice", "support-l2")

@@ -21,7 +21,7 @@ from contract.support.requests import AccessGrant
 from mission_control.service import access_requests, audit_log, enrollment, exchange, support_sync
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import ClusterMessageRefused
-from mission_control.service.staff import StaffIdentity
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import AccessRequestCreate, AccessRequestView
 
 ALICE = StaffIdentity("alice", "support-l2")
