@@ -44,7 +44,7 @@ from mission_control.console.sessions import COOKIE, open_session  # noqa: E402
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.db.migrate import upgrade  # noqa: E402
 from mission_control.service.context import ServiceContext  # noqa: E402
-from mission_control.service.monitor import sweep  # noqa: E402
+from mission_control.service.exchange.monitor import sweep  # noqa: E402
 from mission_control.staff.identity import StaffIdentity  # noqa: E402
 
 GOAL_MS = 150.0

@@ -27,10 +27,10 @@ from mission_control.console.mount import setup_console
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import ensure_current, upgrade
 from mission_control.openapi import build_document, register
-from mission_control.service.access_requests import sweep_support_forever
 from mission_control.service.context import Clock, ServiceContext, utc_now
-from mission_control.service.monitor import run_forever
-from mission_control.service.support_policy import SupportSettings
+from mission_control.service.exchange.monitor import run_forever
+from mission_control.service.support.access_requests import sweep_support_forever
+from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
 
 

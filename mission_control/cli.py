@@ -33,8 +33,10 @@ from mission_control.cli_common import (
 from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
-from mission_control.service import admin, alert_store, audit_log, enrollment
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import alert_store
+from mission_control.service.fleet import admin, enrollment
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

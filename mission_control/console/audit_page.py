@@ -27,8 +27,8 @@ from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
 from mission_control.db.schema import audit_log, clusters
 from mission_control.errors import NotFound
-from mission_control.service import audit_log as audit_service
-from mission_control.service.admin import find_cluster_id
+from mission_control.service.accounts import audit_log as audit_service
+from mission_control.service.fleet.admin import find_cluster_id
 
 
 def detail_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -32,8 +32,8 @@ from mission_control.console.history import (
 from mission_control.console.units import MemoryDiskShares
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
 from mission_control.service.context import ServiceContext
-from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
-from mission_control.service.sizing import HealthAssessment, assess
+from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
+from mission_control.service.rules.sizing import HealthAssessment, assess
 
 RECENT_ALERTS = 20
 

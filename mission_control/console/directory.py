@@ -16,8 +16,8 @@ import importlib
 from collections.abc import Callable
 from typing import Protocol
 
+from mission_control.service.accounts.staff import login
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import login
 from mission_control.staff.identity import StaffIdentity
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.messages import AlertKind, LicenseState
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
-from mission_control.service.licensing import License, evaluate_license
+from mission_control.service.rules.licensing import License, evaluate_license
 
 
 class FleetStatus(StrEnum):

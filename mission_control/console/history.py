@@ -1,8 +1,9 @@
 """Cluster history for the console: one aggregate sample per health check, hourly consumption.
 
 The health ingest writes one sample per accepted health check, in that check's transaction
-(`mission_control.service.ingest` queues `health_sample_insert` with `health_sample_row` for one
-executemany per batch): a resend answered as a duplicate runs no effect, so it leaves no sample.
+(`mission_control.service.exchange.ingest` queues `health_sample_insert` with
+`health_sample_row` for one executemany per batch): a resend answered as a duplicate runs no
+effect, so it leaves no sample.
 A sample aggregates the nodes that are up: CPU % weighted by cores, memory and disk summed.
 Two checks at the same instant keep the first sample.
 `resource_history` averages samples into time buckets in the database (one row per bucket);

@@ -21,7 +21,7 @@ from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next
 from mission_control.console.keys import DIRECTORY, SESSION_POLICY, current_session
 from mission_control.console.sessions import close_session, open_session
-from mission_control.service import audit_log
+from mission_control.service.accounts import audit_log
 from mission_control.staff.auth import AUDIT_SCOPE
 
 MAX_FIELD = 1024

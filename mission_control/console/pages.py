@@ -24,8 +24,8 @@ from mission_control.console.forms import parse_fields
 from mission_control.console.history import HourlyConsumption
 from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
-from mission_control.service import access_requests
-from mission_control.service.policy import AlertPolicy
+from mission_control.service.rules.policy import AlertPolicy
+from mission_control.service.support import access_requests
 
 Q = TypeVar("Q", bound=BaseModel)
 BUCKETS = 360

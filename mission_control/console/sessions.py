@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contract.messages import StaffRole
 from mission_control.db.schema import console_sessions, users
-from mission_control.service.bearer import digest
+from mission_control.service.accounts.bearer import digest
 from mission_control.staff.identity import StaffIdentity
 
 COOKIE = "mc_session"

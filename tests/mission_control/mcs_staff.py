@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 
 from contract.audit.events import Actor, ActorKind
 from contract.messages import StaffRole
-from mission_control.service import staff, users
+from mission_control.service.accounts import staff, users
 from mission_control.service.context import ServiceContext
 from mission_control.staff.totp import code_at_step, time_step
 

@@ -19,8 +19,8 @@ from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from contract.certs import DevCA
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import enrollment
 
 
 @pytest.fixture

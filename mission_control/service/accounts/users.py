@@ -29,7 +29,7 @@ from contract.audit.events import Actor, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import users
 from mission_control.errors import AlreadyExists, NotFound
-from mission_control.service import audit_log
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidInput
 from mission_control.staff.auth import AUDIT_SCOPE, StaffAccount

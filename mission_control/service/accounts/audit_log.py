@@ -42,8 +42,8 @@ from contract.audit.chain import (
 from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import access_requests, audit_checkpoints, audit_log
+from mission_control.service.accounts.signing_key import audit_key, stored_key
 from mission_control.service.context import ServiceContext
-from mission_control.service.signing_key import audit_key, stored_key
 from mission_control.staff.identity import StaffIdentity
 
 log = logging.getLogger(__name__)

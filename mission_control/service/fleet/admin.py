@@ -13,11 +13,11 @@ from contract.messages import ClusterSummary, LicenseSummary
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import clusters, licenses
 from mission_control.errors import NotFound
-from mission_control.service import audit_log
-from mission_control.service.alert_store import apply_alert_changes
-from mission_control.service.alerts import license_alerts
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
-from mission_control.service.licensing import License, evaluate_license
+from mission_control.service.exchange.alert_store import apply_alert_changes
+from mission_control.service.rules.alerts import license_alerts
+from mission_control.service.rules.licensing import License, evaluate_license
 
 
 async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:

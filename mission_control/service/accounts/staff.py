@@ -25,8 +25,8 @@ from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
-from mission_control.service import audit_log
-from mission_control.service import users as user_store
+from mission_control.service.accounts import audit_log
+from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidState
 from mission_control.staff import auth

@@ -1,0 +1,1 @@
+"""The clusters as Mission Control's operators see them: records and enrollment, licenses."""
