@@ -20,9 +20,10 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mission_control.api.auth import CredentialCache
-from mission_control.api.keys import CONTEXT, CREDENTIALS, OPENAPI, SETTINGS
+from mission_control.api.keys import CREDENTIALS
 from mission_control.api.middleware import json_errors
 from mission_control.api.routes import ROUTES
+from mission_control.app_keys import CONTEXT, OPENAPI, SETTINGS
 from mission_control.console.mount import setup_console
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import ensure_current, upgrade

@@ -30,8 +30,8 @@ from mission_control.api.handlers import (
     authenticate_staff_request,
     cluster_message,
 )
-from mission_control.api.keys import CONTEXT, OPENAPI
 from mission_control.api.support_routes import SUPPORT_ROUTES
+from mission_control.app_keys import CONTEXT, OPENAPI
 from mission_control.openapi import Route
 from mission_control.service.exchange import alert_store, cluster_messages
 from mission_control.service.fleet import admin, enrollment

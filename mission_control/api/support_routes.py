@@ -5,8 +5,6 @@ service call; `SUPPORT_ROUTES` joins the main route table (and so the OpenAPI do
 
 from __future__ import annotations
 
-import contextlib
-
 from aiohttp import web
 
 from contract.messages import (
@@ -26,11 +24,10 @@ from mission_control.api.handlers import (
     authenticate_staff_request,
     cluster_message,
 )
-from mission_control.api.keys import CONTEXT
-from mission_control.errors import NotFound
+from mission_control.app_keys import CONTEXT
 from mission_control.openapi import Route
 from mission_control.service.accounts import audit_log, staff
-from mission_control.service.fleet.admin import find_cluster_id
+from mission_control.service.fleet.admin import cluster_id_or_scope
 from mission_control.service.refusals import LoginRefused, LoginThrottled
 from mission_control.service.support import access_requests, cluster_audit, commands
 from mission_control.service.support.sync import command_result, decision, policy, public_key
@@ -147,10 +144,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     cluster = query.cluster
     if cluster is not None:
-        async with ctx.engine.connect() as conn:
-            # Not a cluster's name or id: a scope such as "mission-control", matched as is.
-            with contextlib.suppress(NotFound):
-                cluster = await find_cluster_id(conn, cluster)
+        cluster = await cluster_id_or_scope(ctx, cluster)
     entries = await audit_log.list_entries(
         ctx,
         viewer=viewer,

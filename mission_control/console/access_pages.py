@@ -13,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import forms
 from mission_control.console.abilities import Abilities
 from mission_control.console.access_view import is_running, refresh_after, runnable_commands

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import forms
 from mission_control.console.abilities import Abilities
 from mission_control.console.keys import PREFIX, current_session

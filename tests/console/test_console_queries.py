@@ -13,16 +13,17 @@ from seed import MovableClock, node_json, seed_fleet, seed_history, seed_showcas
 from sqlalchemy import func, insert, select
 
 from contract.messages import HealthReport, NodeHealth
-from mission_control.console.alert_list import AlertFilter, load_alerts
-from mission_control.console.cluster_view import load_cluster
-from mission_control.console.fleet import FleetQuery, FleetStatus, load_fleet
-from mission_control.console.history import aggregate, resource_history
 from mission_control.console.plots import downsample
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import alerts, clusters, health_samples
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange import cluster_messages
 from mission_control.service.fleet import enrollment
+from mission_control.service.fleet.alert_list import AlertFilter, load_alerts
+from mission_control.service.fleet.cluster_view import load_cluster
+from mission_control.service.fleet.history import resource_history
+from mission_control.service.fleet.overview import FleetQuery, FleetStatus, load_fleet
+from mission_control.service.rules.resources import aggregate
 
 NOW = datetime(2030, 6, 10, 12, 0, tzinfo=UTC)
 GIB = 1024**3

@@ -214,6 +214,15 @@ async def list_entries(
     return [redact_for(viewer, entry_from_row(row)) for row in rows]
 
 
+async def known_actions(ctx: ServiceContext) -> list[str]:
+    """Every action recorded so far, sorted (for filter suggestions)."""
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(
+            select(audit_log.c.action).distinct().order_by(audit_log.c.action)
+        )
+        return [str(row.action) for row in rows]
+
+
 async def verify(ctx: ServiceContext) -> VerifyResult:
     """Verify the whole log against its signed checkpoints; the first problem is reported."""
     async with ctx.engine.connect() as conn:

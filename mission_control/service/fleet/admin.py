@@ -1,7 +1,8 @@
-"""Operator actions on records: list clusters, set a cluster's license."""
+"""Operator actions on records: find and list clusters, set a cluster's license."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import or_, select
@@ -28,6 +29,28 @@ async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:
     if found is None:
         raise NotFound(f"no cluster named {cluster!r}")
     return str(found)
+
+
+async def cluster_id_or_scope(ctx: ServiceContext, cluster: str) -> str:
+    """The id of the cluster named `cluster` (or with that id); else `cluster` as written, for
+    audit scopes that are not clusters (``mission-control``)."""
+    async with ctx.engine.connect() as conn:
+        try:
+            return await find_cluster_id(conn, cluster)
+        except NotFound:
+            return cluster
+
+
+async def cluster_names(ctx: ServiceContext, ids: Iterable[str]) -> dict[str, str]:
+    """The name of each cluster among `ids` (ids of no cluster are left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(
+            select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(wanted))
+        )
+        return {row.id: row.name for row in rows}
 
 
 async def list_clusters(ctx: ServiceContext) -> list[ClusterSummary]:
