@@ -8,7 +8,7 @@ these copies (`list_checkpoints`) and the key Mission Control pinned, and checks
 
 Guarantees:
 - A checkpoint is stored only if its signature verifies with the cluster's PINNED key (the key
-  is pinned at first sight and never silently replaced: `support_sync.public_key`).
+  is pinned at first sight and never silently replaced: `sync.public_key`).
 - One checkpoint per (cluster, seq): the same one again changes nothing; a different one for a
   known seq is refused (422 `checkpoint_conflict`) and audited: it means the log was rewritten.
 - Refusals are audited (`audit.checkpoint.refused`) in a transaction of their own.

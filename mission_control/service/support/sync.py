@@ -1,5 +1,5 @@
 """Remote-support messages from a cluster's leader: decisions, command results, its public key
-and its support policy. Each goes through the cluster-message path (`exchange.accept`):
+and its support policy. Each goes through the cluster-message path (`cluster_messages.accept`):
 credential, epoch fencing and message_id dedupe, each message in its batch's transaction.
 
 Guarantees:
