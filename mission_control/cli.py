@@ -89,6 +89,7 @@ def serve(
     workers: int | None,
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
+    # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
     from mission_control import serving
     from mission_control.tls import server_context
 
@@ -286,6 +287,7 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="Replace existing files.")
 def certs_dev_ca(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     """Write a throwaway CA (ca.pem) and a server certificate (server.pem, server-key.pem)."""
+    # Deferred for start-up time: only this command needs the certificate code.
     from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
     try:
