@@ -40,12 +40,13 @@ from mc_process import serve  # noqa: E402
 from seed import seed_fleet, seed_showcase  # noqa: E402
 from staff_store import CHEAP_ENV, add_account  # noqa: E402
 
-from mission_control.console.sessions import COOKIE, open_session  # noqa: E402
+from mission_control.console.cookies import COOKIE  # noqa: E402
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.db.migrate import upgrade  # noqa: E402
+from mission_control.service.accounts.console_sessions import open_session  # noqa: E402
 from mission_control.service.context import ServiceContext  # noqa: E402
-from mission_control.service.monitor import sweep  # noqa: E402
-from mission_control.service.staff import StaffIdentity  # noqa: E402
+from mission_control.service.exchange.monitor import sweep  # noqa: E402
+from mission_control.staff.identity import StaffIdentity  # noqa: E402
 
 GOAL_MS = 150.0
 

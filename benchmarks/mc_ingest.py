@@ -47,7 +47,7 @@ from mc_process import serve, stop, wait_until_serving  # noqa: E402
 
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.service.context import ServiceContext  # noqa: E402
-from mission_control.service.enrollment import create_cluster  # noqa: E402
+from mission_control.service.fleet.enrollment import create_cluster  # noqa: E402
 
 LOADER = Path(__file__).resolve().parent / "http_load.py"
 

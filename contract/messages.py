@@ -38,7 +38,17 @@ from contract.limits import (
 )
 
 Geography = Literal["EU", "US", "AU"]
-StaffRole = Literal["operator", "admin", "support-l2", "support-l3"]
+
+
+class StaffRole(StrEnum):
+    """A Mission Control staff account's role (the one type on both sides)."""
+
+    SUPPORT_L2 = "support-l2"
+    SUPPORT_L3 = "support-l3"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
 NodeState = Literal["healthy", "degraded", "down"]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 #: Bytes of one node. Below 2^53 (8 PiB): a report's sum over at most `MAX_NODES` nodes stays

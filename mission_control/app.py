@@ -20,17 +20,18 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mission_control.api.auth import CredentialCache
-from mission_control.api.keys import CONTEXT, CREDENTIALS, OPENAPI, SETTINGS
+from mission_control.api.keys import CREDENTIALS
 from mission_control.api.middleware import json_errors
 from mission_control.api.routes import ROUTES
+from mission_control.app_keys import CONTEXT, OPENAPI, SETTINGS
 from mission_control.console.mount import setup_console
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import ensure_current, upgrade
 from mission_control.openapi import build_document, register
-from mission_control.service.access_requests import sweep_support_forever
 from mission_control.service.context import Clock, ServiceContext, utc_now
-from mission_control.service.monitor import run_forever
-from mission_control.service.support_policy import SupportSettings
+from mission_control.service.exchange.monitor import run_forever
+from mission_control.service.support.access_requests import sweep_support_forever
+from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
 
 

@@ -33,8 +33,10 @@ from mission_control.cli_common import (
 from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
-from mission_control.service import admin, alert_store, audit_log, enrollment
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import alert_store
+from mission_control.service.fleet import admin, enrollment
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +89,7 @@ def serve(
     workers: int | None,
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
+    # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
     from mission_control import serving
     from mission_control.tls import server_context
 
@@ -284,6 +287,7 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="Replace existing files.")
 def certs_dev_ca(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     """Write a throwaway CA (ca.pem) and a server certificate (server.pem, server-key.pem)."""
+    # Deferred for start-up time: only this command needs the certificate code.
     from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
     try:

@@ -66,6 +66,7 @@ def settings_from(**overrides: Any) -> Settings:
 
 def run_on_db(db_url: str, work: Callable[[ServiceContext], Awaitable[T]], migrate: bool) -> T:
     """Run `work` on the database; every failure becomes one clear line."""
+    # Deferred for start-up time: the application module loads aiohttp and every route.
     from mission_control.app import service_context
 
     settings = settings_from(db_url=db_url)

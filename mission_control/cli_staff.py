@@ -18,10 +18,10 @@ import sys
 
 import click
 
+from contract.messages import StaffRole
 from mission_control.cli_common import db_option, json_option, name_param, run_on_db, table, when
-from mission_control.service import audit_log, staff
-from mission_control.service import users as user_store
-from mission_control.staff.roles import StaffRole
+from mission_control.service.accounts import audit_log, staff
+from mission_control.service.accounts import users as user_store
 
 ROLES = tuple(role.value for role in StaffRole)
 

@@ -37,7 +37,9 @@ from types import FrameType
 
 from aiohttp import web
 
-from mission_control.db.engine import normalise_url
+from mission_control.app import create_app
+from mission_control.db.engine import create_engine, normalise_url
+from mission_control.db.migrate import upgrade
 from mission_control.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,6 @@ def check_workers(settings: Settings) -> None:
 
 def run(settings: Settings, ssl_context: ssl.SSLContext | None, say: Callable[[str], None]) -> int:
     """Serve until stopped; the exit code. Raises what binding or the database raise."""
-    from mission_control.app import create_app
-
     check_workers(settings)
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
     if settings.workers == 1:
@@ -95,9 +95,6 @@ def run(settings: Settings, ssl_context: ssl.SSLContext | None, say: Callable[[s
 
 
 async def _migrate(db_url: str) -> None:
-    from mission_control.db.engine import create_engine
-    from mission_control.db.migrate import upgrade
-
     engine = create_engine(db_url)
     try:
         await upgrade(engine)
@@ -113,8 +110,6 @@ def _worker(
     access_log: logging.Logger | None,
     say: Callable[[str], None],
 ) -> None:
-    from mission_control.app import create_app
-
     # The parent's handlers were inherited by fork; aiohttp installs its own for a graceful stop.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mission_control.service.policy import AlertPolicy, SizingPolicy
+from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
 
 DEFAULT_DB_URL = "sqlite:///mission-control.db"
 DEFAULT_CIPHERS = ":".join(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mission_control.errors import Forbidden, InvalidCredential
-from mission_control.service.bearer import digest
+from mission_control.service.accounts.bearer import digest
 
 
 def bearer(request: web.Request) -> str:

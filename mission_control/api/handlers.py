@@ -14,11 +14,13 @@ from pydantic import BaseModel
 from contract.messages import ClusterMessage
 from mission_control.api.auth import bearer, require_own_cluster
 from mission_control.api.bodies import json_reply, read_body
-from mission_control.api.keys import CONTEXT, CREDENTIALS
+from mission_control.api.keys import CREDENTIALS
+from mission_control.app_keys import CONTEXT
 from mission_control.openapi import Handler
-from mission_control.service import enrollment
+from mission_control.service.accounts.staff import authenticate_staff
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity, authenticate_staff
+from mission_control.service.fleet import enrollment
+from mission_control.staff.identity import StaffIdentity
 
 M = TypeVar("M", bound=ClusterMessage)
 R = TypeVar("R", bound=BaseModel)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from contract.messages import ErrorBody, ErrorReply
 from mission_control.api.bodies import RequestRejected
-from mission_control.api.keys import SETTINGS
+from mission_control.app_keys import SETTINGS
 from mission_control.errors import (
     AlreadyExists,
     DatabaseNotReady,

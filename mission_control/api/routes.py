@@ -30,10 +30,11 @@ from mission_control.api.handlers import (
     authenticate_staff_request,
     cluster_message,
 )
-from mission_control.api.keys import CONTEXT, OPENAPI
 from mission_control.api.support_routes import SUPPORT_ROUTES
+from mission_control.app_keys import CONTEXT, OPENAPI
 from mission_control.openapi import Route
-from mission_control.service import admin, alert_store, enrollment, exchange
+from mission_control.service.exchange import alert_store, cluster_messages
+from mission_control.service.fleet import admin, enrollment
 
 PREFIX = "/api/v1"
 _CLUSTER_ERRORS = CLUSTER_ERRORS
@@ -79,7 +80,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         _CLUSTER + "/health",
-        cluster_message(HealthReport, exchange.health),
+        cluster_message(HealthReport, cluster_messages.health),
         "postHealth",
         "Health check: per-node figures in, status and sizing advice out.",
         reply=HealthReply,
@@ -90,7 +91,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         _CLUSTER + "/license",
-        cluster_message(LicenseCheck, exchange.license_check),
+        cluster_message(LicenseCheck, cluster_messages.license_check),
         "postLicenseCheck",
         "License check: host units in use in, license state and quotas out.",
         reply=LicenseReply,
@@ -101,7 +102,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         _CLUSTER + "/consumption",
-        cluster_message(ConsumptionReport, exchange.record_consumption),
+        cluster_message(ConsumptionReport, cluster_messages.record_consumption),
         "postConsumption",
         "Hourly consumption of one environment; idempotent per (environment, period).",
         reply=ConsumptionReply,
@@ -112,7 +113,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         _CLUSTER + "/heartbeat",
-        cluster_message(Heartbeat, exchange.heartbeat),
+        cluster_message(Heartbeat, cluster_messages.heartbeat),
         "postHeartbeat",
         "Heartbeat: this cluster's open support requests and unanswered commands out.",
         reply=HeartbeatReply,
@@ -123,7 +124,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         _CLUSTER + "/events",
-        cluster_message(ClusterEvent, exchange.record_event),
+        cluster_message(ClusterEvent, cluster_messages.record_event),
         "postEvent",
         "An event raised by the cluster (backup_failed / backup_succeeded).",
         reply=EventReply,

@@ -5,8 +5,6 @@ service call; `SUPPORT_ROUTES` joins the main route table (and so the OpenAPI do
 
 from __future__ import annotations
 
-import contextlib
-
 from aiohttp import web
 
 from contract.messages import (
@@ -26,19 +24,13 @@ from mission_control.api.handlers import (
     authenticate_staff_request,
     cluster_message,
 )
-from mission_control.api.keys import CONTEXT
-from mission_control.errors import NotFound
+from mission_control.app_keys import CONTEXT
 from mission_control.openapi import Route
-from mission_control.service import (
-    access_requests,
-    audit_log,
-    cluster_audit,
-    staff,
-    support_commands,
-)
-from mission_control.service.admin import find_cluster_id
+from mission_control.service.accounts import audit_log, staff
+from mission_control.service.fleet.admin import cluster_id_or_scope
 from mission_control.service.refusals import LoginRefused, LoginThrottled
-from mission_control.service.support_sync import command_result, decision, policy, public_key
+from mission_control.service.support import access_requests, cluster_audit, commands
+from mission_control.service.support.sync import command_result, decision, policy, public_key
 from mission_control.staff_protocol import (
     AccessRequestCreate,
     AccessRequestList,
@@ -136,13 +128,13 @@ async def issue_command(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, CommandCreate)
     request_id = request.match_info["request_id"]
     ctx = request.app[CONTEXT]
-    return json_reply(await support_commands.issue_command(ctx, identity, request_id, body))
+    return json_reply(await commands.issue_command(ctx, identity, request_id, body))
 
 
 async def list_commands(request: web.Request) -> web.StreamResponse:
     identity = await authenticate_staff_request(request)
     request_id = request.match_info["request_id"]
-    found = await support_commands.list_commands(request.app[CONTEXT], identity, request_id)
+    found = await commands.list_commands(request.app[CONTEXT], identity, request_id)
     return json_reply(CommandList(commands=found))
 
 
@@ -152,10 +144,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     cluster = query.cluster
     if cluster is not None:
-        async with ctx.engine.connect() as conn:
-            # Not a cluster's name or id: a scope such as "mission-control", matched as is.
-            with contextlib.suppress(NotFound):
-                cluster = await find_cluster_id(conn, cluster)
+        cluster = await cluster_id_or_scope(ctx, cluster)
     entries = await audit_log.list_entries(
         ctx,
         viewer=viewer,

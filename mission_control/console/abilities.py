@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mission_control.staff.roles import StaffRole, can_request_access
+from contract.messages import StaffRole
+from mission_control.staff.roles import can_request_access
 
 _LICENSE_EDITORS = frozenset({StaffRole.OPERATOR, StaffRole.ADMIN})
 

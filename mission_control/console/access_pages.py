@@ -13,14 +13,14 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import forms
 from mission_control.console.abilities import Abilities
 from mission_control.console.access_view import is_running, refresh_after, runnable_commands
 from mission_control.console.guard import AUTO_REFRESH
 from mission_control.console.keys import CONSOLE_SETTINGS, PREFIX, current_session
 from mission_control.console.render import page
-from mission_control.service import access_requests, support_commands
+from mission_control.service.support import access_requests, commands
 from mission_control.staff.roles import can_revoke_grants
 
 ACCESS_ROLES = ("viewer", "user", "admin")
@@ -72,10 +72,10 @@ async def access_detail(request: web.Request) -> web.StreamResponse:
     session = current_session(request)
     request_id = request.match_info["request_id"]
     view = await access_requests.get_request(ctx, session.identity, request_id)
-    commands = await support_commands.list_commands(ctx, session.identity, request_id)
+    command_views = await commands.list_commands(ctx, session.identity, request_id)
     now = ctx.clock()
     refresh = refresh_after(
-        view, commands, now, quick_s=settings.refresh_s, slow_s=settings.running_refresh_s
+        view, command_views, now, quick_s=settings.refresh_s, slow_s=settings.running_refresh_s
     )
     return page(
         request,
@@ -83,7 +83,7 @@ async def access_detail(request: web.Request) -> web.StreamResponse:
         {
             "active": "access",
             "r": view,
-            "commands": commands,
+            "commands": command_views,
             "running": is_running(view, now),
             "runnable": runnable_commands(view, session.user, now),
             "mine": view.engineer == session.user,
@@ -100,7 +100,7 @@ async def command_submit(request: web.Request) -> web.StreamResponse:
     body = forms.command(await request.post())
     ctx = request.config_dict[CONTEXT]
     request_id = request.match_info["request_id"]
-    await support_commands.issue_command(ctx, current_session(request).identity, request_id, body)
+    await commands.issue_command(ctx, current_session(request).identity, request_id, body)
     raise web.HTTPSeeOther(request_path(request_id) + "#commands")
 
 

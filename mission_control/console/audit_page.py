@@ -10,25 +10,20 @@ name. Nothing here writes.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.audit.chain import AuditEntry
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console.forms import AuditFilter, parse_fields
 from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
-from mission_control.db.schema import audit_log, clusters
-from mission_control.errors import NotFound
-from mission_control.service import audit_log as audit_service
-from mission_control.service.admin import find_cluster_id
+from mission_control.service.accounts import audit_log as audit_service
+from mission_control.service.fleet.admin import cluster_id_or_scope, cluster_names
 
 
 def detail_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -41,21 +36,6 @@ def detail_items(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-async def cluster_names(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = await conn.execute(
-        select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(wanted))
-    )
-    return {row.id: row.name for row in rows}
-
-
-async def known_actions(conn: AsyncConnection) -> list[str]:
-    rows = await conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action))
-    return [str(row.action) for row in rows]
-
-
 def _minutes(moment: datetime | None) -> str:
     """A time as a datetime-local field shows it."""
     return moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
@@ -66,12 +46,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     limit = request.app[CONSOLE_SETTINGS].audit_rows
     query = parse_fields(AuditFilter, request.query)
     viewer = current_session(request).identity
-    cluster = query.cluster or None
-    async with ctx.engine.connect() as conn:
-        if cluster is not None:
-            with contextlib.suppress(NotFound):
-                cluster = await find_cluster_id(conn, cluster)
-        actions = await known_actions(conn)
+    cluster = await cluster_id_or_scope(ctx, query.cluster) if query.cluster else None
     entries: list[AuditEntry] = await audit_service.list_entries(
         ctx,
         viewer=viewer,
@@ -82,8 +57,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
         until=query.until,
         limit=limit + 1,
     )
-    async with ctx.engine.connect() as conn:
-        names = await cluster_names(conn, [e.cluster for e in entries])
+    names = await cluster_names(ctx, [e.cluster for e in entries])
     return page(
         request,
         "audit.html",
@@ -94,7 +68,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
             "more": len(entries) > limit,
             "limit": limit,
             "names": names,
-            "actions": actions,
+            "actions": await audit_service.known_actions(ctx),
             "whole_log": audit_service.sees_whole_log(viewer),
             "detail_items": detail_items,
             "since_value": _minutes(query.since),

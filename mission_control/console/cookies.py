@@ -7,7 +7,7 @@ so the request's own scheme says nothing about what the browser sees. Browsers t
 so local development over plain HTTP still works; on any other plain-HTTP address the browser
 drops them and a login cannot stick (`insecure_origin` lets the login page say so).
 
-- ``mc_session`` (path ``/console/``): the session (`sessions`);
+- ``mc_session`` (path ``/console/``): the session (`service.accounts.console_sessions`);
 - the login form's double-submit CSRF token (path ``/console/login``; see `csrf`).
 """
 
@@ -19,8 +19,8 @@ from aiohttp import web
 
 from mission_control.console import csrf
 from mission_control.console.keys import PREFIX
-from mission_control.console.sessions import COOKIE
 
+COOKIE = "mc_session"
 SESSION_PATH = PREFIX + "/"
 LOGIN_PATH = PREFIX + "/login"
 _LOCAL_NAMES = frozenset({"localhost"})

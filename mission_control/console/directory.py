@@ -16,8 +16,9 @@ import importlib
 from collections.abc import Callable
 from typing import Protocol
 
+from mission_control.service.accounts.staff import login
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
+from mission_control.staff.identity import StaffIdentity
 
 
 class StaffDirectory(Protocol):
@@ -48,8 +49,6 @@ class AccountDirectory:
         self._ctx = ctx
 
     async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
-        from mission_control.service.staff import login
-
         result = await login(self._ctx, username, password, totp_code)
         return result.identity if result.identity is not None else result.message
 

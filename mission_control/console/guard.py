@@ -29,19 +29,19 @@ from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import cookies, csrf
+from mission_control.console.cookies import COOKIE
 from mission_control.console.keys import PREFIX, SESSION_POLICY, set_session
-from mission_control.console.sessions import (
-    COOKIE,
+from mission_control.errors import DatabaseNotReady, Forbidden, NotFound, ServiceError
+from mission_control.service.accounts.console_sessions import (
     Verdict,
-    close_session,
+    end_session,
     find_session,
     needs_touch,
     touch,
     verdict,
 )
-from mission_control.errors import DatabaseNotReady, Forbidden, NotFound, ServiceError
 from mission_control.service.refusals import Refused
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,7 @@ async def _admit(request: web.Request, handler: Handler) -> web.StreamResponse:
     now = ctx.clock()
     judged = verdict(session, now, policy)
     if judged is not Verdict.ACTIVE:
-        async with ctx.engine.begin() as conn:
-            await close_session(conn, session)
+        await end_session(ctx, session)
         target = request.path_qs if request.method == "GET" else PREFIX + "/"
         response = _redirect(login_url(target, expired=judged is not Verdict.DISABLED))
         cookies.clear_session(response)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from mission_control.console.directory import StaffDirectory
-from mission_control.console.sessions import ConsoleSession, SessionPolicy
 from mission_control.console.settings import ConsoleSettings
+from mission_control.service.accounts.console_sessions import ConsoleSession, SessionPolicy
 
 CONSOLE_SETTINGS = web.AppKey("console_settings", ConsoleSettings)
 SESSION_POLICY = web.AppKey("console_session_policy", SessionPolicy)

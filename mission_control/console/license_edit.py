@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import forms
 from mission_control.console.abilities import Abilities
 from mission_control.console.keys import PREFIX, current_session
-from mission_control.service.admin import set_license
+from mission_control.service.fleet.admin import set_license
 
 
 async def license_submit(request: web.Request) -> web.StreamResponse:

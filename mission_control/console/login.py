@@ -15,14 +15,11 @@ from collections.abc import Mapping
 import aiohttp_jinja2
 from aiohttp import web
 
-from contract.audit.events import AuditEvent
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next
 from mission_control.console.keys import DIRECTORY, SESSION_POLICY, current_session
-from mission_control.console.sessions import close_session, open_session
-from mission_control.service import audit_log
-from mission_control.staff.auth import AUDIT_SCOPE
+from mission_control.service.accounts.console_sessions import log_out, open_session
 
 MAX_FIELD = 1024
 LOGIN_PATH = cookies.LOGIN_PATH
@@ -97,19 +94,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    ctx = request.config_dict[CONTEXT]
-    session = current_session(request)
-    event = AuditEvent(
-        ctx.clock(),
-        session.identity.actor,
-        "staff.logout",
-        AUDIT_SCOPE,
-        session.user,
-        {"client": "console"},
-    )
-    async with ctx.engine.begin() as conn:
-        await close_session(conn, session)
-        await audit_log.record(conn, ctx, [event])
+    await log_out(request.config_dict[CONTEXT], current_session(request))
     response = web.Response(status=303, headers={"Location": LOGIN_PATH})
     cookies.clear_session(response)
     return response

@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import access_pages, audit_page, license_edit, login, pages
 from mission_control.console.directory import (
     DirectoryFactory,
@@ -31,14 +31,14 @@ from mission_control.console.directory import (
     load_factory,
 )
 from mission_control.console.guard import guard
-from mission_control.console.history import prune_samples
 from mission_control.console.keys import CONSOLE_SETTINGS, DIRECTORY, PREFIX, SESSION_POLICY
 from mission_control.console.render import setup_templates
-from mission_control.console.sessions import SessionPolicy, prune_sessions
 from mission_control.console.settings import ConsoleSettings
 from mission_control.errors import ServiceError
+from mission_control.service.accounts.console_sessions import SessionPolicy, prune_sessions
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
+from mission_control.service.fleet.history import prune_samples
+from mission_control.staff.identity import StaffIdentity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"

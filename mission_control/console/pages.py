@@ -1,4 +1,4 @@
-"""Page handlers: translate the query string into a data query, render the template.
+"""Page handlers: translate the query string into a service query, render the template.
 
 Bad query parameters get a 400 page naming the parameter; nothing here writes to the database.
 """
@@ -14,18 +14,18 @@ from aiohttp import web
 from markupsafe import Markup
 from pydantic import BaseModel
 
-from mission_control.api.keys import CONTEXT
+from mission_control.app_keys import CONTEXT
 from mission_control.console import plots
 from mission_control.console.access_pages import ACCESS_ROLES, DURATIONS
-from mission_control.console.alert_list import AlertFilter, load_alerts
-from mission_control.console.cluster_view import ClusterView, load_cluster
-from mission_control.console.fleet import FleetQuery, FleetStatus, load_fleet
 from mission_control.console.forms import parse_fields
-from mission_control.console.history import HourlyConsumption
 from mission_control.console.keys import CONSOLE_SETTINGS, current_session
 from mission_control.console.render import page
-from mission_control.service import access_requests
-from mission_control.service.policy import AlertPolicy
+from mission_control.service.fleet.alert_list import AlertFilter, alert_page
+from mission_control.service.fleet.cluster_view import ClusterView, cluster_page
+from mission_control.service.fleet.history import HourlyConsumption
+from mission_control.service.fleet.overview import FleetQuery, FleetStatus, fleet_page
+from mission_control.service.rules.policy import AlertPolicy
+from mission_control.service.support import access_requests
 
 Q = TypeVar("Q", bound=BaseModel)
 BUCKETS = 360
@@ -49,14 +49,7 @@ async def fleet(request: web.Request) -> web.StreamResponse:
     settings = request.app[CONSOLE_SETTINGS]
     query = parse_query(FleetQuery, request)
     now = ctx.clock()
-    async with ctx.engine.connect() as conn:
-        result = await load_fleet(
-            conn,
-            query,
-            today=now.date(),
-            expiring_days=ctx.alerts.license_expiring_days,
-            page_size=settings.page_size,
-        )
+    result = await fleet_page(ctx, query, page_size=settings.page_size)
     return page(
         request,
         "fleet.html",
@@ -131,10 +124,7 @@ async def cluster(request: web.Request) -> web.StreamResponse:
     ctx = request.config_dict[CONTEXT]
     settings = request.app[CONSOLE_SETTINGS]
     now = ctx.clock()
-    async with ctx.engine.connect() as conn:
-        view = await load_cluster(
-            conn, ctx, request.match_info["cluster"], now, settings.history, BUCKETS
-        )
+    view = await cluster_page(ctx, request.match_info["cluster"], settings.history, BUCKETS)
     if view is None:
         raise web.HTTPNotFound(text=f"no cluster {request.match_info['cluster']!r}")
     session = current_session(request)
@@ -172,8 +162,7 @@ async def alert_list(request: web.Request) -> web.StreamResponse:
     settings = request.app[CONSOLE_SETTINGS]
     query = parse_query(AlertFilter, request)
     now = ctx.clock()
-    async with ctx.engine.connect() as conn:
-        result = await load_alerts(conn, query, now=now, page_size=settings.page_size)
+    result = await alert_page(ctx, query, page_size=settings.page_size)
     return page(
         request,
         "alerts.html",

@@ -21,6 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from markupsafe import Markup, escape
 
+# The same buckets as the database's averages (`service.fleet.history.resource_history`).
+from mission_control.service.rules.resources import bucket_width as bucket_width
+
 Point = tuple[datetime, float]
 
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 22, 26
@@ -115,19 +118,12 @@ def thresholds(limits: Sequence[tuple[str, float]], unit: str = " %") -> list[Th
     return found
 
 
-def bucket_width(start: datetime, end: datetime, buckets: int) -> int:
-    """Whole seconds per bucket so that at most `buckets` buckets cover [start, end], both ends
-    included (span // width < buckets)."""
-    span = max(int((end - start).total_seconds()), 1)
-    return span // max(buckets, 1) + 1
-
-
 def downsample(
     points: Sequence[Point], start: datetime, end: datetime, buckets: int
 ) -> list[Point]:
     """Average `points` (from `start` on) into buckets of `bucket_width` seconds (empty ones
     are dropped), each placed at its mean time: a week of 2-minute samples draws as a few
-    hundred points. `history.resource_history` does the same in the database."""
+    hundred points. `service.fleet.history.resource_history` does the same in the database."""
     if buckets < 1 or not points:
         return []
     width = bucket_width(start, end, buckets)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+# Re-exported as a Jinja filter: the console and alert texts read durations alike.
+from mission_control.service.rules.durations import duration as duration
+
 DASH = "—"
 _IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -27,28 +30,6 @@ def size(value: float | None) -> str:
     return f"{text.removesuffix('.0')} {_IEC[unit]}"
 
 
-def share(used: float, total: float) -> float | None:
-    """used / total as a fraction, or None when there is no total."""
-    return used / total if total else None
-
-
-class MemoryDiskShares:
-    """Memory and disk use as fractions, for any record that carries the byte counts."""
-
-    memory_used_bytes: int
-    memory_total_bytes: int
-    disk_used_bytes: int
-    disk_total_bytes: int
-
-    @property
-    def memory_fraction(self) -> float | None:
-        return share(self.memory_used_bytes, self.memory_total_bytes)
-
-    @property
-    def disk_fraction(self) -> float | None:
-        return share(self.disk_used_bytes, self.disk_total_bytes)
-
-
 def percent(fraction: float | None, digits: int = 0) -> str:
     """0.4567 -> '46 %' (a fraction in, a percentage out)."""
     if fraction is None:
@@ -63,21 +44,6 @@ def number(value: float | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.1f}"
-
-
-def duration(delta: timedelta) -> str:
-    """The largest one or two units: '45 s', '3 min', '2 h 5 min', '4 d 3 h'."""
-    seconds = int(abs(delta).total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, _ = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

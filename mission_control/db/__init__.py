@@ -1,1 +1,2 @@
-"""Storage: the SQLAlchemy Core schema, the async engine, and Alembic migrations."""
+"""Storage: every table (SQLAlchemy Core, one `MetaData`), the async engine, and Alembic
+migrations. The lowest layer: it imports no other part of Mission Control but `errors`."""

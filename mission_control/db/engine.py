@@ -11,8 +11,8 @@
   On PostgreSQL the same logic relies on the cluster row locks the ingest takes before reading
   (``SELECT .. FOR NO KEY UPDATE``) and on unique constraints (READ COMMITTED).
 - Pool size: cluster messages are written in batches by at most two connections at a time
-  (`mission_control.service.ingest`), so the pool serves mostly the other reads; a bigger pool
-  does not raise ingest throughput.
+  (`mission_control.service.exchange.ingest`), so the pool serves mostly the other reads; a
+  bigger pool does not raise ingest throughput.
 - The dialect-specific pieces: `insert_or_ignore` (INSERT .. ON CONFLICT DO NOTHING) and
   `in_values` (a list parameter: ``= ANY(array)`` on PostgreSQL, an expanded IN on SQLite).
 """

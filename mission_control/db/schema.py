@@ -282,5 +282,66 @@ cluster_checkpoints = Table(
     Column("received_at", UTCDateTime(), nullable=False),
 )
 
-# The console keeps its tables beside its code; importing them here makes `metadata` whole.
-import mission_control.console.schema  # noqa: E402,F401
+# The console's data. `console_sessions`: one row per logged-in browser; only the SHA-256 of the
+# session cookie (256 random bits) is stored, with the user, the role at login, when the session
+# was created and last seen, and its CSRF token.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Index("ix_console_sessions_last_seen_at", "last_seen_at"),
+)
+
+# One cluster-wide aggregate per accepted health check (CPU % weighted by cores, memory and disk
+# used/total over the nodes that are up), keyed by (cluster, time), for the history plots.
+# Written in the health check's own transaction, so a deduplicated resend leaves no sample.
+health_samples = Table(
+    "health_samples",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("at", UTCDateTime(), primary_key=True),
+    Column("nodes_up", Integer, nullable=False),
+    Column("cpu_percent", Float, nullable=False),
+    Column("memory_used_bytes", BigInteger, nullable=False),
+    Column("memory_total_bytes", BigInteger, nullable=False),
+    Column("disk_used_bytes", BigInteger, nullable=False),
+    Column("disk_total_bytes", BigInteger, nullable=False),
+    Index("ix_health_samples_at", "at"),
+)
+
+# Per cluster, the last `backup_succeeded` and the last `backup_failed` event (one row each,
+# replaced by the next): when Mission Control received it, the backup id it names and its
+# detail. Written by the event ingest in the event's own transaction, so a resend changes nothing.
+backup_outcomes = Table(
+    "backup_outcomes",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("outcome", String(16), primary_key=True),  # "succeeded" or "failed"
+    Column("at", UTCDateTime(), nullable=False),
+    Column("backup_id", String(64)),
+    Column("detail", Text, nullable=False),
+)
+
+# A covering index for the fleet page, so its ordering by name, search, filters and status
+# tallies read a narrow index instead of the wide cluster rows (each carries its last report).
+Index(
+    "ix_clusters_console_fleet",
+    clusters.c.name,
+    clusters.c.id,
+    clusters.c.geography,
+    clusters.c.health_status,
+    clusters.c.enrolled_at,
+)
+# Finds the few silent clusters among thousands of open alerts without scanning them.
+Index(
+    "ix_alerts_console_open_kind",
+    alerts.c.kind,
+    alerts.c.cluster_id,
+    sqlite_where=ALERT_OPEN_WHERE,
+    postgresql_where=ALERT_OPEN_WHERE,
+)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mission_control.service.policy import AlertPolicy, SizingPolicy
-from mission_control.service.sampling import WindowSampler
-from mission_control.service.support_policy import SupportSettings
+from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
+from mission_control.service.rules.sampling import WindowSampler
+from mission_control.service.support.settings import SupportSettings
 
 Clock = Callable[[], datetime]
 

@@ -19,8 +19,8 @@ from argon2 import PasswordHasher
 
 from contract.audit.canonical import JsonValue, format_time
 from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.messages import StaffRole
 from mission_control.staff.passwords import DEFAULT_HASHER, needs_rehash, verify_password
-from mission_control.staff.roles import StaffRole
 from mission_control.staff.throttle import (
     ThrottlePolicy,
     ThrottleState,

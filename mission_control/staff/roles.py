@@ -1,15 +1,10 @@
-"""Staff roles and what each may do. Only support engineers may ask for cluster access."""
+"""What each staff role may do (`contract.messages.StaffRole`). Only support engineers may ask
+for cluster access."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class StaffRole(StrEnum):
-    SUPPORT_L2 = "support-l2"
-    SUPPORT_L3 = "support-l3"
-    OPERATOR = "operator"
-    ADMIN = "admin"
+# Re-exported for callers that read roles and their rules from one place.
+from contract.messages import StaffRole as StaffRole
 
 
 class UnknownRole(ValueError):

@@ -33,7 +33,7 @@ from contract.messages import StaffRole  # noqa: E402
 from mission_control.db.engine import create_engine  # noqa: E402
 from mission_control.db.migrate import upgrade  # noqa: E402
 from mission_control.service.context import ServiceContext  # noqa: E402
-from mission_control.service.monitor import sweep  # noqa: E402
+from mission_control.service.exchange.monitor import sweep  # noqa: E402
 
 PASSWORD = "Orbit-Lantern-42"
 SHOWCASE = "acme-prod-eu"

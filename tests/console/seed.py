@@ -29,10 +29,17 @@ from contract.messages import (
     Heartbeat,
     LicenseCheck,
 )
-from mission_control.console.schema import backup_outcomes, health_samples
-from mission_control.db.schema import alerts, clusters, consumption, licenses
-from mission_control.service import admin, enrollment, exchange
+from mission_control.db.schema import (
+    alerts,
+    backup_outcomes,
+    clusters,
+    consumption,
+    health_samples,
+    licenses,
+)
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import cluster_messages
+from mission_control.service.fleet import admin, enrollment
 
 GIB = 1024**3
 COMPANIES = (
@@ -291,7 +298,9 @@ async def seed_showcase(
         started = (now - timedelta(days=days_ago)).replace(hour=2, minute=0, second=0)
         backup_id = f"{started:%Y%m%dT%H%M%SZ}-{rng.getrandbits(32):08x}"
         clock.now = started + timedelta(minutes=rng.randint(12, 40))
-        await exchange.record_event(ctx, created.id, _event(kind, f"backup {backup_id}: {reason}"))
+        await cluster_messages.record_event(
+            ctx, created.id, _event(kind, f"backup {backup_id}: {reason}")
+        )
     clock.now = now - timedelta(minutes=1)
     report = [
         node_json(
@@ -309,14 +318,16 @@ async def seed_showcase(
         for i in range(nodes)
     ]
     report[2]["disk_used_bytes"] = int(report[2]["disk_total_bytes"] * 0.9)
-    await exchange.health(ctx, created.id, HealthReport.model_validate(_message(nodes=report)))
-    await exchange.heartbeat(ctx, created.id, Heartbeat.model_validate(_message()))
+    await cluster_messages.health(
+        ctx, created.id, HealthReport.model_validate(_message(nodes=report))
+    )
+    await cluster_messages.heartbeat(ctx, created.id, Heartbeat.model_validate(_message()))
     await admin.set_license(ctx, name, 64, now.date() + timedelta(days=24))
-    await exchange.license_check(
+    await cluster_messages.license_check(
         ctx, created.id, LicenseCheck.model_validate(_message(host_units_in_use=48))
     )
     hour = now.replace(minute=0, second=0, microsecond=0)
-    await exchange.record_consumption(
+    await cluster_messages.record_consumption(
         ctx,
         created.id,
         ConsumptionReport.model_validate(

@@ -19,12 +19,12 @@ import pyotp
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mission_control.service import users
-from mission_control.service.audit_log import cli_actor
+from contract.messages import StaffRole
+from mission_control.service.accounts import users
+from mission_control.service.accounts.audit_log import cli_actor
 from mission_control.service.context import ServiceContext, utc_now
-from mission_control.service.staff import StaffIdentity
-from mission_control.service.support_policy import SupportSettings
-from mission_control.staff.roles import StaffRole
+from mission_control.service.support.settings import SupportSettings
+from mission_control.staff.identity import StaffIdentity
 
 # The same cheap parameters as CHEAP_ENV, so the server never re-hashes at login.
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

@@ -17,15 +17,16 @@ from argon2 import PasswordHasher
 from console_helpers import Clock, running
 from sqlalchemy import func, select
 
+from contract.messages import StaffRole
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import access_requests, licenses
-from mission_control.service import enrollment, users
-from mission_control.service.audit_log import cli_actor
+from mission_control.service.accounts import users
+from mission_control.service.accounts.audit_log import cli_actor
 from mission_control.service.context import ServiceContext
-from mission_control.service.support_policy import SupportSettings
+from mission_control.service.fleet import enrollment
+from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
-from mission_control.staff.roles import StaffRole
 from mission_control.staff.totp import code_at_step, time_step
 
 PASSWORD = "Velvet-Compass-93"

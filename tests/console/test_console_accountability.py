@@ -20,10 +20,10 @@ from staff_store import CHEAP, add_account
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import clusters, support_commands, users
-from mission_control.service import enrollment
-from mission_control.service.audit_log import cli_actor
+from mission_control.service.accounts.audit_log import cli_actor
+from mission_control.service.accounts.users import disable_user
 from mission_control.service.context import ServiceContext
-from mission_control.service.users import disable_user
+from mission_control.service.fleet import enrollment
 from mission_control.settings import Settings
 from mission_control.staff.totp import code_at_step, time_step
 

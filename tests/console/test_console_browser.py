@@ -15,8 +15,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select, update
 from staff_store import cli_disable_account
 
-from mission_control.console.schema import console_sessions
 from mission_control.db.engine import create_engine
+from mission_control.db.schema import console_sessions
 
 pytestmark = pytest.mark.xdist_group("console-browser")
 TIMEOUT_MS = 15_000

@@ -18,8 +18,8 @@ from staff_store import CHEAP, add_account
 
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import enrollment
 from mission_control.settings import Settings
 from mission_control.staff.totp import code_at_step, time_step
 

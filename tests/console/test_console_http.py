@@ -21,10 +21,10 @@ from contract.certs import write_dev_ca
 from mission_control.app import create_app
 from mission_control.cli import main as cli
 from mission_control.console.mount import ConsoleMisconfigured, setup_console
-from mission_control.console.schema import console_sessions
 from mission_control.db.engine import create_engine
+from mission_control.db.schema import console_sessions
 from mission_control.service.context import ServiceContext
-from mission_control.service.enrollment import create_cluster
+from mission_control.service.fleet.enrollment import create_cluster
 from mission_control.settings import Settings
 from mission_control.staff.totp import code_at_step, time_step
 from mission_control.tls import server_context

@@ -13,16 +13,17 @@ from seed import MovableClock, node_json, seed_fleet, seed_history, seed_showcas
 from sqlalchemy import func, insert, select
 
 from contract.messages import HealthReport, NodeHealth
-from mission_control.console.alert_list import AlertFilter, load_alerts
-from mission_control.console.cluster_view import load_cluster
-from mission_control.console.fleet import FleetQuery, FleetStatus, load_fleet
-from mission_control.console.history import aggregate, resource_history
 from mission_control.console.plots import downsample
-from mission_control.console.schema import health_samples
 from mission_control.db.engine import create_engine
-from mission_control.db.schema import alerts, clusters
-from mission_control.service import enrollment, exchange
+from mission_control.db.schema import alerts, clusters, health_samples
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import cluster_messages
+from mission_control.service.fleet import enrollment
+from mission_control.service.fleet.alert_list import AlertFilter, load_alerts
+from mission_control.service.fleet.cluster_view import load_cluster
+from mission_control.service.fleet.history import resource_history
+from mission_control.service.fleet.overview import FleetQuery, FleetStatus, load_fleet
+from mission_control.service.rules.resources import aggregate
 
 NOW = datetime(2030, 6, 10, 12, 0, tzinfo=UTC)
 GIB = 1024**3
@@ -85,7 +86,7 @@ async def test_fleet_rows_carry_nodes_license_and_alerts(any_db: str) -> None:
         nodes = [node_json(f"n{i}", rng=random.Random(i), cpu=95) for i in range(3)]
         nodes[2]["state"] = "down"
         report = {"message_id": str(uuid.uuid4()), "epoch": 1, "nodes": nodes}
-        await exchange.health(ctx, created.id, HealthReport.model_validate(report))
+        await cluster_messages.health(ctx, created.id, HealthReport.model_validate(report))
         async with engine.connect() as conn:
             (row,) = (await _fleet(conn, q="zeta")).rows
         assert row.status is FleetStatus.DEGRADED
@@ -167,9 +168,9 @@ async def test_health_checks_leave_samples_and_resends_do_not(any_db: str) -> No
         report = HealthReport.model_validate(
             {"message_id": str(uuid.uuid4()), "epoch": 1, "nodes": nodes}
         )
-        await exchange.health(ctx, created.id, report)
+        await cluster_messages.health(ctx, created.id, report)
         clock.now = NOW + timedelta(minutes=2)
-        again = await exchange.health(ctx, created.id, report)  # a resend: deduplicated
+        again = await cluster_messages.health(ctx, created.id, report)  # a resend: deduplicated
         assert again.duplicate
         async with engine.connect() as conn:
             rows = (await conn.execute(select(health_samples))).all()

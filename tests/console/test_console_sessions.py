@@ -11,8 +11,11 @@ from staff_store import add_account
 
 from mission_control.console import csrf
 from mission_control.console.guard import safe_next
-from mission_control.console.schema import console_sessions
-from mission_control.console.sessions import (
+from mission_control.db.engine import create_engine
+from mission_control.db.schema import console_sessions, users
+from mission_control.service.accounts.audit_log import cli_actor
+from mission_control.service.accounts.bearer import digest
+from mission_control.service.accounts.console_sessions import (
     ConsoleSession,
     SessionPolicy,
     Verdict,
@@ -24,13 +27,9 @@ from mission_control.console.sessions import (
     touch,
     verdict,
 )
-from mission_control.db.engine import create_engine
-from mission_control.db.schema import users
-from mission_control.service.audit_log import cli_actor
-from mission_control.service.bearer import digest
+from mission_control.service.accounts.users import disable_user
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
-from mission_control.service.users import disable_user
+from mission_control.staff.identity import StaffIdentity
 
 T0 = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "Amber-Lighthouse-31"

@@ -8,7 +8,7 @@ import pytest
 
 from contract.messages import AlertKind
 from mission_control.console import units
-from mission_control.service.alerts import silence_alert
+from mission_control.service.rules.alerts import silence_alert
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from argon2 import PasswordHasher
 
 from contract.audit.events import Actor, ActorKind
-from mission_control.service import staff, users
+from contract.messages import StaffRole
+from mission_control.service.accounts import staff, users
 from mission_control.service.context import ServiceContext
-from mission_control.staff.roles import StaffRole
 from mission_control.staff.totp import code_at_step, time_step
 
 PASSWORD = "Violet-harbour-42-kites"

@@ -24,8 +24,8 @@ from contract.support.policy import AccessRole
 from contract.support.requests import AccessGrant
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import enrollment
 
 OLGA = Actor("olga", ActorKind.OPERATOR)
 

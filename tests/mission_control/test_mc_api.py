@@ -20,8 +20,8 @@ from mission_control.api.routes import ROUTES
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.db.schema import messages
-from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import enrollment
 
 
 @dataclass

@@ -22,8 +22,8 @@ from contract.messages import HeartbeatReply
 from contract.routes import HEALTH
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.service import enrollment
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import enrollment
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from contract.messages import AlertKind, HealthStatus, LicenseState, NodeHealth
-from mission_control.service.alerts import (
+from mission_control.service.rules.alerts import (
     event_alerts,
     health_alerts,
     license_alerts,
     silence_alert,
 )
-from mission_control.service.licensing import License, evaluate_license
-from mission_control.service.policy import GIB, AlertPolicy, SizingPolicy
-from mission_control.service.sizing import advise, assess
+from mission_control.service.rules.licensing import License, evaluate_license
+from mission_control.service.rules.policy import GIB, AlertPolicy, SizingPolicy
+from mission_control.service.rules.sizing import advise, assess
 
 
 def node(

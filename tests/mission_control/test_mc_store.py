@@ -22,16 +22,10 @@ from mission_control.errors import (
     NotFound,
     StaleEpoch,
 )
-from mission_control.service import (
-    admin,
-    alert_store,
-    audit_log,
-    enrollment,
-    exchange,
-    monitor,
-    staff,
-)
+from mission_control.service.accounts import audit_log, staff
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import alert_store, cluster_messages, monitor
+from mission_control.service.fleet import admin, enrollment
 
 
 async def enrolled(ctx: ServiceContext, name: str = "acme") -> str:
@@ -85,40 +79,40 @@ async def test_enrollment_token_expires(ctx: ServiceContext, clock: FakeClock) -
 
 async def test_stale_epoch_is_fenced_and_stores_nothing(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
-    await exchange.health(ctx, cluster, health(epoch=5))
+    await cluster_messages.health(ctx, cluster, health(epoch=5))
     stored = await count(ctx, messages)
     with pytest.raises(StaleEpoch) as caught:
-        await exchange.health(ctx, cluster, health(epoch=4))
+        await cluster_messages.health(ctx, cluster, health(epoch=4))
     assert (caught.value.epoch, caught.value.newest) == (4, 5)
     with pytest.raises(StaleEpoch):
-        await exchange.heartbeat(ctx, cluster, heartbeat(epoch=3))
+        await cluster_messages.heartbeat(ctx, cluster, heartbeat(epoch=3))
     with pytest.raises(StaleEpoch):
-        await exchange.record_consumption(ctx, cluster, consumption(epoch=4))
+        await cluster_messages.record_consumption(ctx, cluster, consumption(epoch=4))
     assert await count(ctx, messages) == stored
     assert await count(ctx, consumption_table) == 0
-    await exchange.health(ctx, cluster, health(epoch=5))  # same epoch is fine
-    await exchange.heartbeat(ctx, cluster, heartbeat(epoch=6))  # a newer leader
+    await cluster_messages.health(ctx, cluster, health(epoch=5))  # same epoch is fine
+    await cluster_messages.heartbeat(ctx, cluster, heartbeat(epoch=6))  # a newer leader
 
 
 async def test_resend_answers_the_same_and_stores_once(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
     report = health(epoch=1, nodes=1)
-    first = await exchange.health(ctx, cluster, report)
-    await exchange.health(ctx, cluster, health(epoch=2))  # a newer leader speaks
-    again = await exchange.health(ctx, cluster, report)  # resend of an accepted message
+    first = await cluster_messages.health(ctx, cluster, report)
+    await cluster_messages.health(ctx, cluster, health(epoch=2))  # a newer leader speaks
+    again = await cluster_messages.health(ctx, cluster, report)  # resend of an accepted message
     assert again.duplicate and not first.duplicate
     assert again.model_copy(update={"duplicate": False}) == first
     assert await count(ctx, messages) == 2
     reused = license_check(epoch=2).model_copy(update={"message_id": report.message_id})
     with pytest.raises(MessageIdReused):
-        await exchange.license_check(ctx, cluster, reused)
+        await cluster_messages.license_check(ctx, cluster, reused)
 
 
 async def test_concurrent_resends_store_once(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
     report = consumption(epoch=1)
     replies = await asyncio.gather(
-        *(exchange.record_consumption(ctx, cluster, report) for _ in range(8))
+        *(cluster_messages.record_consumption(ctx, cluster, report) for _ in range(8))
     )
     assert sum(not r.duplicate for r in replies) == 1
     assert all(r.recorded for r in replies)  # duplicates answer as the first time
@@ -129,7 +123,7 @@ async def test_concurrent_resends_store_once(ctx: ServiceContext) -> None:
 async def test_concurrent_leaders_never_lower_the_epoch(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
     results = await asyncio.gather(
-        *(exchange.heartbeat(ctx, cluster, heartbeat(epoch=e)) for e in range(1, 11)),
+        *(cluster_messages.heartbeat(ctx, cluster, heartbeat(epoch=e)) for e in range(1, 11)),
         return_exceptions=True,
     )
     assert all(
@@ -141,11 +135,13 @@ async def test_concurrent_leaders_never_lower_the_epoch(ctx: ServiceContext) -> 
 
 async def test_consumption_is_idempotent_per_period(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
-    first = await exchange.record_consumption(ctx, cluster, consumption(hour=5, units=4))
+    first = await cluster_messages.record_consumption(ctx, cluster, consumption(hour=5, units=4))
     # Same period under a new message_id (regenerated after a restart): first figures kept.
-    again = await exchange.record_consumption(ctx, cluster, consumption(hour=5, units=9))
-    other_env = await exchange.record_consumption(ctx, cluster, consumption(environment="dev"))
-    next_hour = await exchange.record_consumption(ctx, cluster, consumption(hour=6))
+    again = await cluster_messages.record_consumption(ctx, cluster, consumption(hour=5, units=9))
+    other_env = await cluster_messages.record_consumption(
+        ctx, cluster, consumption(environment="dev")
+    )
+    next_hour = await cluster_messages.record_consumption(ctx, cluster, consumption(hour=6))
     assert first.recorded and not again.recorded and again.duplicate
     assert other_env.recorded and next_hour.recorded
     async with ctx.engine.connect() as conn:
@@ -155,11 +151,11 @@ async def test_consumption_is_idempotent_per_period(ctx: ServiceContext) -> None
 
 async def test_health_raises_and_clears_undersized(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
-    reply = await exchange.health(ctx, cluster, health(nodes=1))
+    reply = await cluster_messages.health(ctx, cluster, health(nodes=1))
     assert reply.status is HealthStatus.UNDERSIZED
     assert reply.advice.min_nodes == 3
     assert AlertKind.CLUSTER_UNDERSIZED in await open_kinds(ctx)
-    reply = await exchange.health(ctx, cluster, health(nodes=3))
+    reply = await cluster_messages.health(ctx, cluster, health(nodes=3))
     assert reply.status is HealthStatus.HEALTHY
     assert AlertKind.CLUSTER_UNDERSIZED not in await open_kinds(ctx)
     history = await alert_store.list_alerts(ctx, active_only=False)
@@ -169,15 +165,15 @@ async def test_health_raises_and_clears_undersized(ctx: ServiceContext) -> None:
 
 async def test_license_check_and_alerts(ctx: ServiceContext, clock: FakeClock) -> None:
     cluster = await enrolled(ctx)
-    reply = await exchange.license_check(ctx, cluster, license_check(in_use=5))
+    reply = await cluster_messages.license_check(ctx, cluster, license_check(in_use=5))
     assert reply.state is LicenseState.EXPIRED and reply.quotas.host_units == 0
     await admin.set_license(ctx, "acme", 10, clock.now.date() + timedelta(days=365))
     assert await open_kinds(ctx) == set()  # setting the license cleared "expired"
-    reply = await exchange.license_check(ctx, cluster, license_check(in_use=12))
+    reply = await cluster_messages.license_check(ctx, cluster, license_check(in_use=12))
     assert reply.state is LicenseState.OVERAGE
     assert reply.quotas.host_units == 10 and reply.days_left == 366
     assert await open_kinds(ctx) == {AlertKind.LICENSE_OVERAGE}
-    reply = await exchange.license_check(ctx, cluster, license_check(in_use=8))
+    reply = await cluster_messages.license_check(ctx, cluster, license_check(in_use=8))
     assert reply.state is LicenseState.VALID
     assert await open_kinds(ctx) == set()
     with pytest.raises(NotFound):
@@ -189,7 +185,7 @@ async def test_sweep_raises_silence_and_license_expiry(
 ) -> None:
     cluster = await enrolled(ctx)
     await admin.set_license(ctx, "acme", 10, clock.now.date() + timedelta(days=40))
-    await exchange.health(ctx, cluster, health())
+    await cluster_messages.health(ctx, cluster, health())
     clock.advance(minutes=5)
     report = await monitor.sweep(ctx)
     assert report.silent == ()
@@ -199,7 +195,7 @@ async def test_sweep_raises_silence_and_license_expiry(
     assert await open_kinds(ctx) == {AlertKind.CLUSTER_SILENT}
     await monitor.sweep(ctx)  # idempotent
     assert len(await alert_store.list_alerts(ctx)) == 1
-    await exchange.health(ctx, cluster, health())
+    await cluster_messages.health(ctx, cluster, health())
     assert await open_kinds(ctx) == set()
     clock.advance(days=11)  # 29 days left: expiring (and silent again)
     await monitor.sweep(ctx)
@@ -211,8 +207,8 @@ async def test_silence_waits_for_the_clusters_own_health_interval(
 ) -> None:
     slow = await enrolled(ctx, "slow")  # reports every 10 minutes
     usual = await enrolled(ctx, "usual")  # says nothing: the server's 2 minutes apply
-    await exchange.health(ctx, slow, health(health_interval_s=600))
-    await exchange.health(ctx, usual, health())
+    await cluster_messages.health(ctx, slow, health(health_interval_s=600))
+    await cluster_messages.health(ctx, usual, health())
     clock.advance(minutes=7)  # over 3 x 2 min, under 3 x 10 min
     assert (await monitor.sweep(ctx)).silent == (usual,)
     clock.advance(minutes=24)  # 31 minutes: over 3 x 10 min
@@ -249,13 +245,13 @@ async def test_the_largest_accepted_report_is_stored(ctx: ServiceContext) -> Non
         )
         for n in report.nodes
     ]
-    reply = await exchange.health(ctx, cluster, report.model_copy(update={"nodes": nodes}))
+    reply = await cluster_messages.health(ctx, cluster, report.model_copy(update={"nodes": nodes}))
     assert reply.advice.min_memory_bytes > 1000 * biggest
 
 
 async def test_sweep_forgets_old_replies(ctx: ServiceContext, clock: FakeClock) -> None:
     cluster = await enrolled(ctx)
-    await exchange.health(ctx, cluster, health())
+    await cluster_messages.health(ctx, cluster, health())
     clock.advance(days=31)
     assert (await monitor.sweep(ctx)).replies_forgotten == 1
     assert await count(ctx, messages) == 0
@@ -263,22 +259,22 @@ async def test_sweep_forgets_old_replies(ctx: ServiceContext, clock: FakeClock) 
 
 async def test_backup_events_raise_and_clear(ctx: ServiceContext) -> None:
     cluster = await enrolled(ctx)
-    await exchange.record_event(ctx, cluster, event(kind="backup_failed", detail="S3 403"))
+    await cluster_messages.record_event(ctx, cluster, event(kind="backup_failed", detail="S3 403"))
     (alert,) = await alert_store.list_alerts(ctx)
     assert (alert.kind, alert.detail, alert.severity) == (
         AlertKind.BACKUP_FAILED,
         "S3 403",
         "critical",
     )
-    await exchange.record_event(ctx, cluster, event(kind="backup_succeeded", detail=""))
+    await cluster_messages.record_event(ctx, cluster, event(kind="backup_succeeded", detail=""))
     assert await alert_store.list_alerts(ctx) == []
 
 
 async def test_alerts_filter_by_cluster(ctx: ServiceContext) -> None:
     a = await enrolled(ctx, "alpha")
     b = await enrolled(ctx, "beta")
-    await exchange.record_event(ctx, a, event())
-    await exchange.record_event(ctx, b, event())
+    await cluster_messages.record_event(ctx, a, event())
+    await cluster_messages.record_event(ctx, b, event())
     assert [x.cluster_name for x in await alert_store.list_alerts(ctx, cluster="beta")] == ["beta"]
     assert [x.cluster_id for x in await alert_store.list_alerts(ctx, cluster=a)] == [a]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from mission_control.service.batcher import GroupCommit, Outcome
+from mission_control.service.exchange.batcher import GroupCommit, Outcome
 
 
 class Recorder:

@@ -26,10 +26,11 @@ from mission_control.db.engine import create_engine
 from mission_control.db.schema import clusters, messages
 from mission_control.db.schema import consumption as consumption_table
 from mission_control.errors import MessageIdReused, NotFound, StaleEpoch
-from mission_control.service import alert_store, enrollment, exchange, ingest
-from mission_control.service.batcher import Outcome
 from mission_control.service.context import ServiceContext
-from mission_control.service.ingest import Delivery, Scope
+from mission_control.service.exchange import alert_store, cluster_messages, ingest
+from mission_control.service.exchange.batcher import Outcome
+from mission_control.service.exchange.ingest import Delivery, Scope
+from mission_control.service.fleet import enrollment
 
 
 async def enroll_many(ctx: ServiceContext, count: int) -> list[str]:
@@ -70,23 +71,23 @@ async def test_one_batch_gives_each_message_its_own_outcome(
     ctx: ServiceContext, batch_sizes: list[int]
 ) -> None:
     a, b, d, e, f, g = await enroll_many(ctx, 6)
-    await exchange.health(ctx, a, health(epoch=5))
+    await cluster_messages.health(ctx, a, health(epoch=5))
     stored = health(epoch=1, nodes=3)
-    first = await exchange.health(ctx, b, stored)
+    first = await cluster_messages.health(ctx, b, stored)
     used = health(epoch=1)
-    await exchange.health(ctx, d, used)
+    await cluster_messages.health(ctx, d, used)
     reused = license_check(epoch=1).model_copy(update={"message_id": used.message_id})
     before = await count(ctx, messages)
 
-    priming = asyncio.create_task(exchange.heartbeat(ctx, g, heartbeat(epoch=1)))
+    priming = asyncio.create_task(cluster_messages.heartbeat(ctx, g, heartbeat(epoch=1)))
     await asyncio.sleep(0)  # the next six wait for it and go in one batch
     results = await asyncio.gather(
-        exchange.health(ctx, a, health(epoch=4)),
-        exchange.health(ctx, b, stored),
-        exchange.health(ctx, str(uuid.uuid4()), health(epoch=1)),
-        exchange.license_check(ctx, d, reused),
-        exchange.health(ctx, e, health(epoch=2, nodes=1)),
-        exchange.heartbeat(ctx, f, heartbeat(epoch=3)),
+        cluster_messages.health(ctx, a, health(epoch=4)),
+        cluster_messages.health(ctx, b, stored),
+        cluster_messages.health(ctx, str(uuid.uuid4()), health(epoch=1)),
+        cluster_messages.license_check(ctx, d, reused),
+        cluster_messages.health(ctx, e, health(epoch=2, nodes=1)),
+        cluster_messages.heartbeat(ctx, f, heartbeat(epoch=3)),
         return_exceptions=True,
     )
     await priming
@@ -114,8 +115,11 @@ async def test_concurrent_clusters_stay_exact(ctx: ServiceContext, batch_sizes: 
     calls = []
     for c in ids:
         for report in reports[c]:
-            calls += [exchange.health(ctx, c, report), exchange.health(ctx, c, report)]
-        calls += [exchange.heartbeat(ctx, c, heartbeat(epoch=e)) for e in range(1, 6)]
+            calls += [
+                cluster_messages.health(ctx, c, report),
+                cluster_messages.health(ctx, c, report),
+            ]
+        calls += [cluster_messages.heartbeat(ctx, c, heartbeat(epoch=e)) for e in range(1, 6)]
     results = await asyncio.gather(*calls, return_exceptions=True)
 
     assert max(batch_sizes) > 1
@@ -145,7 +149,7 @@ async def test_two_servers_store_each_message_once(
     owners = [c for _ in (5, 6) for c in ids]
     results = await asyncio.gather(
         *(
-            exchange.record_consumption(server, c, r)
+            cluster_messages.record_consumption(server, c, r)
             for server in (ctx, other)
             for c, r in zip(owners, reports, strict=True)
         )
@@ -160,7 +164,7 @@ async def test_two_servers_never_lower_an_epoch(ctx: ServiceContext, other: Serv
     ids = await enroll_many(ctx, 5)
     results = await asyncio.gather(
         *(
-            exchange.heartbeat(server, c, heartbeat(epoch=e))
+            cluster_messages.heartbeat(server, c, heartbeat(epoch=e))
             for e in range(1, 11)
             for c in ids
             for server in (ctx, other)
@@ -181,11 +185,11 @@ async def test_a_failing_effect_fails_only_its_own_message(ctx: ServiceContext) 
             raise RuntimeError("effect failed")
         return HealthReply(status=HealthStatus.HEALTHY, reasons=[], advice=ok.advice)
 
-    ok = await exchange.health(ctx, ids[0], health(epoch=1))
+    ok = await cluster_messages.health(ctx, ids[0], health(epoch=1))
     row = {"health_status": "healthy"}
     results = await asyncio.gather(
         *(
-            exchange.accept(ctx, c, "health", health(epoch=2), HealthReply, row, effect)
+            cluster_messages.accept(ctx, c, "health", health(epoch=2), HealthReply, row, effect)
             for c in ids
         ),
         return_exceptions=True,
@@ -198,10 +202,10 @@ async def test_a_failing_effect_fails_only_its_own_message(ctx: ServiceContext) 
 
 async def test_alerts_raise_and_clear_for_many_clusters_at_once(ctx: ServiceContext) -> None:
     ids = await enroll_many(ctx, 15)
-    await asyncio.gather(*(exchange.health(ctx, c, health(nodes=1)) for c in ids))
+    await asyncio.gather(*(cluster_messages.health(ctx, c, health(nodes=1)) for c in ids))
     open_alerts = await alert_store.list_alerts(ctx)
     assert sorted(a.cluster_id for a in open_alerts) == sorted(ids)
-    await asyncio.gather(*(exchange.health(ctx, c, health(nodes=3)) for c in ids))
+    await asyncio.gather(*(cluster_messages.health(ctx, c, health(nodes=3)) for c in ids))
     assert await alert_store.list_alerts(ctx) == []
     assert len(await alert_store.list_alerts(ctx, active_only=False)) == 15
 
@@ -241,7 +245,7 @@ async def test_a_reply_stored_meanwhile_turns_the_message_into_a_duplicate(
         return reply.model_copy(update={"reasons": []})
 
     try:
-        got = await exchange.accept(ctx, c, "health", report, HealthReply, {}, effect)
+        got = await cluster_messages.accept(ctx, c, "health", report, HealthReply, {}, effect)
     finally:
         await sneaky.dispose()
     assert runs == 1  # the retry found the stored reply before running the effect again
@@ -269,7 +273,7 @@ async def test_batch_reads_run_once_per_batch_and_later_writes_apply(
     ctx: ServiceContext, batch_sizes: list[int]
 ) -> None:
     ids = await enroll_many(ctx, 8)
-    await asyncio.gather(*(exchange.health(ctx, c, health(nodes=1)) for c in ids[:4]))
+    await asyncio.gather(*(cluster_messages.health(ctx, c, health(nodes=1)) for c in ids[:4]))
     read_calls.clear()
 
     async def effect(scope: Scope) -> HeartbeatReply:
@@ -277,11 +281,11 @@ async def test_batch_reads_run_once_per_batch_and_later_writes_apply(
         scope.later(_NOTE, {"b_cluster": scope.cluster_id, "health_status": f"saw {seen}"})
         return HeartbeatReply()
 
-    priming = asyncio.create_task(exchange.heartbeat(ctx, ids[0], heartbeat()))
+    priming = asyncio.create_task(cluster_messages.heartbeat(ctx, ids[0], heartbeat()))
     await asyncio.sleep(0)
     await asyncio.gather(
         *(
-            exchange.accept(
+            cluster_messages.accept(
                 ctx,
                 c,
                 "heartbeat",

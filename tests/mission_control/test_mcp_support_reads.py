@@ -18,12 +18,14 @@ from test_mcp_ingest import batch_sizes, enroll_many  # noqa: F401 - batch_sizes
 from test_mcs_store import approved
 
 from contract.messages import HeartbeatReply, SupportPublicKey
-from mission_control.console.schema import health_samples
-from mission_control.service import access_requests, enrollment, exchange, support_sync
+from mission_control.db.schema import health_samples
 from mission_control.service.context import ServiceContext
-from mission_control.service.staff import StaffIdentity
-from mission_control.service.support_commands import issue_command
-from mission_control.service.support_queue import open_heartbeat_items
+from mission_control.service.exchange import cluster_messages
+from mission_control.service.fleet import enrollment
+from mission_control.service.support import access_requests, sync
+from mission_control.service.support.commands import issue_command
+from mission_control.service.support.queue import open_heartbeat_items
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import AccessRequestCreate, AccessRequestView, CommandCreate
 
 ALICE = StaffIdentity("alice", "support-l2")
@@ -36,7 +38,7 @@ async def support_cluster(ctx: ServiceContext) -> tuple[str, str, Ed25519Private
     cluster_id = (await enrollment.enroll(ctx, created.enrollment_token)).cluster_id
     key = Ed25519PrivateKey.generate()
     pem = SupportPublicKey(message_id=uuid.uuid4(), epoch=1, public_key_pem=public_pem(key))
-    await support_sync.public_key(ctx, cluster_id, pem)
+    await sync.public_key(ctx, cluster_id, pem)
     return name, cluster_id, key
 
 
@@ -49,7 +51,7 @@ async def approve(
     ctx: ServiceContext, request: AccessRequestView, key: Ed25519PrivateKey, clock: FakeClock
 ) -> None:
     decision = approved(request, key, clock, uuid.uuid4().hex)
-    assert (await support_sync.decision(ctx, request.cluster_id, decision)).recorded
+    assert (await sync.decision(ctx, request.cluster_id, decision)).recorded
 
 
 def listed(reply: HeartbeatReply) -> tuple[list[str], list[str]]:
@@ -81,11 +83,11 @@ async def test_batched_heartbeats_list_each_clusters_own_items(
         expected[cluster_id] = ([r.id for r in requests], commands)
 
     ids = [cluster_id for _, cluster_id, _ in clusters]
-    alone = {c: listed(await exchange.heartbeat(ctx, c, heartbeat())) for c in ids}
+    alone = {c: listed(await cluster_messages.heartbeat(ctx, c, heartbeat())) for c in ids}
     batch_sizes.clear()
-    priming = asyncio.create_task(exchange.heartbeat(ctx, ids[0], heartbeat()))
+    priming = asyncio.create_task(cluster_messages.heartbeat(ctx, ids[0], heartbeat()))
     await asyncio.sleep(0)
-    replies = await asyncio.gather(*(exchange.heartbeat(ctx, c, heartbeat()) for c in ids))
+    replies = await asyncio.gather(*(cluster_messages.heartbeat(ctx, c, heartbeat()) for c in ids))
     await priming
     assert max(batch_sizes) > 1
     together = {c: listed(reply) for c, reply in zip(ids, replies, strict=True)}
@@ -119,10 +121,10 @@ async def test_batched_health_checks_leave_one_sample_each_and_resends_none(
 ) -> None:
     ids = await enroll_many(ctx, 6)
     reports = {c: health(nodes=3) for c in ids}
-    replies = await asyncio.gather(*(exchange.health(ctx, c, reports[c]) for c in ids))
+    replies = await asyncio.gather(*(cluster_messages.health(ctx, c, reports[c]) for c in ids))
     assert not any(r.duplicate for r in replies) and max(batch_sizes) > 1
     clock.advance(minutes=2)
-    resent = await asyncio.gather(*(exchange.health(ctx, c, reports[c]) for c in ids))
+    resent = await asyncio.gather(*(cluster_messages.health(ctx, c, reports[c]) for c in ids))
     assert all(r.duplicate for r in resent)
     async with ctx.engine.connect() as conn:
         rows = await conn.execute(

@@ -22,8 +22,8 @@ from mission_control.db.engine import create_engine
 from mission_control.db.migrate import alembic_config, upgrade
 from mission_control.db.schema import staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
-from mission_control.service import audit_log, staff
-from mission_control.service import users as user_store
+from mission_control.service.accounts import audit_log, staff
+from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 
 

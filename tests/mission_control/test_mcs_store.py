@@ -18,10 +18,13 @@ from contract.messages import Heartbeat, SupportDecision, SupportPublicKey
 from contract.support.approval import sign_approval
 from contract.support.policy import AccessRole
 from contract.support.requests import AccessGrant
-from mission_control.service import access_requests, audit_log, enrollment, exchange, support_sync
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
+from mission_control.service.exchange import cluster_messages
+from mission_control.service.fleet import enrollment
 from mission_control.service.refusals import ClusterMessageRefused
-from mission_control.service.staff import StaffIdentity
+from mission_control.service.support import access_requests, sync
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import AccessRequestCreate, AccessRequestView
 
 ALICE = StaffIdentity("alice", "support-l2")
@@ -31,7 +34,7 @@ async def enrolled(ctx: ServiceContext, key: Ed25519PrivateKey) -> str:
     created = await enrollment.create_cluster(ctx, "acme", "EU")
     cluster_id = (await enrollment.enroll(ctx, created.enrollment_token)).cluster_id
     pem = SupportPublicKey(message_id=uuid.uuid4(), epoch=1, public_key_pem=public_pem(key))
-    await support_sync.public_key(ctx, cluster_id, pem)
+    await sync.public_key(ctx, cluster_id, pem)
     return cluster_id
 
 
@@ -72,22 +75,26 @@ async def test_approval_resent_concurrently_is_honoured_once(
     key = Ed25519PrivateKey.generate()
     cluster_id = await enrolled(ctx, key)
     first, second = await ask(ctx), await ask(ctx)
-    beat = await exchange.heartbeat(ctx, cluster_id, Heartbeat(message_id=uuid.uuid4(), epoch=1))
+    beat = await cluster_messages.heartbeat(
+        ctx, cluster_id, Heartbeat(message_id=uuid.uuid4(), epoch=1)
+    )
     assert {r.id for r in beat.support_requests} == {first.id, second.id}
 
     decision = approved(first, key, clock, "b" * 32)
     resent = decision.model_copy(update={"message_id": uuid.uuid4()})
     acks = await asyncio.gather(
-        support_sync.decision(ctx, cluster_id, decision),
-        support_sync.decision(ctx, cluster_id, resent),
+        sync.decision(ctx, cluster_id, decision),
+        sync.decision(ctx, cluster_id, resent),
     )
     assert sorted(a.recorded for a in acks) == [False, True]
     with pytest.raises(ClusterMessageRefused) as replayed:
-        await support_sync.decision(ctx, cluster_id, approved(second, key, clock, "b" * 32))
+        await sync.decision(ctx, cluster_id, approved(second, key, clock, "b" * 32))
     assert (replayed.value.code, replayed.value.http_status) == ("approval_replayed", 422)
     seen = await access_requests.get_request(ctx, ALICE, first.id)
     assert seen.state == "approved" and seen.grant is not None
-    beat = await exchange.heartbeat(ctx, cluster_id, Heartbeat(message_id=uuid.uuid4(), epoch=1))
+    beat = await cluster_messages.heartbeat(
+        ctx, cluster_id, Heartbeat(message_id=uuid.uuid4(), epoch=1)
+    )
     assert [r.id for r in beat.support_requests] == [second.id]
 
     clock.advance(hours=2)  # the window ended: the sweep ends the grant, forgets the id

@@ -320,7 +320,7 @@ async def test_cluster_revocation_and_denial(support: Support) -> None:
 
 
 async def test_pending_requests_expire_at_mission_control(support: Support) -> None:
-    from mission_control.service.access_requests import sweep
+    from mission_control.service.support.access_requests import sweep
 
     cluster = await support.cluster("acme")
     alice = await support.staff("alice", "support-l2")

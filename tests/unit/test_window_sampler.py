@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mission_control.service.sampling import WindowSampler
+from mission_control.service.rules.sampling import WindowSampler
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

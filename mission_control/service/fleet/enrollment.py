@@ -25,8 +25,8 @@ from contract.messages import (
 )
 from mission_control.db.schema import clusters
 from mission_control.errors import AlreadyExists, InvalidCredential
-from mission_control.service import audit_log
-from mission_control.service.bearer import digest, new_secret
+from mission_control.service.accounts import audit_log
+from mission_control.service.accounts.bearer import digest, new_secret
 from mission_control.service.context import ServiceContext
 
 

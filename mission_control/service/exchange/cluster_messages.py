@@ -1,7 +1,7 @@
 """Messages from a cluster's leader: epoch fencing, deduplication, and what each kind does.
 
 Each handler here only says what its kind of message does; `accept` hands the message to
-`mission_control.service.ingest`, which writes it together with other clusters' messages in
+`mission_control.service.exchange.ingest`, which writes it together with other clusters' messages in
 one transaction (group commit) while keeping every message's own outcome exact:
 
 1. Fencing: a message whose epoch is older than the newest accepted from its cluster is
@@ -48,17 +48,17 @@ from contract.messages import (
     LicenseReply,
     Quotas,
 )
-from mission_control.console.history import health_sample_insert, health_sample_row
-from mission_control.console.schema import backup_outcomes
 from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import consumption, licenses
-from mission_control.service.alert_store import apply_alert_changes
-from mission_control.service.alerts import event_alerts, health_alerts, license_alerts
+from mission_control.db.schema import backup_outcomes, consumption, licenses
 from mission_control.service.context import ServiceContext
-from mission_control.service.ingest import BatchRead, Delivery, Scope, deliver
-from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
-from mission_control.service.sizing import assess
-from mission_control.service.support_queue import HeartbeatItems, open_heartbeat_items
+from mission_control.service.exchange.alert_store import apply_alert_changes
+from mission_control.service.exchange.ingest import BatchRead, Delivery, Scope, deliver
+from mission_control.service.fleet.history import health_sample_insert, health_sample_row
+from mission_control.service.fleet.node_health import to_stored
+from mission_control.service.rules.alerts import event_alerts, health_alerts, license_alerts
+from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
+from mission_control.service.rules.sizing import assess
+from mission_control.service.support.queue import HeartbeatItems, open_heartbeat_items
 
 ReplyT = TypeVar("ReplyT", bound=DedupedReply)
 Effect = Callable[[Scope], Awaitable[ReplyT]]
@@ -112,7 +112,7 @@ async def health(ctx: ServiceContext, cluster_id: str, report: HealthReport) -> 
     row: dict[str, Any] = {
         "last_health_at": now,
         "health_status": assessment.status.value,
-        "last_health": [n.model_dump(mode="json") for n in report.nodes],
+        "last_health": to_stored(report.nodes),
     }
     if report.health_interval_s is not None:  # the cluster's own pace, for the silence alert
         row["health_interval_s"] = report.health_interval_s

@@ -1,7 +1,8 @@
-"""Operator actions on records: list clusters, set a cluster's license."""
+"""Operator actions on records: find and list clusters, set a cluster's license."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import or_, select
@@ -13,11 +14,11 @@ from contract.messages import ClusterSummary, LicenseSummary
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import clusters, licenses
 from mission_control.errors import NotFound
-from mission_control.service import audit_log
-from mission_control.service.alert_store import apply_alert_changes
-from mission_control.service.alerts import license_alerts
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
-from mission_control.service.licensing import License, evaluate_license
+from mission_control.service.exchange.alert_store import apply_alert_changes
+from mission_control.service.rules.alerts import license_alerts
+from mission_control.service.rules.licensing import License, evaluate_license
 
 
 async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:
@@ -28,6 +29,28 @@ async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:
     if found is None:
         raise NotFound(f"no cluster named {cluster!r}")
     return str(found)
+
+
+async def cluster_id_or_scope(ctx: ServiceContext, cluster: str) -> str:
+    """The id of the cluster named `cluster` (or with that id); else `cluster` as written, for
+    audit scopes that are not clusters (``mission-control``)."""
+    async with ctx.engine.connect() as conn:
+        try:
+            return await find_cluster_id(conn, cluster)
+        except NotFound:
+            return cluster
+
+
+async def cluster_names(ctx: ServiceContext, ids: Iterable[str]) -> dict[str, str]:
+    """The name of each cluster among `ids` (ids of no cluster are left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(
+            select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(wanted))
+        )
+        return {row.id: row.name for row in rows}
 
 
 async def list_clusters(ctx: ServiceContext) -> list[ClusterSummary]:

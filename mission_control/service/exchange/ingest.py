@@ -44,8 +44,8 @@ from contract.messages import AlertKind, DedupedReply
 from mission_control.db.engine import in_values
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, messages
 from mission_control.errors import MessageIdReused, NotFound, StaleEpoch
-from mission_control.service.alert_store import OpenAlert
-from mission_control.service.batcher import GroupCommit, Outcome
+from mission_control.service.exchange.alert_store import OpenAlert
+from mission_control.service.exchange.batcher import GroupCommit, Outcome
 
 MAX_BATCH = 256
 ATTEMPTS = 3  # per batch, for deadlocks and replies stored meanwhile

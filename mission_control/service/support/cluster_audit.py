@@ -8,7 +8,7 @@ these copies (`list_checkpoints`) and the key Mission Control pinned, and checks
 
 Guarantees:
 - A checkpoint is stored only if its signature verifies with the cluster's PINNED key (the key
-  is pinned at first sight and never silently replaced: `support_sync.public_key`).
+  is pinned at first sight and never silently replaced: `sync.public_key`).
 - One checkpoint per (cluster, seq): the same one again changes nothing; a different one for a
   known seq is refused (422 `checkpoint_conflict`) and audited: it means the log was rewritten.
 - Refusals are audited (`audit.checkpoint.refused`) in a transaction of their own.
@@ -22,13 +22,13 @@ from contract.audit.chain import AuditFormatError, Checkpoint
 from contract.messages import AuditCheckpointCopy, CheckpointView, ClusterCheckpoints, SupportAck
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import cluster_checkpoints, support_clusters
-from mission_control.service import audit_log
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
-from mission_control.service.exchange import accept
-from mission_control.service.ingest import Scope
+from mission_control.service.exchange.cluster_messages import accept
+from mission_control.service.exchange.ingest import Scope
 from mission_control.service.refusals import ClusterMessageRefused, InvalidInput, Refused
-from mission_control.service.support_events import system_event
-from mission_control.service.support_sync import pinned_key
+from mission_control.service.support.events import system_event
+from mission_control.service.support.sync import pinned_key
 
 
 class CheckpointConflict(Refused):

@@ -1,4 +1,4 @@
-"""The alerts page's data: open and recent alerts, filtered by state, kind and cluster, paged.
+"""Alerts across the fleet: open and recent alerts, filtered by state, kind and cluster, paged.
 
 ``open``: not cleared. ``recent``: raised or cleared within `recent` (default 7 days), open or
 not. ``all``: everything kept. The cluster filter matches an exact id or a substring of the
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.messages import Alert, AlertKind
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters
+from mission_control.service.context import ServiceContext
 
 RECENT = timedelta(days=7)
 
@@ -102,3 +103,9 @@ async def load_alerts(
         pages=pages,
         open_by_severity=severity,
     )
+
+
+async def alert_page(ctx: ServiceContext, query: AlertFilter, *, page_size: int) -> AlertPage:
+    """`load_alerts` on a connection of its own, as of now (`ctx.clock`)."""
+    async with ctx.engine.connect() as conn:
+        return await load_alerts(conn, query, now=ctx.clock(), page_size=page_size)

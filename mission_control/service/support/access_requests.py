@@ -42,13 +42,14 @@ from contract.support.requests import (
 )
 from mission_control.db.schema import access_requests, approval_ids, clusters
 from mission_control.errors import Forbidden, NotFound
-from mission_control.service import access_store, audit_log
-from mission_control.service.access_store import StoredRequest
-from mission_control.service.admin import find_cluster_id
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet.admin import find_cluster_id
 from mission_control.service.refusals import InvalidInput, InvalidState
-from mission_control.service.staff import StaffIdentity
+from mission_control.service.support import access_store
+from mission_control.service.support.access_store import StoredRequest
 from mission_control.staff.auth import AUDIT_SCOPE
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff.roles import can_request_access, can_revoke_grants
 from mission_control.staff_protocol import AccessRequestCreate, AccessRequestView
 

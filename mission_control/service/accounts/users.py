@@ -26,14 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.audit.canonical import format_time, parse_time
 from contract.audit.events import Actor, AuditEvent
+from contract.messages import StaffRole
 from mission_control.db.schema import users
 from mission_control.errors import AlreadyExists, NotFound
-from mission_control.service import audit_log
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidInput
 from mission_control.staff.auth import AUDIT_SCOPE, StaffAccount
 from mission_control.staff.passwords import WeakPassword, hash_password
-from mission_control.staff.roles import StaffRole
 from mission_control.staff.throttle import ThrottleState, record_failure
 from mission_control.staff.totp import new_totp_secret, provisioning_uri
 

@@ -8,8 +8,8 @@ Mission Control refused the cluster's approval) until the cluster confirms it or
 window is over anyway. Commands: every one of this cluster not yet answered.
 
 Heartbeats are the most frequent message and are written in batches
-(`mission_control.service.ingest`), so `open_heartbeat_items` lists the items of every cluster
-of a batch with ONE indexed query (a UNION ALL, built once per dialect) in the batch's
+(`mission_control.service.exchange.ingest`), so `open_heartbeat_items` lists the items of
+every cluster of a batch with ONE indexed query (a UNION ALL, built once per dialect) in the batch's
 transaction, each cluster's list as of its own heartbeat's time; nothing is written.
 """
 
@@ -141,7 +141,7 @@ async def open_heartbeat_items(
 ) -> dict[str, HeartbeatItems]:
     """(support_requests, commands) for the heartbeat reply of each cluster in `clusters_at`,
     oldest first, as of that cluster's time; clusters with nothing open are left out.
-    A `BatchRead` (see `mission_control.service.ingest`): one query for all the clusters."""
+    A `BatchRead` (see `service.exchange.ingest`): one query for all the clusters."""
     if not clusters_at:
         return {}
     params = {"b_clusters": sorted(clusters_at), "b_now": min(clusters_at.values())}

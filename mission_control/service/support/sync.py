@@ -1,5 +1,5 @@
 """Remote-support messages from a cluster's leader: decisions, command results, its public key
-and its support policy. Each goes through the cluster-message path (`exchange.accept`):
+and its support policy. Each goes through the cluster-message path (`cluster_messages.accept`):
 credential, epoch fencing and message_id dedupe, each message in its batch's transaction.
 
 Guarantees:
@@ -47,11 +47,10 @@ from contract.support.requests import RequestState, request_event
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import approval_ids, support_clusters
 from mission_control.errors import NotFound
-from mission_control.service import access_store, audit_log
-from mission_control.service.access_store import StoredRequest
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
-from mission_control.service.exchange import accept
-from mission_control.service.ingest import Scope
+from mission_control.service.exchange.cluster_messages import accept
+from mission_control.service.exchange.ingest import Scope
 from mission_control.service.refusals import (
     ApprovalInvalid,
     ApprovalReplayed,
@@ -61,8 +60,10 @@ from mission_control.service.refusals import (
     KeyConflict,
     Refused,
 )
-from mission_control.service.support_commands import record_result
-from mission_control.service.support_events import cluster_person, system_event
+from mission_control.service.support import access_store
+from mission_control.service.support.access_store import StoredRequest
+from mission_control.service.support.commands import record_result
+from mission_control.service.support.events import cluster_person, system_event
 
 log = logging.getLogger(__name__)
 _NOTHING = SupportAck(recorded=False)

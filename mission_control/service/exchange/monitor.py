@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from mission_control.db.schema import clusters, licenses, messages
-from mission_control.service.alert_store import apply_alert_changes, open_alerts
-from mission_control.service.alerts import license_alerts, silence_alert
 from mission_control.service.context import ServiceContext
-from mission_control.service.licensing import License, evaluate_license
+from mission_control.service.exchange.alert_store import apply_alert_changes, open_alerts
+from mission_control.service.rules.alerts import license_alerts, silence_alert
+from mission_control.service.rules.licensing import License, evaluate_license
 
 log = logging.getLogger(__name__)
 

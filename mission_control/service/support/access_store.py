@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -114,7 +114,7 @@ def to_view(stored: StoredRequest) -> AccessRequestView:
         cluster_id=request.cluster_id,
         cluster_name=stored.cluster_name,
         engineer=request.engineer,
-        engineer_role=cast(StaffRole, stored.engineer_role),
+        engineer_role=StaffRole(stored.engineer_role),
         reason=request.reason,
         role=request.role.value,
         duration_seconds=int(request.duration.total_seconds()),

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contract.messages import HealthStatus, NodeHealth, SizingAdvice
-from mission_control.service.policy import AlertPolicy, SizingPolicy
+from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
 
 _EPS = 1e-9
 

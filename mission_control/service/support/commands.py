@@ -30,13 +30,14 @@ from contract.support.requests import RequestState
 from contract.support.settable import SettingRefused, check_key
 from mission_control.db.schema import support_commands
 from mission_control.errors import Forbidden, NotFound
-from mission_control.service import access_store, audit_log
-from mission_control.service.access_requests import visible_to
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import CommandRefused, InvalidInput, InvalidState, Refused
-from mission_control.service.staff import StaffIdentity
-from mission_control.service.support_events import result_event
+from mission_control.service.support import access_store
+from mission_control.service.support.access_requests import visible_to
+from mission_control.service.support.events import result_event
 from mission_control.staff.auth import AUDIT_SCOPE
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff_protocol import CommandCreate, CommandView
 
 

@@ -1,12 +1,12 @@
-"""Cluster history for the console: one aggregate sample per health check, hourly consumption.
+"""Cluster history: one aggregate sample per health check, and hourly consumption.
 
 The health ingest writes one sample per accepted health check, in that check's transaction
-(`mission_control.service.ingest` queues `health_sample_insert` with `health_sample_row` for one
-executemany per batch): a resend answered as a duplicate runs no effect, so it leaves no sample.
-A sample aggregates the nodes that are up: CPU % weighted by cores, memory and disk summed.
-Two checks at the same instant keep the first sample.
+(`exchange.cluster_messages.health` queues `health_sample_insert` with `health_sample_row` for
+one executemany per batch): a resend answered as a duplicate runs no effect, so it leaves no
+sample. Two checks at the same instant keep the first sample. The figures are
+`rules.resources.aggregate` of the report.
 `resource_history` averages samples into time buckets in the database (one row per bucket);
-`prune_samples` deletes samples older than the retention; the console runs it periodically.
+`prune_samples` deletes samples older than the retention; the server runs it periodically.
 """
 
 from __future__ import annotations
@@ -21,39 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from contract.messages import NodeHealth
-from mission_control.console.plots import bucket_width
-from mission_control.console.schema import health_samples
-from mission_control.console.units import MemoryDiskShares
 from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import consumption
-
-
-@dataclass(frozen=True)
-class HealthSample(MemoryDiskShares):
-    at: datetime
-    nodes_up: int
-    cpu_percent: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    disk_used_bytes: int
-    disk_total_bytes: int
-
-
-def aggregate(at: datetime, nodes: Sequence[NodeHealth]) -> HealthSample:
-    """The cluster-wide sample of one health report (nodes that are down do not count)."""
-    up = [n for n in nodes if n.state != "down"]
-    cores = sum(n.cpu_cores for n in up)
-    busy = sum(n.cpu_cores * n.cpu_percent for n in up)
-    return HealthSample(
-        at=at,
-        nodes_up=len(up),
-        cpu_percent=busy / cores if cores else 0.0,
-        memory_used_bytes=sum(n.memory_used_bytes for n in up),
-        memory_total_bytes=sum(n.memory_total_bytes for n in up),
-        disk_used_bytes=sum(n.disk_used_bytes for n in up),
-        disk_total_bytes=sum(n.disk_total_bytes for n in up),
-    )
-
+from mission_control.db.schema import consumption, health_samples
+from mission_control.service.rules.resources import HealthSample, aggregate, bucket_width
 
 # The same statement and parameter names for every sample, so a batch's samples are written with
 # one executemany (and compiled statements are reused).

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contract.messages import Alert, AlertKind
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters
-from mission_control.service.alerts import SEVERITY, AlertChanges
 from mission_control.service.context import ServiceContext
+from mission_control.service.rules.alerts import SEVERITY, AlertChanges
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from contract.messages import AlertKind, LicenseState
-from mission_control.console.units import duration
-from mission_control.service.licensing import LicenseEvaluation
-from mission_control.service.sizing import HealthAssessment
+from mission_control.service.rules.durations import duration
+from mission_control.service.rules.licensing import LicenseEvaluation
+from mission_control.service.rules.sizing import HealthAssessment
 
 AlertChanges = Mapping[AlertKind, str | None]
 Severity = Literal["warning", "critical"]

@@ -1,5 +1,7 @@
 """Console sessions: created at login, found by cookie, expired when idle, ended at logout.
 
+The console holds the cookie; this module holds the sessions (`console_sessions`).
+
 Guarantees:
 - The cookie carries 256 random bits; only its SHA-256 digest is stored, so a database leak
   does not hand out live sessions. Each login creates a fresh session (no fixation).
@@ -23,13 +25,14 @@ from enum import StrEnum
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contract.audit.events import AuditEvent
 from contract.messages import StaffRole
-from mission_control.console.schema import console_sessions
-from mission_control.db.schema import users
-from mission_control.service.bearer import digest
-from mission_control.service.staff import StaffIdentity
-
-COOKIE = "mc_session"
+from mission_control.db.schema import console_sessions, users
+from mission_control.service.accounts import audit_log
+from mission_control.service.accounts.bearer import digest
+from mission_control.service.context import ServiceContext
+from mission_control.staff.auth import AUDIT_SCOPE
+from mission_control.staff.identity import StaffIdentity
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ async def find_session(engine: AsyncEngine, cookie: str) -> ConsoleSession | Non
     return ConsoleSession(
         id_hash=row.id_hash,
         user=row.user_name,
-        role=row.current_role if enabled else row.role,
+        role=StaffRole(row.current_role if enabled else row.role),
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         csrf_token=row.csrf_token,
@@ -149,6 +152,27 @@ async def close_session(conn: AsyncConnection, session: ConsoleSession) -> None:
     await conn.execute(
         delete(console_sessions).where(console_sessions.c.id_hash == session.id_hash)
     )
+
+
+async def end_session(ctx: ServiceContext, session: ConsoleSession) -> None:
+    """Delete a session that may no longer be used (idle, too old, its account disabled)."""
+    async with ctx.engine.begin() as conn:
+        await close_session(conn, session)
+
+
+async def log_out(ctx: ServiceContext, session: ConsoleSession) -> None:
+    """Delete the session and write its ``staff.logout`` audit entry, in one transaction."""
+    event = AuditEvent(
+        ctx.clock(),
+        session.identity.actor,
+        "staff.logout",
+        AUDIT_SCOPE,
+        session.user,
+        {"client": "console"},
+    )
+    async with ctx.engine.begin() as conn:
+        await close_session(conn, session)
+        await audit_log.record(conn, ctx, [event])
 
 
 async def prune_sessions(engine: AsyncEngine, now: datetime, policy: SessionPolicy) -> int:

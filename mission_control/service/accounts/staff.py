@@ -25,29 +25,18 @@ from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
-from mission_control.service import audit_log
-from mission_control.service import users as user_store
+from mission_control.service.accounts import audit_log
+from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidState
 from mission_control.staff import auth
+from mission_control.staff.identity import StaffIdentity
 from mission_control.staff.tokens import PREFIX, issue_token, token_digest
 
 LEGACY_PREFIX = "mcs."
 TokenKind = Literal["api", "session"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StaffIdentity:
-    user: str
-    role: StaffRole
-
-    @property
-    def actor(self) -> Actor:
-        """This person in audit entries; support engineers act as engineers on clusters."""
-        kind = ActorKind.ENGINEER if self.role.startswith("support-") else ActorKind.STAFF
-        return Actor(self.user, kind, via="mission-control")
 
 
 @dataclass(frozen=True)
@@ -110,7 +99,7 @@ async def create_staff_token(
         }
         event = AuditEvent(now, by, "staff.token.issued", auth.AUDIT_SCOPE, user, detail)
         await audit_log.record(conn, ctx, [event])
-    return IssuedStaffToken(issued.plaintext, user, row.role, expires_at)
+    return IssuedStaffToken(issued.plaintext, user, StaffRole(row.role), expires_at)
 
 
 def _looks_like_staff_token(token: str) -> bool:
@@ -142,7 +131,7 @@ async def authenticate_staff(
     if row is None:
         await _token_refused(ctx, token, now, remote)
         raise InvalidCredential("unknown, revoked or expired staff token")
-    return StaffIdentity(user=row.name, role=row.role)
+    return StaffIdentity(user=row.name, role=StaffRole(row.role))
 
 
 async def _token_refused(
@@ -240,7 +229,7 @@ async def login(ctx: ServiceContext, username: str, password: str, code: str) ->
         if outcome.accepted and outcome.account is not None:
             if await user_store.claim_login(conn, outcome.account):
                 await audit_log.record(conn, ctx, [event])
-                identity = StaffIdentity(username, outcome.account.role.value)
+                identity = StaffIdentity(username, outcome.account.role)
                 return LoginResult(identity, outcome.message)
             # Another login used this code (or a later one) between our read and our write.
             event = _failed_event(username, now, "TOTP refused: code already used")

@@ -1,4 +1,4 @@
-"""The fleet page's data: every cluster's status at a glance, searchable and paged.
+"""The fleet's overview: every cluster's status at a glance, searchable and paged.
 
 Guarantees: one page costs five queries (the count, the page's ids, its rows with their last
 backup outcomes, their open alerts, the status tallies); paging is LIMIT/OFFSET over the index
@@ -25,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contract.messages import AlertKind, LicenseState
-from mission_control.console.schema import backup_outcomes
-from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
-from mission_control.service.licensing import License, evaluate_license
+from contract.messages import AlertKind, LicenseState, NodeHealth
+from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
+from mission_control.service.context import ServiceContext
+from mission_control.service.fleet.node_health import from_stored
+from mission_control.service.rules.licensing import License, evaluate_license
 
 
 class FleetStatus(StrEnum):
@@ -163,12 +164,11 @@ def last_backup(
     return succeeded_at, False
 
 
-def node_counts(last_health: Any) -> tuple[int | None, int | None]:
-    """(nodes up, nodes reported) from a stored health report's node list."""
-    if not isinstance(last_health, list):
+def node_counts(nodes: Sequence[NodeHealth] | None) -> tuple[int | None, int | None]:
+    """(nodes up, nodes reported) of a health report; (None, None) without one."""
+    if nodes is None:
         return None, None
-    up = sum(1 for n in last_health if isinstance(n, dict) and n.get("state") != "down")
-    return up, len(last_health)
+    return sum(1 for n in nodes if n.state != "down"), len(nodes)
 
 
 async def load_fleet(
@@ -224,7 +224,7 @@ async def load_fleet(
     for row in rows:
         lic = None if row.expires is None else License(row.host_units, row.expires)
         evaluation = evaluate_license(lic, row.host_units_in_use, today, expiring_days)
-        up, total = node_counts(row.last_health)
+        up, total = node_counts(from_stored(row.last_health))
         backup_at, backup_failed = last_backup(row.backup_ok_at, row.backup_failed_at)
         open_count, critical_count, is_silent = counts.get(row.id, (0, 0, False))
         result.append(
@@ -247,3 +247,15 @@ async def load_fleet(
     return FleetPage(
         rows=result, matching=matching, page=page, pages=pages, tallies=await tallies(conn)
     )
+
+
+async def fleet_page(ctx: ServiceContext, query: FleetQuery, *, page_size: int) -> FleetPage:
+    """`load_fleet` on a connection of its own, licenses judged on today's date (`ctx.clock`)."""
+    async with ctx.engine.connect() as conn:
+        return await load_fleet(
+            conn,
+            query,
+            today=ctx.clock().date(),
+            expiring_days=ctx.alerts.license_expiring_days,
+            page_size=page_size,
+        )

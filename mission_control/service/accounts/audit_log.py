@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, text
@@ -40,13 +40,11 @@ from contract.audit.chain import (
     verify_chain,
 )
 from contract.audit.events import Actor, ActorKind, AuditEvent
+from contract.messages import StaffRole
 from mission_control.db.schema import access_requests, audit_checkpoints, audit_log
+from mission_control.service.accounts.signing_key import audit_key, stored_key
 from mission_control.service.context import ServiceContext
-from mission_control.service.signing_key import audit_key, stored_key
-from mission_control.staff.roles import StaffRole
-
-if TYPE_CHECKING:
-    from mission_control.service.staff import StaffIdentity
+from mission_control.staff.identity import StaffIdentity
 
 log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x6D635F6175646974  # "mc_audit"
@@ -214,6 +212,15 @@ async def list_entries(
     async with ctx.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [redact_for(viewer, entry_from_row(row)) for row in rows]
+
+
+async def known_actions(ctx: ServiceContext) -> list[str]:
+    """Every action recorded so far, sorted (for filter suggestions)."""
+    async with ctx.engine.connect() as conn:
+        rows = await conn.execute(
+            select(audit_log.c.action).distinct().order_by(audit_log.c.action)
+        )
+        return [str(row.action) for row in rows]
 
 
 async def verify(ctx: ServiceContext) -> VerifyResult:

@@ -1,7 +1,8 @@
-"""The cluster page's data: nodes, sizing advice, license, alerts, backups and history.
+"""One cluster in full: nodes, sizing advice, license, alerts, backups and history.
 
-Nodes come from the last health report (`clusters.last_health`), with each node's datacenter
-and whether it leads; the advice and the reasons are recomputed from it with the same pure
+Nodes come from the last health report (`clusters.last_health`, read back as
+`contract.messages.NodeHealth` by `node_health.from_stored`), with each node's datacenter and
+whether it leads; the advice and the reasons are recomputed from it with the same pure
 functions the health reply used, so the page and the reply cannot disagree. A report from a
 cluster too old to send datacenter and leader shows them as unknown.
 
@@ -11,30 +12,28 @@ the event ingest), and whether backups are failing now (the open `backup_failed`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.messages import Alert, AlertKind, NodeHealth
-from mission_control.console.fleet import SILENT_IDS, FleetStatus, fleet_status
-from mission_control.console.history import (
-    HealthSample,
+from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
+from mission_control.service.context import ServiceContext
+from mission_control.service.fleet.history import (
     HourlyConsumption,
     ResourcePoint,
     latest_sample,
     load_consumption,
     resource_history,
 )
-from mission_control.console.schema import backup_outcomes
-from mission_control.console.units import MemoryDiskShares
-from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters, licenses
-from mission_control.service.context import ServiceContext
-from mission_control.service.licensing import License, LicenseEvaluation, evaluate_license
-from mission_control.service.sizing import HealthAssessment, assess
+from mission_control.service.fleet.node_health import from_stored
+from mission_control.service.fleet.overview import SILENT_IDS, FleetStatus, fleet_status
+from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
+from mission_control.service.rules.resources import HealthSample, MemoryDiskShares
+from mission_control.service.rules.sizing import HealthAssessment, assess
 
 RECENT_ALERTS = 20
 
@@ -109,35 +108,26 @@ class ClusterView:
     consumption: Sequence[HourlyConsumption]
 
 
-def node_row(raw: Mapping[str, Any]) -> NodeRow:
-    """One node of a stored health report (tolerant of fields added later)."""
-    leader = raw.get("leader")
+def node_row(node: NodeHealth) -> NodeRow:
+    """One node of a health report, as the nodes table shows it."""
     return NodeRow(
-        node=str(raw.get("node", "?")),
-        datacenter=raw.get("datacenter"),
-        state=str(raw.get("state", "unknown")),
-        leader=leader if isinstance(leader, bool) else None,
-        version=str(raw.get("version", "")),
-        cpu_cores=int(raw.get("cpu_cores", 0)),
-        cpu_fraction=float(raw.get("cpu_percent", 0.0)) / 100,
-        memory_used_bytes=int(raw.get("memory_used_bytes", 0)),
-        memory_total_bytes=int(raw.get("memory_total_bytes", 0)),
-        disk_used_bytes=int(raw.get("disk_used_bytes", 0)),
-        disk_total_bytes=int(raw.get("disk_total_bytes", 0)),
+        node=node.node,
+        datacenter=node.datacenter,
+        state=node.state,
+        leader=node.leader,
+        version=node.version,
+        cpu_cores=node.cpu_cores,
+        cpu_fraction=node.cpu_percent / 100,
+        memory_used_bytes=node.memory_used_bytes,
+        memory_total_bytes=node.memory_total_bytes,
+        disk_used_bytes=node.disk_used_bytes,
+        disk_total_bytes=node.disk_total_bytes,
     )
 
 
-def capacity(last_health: Any, ctx: ServiceContext) -> Capacity | None:
-    """Capacity and advice from a stored report; None when there is none (or it is unreadable)."""
-    if not isinstance(last_health, list) or not last_health:
-        return None
-    fields = NodeHealth.model_fields
-    try:
-        nodes = [
-            NodeHealth.model_validate({k: v for k, v in n.items() if k in fields})
-            for n in last_health
-        ]
-    except (ValueError, AttributeError):
+def capacity(nodes: Sequence[NodeHealth] | None, ctx: ServiceContext) -> Capacity | None:
+    """Capacity and advice from a health report; None without one."""
+    if not nodes:
         return None
     up = [n for n in nodes if n.state != "down"]
     return Capacity(
@@ -204,6 +194,7 @@ async def load_cluster(
     start = (now - history).replace(minute=0, second=0, microsecond=0)
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     shown = await _alerts(conn, row.id, row.name)
+    nodes = from_stored(row.last_health)
     return ClusterView(
         id=row.id,
         name=row.name,
@@ -214,8 +205,8 @@ async def load_cluster(
         last_health_at=row.last_health_at,
         last_heartbeat_at=row.last_heartbeat_at,
         status=fleet_status(row.enrolled_at is not None, row.health_status, bool(row.silent)),
-        nodes=[node_row(n) for n in row.last_health or [] if isinstance(n, dict)],
-        capacity=capacity(row.last_health, ctx),
+        nodes=[node_row(n) for n in nodes or []],
+        capacity=capacity(nodes, ctx),
         license=evaluate_license(
             lic, row.host_units_in_use, now.date(), ctx.alerts.license_expiring_days
         ),
@@ -226,3 +217,11 @@ async def load_cluster(
         latest=await latest_sample(conn, row.id),
         consumption=await load_consumption(conn, row.id, start),
     )
+
+
+async def cluster_page(
+    ctx: ServiceContext, cluster: str, history: timedelta, buckets: int = 360
+) -> ClusterView | None:
+    """`load_cluster` on a connection of its own, as of now (`ctx.clock`)."""
+    async with ctx.engine.connect() as conn:
+        return await load_cluster(conn, ctx, cluster, ctx.clock(), history, buckets)
