@@ -21,7 +21,6 @@ from cluster.zk.client import (
     ConnectionState,
     Lock,
     Pending,
-    Stat,
     Watcher,
     ZooKeeper,
     close,
@@ -29,7 +28,7 @@ from cluster.zk.client import (
     make_client,
 )
 from cluster.zk.fencing import Applied, Fence, acquire_leadership, fenced_commit
-from cluster.zk.ops import Check, Create, Delete, Op, OpFailed, Outcome, SetData
+from cluster.zk.ops import Check, Create, Delete, Op, OpFailed, Outcome, SetData, Stat
 from cluster.zk.snapshot import ensure_cluster, ensure_path, parse_config, read_snapshot
 
 __all__ = [

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from kazoo.client import KazooClient, KazooState
@@ -38,7 +37,7 @@ from kazoo.retry import KazooRetry
 from cluster.errors import ZooKeeperAuthFailed, ZooKeeperUnavailable
 from cluster.zk.acl import Acl
 from cluster.zk.errors import AuthFailedError, NodeExistsError, NoNodeError, ZooKeeperError
-from cluster.zk.ops import Check, Create, Op, Outcome, SetData
+from cluster.zk.ops import Check, Create, Op, Outcome, SetData, Stat
 
 T = TypeVar("T")
 #: Called on kazoo's thread with the watched event; it must not call ZooKeeper.
@@ -49,18 +48,6 @@ ConnectionState = str
 CONNECTED: ConnectionState = KazooState.CONNECTED
 SUSPENDED: ConnectionState = KazooState.SUSPENDED
 LOST: ConnectionState = KazooState.LOST
-
-
-@dataclass(frozen=True)
-class Stat:
-    """What the cluster reads of a znode's metadata."""
-
-    version: int  # data version: what a compare-and-set compares
-    ephemeral_owner: int  # session that owns an ephemeral znode; 0 for a persistent one
-
-    @classmethod
-    def of(cls, stat: Any) -> Stat:
-        return cls(int(stat.version), int(stat.ephemeralOwner))
 
 
 class Lock(Protocol):

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from cluster.errors import FencedOut
 from cluster.model import Epoch
 from cluster.paths import ClusterPaths
-from cluster.zk.client import Stat, ZooKeeper
+from cluster.zk.client import ZooKeeper
 from cluster.zk.errors import BadVersionError, NoNodeError, ZooKeeperError
-from cluster.zk.ops import Check, Create, Op, SetData
+from cluster.zk.ops import Check, Create, Op, SetData, Stat
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,22 @@ is applied to it like to every other create. Does not: read anything, or retry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from cluster.zk.acl import Acl
 from cluster.zk.errors import RolledBackError, ZooKeeperError
 
-if TYPE_CHECKING:
-    from cluster.zk.client import Stat
+
+@dataclass(frozen=True)
+class Stat:
+    """What the cluster reads of a znode's metadata."""
+
+    version: int  # data version: what a compare-and-set compares
+    ephemeral_owner: int  # session that owns an ephemeral znode; 0 for a persistent one
+
+    @classmethod
+    def of(cls, stat: Any) -> Stat:
+        return cls(int(stat.version), int(stat.ephemeralOwner))
 
 
 @dataclass(frozen=True)

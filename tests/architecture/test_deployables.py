@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -51,6 +52,8 @@ SIDES = {
         "mission-control",
     ),
 }
+#: What a copy of the tree for installing leaves behind (build output, environments, caches).
+LEFT_BEHIND = (".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 #: Modules that only run inside another program (Alembic's environment).
 NOT_IMPORTABLE_ALONE = ("mission_control.db.migrations",)
 
@@ -130,8 +133,11 @@ def test_a_side_installed_alone_runs(side: str, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input"]
+    # From a clean copy: a `build/` directory left in the tree would bring back stale modules.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFT_BEHIND))
     installed = subprocess.run(
-        [*pip, f"{ROOT}[{extra}]"], capture_output=True, text=True, timeout=600, check=False
+        [*pip, f"{source}[{extra}]"], capture_output=True, text=True, timeout=600, check=False
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
     loaded = _loaded(str(venv / "bin" / "python"), packages, tmp_path)
