@@ -50,6 +50,7 @@ from backup.throttle import parse_rate  # noqa: E402
 from cluster.dev import s3 as devs3  # noqa: E402
 from cluster.dev.processes import Process, free_port, start, wait_until  # noqa: E402
 from cluster.dev.zookeeper import Ensemble  # noqa: E402
+from cluster.zk.client import CA_ENV  # noqa: E402
 
 ZK_AUTH = "bench:bench-secret"
 GOALS = {"a_file": (">=", 0.8), "b_s3": (">=", 0.8), "c_mirror": ("<=", 1.3)}
@@ -191,6 +192,7 @@ class Bench:
             self.ensemble = Ensemble(self.work / "zk", size=self.zk_servers)
             self.ensemble.start()
             self.ensemble.wait_ready(60)
+            os.environ[CA_ENV] = str(self.ensemble.ca_file)  # the node and the CLI inherit it
             make_data(self.data, total)
             devs3.use_dev_credentials()  # the node and the CLI inherit these
             address = f"127.0.0.1:{free_port()}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -25,9 +26,12 @@ from cluster import roster, zk
 from cluster.dev.processes import Process, free_port, start, wait_until
 from cluster.dev.zookeeper import Ensemble
 from cluster.paths import ClusterPaths
+from cluster.zk.client import CA_ENV
 
 SESSION_TIMEOUT = 2.0
+ZK_AUTH = "bench:bench-secret"
 TIMING = {
+    "MANAGED_ZK_AUTH": ZK_AUTH,
     "MANAGED_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
     "MANAGED_LOOP_INTERVAL": "0.5",
     "MANAGED_RETRY_TIMEOUT": "0.7",
@@ -63,15 +67,21 @@ def acting(client: object, paths: ClusterPaths, old: str | None) -> str | None:
 
 
 def baseline_ephemeral(hosts: str, base: Path) -> float:
+    """A bare kazoo process that does what registering live takes: TLS, the credential, an
+    ephemeral znode with the cluster's ACL."""
     code = (
-        "import sys; from kazoo.client import KazooClient; c = KazooClient(sys.argv[1]); "
-        "c.start(10); c.create('/bench-baseline/' + sys.argv[2], ephemeral=True, makepath=True); "
-        "import time; time.sleep(30)"
+        "import os, sys; from kazoo.client import KazooClient; "
+        "from kazoo.security import make_digest_acl; u, p = sys.argv[3].split(':'); "
+        "c = KazooClient(sys.argv[1], use_ssl=True, ca=os.environ['MANAGED_ZK_CA'], "
+        "verify_certs=True, check_hostname=True, auth_data=[('digest', sys.argv[3])]); "
+        "c.start(10); c.create('/bench-baseline/' + sys.argv[2], ephemeral=True, makepath=True, "
+        "acl=[make_digest_acl(u, p, all=True)]); import time; time.sleep(30)"
     )
-    client = zk.connect(hosts)
+    client = zk.connect(hosts, auth=ZK_AUTH)
     name = f"b{time.monotonic_ns()}"
     t0 = time.monotonic()
-    p = start("baseline", [sys.executable, "-c", code, hosts, name], base / "baseline.log")
+    argv = [sys.executable, "-c", code, hosts, name, ZK_AUTH]
+    p = start("baseline", argv, base / "baseline.log")
     ok = wait_until(lambda: client.exists(f"/bench-baseline/{name}") is not None, 30, 0.005)
     took = time.monotonic() - t0
     p.kill()
@@ -96,10 +106,11 @@ def main() -> None:
     try:
         ensemble.start()
         ensemble.wait_ready(60)
+        os.environ[CA_ENV] = str(ensemble.ca_file)  # the nodes inherit it
         hosts = ensemble.connect_string
         cluster = "bench"
         paths = ClusterPaths(cluster)
-        client = zk.connect(hosts)
+        client = zk.connect(hosts, auth=ZK_AUTH)
         nodes = ["n1", "n2", "n3"]
         for n in nodes:
             roster.join(client, paths, n, "dc1", f"127.0.0.1:{free_port()}")

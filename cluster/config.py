@@ -44,7 +44,8 @@ class NodeSettings:
     loop_interval: float = 2.0
     retry_timeout: float = 4.0
     listen: str | None = None  # defaults to the roster's api_address
-    zk_auth: str | None = None  # USER:PASSWORD opening the cluster's secrets
+    zk_auth: str | None = None  # USER:PASSWORD: the cluster's credential (required)
+    zk_ca: str | None = None  # the CA of ZooKeeper's TLS certificates (required)
 
     def __post_init__(self) -> None:
         check_name("cluster", self.cluster)
@@ -67,6 +68,20 @@ class NodeSettings:
             check_address(self.listen)
         if self.zk_auth is not None:
             check_credential(self.zk_auth)
+
+    def check_access(self) -> None:
+        """What a node needs to reach its cluster at all: the credential every znode of the
+        cluster is created with, and the CA of ZooKeeper's TLS port. ValueError otherwise."""
+        if self.zk_auth is None:
+            raise ValueError(
+                "zk_auth: a node reaches its cluster only with the cluster's credential "
+                "(--zk-auth USER:PASSWORD, env MANAGED_ZK_AUTH)"
+            )
+        if self.zk_ca is None:
+            raise ValueError(
+                "zk_ca: ZooKeeper is reached over TLS only: give the CA of its certificates "
+                "(--zk-ca FILE, env MANAGED_ZK_CA)"
+            )
 
     @property
     def resolved_data_dir(self) -> Path:

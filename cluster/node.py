@@ -74,7 +74,9 @@ class NodeDaemon:
         self.node = settings.node
         self.paths = ClusterPaths(settings.cluster)  # with `node`, `zookeeper`: LeaderContext's
         self._clock = clock
-        self._client = zk.make_client(settings.zk, settings.session_timeout, settings.zk_auth)
+        self._client = zk.make_client(
+            settings.zk, settings.session_timeout, settings.zk_auth, ca_file=settings.zk_ca
+        )
         self.zookeeper = self._client
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zk")
         self._wake = asyncio.Event()

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOT = "/managed/clusters"
+#: The znodes every cluster on an ensemble shares: each may create its own subtree below them,
+#: and nobody may read, list, change or delete them (`cluster.zk.acl.cluster_acl`).
+SHARED_PARENTS = ("/managed", ROOT)
 
 
 @dataclass(frozen=True)

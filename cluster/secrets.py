@@ -3,6 +3,8 @@
 Secrets (the Mission Control credential, the cluster's Ed25519 signing key) live under
 `<cluster>/secrets/<name>`, each znode created with a digest ACL for one user, so a client
 without `--zk-auth USER:PASSWORD` (env `MANAGED_ZK_AUTH`) can neither read nor change them.
+Every other znode of the cluster carries the same ACL (`cluster.zk.acl.cluster_acl`); secrets
+are written whole and checked for it explicitly because they are what a foreign ACL would leak.
 
 Guarantees: a secret is written whole (one create or set) and never with an open ACL.
 Does not guarantee: protection from someone who holds the credential or ZooKeeper's data files.
@@ -44,25 +46,20 @@ def secret_acl(auth: str | None) -> list[Acl]:
 
 
 def protected_acl(auth: str | None) -> list[Acl]:
-    """World-readable, changeable only with `auth`: for znodes that widen access (the support
-    policy, the public key that verifies approvals and checkpoints). `SecretsUnavailable`
-    without a credential."""
-    return [*secret_acl(auth), *acl.WORLD_READ]
+    """The ACL of every znode of the cluster: readable and changeable only with `auth`
+    (`cluster.zk.acl.cluster_acl`). `SecretsUnavailable` without a credential."""
+    return secret_acl(auth)
 
 
 def is_protected(acls: list[Acl], auth: str | None) -> bool:
-    """True when the world may only read the znode and only a digest credential may change
-    it: the cluster's own (`auth`), so a znode someone else planted with their credential does
-    not pass. Without `auth` the credential's identity cannot be checked: any digest counts."""
+    """True when only a digest credential may do anything with the znode: the cluster's own
+    (`auth`), so a znode someone else planted with their credential does not pass. Without
+    `auth` the credential's identity cannot be checked: any digest counts."""
     ours = acl.identity(secret_acl(auth)[0]) if auth else None
-    for entry in acls:
-        if acl.scheme(entry) == "digest":
-            if ours is not None and acl.identity(entry) != ours:
-                return False
-            continue
-        if acl.scheme(entry) != "world" or acl.permissions(entry) & ~acl.READ:
-            return False
-    return any(acl.scheme(entry) == "digest" for entry in acls)
+    return bool(acls) and all(
+        acl.scheme(entry) == "digest" and (ours is None or acl.identity(entry) == ours)
+        for entry in acls
+    )
 
 
 def _path(paths: ClusterPaths, name: str) -> str:

@@ -148,7 +148,7 @@ class ClusterUnderTest:
         assert r.returncode == 0 and "enrolled" in r.stdout, r.stderr
 
     def snapshot(self) -> ClusterSnapshot:
-        client = zk.connect(self.hosts)
+        client = zk.connect(self.hosts, auth=ZK_AUTH)
         try:
             return zk.read_snapshot(client, self.paths)
         finally:
@@ -157,7 +157,7 @@ class ClusterUnderTest:
     def wait(
         self, check: Callable[[ClusterSnapshot], bool], timeout: float, interval: float = 0.02
     ) -> bool:
-        client = zk.connect(self.hosts)
+        client = zk.connect(self.hosts, auth=ZK_AUTH)
         try:
             return wait_until(
                 lambda: check(zk.read_snapshot(client, self.paths)), timeout, interval
@@ -166,7 +166,7 @@ class ClusterUnderTest:
             zk.close(client)
 
     def health_summary(self) -> dict[str, Any]:
-        client = zk.connect(self.hosts)
+        client = zk.connect(self.hosts, auth=ZK_AUTH)
         try:
             data, _ = client.get(self.paths.health)
         finally:

@@ -1,7 +1,13 @@
-"""Shared fixtures: a real ZooKeeper ensemble per test session, private ones for fault tests."""
+"""Shared fixtures: a real ZooKeeper ensemble per test session, private ones for fault tests.
+
+Every ensemble speaks TLS only, with certificates from one CA per test process; its file is in
+`MANAGED_ZK_CA` for the whole session, so the CLI and node processes the tests start, and the
+tests' own ZooKeeper sessions, trust it as an operator's would.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +16,25 @@ import pytest
 from clusterkit import ClusterUnderTest
 
 from cluster.dev.mcserver import MissionControlServer
-from cluster.dev.zookeeper import Ensemble
+from cluster.dev.zookeeper import Ensemble, ZooKeeperTLS
+from cluster.zk.client import CA_ENV
 
 
-def _ensemble(base: Path) -> Iterator[Ensemble]:
-    ensemble = Ensemble(base)
+@pytest.fixture(scope="session", autouse=True)
+def zk_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperTLS]:
+    """The certificates of every ensemble the tests start, trusted through MANAGED_ZK_CA."""
+    tls = ZooKeeperTLS.create(tmp_path_factory.mktemp("zk-tls"))
+    previous = os.environ.get(CA_ENV)
+    os.environ[CA_ENV] = str(tls.ca_cert)
+    yield tls
+    if previous is None:
+        os.environ.pop(CA_ENV, None)
+    else:
+        os.environ[CA_ENV] = previous
+
+
+def _ensemble(base: Path, tls: ZooKeeperTLS) -> Iterator[Ensemble]:
+    ensemble = Ensemble(base, tls=tls)
     try:
         ensemble.start()
         ensemble.wait_ready(60)
@@ -24,15 +44,17 @@ def _ensemble(base: Path) -> Iterator[Ensemble]:
 
 
 @pytest.fixture(scope="session")
-def zk_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
+def zk_ensemble(
+    tmp_path_factory: pytest.TempPathFactory, zk_tls: ZooKeeperTLS
+) -> Iterator[Ensemble]:
     """One 3-server ensemble shared by a test session; tests isolate by cluster name."""
-    yield from _ensemble(tmp_path_factory.mktemp("zk"))
+    yield from _ensemble(tmp_path_factory.mktemp("zk"), zk_tls)
 
 
 @pytest.fixture
-def private_ensemble(tmp_path: Path) -> Iterator[Ensemble]:
+def private_ensemble(tmp_path: Path, zk_tls: ZooKeeperTLS) -> Iterator[Ensemble]:
     """An ensemble of the test's own, for tests that kill ZooKeeper servers."""
-    yield from _ensemble(tmp_path / "zk")
+    yield from _ensemble(tmp_path / "zk", zk_tls)
 
 
 def _cluster(hosts: str, base: Path) -> Iterator[ClusterUnderTest]:

@@ -186,7 +186,7 @@ def restore_ops(
         if znode.protected:
             if secret is None:
                 secret = tuple(secret_acl(auth))
-            protection = (*secret, *acl.WORLD_READ) if znode.readable else secret
+            protection = secret  # no longer world-readable, whatever the dump recorded
         existing = client.exists(absolute)
         if existing is not None:
             previous, _ = client.get(absolute)

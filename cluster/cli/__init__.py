@@ -107,6 +107,15 @@ def _print_version(ctx: click.Context, wanted: bool) -> None:
     metavar="USER:PASSWORD",
     help="ZooKeeper digest credential that opens the cluster's secrets (env MANAGED_ZK_AUTH).",
 )
+@click.option(
+    "--zk-ca",
+    envvar="MANAGED_ZK_CA",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="FILE",
+    help="CA of ZooKeeper's TLS certificates: ZooKeeper is reached over TLS only "
+    "(env MANAGED_ZK_CA).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.option(
     "--version",
@@ -118,7 +127,12 @@ def _print_version(ctx: click.Context, wanted: bool) -> None:
 )
 @click.pass_context
 def main(
-    ctx: click.Context, zk_hosts: str, cluster: str, zk_auth: str | None, verbose: bool
+    ctx: click.Context,
+    zk_hosts: str,
+    cluster: str,
+    zk_auth: str | None,
+    zk_ca: str | None,
+    verbose: bool,
 ) -> None:
     """Operate a Managed cluster: nodes, status, backups, remote support, audit."""
     logging.basicConfig(
@@ -127,7 +141,7 @@ def main(
     )
     # A CLI error is one line; kazoo's own retry chatter would bury it (`node run` re-enables it).
     logging.getLogger("kazoo").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
-    ctx.obj = Globals(zk_hosts=zk_hosts, cluster=cluster, zk_auth=zk_auth)
+    ctx.obj = Globals(zk_hosts=zk_hosts, cluster=cluster, zk_auth=zk_auth, zk_ca=zk_ca)
 
 
 #: command name -> "module:attribute"; each group's module is imported only when that command

@@ -14,6 +14,7 @@ import click
 from cluster import zk
 from cluster.names import check_credential, check_name
 from cluster.paths import ClusterPaths
+from cluster.secrets import SecretsUnavailable
 from cluster.zk import ZooKeeper
 
 #: An existing key file (PEM) given on the command line.
@@ -28,6 +29,7 @@ class Globals:
     zk_hosts: str
     cluster: str
     zk_auth: str | None = None
+    zk_ca: str | None = None
 
     @property
     def paths(self) -> ClusterPaths:
@@ -36,8 +38,14 @@ class Globals:
     @contextmanager
     def session(self, timeout: float = ZK_TIMEOUT) -> Iterator[ZooKeeper]:
         """A client for one command: connecting, and each request made through `cluster.zk`,
-        fail with one clear line after `timeout` seconds instead of hanging."""
-        client = zk.connect(self.zk_hosts, timeout=timeout, auth=self.zk_auth)
+        fail with one clear line after `timeout` seconds instead of hanging. Every command
+        needs the cluster's credential: nothing of a cluster is readable without it."""
+        if self.zk_auth is None:
+            raise SecretsUnavailable(
+                "the cluster is readable only with its ZooKeeper credential: pass "
+                "--zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH"
+            )
+        client = zk.connect(self.zk_hosts, timeout=timeout, auth=self.zk_auth, ca_file=self.zk_ca)
         try:
             yield client
         finally:

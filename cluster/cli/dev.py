@@ -45,7 +45,7 @@ def up(nodes: int, state_dir: Path, detach: bool) -> None:
     except (RuntimeError, OSError) as e:
         raise click.ClickException(f"the dev stack did not start: {e}") from e
     click.echo(f"cluster     {info['cluster']}")
-    click.echo(f"zookeeper   {info['zookeeper']}")
+    click.echo(f"zookeeper   {info['zookeeper']}  (TLS, CA {info['zk_ca_file']})")
     for n in info["nodes"]:
         click.echo(f"{n['id']:<11} {n['api']}/status   log: {n['log']}")
     mc = info["mission_control"]
@@ -64,7 +64,8 @@ def up(nodes: int, state_dir: Path, detach: bool) -> None:
     )
     click.echo(
         f"\ntry:  MANAGED_ZK={info['zookeeper']} MANAGED_CLUSTER={info['cluster']} "
-        f"MANAGED_ZK_AUTH=$(cat {info['zk_auth_file']}) managed cluster status"
+        f"MANAGED_ZK_AUTH=$(cat {info['zk_auth_file']}) MANAGED_ZK_CA={info['zk_ca_file']} "
+        "managed cluster status"
     )
     if detach:
         click.echo(f"running in the background; stop: managed dev down --state-dir {state_dir}")

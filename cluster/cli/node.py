@@ -13,6 +13,7 @@ import click
 from click.core import ParameterSource
 
 from cluster import roster, zk
+from cluster.errors import ConfigError
 
 if TYPE_CHECKING:
     from cluster.config import NodeSettings
@@ -108,10 +109,15 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         ("zk_hosts", "zk", g.zk_hosts),
         ("cluster", "cluster", g.cluster),
         ("zk_auth", "zk_auth", g.zk_auth),
+        ("zk_ca", "zk_ca", g.zk_ca),
     ):
         if root.get_parameter_source(param) not in (None, ParameterSource.DEFAULT):
             overrides[key] = value
     settings = load(config_file, **overrides)
+    try:
+        settings.check_access()
+    except ValueError as e:
+        raise ConfigError(f"invalid settings: {e}") from e
     # Claim the data directory before writing anything into it: a second node refused here
     # must not append to the first node's log.
     data = claim(settings.resolved_data_dir, settings.cluster, settings.node)

@@ -1,8 +1,10 @@
 """`managed dev up`: a whole local stack on loopback, every process tracked by a PID file.
 
-Layout of the state directory: `pids/` (one JSON PID file a process), `logs/`, `zk/`, `nodes/`
-(each node's data directory), `mission-control/`, the ZooKeeper credential and the backup key
-pair, and `stack.json` (where everything listens). Each `up` starts a fresh stack: the state a
+Layout of the state directory (0700; every file holding a secret is 0600): `pids/` (one JSON
+PID file a process), `logs/`, `zk/` (the servers' data, and `zk/tls/`: the CA of ZooKeeper's TLS
+port and the servers' keys), `nodes/` (each node's data directory), `mission-control/`, the
+ZooKeeper credential and the backup key pair, and `stack.json` (where everything listens, with
+the console user's password: 0600). Each `up` starts a fresh stack: the state a
 stopped stack left there is removed first (its ports are gone, and its S3 endpoints kept
 their objects in memory), and only those entries, in a directory a stack has marked as its own.
 """
@@ -27,6 +29,7 @@ from cluster.dev.processes import Process, free_port, start, stop_pidfile, wait_
 from cluster.dev.zookeeper import Ensemble
 from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
+from cluster.zk.client import CA_ENV
 
 DEV_CLUSTER = "dev"
 # Short sessions make failover quick to watch; they satisfy the loop/retry/session rule.
@@ -69,6 +72,14 @@ class StackError(ClusterError):
     """The dev stack could not start or is in a state that needs the operator."""
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (0600 from its first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 @dataclass
 class DevStack:
     state_dir: Path
@@ -93,6 +104,7 @@ class DevStack:
             raise StackError("--nodes must be between 1 and 9")
         self.clear_stopped()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)
         (self.state_dir / MARKER).touch()
         try:
             return self._up()
@@ -123,8 +135,12 @@ class DevStack:
         self.processes += [s.process for s in ensemble.servers if s.process]
         ensemble.wait_ready(60)
         hosts = ensemble.connect_string
+        # Everything this process starts or runs reaches ZooKeeper over TLS with this CA.
+        ca_file = str(ensemble.ca_file)
+        os.environ[CA_ENV] = ca_file
         paths = ClusterPaths(self.cluster)
-        client = zk.connect(hosts)
+        auth = self._zk_auth()
+        client = zk.connect(hosts, auth=auth)
         nodes: list[dict[str, Any]] = []
         try:
             for i in range(1, self.nodes + 1):
@@ -134,11 +150,11 @@ class DevStack:
                 nodes.append({"id": name, "api": f"http://{address}"})
         finally:
             zk.close(client)
-        auth = self._zk_auth()
         env = {
             "MANAGED_ZK": hosts,
             "MANAGED_CLUSTER": self.cluster,
             "MANAGED_ZK_AUTH": auth,
+            CA_ENV: ca_file,
             **DEV_TIMING,
         }
         mc = self._mission_control(hosts, auth)
@@ -172,11 +188,12 @@ class DevStack:
             "nodes": nodes,
             "state_dir": str(self.state_dir),
             "zk_auth_file": str(self._auth_file),
+            "zk_ca_file": ca_file,
             "mission_control": mc,
             "s3": s3,
         }
-        self._wait_for_leader(hosts, paths)
-        (self.state_dir / "stack.json").write_text(json.dumps(self.info, indent=2))
+        self._wait_for_leader(hosts, paths, auth)
+        write_private(self.state_dir / "stack.json", json.dumps(self.info, indent=2))
         return self.info
 
     @property
@@ -186,8 +203,7 @@ class DevStack:
     def _zk_auth(self) -> str:
         """A random ZooKeeper credential for this stack's secrets (kept in a 0600 file)."""
         if not self._auth_file.exists():
-            self._auth_file.touch(mode=0o600)
-            self._auth_file.write_text(f"dev:{secrets.token_urlsafe(18)}")
+            write_private(self._auth_file, f"dev:{secrets.token_urlsafe(18)}")
         return self._auth_file.read_text().strip()
 
     def _mission_control(self, hosts: str, auth: str) -> dict[str, Any]:
@@ -300,8 +316,8 @@ class DevStack:
                 raise StackError(f"{' '.join(argv[6:8])} failed: {done.stderr.strip()}")
         return {"endpoints": endpoints, "private_key": str(key)}
 
-    def _wait_for_leader(self, hosts: str, paths: ClusterPaths) -> None:
-        client = zk.connect(hosts)
+    def _wait_for_leader(self, hosts: str, paths: ClusterPaths, auth: str) -> None:
+        client = zk.connect(hosts, auth=auth)
         try:
             ok = wait_until(lambda: zk.read_snapshot(client, paths).leader is not None, 30, 0.2)
         finally:

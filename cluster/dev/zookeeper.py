@@ -1,32 +1,72 @@
-"""A real ZooKeeper ensemble on loopback, from the Debian package's jars.
+"""A real ZooKeeper ensemble on loopback, from the Debian package's jars, over TLS only.
 
-Each server gets its own dataDir, myid and ports, and runs as plain `java ... QuorumPeerMain
-zoo.cfg` (zkServer.sh loses the logs). The ensemble is ready when every server's `srvr` reports
-`Mode: leader` or `Mode: follower` (`ruok` answers even without quorum).
+Each server gets its own dataDir (0700: its transaction logs hold the cluster's secrets), myid
+and ports, and runs as plain `java ... QuorumPeerMain zoo.cfg` (zkServer.sh loses the logs).
+Clients reach it only on its TLS port (`secureClientPort`; there is no plain client port), and
+the servers talk to each other over TLS too (`sslQuorum`, both ends authenticated), all with
+certificates from one CA (`ZooKeeperTLS`). The ensemble is ready when every server's `srvr`
+(asked over TLS) reports `Mode: leader` or `Mode: follower` (`ruok` answers even without quorum).
+
+Debian's `zookeeper.jar` lists most of Netty on its class path but not `netty-codec` and
+`netty-resolver`, without which the TLS port drops every connection: they are added here.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.dev.processes import Process, free_port, start, wait_until
+from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
 CLASSPATH = ":".join(
     (
         "/usr/share/java/zookeeper.jar",
         "/usr/share/java/slf4j-log4j12.jar",
         "/usr/share/java/log4j-1.2.jar",
+        # Not on zookeeper.jar's own class path; the TLS port needs them.
+        "/usr/share/java/netty-codec.jar",
+        "/usr/share/java/netty-resolver.jar",
     )
 )
 LOG4J = "/etc/zookeeper/conf/log4j.properties"
 
 
-def four_letter(port: int, word: str, timeout: float = 1.0) -> str:
-    """Send a four-letter command; '' when the server does not answer."""
+@dataclass(frozen=True)
+class ZooKeeperTLS:
+    """The certificates of an ensemble on loopback: the CA clients trust (`ca_cert`, what
+    `--zk-ca` / `MANAGED_ZK_CA` name) and each server's key and certificate chain in one PEM
+    file (`keystore`, 0600), valid for 127.0.0.1 and localhost."""
+
+    ca_cert: Path
+    keystore: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> ZooKeeperTLS:
+        """New material in `directory` (0700), replacing what a previous run left there."""
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        made = write_dev_ca(directory, DEFAULT_HOSTS, overwrite=True)
+        keystore = directory / "keystore.pem"
+        fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(made.server_key.read_bytes() + made.server_cert.read_bytes())
+        return cls(made.ca_cert, keystore)
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_cert))
+
+
+def four_letter(port: int, word: str, tls: ZooKeeperTLS, timeout: float = 1.0) -> str:
+    """Send a four-letter command over TLS; '' when the server does not answer."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+            tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as s,
+        ):
             s.sendall(word.encode())
             chunks = []
             while chunk := s.recv(4096):
@@ -36,8 +76,8 @@ def four_letter(port: int, word: str, timeout: float = 1.0) -> str:
         return ""
 
 
-def mode(port: int) -> str | None:
-    for line in four_letter(port, "srvr").splitlines():
+def mode(port: int, tls: ZooKeeperTLS) -> str | None:
+    for line in four_letter(port, "srvr", tls).splitlines():
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     return None
@@ -46,10 +86,11 @@ def mode(port: int) -> str | None:
 @dataclass
 class ZkServer:
     myid: int
-    client_port: int
+    client_port: int  # the TLS client port (`secureClientPort`)
     peer_port: int
     election_port: int
     base: Path
+    tls: ZooKeeperTLS
     process: Process | None = None
 
     @property
@@ -65,25 +106,35 @@ class ZkServer:
         return self.base / "logs" / f"zk{self.myid}.log"
 
     def ready(self) -> bool:
-        return mode(self.client_port) in ("leader", "follower", "standalone")
+        return mode(self.client_port, self.tls) in ("leader", "follower", "standalone")
 
 
 @dataclass
 class Ensemble:
-    """`size` servers under `base`. `start()` then `wait_ready()`; `stop()` always."""
+    """`size` servers under `base`. `start()` then `wait_ready()`; `stop()` always. Without
+    `tls`, the ensemble makes certificates of its own under `base/tls`."""
 
     base: Path
     size: int = 3
     tick_time: int = 500
     pid_dir: Path | None = None
+    tls: ZooKeeperTLS | None = None
     servers: list[ZkServer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.tls is None:
+            self.tls = ZooKeeperTLS.create(self.base / "tls")
         if not self.servers:
             self.servers = [
-                ZkServer(i, free_port(), free_port(), free_port(), self.base)
+                ZkServer(i, free_port(), free_port(), free_port(), self.base, self.tls)
                 for i in range(1, self.size + 1)
             ]
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA a client trusts for this ensemble (`--zk-ca`, `MANAGED_ZK_CA`)."""
+        assert self.tls is not None
+        return self.tls.ca_cert
 
     @property
     def connect_string(self) -> str:
@@ -91,14 +142,29 @@ class Ensemble:
 
     def _write_config(self, server: ZkServer) -> None:
         server.data_dir.mkdir(parents=True, exist_ok=True)
+        server.data_dir.chmod(0o700)  # snapshots and transaction logs hold the secrets
         (server.data_dir / "myid").write_text(f"{server.myid}\n")
+        tls = server.tls
         lines = [
             f"tickTime={self.tick_time}",
             "initLimit=10",
             "syncLimit=4",  # a server cut off from its quorum drops its clients within 2 s
             f"dataDir={server.data_dir}",
-            f"clientPort={server.client_port}",
-            "clientPortAddress=127.0.0.1",
+            # TLS only: a secure client port and no plain one; quorum and election over TLS.
+            f"secureClientPort={server.client_port}",
+            "secureClientPortAddress=127.0.0.1",
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+            f"ssl.keyStore.location={tls.keystore}",
+            "ssl.keyStore.type=PEM",
+            f"ssl.trustStore.location={tls.ca_cert}",
+            "ssl.trustStore.type=PEM",
+            # Clients prove who they are with the cluster's digest credential, not a certificate.
+            "ssl.clientAuth=none",
+            "sslQuorum=true",
+            f"ssl.quorum.keyStore.location={tls.keystore}",
+            "ssl.quorum.keyStore.type=PEM",
+            f"ssl.quorum.trustStore.location={tls.ca_cert}",
+            "ssl.quorum.trustStore.type=PEM",
             "admin.enableServer=false",
             "4lw.commands.whitelist=srvr,ruok,mntr",
             "autopurge.purgeInterval=1",
@@ -138,7 +204,7 @@ class Ensemble:
         targets = servers if servers is not None else self.servers
         if not wait_until(lambda: all(s.ready() for s in targets), timeout, 0.1):
             details = "\n".join(
-                f"zk{s.myid} (port {s.client_port}): mode={mode(s.client_port)}\n"
+                f"zk{s.myid} (port {s.client_port}): mode={mode(s.client_port, s.tls)}\n"
                 + (s.process.log_tail(10) if s.process else "")
                 for s in targets
             )

@@ -1,16 +1,16 @@
 """Who may change the cluster's support state in ZooKeeper: only the holder of its credential.
 
 Everything under `<cluster>/support/` (the policy, the public key that verifies approvals and
-checkpoints, request records, the open index, answered commands) is world-readable and
-changeable only with the cluster's ZooKeeper credential (`--zk-auth`, env `MANAGED_ZK_AUTH`):
-each znode carries `cluster.secrets.protected_acl`. The parents are protected too, since
-ZooKeeper decides who may create or delete a child by the PARENT's ACL: without that, someone
-could delete `support/policy` and create an open one with mode `allowed`.
+checkpoints, request records, the open index, answered commands) is readable and changeable
+only with the cluster's ZooKeeper credential (`--zk-auth`, env `MANAGED_ZK_AUTH`), like every
+znode of the cluster: each carries `cluster.secrets.protected_acl`. The parents are protected
+too, since ZooKeeper decides who may create or delete a child by the PARENT's ACL: without
+that, someone could delete `support/policy` and create an open one with mode `allowed`.
 
-`protect` migrates clusters made before this rule: it gives every existing support znode the
-protected ACL (the leader runs it once per term; `managed support mode` runs it before a
-change). It trusts what is there at that moment, so it reports which znodes were open and the
-caller records that in the audit log.
+`protect` migrates clusters made before this rule (open, or world-readable as an earlier
+version made them): it gives every existing support znode the protected ACL (the leader runs it
+once per term; `managed support mode` runs it before a change). It trusts what is there at
+that moment, so it reports which znodes were open and the caller records that in the audit log.
 
 Does not guarantee: protection from someone who holds the credential or ZooKeeper's data files.
 """

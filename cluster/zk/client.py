@@ -26,6 +26,7 @@ multi-read); calls from the event loop must run in an executor (`NodeDaemon.bloc
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,8 +35,8 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from cluster.errors import ZooKeeperAuthFailed, ZooKeeperUnavailable
-from cluster.zk.acl import Acl
+from cluster.errors import ConfigError, ZooKeeperAuthFailed, ZooKeeperUnavailable
+from cluster.zk.acl import Acl, cluster_acl
 from cluster.zk.errors import AuthFailedError, NodeExistsError, NoNodeError, ZooKeeperError
 from cluster.zk.ops import Check, Create, Op, Outcome, SetData, Stat
 
@@ -101,18 +102,20 @@ def _acls_and_stat(got: Any) -> tuple[list[Acl], Stat]:
 class ZooKeeper:
     """One ZooKeeper session (see the module docstring). `timeout` bounds each request."""
 
-    def __init__(self, client: KazooClient, timeout: float = 5.0) -> None:
+    def __init__(self, client: KazooClient, timeout: float = 5.0, auth: str | None = None) -> None:
         self._client = client
         self.timeout = timeout
+        self._auth = auth
 
     # --- the ACL of every create ------------------------------------------------------------
 
-    def acl_for(self, path: str, acl: Sequence[Acl] | None) -> list[Acl] | None:
+    def acl_for(self, path: str, acl: Sequence[Acl] | None) -> list[Acl]:
         """The ACL znode `path` is created with: the one place every create passes through.
 
-        Today: the ACL the caller asked for (None: ZooKeeper's open default)."""
-        del path  # the cluster-wide ACL will be chosen by path
-        return list(acl) if acl is not None else None
+        The caller's, when it names one (a secret's digest entry); else the cluster's rule
+        (`cluster.zk.acl.cluster_acl`): this session's credential only, and only CREATE for
+        the world on the parents every cluster shares. `NoCredential` without a credential."""
+        return list(acl) if acl is not None else cluster_acl(path, self._auth)
 
     # --- session ----------------------------------------------------------------------------
 
@@ -140,6 +143,9 @@ class ZooKeeper:
 
     def add_auth(self, auth: str, timeout: float) -> None:
         _answer(self._client.add_auth_async("digest", auth), timeout)
+        self._auth = auth
+        # What kazoo's own recipes (the lock) create gets the cluster's ACL too.
+        self._client.default_acl = cluster_acl("/managed/clusters/-", auth)
 
     def close(self) -> None:
         try:
@@ -232,22 +238,28 @@ class ZooKeeper:
         makepath: bool = False,
         timeout: float | None = None,
     ) -> str:
-        """Create a znode; returns its path (with the sequence number when `sequence`)."""
+        """Create a znode; returns its path (with the sequence number when `sequence`). With
+        `makepath`, missing parents are created first, each with its own ACL."""
+        parent = path.rsplit("/", 1)[0]
+        if makepath and parent:
+            self.ensure_path(parent, timeout=timeout)
         created = self._client.create_async(
-            path,
-            data,
-            acl=self.acl_for(path, acl),
-            ephemeral=ephemeral,
-            sequence=sequence,
-            makepath=makepath,
+            path, data, acl=self.acl_for(path, acl), ephemeral=ephemeral, sequence=sequence
         )
         return str(self._wait(created, timeout))
 
     def ensure_path(
         self, path: str, acl: Sequence[Acl] | None = None, timeout: float | None = None
     ) -> None:
-        """Create `path` and its missing parents (idempotent, safe to race)."""
-        self._wait(self._client.ensure_path_async(path, acl=self.acl_for(path, acl)), timeout)
+        """Create `path` and its missing parents (idempotent, safe to race). Each is created
+        with its own ACL (`acl_for`; `acl`, when given, only for `path` itself)."""
+        if self.exists(path, timeout=timeout) is not None:
+            return
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/" + "/".join(parts[:depth])
+            with contextlib.suppress(NodeExistsError):
+                self.create(prefix, acl=acl if prefix == path else None, timeout=timeout)
 
     def create_if_missing(self, path: str, data: bytes, timeout: float | None = None) -> None:
         """Create `path` with `data` unless it exists (idempotent, safe to race)."""
@@ -319,18 +331,41 @@ def _result(r: Any) -> str | Stat | bool | ZooKeeperError:
     return Stat.of(r)
 
 
+#: Where a client finds the CA of the ensemble's certificates when none is given.
+CA_ENV = "MANAGED_ZK_CA"
+
+
+def trusted_ca(ca_file: str | None) -> str:
+    """The CA file that ZooKeeper's certificates must chain to: `ca_file`, else `$MANAGED_ZK_CA`.
+
+    ZooKeeper is reached over TLS only, so a client without one is refused here with one clear
+    line (`ConfigError`), before anything is sent."""
+    chosen = ca_file or os.environ.get(CA_ENV) or None
+    if chosen is None:
+        raise ConfigError(
+            "ZooKeeper is reached over TLS only: give the CA of its certificates with "
+            f"--zk-ca FILE (env {CA_ENV})"
+        )
+    if not os.path.isfile(chosen) or not os.access(chosen, os.R_OK):
+        raise ConfigError(f"cannot read the ZooKeeper CA file {chosen}")
+    return chosen
+
+
 def make_client(
     hosts: str,
     session_timeout: float,
     auth: str | None = None,
     reconnect_deadline: float | None = None,
     timeout: float = 5.0,
+    ca_file: str | None = None,
 ) -> ZooKeeper:
     """A session with bounded back-off between connection attempts, not yet started.
 
     It retries its connection forever (the daemon), or, with `reconnect_deadline`, gives up after
-    failing that many seconds in a row (commands). `auth` (USER:PASSWORD) is the digest
-    credential that opens the cluster's secrets. `timeout` bounds each request.
+    failing that many seconds in a row (commands). It speaks TLS only, verifying the servers'
+    certificates and host names against `ca_file` (`trusted_ca`). `auth` (USER:PASSWORD) is the
+    cluster's digest credential: it is sent only inside TLS, and every znode the session creates
+    gets the cluster's ACL for it (`acl_for`). `timeout` bounds each request.
     """
     client = KazooClient(
         hosts=hosts,
@@ -339,12 +374,22 @@ def make_client(
             max_tries=-1, delay=0.1, backoff=2, max_delay=1.0, deadline=reconnect_deadline
         ),
         auth_data=[("digest", auth)] if auth else None,
+        use_ssl=True,
+        ca=trusted_ca(ca_file),
+        verify_certs=True,
+        check_hostname=True,
     )
-    return ZooKeeper(client, timeout)
+    if auth:
+        client.default_acl = cluster_acl("/managed/clusters/-", auth)
+    return ZooKeeper(client, timeout, auth=auth)
 
 
 def connect(
-    hosts: str, timeout: float = 5.0, session_timeout: float = 10.0, auth: str | None = None
+    hosts: str,
+    timeout: float = 5.0,
+    session_timeout: float = 10.0,
+    auth: str | None = None,
+    ca_file: str | None = None,
 ) -> ZooKeeper:
     """A short-lived session for a command: connected and authenticated within `timeout` s.
 
@@ -352,7 +397,9 @@ def connect(
     refuses the credential. The client stops reconnecting after `timeout` seconds without a
     server, so a command run while the ensemble loses quorum fails instead of hanging.
     """
-    zk = make_client(hosts, session_timeout, reconnect_deadline=timeout, timeout=timeout)
+    zk = make_client(
+        hosts, session_timeout, reconnect_deadline=timeout, timeout=timeout, ca_file=ca_file
+    )
     try:
         zk.start(timeout)
     except (KazooTimeoutError, ZooKeeperError, OSError, ValueError) as e:

@@ -41,7 +41,7 @@ def rows(mc: MissionControlServer, sql: str, *args: object) -> list[tuple[Any, .
 
 def outbox_messages(cluster: ClusterUnderTest) -> list[tuple[str, str]]:
     """(message id, kind) of every queued message, in delivery order."""
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         found = []
         for name in outbox.Outbox(cluster.paths).names(client):
@@ -68,7 +68,7 @@ def kept_ids(queued: list[tuple[str, str]]) -> list[str]:
 
 
 def exchange_state(cluster: ClusterUnderTest) -> dict[str, Any]:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         return read_state(client, cluster.paths)
     finally:
@@ -76,7 +76,7 @@ def exchange_state(cluster: ClusterUnderTest) -> dict[str, Any]:
 
 
 def dead_kinds(cluster: ClusterUnderTest) -> list[str]:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         kinds = []
         for name in client.children(cluster.paths.outbox_dead):

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from clusterkit import TIMING, ClusterUnderTest, managed
+from clusterkit import TIMING, ZK_AUTH, ClusterUnderTest, managed
 
 from cluster import zk
 from cluster.errors import ZooKeeperAuthFailed
@@ -94,8 +94,17 @@ def test_status_json_fields_and_text(cluster: ClusterUnderTest) -> None:
 
 
 def test_unreachable_zookeeper_and_usage_errors() -> None:
-    r = managed("--zk", "127.0.0.1:1", "cluster", "status", timeout=30)
+    r = managed("--zk", "127.0.0.1:1", "--zk-auth", ZK_AUTH, "cluster", "status", timeout=30)
     assert r.returncode == 1 and "cannot reach ZooKeeper" in r.stderr and r.stderr.count("\n") == 1
+    # Nothing of a cluster is readable without its credential: refused before connecting.
+    r = managed("--zk", "127.0.0.1:1", "cluster", "status", env={"MANAGED_ZK_AUTH": ""})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.endswith("pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH\n")
+    # Nor is ZooKeeper reached without TLS.
+    r = managed(
+        "--zk", "127.0.0.1:1", "--zk-auth", ZK_AUTH, "cluster", "status", env={"MANAGED_ZK_CA": ""}
+    )
+    assert r.returncode == 1 and "over TLS only" in r.stderr and r.stderr.count("\n") == 1
     r = managed("--cluster", "Bad!", "cluster", "status")
     assert r.returncode == 2
     r = managed("node", "frobnicate")
@@ -147,7 +156,8 @@ def test_node_run_on_a_port_in_use_is_one_line_and_leaves_nothing(
         assert r.returncode == 0, r.stderr
         r = managed(
             "--zk", cluster.hosts, "--cluster", cluster.name, "node", "run", "n1",
-            "--data-dir", str(tmp_path / "n1"), env=TIMING, timeout=60,
+            "--data-dir", str(tmp_path / "n1"), env={**TIMING, "MANAGED_ZK_AUTH": ZK_AUTH},
+            timeout=60,
         )  # fmt: skip
     assert r.returncode == 1, r
     lines = _error_lines(r.stderr)

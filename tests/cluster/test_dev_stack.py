@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import psutil
@@ -22,6 +23,18 @@ def test_dev_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> Non
         assert set(info["s3"]["endpoints"]) == {"eu-west-1", "eu-central-1"}
         assert len(pids) == 9  # 3 ZooKeeper, 3 nodes, Mission Control, 2 S3 endpoints
         env = {"MANAGED_ZK_AUTH": (state / "zk-auth").read_text()}
+        # ZooKeeper speaks TLS only, with the stack's own CA: the tests' CA does not verify it.
+        refused = managed(
+            "--zk", info["zookeeper"], "--cluster", "dev", "cluster", "status", env=env
+        )
+        assert refused.returncode == 1 and "cannot reach ZooKeeper" in refused.stderr
+        env["MANAGED_ZK_CA"] = info["zk_ca_file"]
+        # Secrets at rest: the state directory is the owner's alone, and so is each secret.
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        for secret in ("stack.json", "zk-auth", "zk/tls/keystore.pem", "zk/tls/server-key.pem"):
+            assert stat.S_IMODE((state / secret).stat().st_mode) == 0o600, secret
+        for data in (state / "zk").glob("zk[0-9]"):
+            assert stat.S_IMODE(data.stat().st_mode) == 0o700, data
         status = managed(
             "--zk", info["zookeeper"], "--cluster", "dev", "cluster", "status", "--json", env=env
         )

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from clusterkit import SESSION_TIMEOUT, ClusterUnderTest
+from clusterkit import SESSION_TIMEOUT, ZK_AUTH, ClusterUnderTest
 
 from cluster import zk
 from cluster.dev.processes import wait_until
@@ -33,7 +33,7 @@ def _leader(c: ClusterUnderTest) -> str:
 
 def acting_within(c: ClusterUnderTest, old: str, old_epoch: int, bound: float) -> str:
     """Wait until a node other than `old` is acting with an epoch above `old_epoch`."""
-    client = zk.connect(c.hosts)
+    client = zk.connect(c.hosts, auth=ZK_AUTH)
     found: list[str] = []
 
     def check() -> bool:
@@ -119,7 +119,7 @@ class SummaryWatch:
 
     def __init__(self, c: ClusterUnderTest) -> None:
         self.seen: list[tuple[int, str]] = []
-        self._client = zk.connect(c.hosts)
+        self._client = zk.connect(c.hosts, auth=ZK_AUTH)
         self._c = c
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -191,8 +191,8 @@ def test_a_leader_removed_from_the_roster_releases_the_lock(cluster: ClusterUnde
 def test_a_write_with_an_old_epoch_fails_the_epoch_check(cluster: ClusterUnderTest) -> None:
     cluster.join("n1")
     cluster.join("n2")
-    a = zk.connect(cluster.hosts)
-    b = zk.connect(cluster.hosts)
+    a = zk.connect(cluster.hosts, auth=ZK_AUTH)
+    b = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         zk.ensure_cluster(a, cluster.paths)
         fence_a = zk.acquire_leadership(

@@ -404,7 +404,7 @@ def test_revoke_from_either_side_and_forged_replayed_or_foreign_approvals(
 
 
 def zk_get(cluster: ClusterUnderTest, path: str) -> bytes:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         return bytes(client.get(path)[0])
     finally:

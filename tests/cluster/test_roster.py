@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 
 from cluster import roster, zk
 from cluster.errors import MembershipError
@@ -16,7 +16,7 @@ from cluster.zk import ZooKeeper
 
 @pytest.fixture
 def clients(cluster: ClusterUnderTest) -> Iterator[tuple[ZooKeeper, ZooKeeper]]:
-    a, b = zk.connect(cluster.hosts), zk.connect(cluster.hosts)
+    a, b = zk.connect(cluster.hosts, auth=ZK_AUTH), zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         yield a, b
     finally:

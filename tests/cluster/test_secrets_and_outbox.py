@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 
 from cluster import zk
 from cluster.link import outbox
@@ -34,7 +34,7 @@ def test_secrets_are_readable_only_with_the_credential(cluster: ClusterUnderTest
 
 
 def test_outbox_keeps_order_and_ids(cluster: ClusterUnderTest) -> None:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         zk.ensure_cluster(client, cluster.paths)
         box = outbox.Outbox(cluster.paths)

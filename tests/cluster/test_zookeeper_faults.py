@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss
 
 from cluster import roster, zk
@@ -74,7 +74,7 @@ def test_commands_fail_with_one_line_when_the_ensemble_loses_quorum(
     c.join("n1")
     # A client that connected while ZooKeeper was whole: its requests must not wait forever
     # once the ensemble has lost quorum (kazoo queues them while it reconnects).
-    client = zk.connect(c.hosts)
+    client = zk.connect(c.hosts, auth=ZK_AUTH)
     try:
         first, second, _third = private_ensemble.servers
         private_ensemble.kill(first)

@@ -91,7 +91,7 @@ class BackupCluster:
         return list(json.loads(self.ok("list", "--json")))
 
     def config(self) -> dict[str, object]:
-        client = zk.connect(self.cluster.hosts)
+        client = zk.connect(self.cluster.hosts, auth=ZK_AUTH)
         try:
             data, _ = client.get(self.cluster.paths.config)
         finally:
@@ -131,7 +131,7 @@ def configure(
 
 
 def change_settings(cluster: ClusterUnderTest, **settings: object) -> None:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         config_store.update(
             client,
@@ -143,7 +143,7 @@ def change_settings(cluster: ClusterUnderTest, **settings: object) -> None:
 
 
 def runs(cluster: ClusterUnderTest) -> list[RunRecord]:
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         return store.list_runs(client, cluster.paths)
     finally:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 
 from backupkit import Regions, change_settings, configure, data_dir, fill, runs
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 
 from backup.targets import open_target, parse_target_url
 from cluster import zk
@@ -32,7 +32,7 @@ def test_configure_refuses_bad_input_and_stores_nothing(
         assert words in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     r = cluster.cli("backup", "run")
     assert r.returncode == 1 and "not configured" in r.stderr
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         data, _ = client.get(cluster.paths.config)
         assert json.loads(data) == {}
@@ -58,7 +58,7 @@ def test_an_eu_cluster_never_writes_to_a_us_bucket_and_raises_the_event(
     assert run.status == "failed" and "us-east-1" in (run.reason or "")
     after = {r: devs3.count_objects(server) for r, server in regions.servers.items()}
     assert after == before and len(after) >= 4  # nothing written anywhere
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         events = [m for m in outbox.Outbox(cluster.paths).pending(client) if m.kind == "event"]
     finally:
@@ -75,7 +75,7 @@ def test_leader_killed_during_a_backup_leaves_no_manifest_and_no_orphans(
         fill(data_dir(cluster, n), n, size=1_500_000)
     cluster.start_nodes(3)
     configure(cluster, target, keep_last=2, bandwidth_limit="200KiB/s")
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
         store.request_run(client, cluster.paths, by="test")
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from backupkit import change_settings, configure, data_dir, fill, runs
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 
 from cluster import zk
 from cluster.backups import store
@@ -29,7 +29,7 @@ def test_schedule_fires_never_overlaps_and_catches_up_once(
 
     assert wait_until(scheduled_done, 40, 0.3), cluster.logs()
     change_settings(cluster, schedule="0 2 * * *")  # daily from now on
-    client = zk.connect(cluster.hosts)
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
 
         def settled() -> bool:

@@ -128,7 +128,7 @@ def test_trusted_signer_tampering_missing_nodes_and_key_rotation(
             assert oct((dest / "n1").stat().st_mode & 0o777) == "0o750"
         else:
             assert not dest.exists()
-        client = zk.connect(cluster.hosts)
+        client = zk.connect(cluster.hosts, auth=ZK_AUTH)
         try:
             assert client.exists(ClusterPaths(new).base) is None
         finally:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from clusterkit import ZK_AUTH
 
 from cluster import zk
 from cluster.backups.wakeup import AsyncWakeup, ThreadWakeup
@@ -20,7 +21,7 @@ LONG = 30.0  # a wait woken by its watch ends long before this
 
 @pytest.fixture
 def client(zk_ensemble: Ensemble) -> Iterator[ZooKeeper]:
-    c = zk.connect(zk_ensemble.connect_string)
+    c = zk.connect(zk_ensemble.connect_string, auth=ZK_AUTH)
     try:
         yield c
     finally:
@@ -84,7 +85,7 @@ def test_a_closed_wakeup_is_not_woken(client: ZooKeeper, base: str) -> None:
 def test_arming_never_blocks_even_without_zookeeper(zk_ensemble: Ensemble) -> None:
     """kazoo's watch recipes retry without limit in the thread that creates them; arming here
     only queues requests, so a loop can arm while ZooKeeper is away."""
-    client = zk.make_client(zk_ensemble.connect_string, session_timeout=2.0)
+    client = zk.make_client(zk_ensemble.connect_string, session_timeout=2.0, auth=ZK_AUTH)
     try:  # never started: every request fails at once
         started = time.monotonic()
         wakeup = ThreadWakeup(client, children=["/nowhere"], data=["/nowhere/current"])

@@ -6,7 +6,7 @@ import json
 import threading
 from dataclasses import replace
 
-from clusterkit import ClusterUnderTest
+from clusterkit import ZK_AUTH, ClusterUnderTest
 from supportkit import AUTH, T0, Leader, command_item, later, request_item
 
 from cluster import zk
@@ -19,7 +19,7 @@ from contract.support.policy import SupportPolicy
 
 
 def test_concurrent_appenders_serialize_into_one_sound_chain(cluster: ClusterUnderTest) -> None:
-    clients = [zk.connect(cluster.hosts) for _ in range(3)]
+    clients = [zk.connect(cluster.hosts, auth=ZK_AUTH) for _ in range(3)]
     try:
         zk.ensure_cluster(clients[0], cluster.paths)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from clusterkit import managed
 from kazoo.exceptions import NoAuthError
+from kazoo.security import OPEN_ACL_UNSAFE
 from supportkit import AUTH, Leader, command_item, later, request_item
 
 from cluster import zk
@@ -55,9 +56,9 @@ def test_without_the_credential_nothing_widens_access(leader: Leader) -> None:
         assert err.endswith("pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH"), err
         assert "Traceback" not in err
     assert leader.client.get(leader.paths.support_policy)[0] == policy_before
-    # Reading needs no credential.
-    code, _ = without_credential(leader, "support", "mode", "--json")
-    assert code == 0
+    # Reading needs it too: nothing of a cluster is readable without its credential.
+    code, err = without_credential(leader, "support", "mode", "--json")
+    assert code == 1 and err.endswith("pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH")
 
     # Nor does writing ZooKeeper directly: the znodes and their parents are protected.
     open_client = zk.connect(leader.cluster.hosts)
@@ -67,7 +68,9 @@ def test_without_the_credential_nothing_widens_access(leader: Leader) -> None:
         with pytest.raises(NoAuthError):
             open_client.delete(leader.paths.support_policy)
         with pytest.raises(NoAuthError):
-            open_client.create(f"{leader.paths.support_requests}/forged", b"{}")
+            # As an outsider would: asking for an open ACL (our client would not send it).
+            forged = f"{leader.paths.support_requests}/forged"
+            open_client.create(forged, b"{}", acl=OPEN_ACL_UNSAFE)
     finally:
         zk.close(open_client)
     for path in (leader.paths.support, leader.paths.support_policy):
@@ -83,8 +86,9 @@ def test_without_the_credential_nothing_widens_access(leader: Leader) -> None:
 
 def test_the_leader_protects_znodes_left_open_by_an_older_version(leader: Leader) -> None:
     # As an older version wrote them: open ACLs, a policy that pre-approves someone.
-    leader.client.ensure_path(leader.paths.support_requests)
-    leader.client.create(leader.paths.support_policy, b'{"mode":"approval"}')
+    leader.client.create(leader.paths.support, acl=OPEN_ACL_UNSAFE)
+    leader.client.create(leader.paths.support_requests, acl=OPEN_ACL_UNSAFE)
+    leader.client.create(leader.paths.support_policy, b'{"mode":"approval"}', acl=OPEN_ACL_UNSAFE)
     leader.heartbeat(later(minutes=1))
     for path in (leader.paths.support, leader.paths.support_requests, leader.paths.support_policy):
         assert is_protected(leader.client.get_acls(path)[0], AUTH), path
