@@ -49,6 +49,7 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     signer: str = ""  # fingerprint of the key that signed the manifest
     targets: tuple[str, ...] = ()  # the targets checked: the manifest's recorded ones
+    key_id: str = ""  # the public key the backup's data keys are wrapped for
 
     @property
     def ok(self) -> bool:
@@ -206,4 +207,5 @@ def verify_backup(
         problems=tuple(problems),
         signer=signed.signature.signer,
         targets=targets.urls,
+        key_id=signed.manifest.key_id,
     )

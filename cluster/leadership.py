@@ -47,6 +47,10 @@ class LeaderContext(Protocol):
         """Apply `ops` in one transaction fenced by this leader's epoch (`FencedOut` else)."""
         ...
 
+    async def advance_epoch(self, past: int) -> None:
+        """Move this leader's epoch above `past` (fenced; `FencedOut` when deposed)."""
+        ...
+
     @property
     def zookeeper(self) -> ZooKeeper:
         """The node's ZooKeeper session: pass it to blocking calls made through `blocking`."""

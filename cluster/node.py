@@ -137,6 +137,23 @@ class NodeDaemon:
             self._spawn(self.services.stop())
             raise
 
+    async def advance_epoch(self, past: int) -> None:
+        fence = self._fence
+        if fence is None or not self._connected:
+            raise FencedOut("not the leader")
+        if past < fence.epoch:
+            return
+        moved = await self.blocking(
+            zk.advance_epoch, self._client, self.paths, fence, past + 1, self.node, self._clock()
+        )
+        if self._fence is fence:  # still ours: a step-down meanwhile keeps its own outcome
+            self._fence = moved
+        log.warning(
+            "epoch moved from %d to %d, past the one Mission Control has seen",
+            fence.epoch,
+            moved.epoch,
+        )
+
     # --- status for the node API ---------------------------------------------------------
 
     @property

@@ -260,15 +260,30 @@ def ensemble_problems(compose: Compose) -> list[str]:
             problems.append(
                 f"{name}: ZOO_SERVERS ids {sorted(lines)} != ZOO_MY_IDs {sorted(by_id)}"
             )
+        extra = dict(re.findall(r"(\S+?)=(\S+)", env.get("ZOO_CFG_EXTRA", "")))
+        secure_port = extra.get("secureClientPort")
+        if secure_port is None:
+            problems.append(f"{name}: no secureClientPort: ZooKeeper is reached over TLS only")
+        if "clientPort" in extra:
+            problems.append(f"{name}: clientPort opens a plain client port")
+        if extra.get("sslQuorum") != "true":
+            problems.append(f"{name}: sslQuorum is not true: quorum traffic must be TLS too")
         for server_id, address in lines.items():
-            host, _, client_port = address.partition(";")
+            host, _, plain_port = address.partition(";")
+            if plain_port:
+                problems.append(f"{name}: server.{server_id} opens a plain client port")
             if host.split(":")[0] != by_id.get(server_id):
                 problems.append(f"{name}: server.{server_id}={host} is not {by_id.get(server_id)}")
-            client_addresses.add(f"{host.split(':')[0]}:{client_port}")
+            client_addresses.add(f"{host.split(':')[0]}:{secure_port}")
     for name, svc in services(compose).items():
         hosts = environment(svc).get("MANAGED_ZK")
-        if hosts is not None and set(hosts.split(",")) != client_addresses:
+        if hosts is None:
+            continue
+        if set(hosts.split(",")) != client_addresses:
             problems.append(f"{name}: MANAGED_ZK={hosts} is not the ensemble {client_addresses}")
+        for needed in ("MANAGED_ZK_CA", "MANAGED_ZK_AUTH"):
+            if not environment(svc).get(needed):
+                problems.append(f"{name}: no {needed}")
     return problems
 
 

@@ -214,8 +214,18 @@ BROKEN: dict[str, tuple[Callable[[Compose], None], Check, str]] = {
         checks.ensemble_problems,
         "ZOO_MY_ID 1 used 2 times",
     ),
+    "plain ZooKeeper client port": (
+        _set(["zk2", "environment", "ZOO_SERVERS"], "server.1=zk1:2888:3888;2181"),
+        checks.ensemble_problems,
+        "opens a plain client port",
+    ),
+    "node without the ZooKeeper CA": (
+        _set(["node2", "environment", "MANAGED_ZK_CA"], ""),
+        checks.ensemble_problems,
+        "node2: no MANAGED_ZK_CA",
+    ),
     "node missing a ZooKeeper server": (
-        _set(["node1", "environment", "MANAGED_ZK"], "zk1:2181,zk2:2181"),
+        _set(["node1", "environment", "MANAGED_ZK"], "zk1:2281,zk2:2281"),
         checks.ensemble_problems,
         "node1: MANAGED_ZK",
     ),
@@ -292,6 +302,10 @@ def test_commands_parse_with_the_project_cli(
     root = entry_point.load()  # an entry point that does not import is a failure, not a skip
     assert isinstance(root, click.Command), f"{entry_point.value} is not a click command"
     for key, value in checks.environment(checks.services(load_compose())[service]).items():
+        if key == "MANAGED_ZK_CA":
+            value = os.environ["MANAGED_ZK_CA"]  # a path inside the container: this host's CA
+        elif value.startswith("${"):
+            value = "user:password"  # what compose interpolates at `up`
         monkeypatch.setenv(key, value)
     checks.parse_without_running(root, argv)
 

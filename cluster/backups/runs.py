@@ -65,6 +65,7 @@ class RunRecord(BaseModel):
             "trigger": self.trigger,
             "epoch": self.epoch,
             "targets": list(self.plan.urls) if self.plan else [],
+            "key_id": self.plan.key_id if self.plan else None,
             "reason": self.reason,
             "missing_nodes": list(self.missing),
         }

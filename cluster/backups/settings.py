@@ -130,6 +130,17 @@ class RunPlan(BaseModel):
     def urls(self) -> tuple[str, ...]:
         return (self.target, *self.mirrors)
 
+    @property
+    def key_id(self) -> str | None:
+        """The id of the public key the run's data keys are wrapped for (None: unreadable)."""
+        from backup.errors import KeyFileError  # deferred: start-up time
+        from backup.keys import key_id, load_public_key
+
+        try:
+            return key_id(load_public_key(self.public_key.encode()))
+        except KeyFileError:
+            return None
+
 
 def plan_run(config: dict[str, Any]) -> RunPlan:
     """The plan for a run now, or BackupConfigError saying what the operator must do first."""

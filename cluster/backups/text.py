@@ -33,17 +33,26 @@ def missing_text(missing: Any) -> str:
     return f"warning: no data from {nodes} (down when the backup ran)" if nodes else ""
 
 
-def list_text(rows: list[dict[str, Any]], cluster: str, signer: str | None) -> str:
+def list_text(
+    rows: list[dict[str, Any]], cluster: str, signer: str | None, current_key: str | None = None
+) -> str:
     if not rows:
         return f"cluster {cluster} has no backup runs yet: `managed backup run --wait`"
     lines = [f"manifests signed by {signer or '- (no signing key yet)'}"]
-    lines.append(f"{'ID':<26} {'STATUS':<8} {'STARTED':<21} {'DURATION':>9} {'SIZE':>10}  TRIGGER")
+    lines.append(f"backup key now   {(current_key or '- (none configured)')[:16]}")
+    lines.append(
+        f"{'ID':<26} {'STATUS':<8} {'STARTED':<21} {'DURATION':>9} {'SIZE':>10}  "
+        f"{'KEY':<16}  TRIGGER"
+    )
     for r in rows:
         took = f"{r['duration']:.1f}s" if r["duration"] is not None else "-"
+        key = (r.get("key_id") or "-")[:16]
         line = (
             f"{r['id']:<26} {r['status']:<8} {when_text(r['started']):<21} {took:>9} "
-            f"{size_text(r['bytes']):>10}  {r['trigger']}"
+            f"{size_text(r['bytes']):>10}  {key:<16}  {r['trigger']}"
         )
+        if current_key and r.get("key_id") and r["key_id"] != current_key:
+            line += "  (written for another key than the current one)"
         if r.get("missing_nodes"):
             line += f"  (no data from {', '.join(r['missing_nodes'])})"
         lines.append(line)

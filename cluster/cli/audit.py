@@ -116,7 +116,6 @@ def _fetch_copies(g: Globals, client: ZooKeeper) -> ClusterCheckpoints | None:
             link.url,
             credential=credential.decode(),
             ca_pem=link.ca_pem or None,
-            insecure_http=link.insecure_http,
         ) as mc:
             return await mc.audit_checkpoints()
 

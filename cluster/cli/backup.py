@@ -197,12 +197,14 @@ def _signer(client: ZooKeeper, g: Globals) -> str | None:
 @pass_globals
 def list_runs(g: Globals, as_json: bool) -> None:
     """Backup runs recorded in the cluster, oldest first."""
-    from cluster.backups import store
+    from cluster.backups import config_store, store
+    from cluster.backups.settings import BackupSettings
 
     with g.session() as client:
-        signer = _signer(client, g)
+        settings = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
+        signer = config_store.signer_of(settings)
         rows = [{**r.summary(), "signer": signer} for r in store.list_runs(client, g.paths)]
-    emit(as_json, rows, lambda: list_text(rows, g.cluster, signer))
+    emit(as_json, rows, lambda: list_text(rows, g.cluster, signer, settings.key_id))
 
 
 @backup.command()
@@ -210,9 +212,11 @@ def list_runs(g: Globals, as_json: bool) -> None:
 @json_option
 @pass_globals
 def show(g: Globals, backup_id: str, as_json: bool) -> None:
-    """One run: status, size, duration, targets, parts, signer, reason."""
+    """One run: status, size, duration, targets, parts, signer, key, reason."""
+    from backup.layout import check_backup_id
     from cluster.backups import store
 
+    check_backup_id(backup_id)  # one line (ConfigError) for anything that is not an id
     with g.session() as client:
         record = store.read_run(client, g.paths, backup_id)
         if record is None:
@@ -282,6 +286,16 @@ def verify(g: Globals, backup_id: str, key: Path | None, signers: tuple[str, ...
     click.echo(report.describe())
     trust = f" ({whose})" if trusted is not None else " (not checked: no signer known)"
     click.echo(f"signed by {report.signer}{trust}; targets {', '.join(report.targets)}")
+    current = settings.key_id
+    if report.key_id and private is None and current and report.key_id != current:
+        click.echo(
+            f"written for backup key {report.key_id[:16]}, not the cluster's current key "
+            f"{current[:16]}: check `managed audit log` for a change of the backup key",
+            err=True,
+        )
+    elif report.key_id:
+        mine = " (the key given)" if private is not None else ""
+        click.echo(f"written for backup key {report.key_id[:16]}{mine}")
 
 
 @backup.command()

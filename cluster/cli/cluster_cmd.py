@@ -1,4 +1,4 @@
-"""`managed cluster status`."""
+"""`managed cluster status|secure`."""
 
 from __future__ import annotations
 
@@ -53,3 +53,36 @@ def _license_line(lic: dict[str, Any]) -> str:
     from cluster.link.licensing import license_line
 
     return license_line(lic)
+
+
+@cluster.command()
+@pass_globals
+def secure(g: Globals) -> None:
+    """Give every znode of a cluster made by an earlier version the cluster's ACL (the one
+    upgrade step; idempotent, recorded in the audit log)."""
+    from datetime import UTC, datetime
+
+    from cluster.audit.store import AuditLog
+    from cluster.errors import ClusterError
+    from cluster.lockdown import WrongCredential, close_cluster
+    from contract.audit.canonical import JsonValue
+    from contract.audit.events import Actor, ActorKind, AuditEvent
+
+    assert g.zk_auth is not None  # g.session() refuses a missing credential first
+    with g.session(timeout=30) as client:
+        try:
+            closed = close_cluster(client, g.paths, g.zk_auth)
+        except WrongCredential as e:
+            raise ClusterError(str(e)) from None
+        if closed:
+            now = datetime.now(UTC)
+            who = Actor(
+                g.zk_auth.split(":", 1)[0], ActorKind.OPERATOR, via="managed cluster secure"
+            )
+            detail: dict[str, JsonValue] = {"closed": len(closed), "first": list(closed[:20])}
+            event = AuditEvent(now, who, "cluster.secured", g.cluster, "acl", detail)
+            AuditLog(client, g.paths).append([event], now)
+    if closed:
+        click.echo(f"cluster {g.cluster}: gave {len(closed)} znode(s) the cluster's ACL")
+    else:
+        click.echo(f"cluster {g.cluster}: every znode already has the cluster's ACL")

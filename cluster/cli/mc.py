@@ -1,4 +1,4 @@
-"""`managed mc enroll|status` and `managed certs dev-ca`."""
+"""`managed mc enroll|status` and `managed certs dev-ca|zookeeper`."""
 
 from __future__ import annotations
 
@@ -46,7 +46,6 @@ def _interval(name: str, default: float) -> Callable[[F], F]:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="CA certificate that signed Mission Control's certificate.",
 )
-@click.option("--insecure-http", is_flag=True, help="Allow plain http:// (tests only).")
 @_interval("health", 120)
 @_interval("license", 300)
 @_interval("consumption", 3600)
@@ -79,7 +78,6 @@ def enroll(
     url: str,
     token: str,
     ca_file: Path | None,
-    insecure_http: bool,
     health_interval: float,
     license_interval: float,
     consumption_interval: float,
@@ -92,9 +90,10 @@ def enroll(
     from cluster.link.enrollment import check_ca_file
     from cluster.link.enrollment import enroll as do_enroll
 
-    if not url.startswith("https://") and not (insecure_http and url.startswith("http://")):
+    if not url.startswith("https://"):
         raise click.BadParameter(
-            "use https://HOST:PORT (plain http only with --insecure-http)", param_hint="URL"
+            "use https://HOST:PORT: the cluster's credential is only ever sent over TLS",
+            param_hint="URL",
         )
     if ca_file:
         check_ca_file(str(ca_file))  # before ZooKeeper and the token: one clear line
@@ -114,7 +113,6 @@ def enroll(
             token,
             ca_pem,
             str(ca_file) if ca_file else None,
-            insecure_http,
             intervals,
             outage_limit_days=outage_limit_days,
             outbox=OutboxBound(outbox_recent_hours, outbox_history_days),
@@ -195,6 +193,18 @@ def _gib(value: Any) -> str:
     return f"{value / (1 << 30):.1f} GiB" if isinstance(value, int | float) else "-"
 
 
+def hosts_option(what: str) -> Callable[[F], F]:
+    """`--host` (repeatable), loopback by default."""
+    return click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        default=("127.0.0.1", "localhost"),
+        show_default=True,
+        help=what,
+    )
+
+
 @click.group()
 def certs() -> None:
     """Certificates for local use."""
@@ -202,14 +212,7 @@ def certs() -> None:
 
 @certs.command("dev-ca")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--host",
-    "hosts",
-    multiple=True,
-    default=("127.0.0.1", "localhost"),
-    show_default=True,
-    help="Name or IP the server certificate is for (repeatable).",
-)
+@hosts_option("Name or IP the server certificate is for (repeatable).")
 def dev_ca(directory: Path, hosts: tuple[str, ...]) -> None:
     """Write a throwaway CA and server certificate for local use (never for production)."""
     from contract.certs import write_dev_ca
@@ -223,3 +226,18 @@ def dev_ca(directory: Path, hosts: tuple[str, ...]) -> None:
         f"CA certificate  {ca.ca_cert}\nserver cert     {ca.server_cert}\n"
         f"server key      {ca.server_key}"
     )
+
+
+@certs.command("zookeeper")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@hosts_option("Name or IP of a ZooKeeper server (repeatable).")
+def zookeeper_certs(directory: Path, hosts: tuple[str, ...]) -> None:
+    """Write a throwaway CA and the ZooKeeper servers' TLS key store (never for production):
+    `ca.pem` for --zk-ca, `keystore.pem` (key and chain, 0600) for ssl.keyStore.location."""
+    from cluster.dev.zookeeper import ZooKeeperTLS
+
+    try:
+        tls = ZooKeeperTLS.create(directory, list(hosts), overwrite=False)
+    except (FileExistsError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"CA certificate  {tls.ca_cert}\nkey store       {tls.keystore}")

@@ -18,7 +18,7 @@ from cluster.errors import ConfigError
 if TYPE_CHECKING:
     from cluster.config import NodeSettings
     from cluster.datadir import DataDir
-    from cluster.leadership import LeaderContext
+    from cluster.leadership import LeaderContext, LeaderService
     from cluster.link.exchange import HeartbeatHandler
     from cluster.node import NodeDaemon
     from contract.messages import HeartbeatReply
@@ -132,6 +132,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     """The daemon with its services, logging to its own data directory."""
     from cluster.backups.services import backup_leader, part_writer
+    from cluster.guarded import SettingsGuard
     from cluster.link.exchange import MissionControlExchange
     from cluster.node import NodeDaemon
 
@@ -150,7 +151,9 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     )
     backups = backup_leader(settings.zk_auth)
     writer = part_writer(data.path)
-    return NodeDaemon(settings, services=[exchange, backups], node_services=[writer], data_dir=data)
+    guard = SettingsGuard()
+    services: list[LeaderService] = [exchange, backups, guard]
+    return NodeDaemon(settings, services=services, node_services=[writer], data_dir=data)
 
 
 def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:

@@ -238,7 +238,6 @@ class DevStack:
                 token,
                 server.ca_file.read_text(),
                 str(server.ca_file),
-                False,
                 {"health": 15, "license": 30, "consumption": 3600, "heartbeat": 5},
             )
         finally:

@@ -45,11 +45,14 @@ class ZooKeeperTLS:
     keystore: Path
 
     @classmethod
-    def create(cls, directory: Path) -> ZooKeeperTLS:
-        """New material in `directory` (0700), replacing what a previous run left there."""
+    def create(
+        cls, directory: Path, hosts: list[str] | None = None, *, overwrite: bool = True
+    ) -> ZooKeeperTLS:
+        """New material in `directory` (0700) for `hosts` (default: loopback), replacing what
+        a previous run left there unless `overwrite` is false (FileExistsError then)."""
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
-        made = write_dev_ca(directory, DEFAULT_HOSTS, overwrite=True)
+        made = write_dev_ca(directory, hosts or DEFAULT_HOSTS, overwrite=overwrite)
         keystore = directory / "keystore.pem"
         fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:

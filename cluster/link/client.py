@@ -173,7 +173,13 @@ class MissionControlClient:
         if status >= 400:
             detail = parsed.get("error") if isinstance(parsed, dict) else None
             if isinstance(detail, dict):
-                raise MessageRejected(status, str(detail.get("code")), str(detail.get("message")))
+                newest = detail.get("newest_epoch")
+                raise MessageRejected(
+                    status,
+                    str(detail.get("code")),
+                    str(detail.get("message")),
+                    newest if isinstance(newest, int) and not isinstance(newest, bool) else None,
+                )
             raise MessageRejected(status, "http_error", text[:200])
         if not isinstance(parsed, dict):
             raise MissionControlUnavailable(f"Mission Control sent a non-JSON reply ({status})")

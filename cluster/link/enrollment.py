@@ -53,16 +53,12 @@ def preflight(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> None:
     read_secret(client, paths, auth, CREDENTIAL_SECRET)  # wrong credential -> clear error
 
 
-async def exchange_token(
-    url: str, token: str, ca_file: str | None, insecure_http: bool
-) -> tuple[Enrolled, str]:
+async def exchange_token(url: str, token: str, ca_file: str | None) -> tuple[Enrolled, str]:
     from cluster.link.client import MissionControlClient
     from cluster.link.errors import MessageRejected, MissionControlUnavailable
 
     try:
-        async with MissionControlClient(
-            url, credential=None, ca_file=ca_file, insecure_http=insecure_http
-        ) as mc:
+        async with MissionControlClient(url, credential=None, ca_file=ca_file) as mc:
             reply = await mc.enroll(token)
     except MessageRejected as e:
         raise EnrollmentError(f"Mission Control refused the enrollment: {e}") from e
@@ -113,7 +109,6 @@ def enroll(
     token: str,
     ca_pem: str | None,
     ca_file: str | None,
-    insecure_http: bool,
     intervals: dict[str, float],
     *,
     outage_limit_days: float = DEFAULT_OUTAGE_LIMIT_DAYS,
@@ -129,10 +124,9 @@ def enroll(
     if ca_file:
         check_ca_file(ca_file)
     preflight(client, paths, auth)
-    enrolled, credential = asyncio.run(exchange_token(url, token, ca_file, insecure_http))
+    enrolled, credential = asyncio.run(exchange_token(url, token, ca_file))
     link: dict[str, Any] = {
         "url": url,
-        "insecure_http": insecure_http,
         "intervals": intervals,
         "outage_limit_days": days,
         "outbox": (outbox or OutboxBound()).to_json(),

@@ -22,8 +22,12 @@ class MissionControlUnavailable(MissionControlError):
 class MessageRejected(MissionControlError):
     """Mission Control refused a message (4xx): do not retry it unchanged."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, newest_epoch: int | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        #: With a stale epoch (409): the newest epoch Mission Control has accepted from us.
+        self.newest_epoch = newest_epoch

@@ -26,7 +26,6 @@ quota the cluster then enforces itself (`enforcement` key; `cluster.link.licensi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -37,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cluster import zk
+from cluster.aio import cancel_and_wait, within
 from cluster.errors import ClusterError, FencedOut
+from cluster.guarded import SettingsGuard
 from cluster.leadership import LeaderContext
 from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from cluster.link.licensing import (
@@ -60,6 +61,7 @@ from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
 from cluster.zk import ZooKeeper
+from contract.limits import MAX_EPOCH
 from contract.messages import (
     HealthReply,
     Heartbeat,
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # aiohttp is loaded only on the leader, when it first talks (
 log = logging.getLogger(__name__)
 
 CREDENTIAL_SECRET = "mc-credential"
+SWITCH_REPORT_TIMEOUT = 10.0  # seconds to report a link change through the old link
 LINK_RETRY_MAX = 60.0  # seconds between attempts while Mission Control refuses the link
 MISCONFIGURED_RETRY = 30.0
 
@@ -119,10 +122,7 @@ class MissionControlExchange:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
 
     def client_for(self, link: Link, credential: str) -> MissionControlClient:
         """The client of `link`; ValueError (one clear line) if the URL or CA cannot be used."""
@@ -132,7 +132,6 @@ class MissionControlExchange:
             link.url,
             credential=credential,
             ca_pem=link.ca_pem or None,
-            insecure_http=link.insecure_http,
         )
 
     async def _run(self, ctx: LeaderContext) -> None:
@@ -186,6 +185,11 @@ class MissionControlExchange:
                         log.exception("exchange step failed; retrying in %.1fs", backoff)
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 15.0)
+                now = Link.from_config(ctx.snapshot.config if ctx.snapshot else {})
+                if ctx.leading and (
+                    now is None or (now.url, now.ca_pem) != (link.url, link.ca_pem)
+                ):
+                    await self._report_switch(ctx, client)
             if not ctx.leading:
                 await asyncio.sleep(0.5)
 
@@ -215,11 +219,49 @@ class MissionControlExchange:
         except MessageRejected as e:
             action = refusal_action(e.status, e.code)
             if action == "fenced":
+                if await self._heal_epoch(ctx, e):
+                    return  # the next step delivers with the new epoch
+                await self._link_trouble(ctx, "epoch refused", str(e))
                 log.warning("Mission Control refused our epoch (%s): a newer leader exists", e)
                 raise FencedOut(str(e)) from e
             state, line = link_problem(e.status, str(e))
             await self._link_trouble(ctx, state, line)
             raise LinkRefused(state, line) from e
+
+    async def _report_switch(self, ctx: LeaderContext, old: MissionControlClient) -> None:
+        """The link changed (URL, CA or credential): before the new one is used, report the
+        change (`cluster.guarded`) and deliver what is queued through the Mission Control that
+        was trusted until now, so a redirection cannot hide its own alert. Best effort: an
+        unreachable old Mission Control does not block the switch."""
+        try:
+            await SettingsGuard().step(ctx)
+            await within(SWITCH_REPORT_TIMEOUT, self._deliver(ctx, old))
+        except FencedOut:
+            raise
+        except Exception as e:  # the queue stays; the new link delivers it
+            log.info("could not report the link change through the previous link: %r", e)
+
+    async def _heal_epoch(self, ctx: LeaderContext, refusal: MessageRejected) -> bool:
+        """Move the cluster's epoch past the newest one Mission Control has seen, when that is
+        not older than ours: ZooKeeper was restored from an older backup (or its epoch was set
+        back), no other leader exists. True when the epoch moved."""
+        fence, newest = ctx.fence, refusal.newest_epoch
+        if fence is None or newest is None or newest < fence.epoch:
+            return False  # a newer leader spoke: this one is deposed
+        if newest >= MAX_EPOCH:
+            await self._link_trouble(
+                ctx, "epoch refused", f"Mission Control has seen epoch {newest}: no epoch is left"
+            )
+            return False
+        await self._link_trouble(
+            ctx,
+            "epoch behind",
+            f"Mission Control has seen epoch {newest}, this cluster is at {fence.epoch}: "
+            "moving past it",
+            level=logging.WARNING,
+        )
+        await ctx.advance_epoch(newest)
+        return True
 
     async def _produce(
         self, ctx: LeaderContext, link: Link, snap: ClusterSnapshot, now: float

@@ -99,7 +99,6 @@ class Link:
     url: str
     cluster_id: str
     ca_pem: str | None = None
-    insecure_http: bool = False
     intervals: Intervals = field(default_factory=Intervals)
     outage_limit: float = DEFAULT_OUTAGE_LIMIT_DAYS * DAY
     enrolled_at: float | None = None
@@ -119,7 +118,6 @@ class Link:
             url=str(d["url"]),
             cluster_id=str(d["cluster_id"]),
             ca_pem=d.get("ca_pem"),
-            insecure_http=bool(d.get("insecure_http", False)),
             intervals=Intervals.from_json(d.get("intervals") or {}),
             outage_limit=days * DAY,
             enrolled_at=float(enrolled_at) if isinstance(enrolled_at, int | float) else None,

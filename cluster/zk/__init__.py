@@ -27,7 +27,7 @@ from cluster.zk.client import (
     connect,
     make_client,
 )
-from cluster.zk.fencing import Applied, Fence, acquire_leadership, fenced_commit
+from cluster.zk.fencing import Applied, Fence, acquire_leadership, advance_epoch, fenced_commit
 from cluster.zk.ops import Check, Create, Delete, Op, OpFailed, Outcome, SetData, Stat
 from cluster.zk.snapshot import ensure_cluster, ensure_path, parse_config, read_snapshot
 
@@ -51,6 +51,7 @@ __all__ = [
     "Watcher",
     "ZooKeeper",
     "acquire_leadership",
+    "advance_epoch",
     "close",
     "connect",
     "ensure_cluster",

@@ -25,7 +25,8 @@ from cluster.model import Epoch
 from cluster.paths import ClusterPaths
 from cluster.zk.client import ZooKeeper
 from cluster.zk.errors import BadVersionError, NoNodeError, ZooKeeperError
-from cluster.zk.ops import Check, Create, Op, SetData, Stat
+from cluster.zk.ops import Check, Create, Op, Outcome, SetData, Stat
+from contract.limits import MAX_EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,49 @@ def acquire_leadership(
     return Fence(epoch=new_epoch, epoch_version=stat.version)
 
 
+def _check_applied(outcome: Outcome, fence: Fence) -> None:
+    """Raise `FencedOut` when the transaction's first operation (on the epoch znode) failed,
+    else ZooKeeper's error of the first failing operation; nothing when it was applied."""
+    if isinstance(outcome.results[0], BadVersionError | NoNodeError):
+        raise FencedOut(f"epoch {fence.epoch} is no longer current: another leader took over")
+    failure = outcome.failure
+    if failure is not None:
+        raise failure[1]
+
+
+def advance_epoch(
+    zk: ZooKeeper,
+    paths: ClusterPaths,
+    fence: Fence,
+    to: int,
+    node: str,
+    now: float,
+    timeout: float = 5.0,
+) -> Fence:
+    """Move the epoch forward to `to` while `fence` is current, and the leader znode with it.
+
+    For a leader whose epoch another party has already seen higher (Mission Control after
+    ZooKeeper was restored from an older backup): the epoch znode is set at the fence's
+    version, so only the current leader can do it, and it only ever grows. Raises `FencedOut`
+    when the fence is stale, ValueError when `to` is not above the fence's epoch or above
+    `MAX_EPOCH`.
+    """
+    if not fence.epoch < to <= MAX_EPOCH:
+        raise ValueError(f"cannot move epoch {fence.epoch} to {to}")
+    leader = json.dumps({"node": node, "epoch": to, "since": now}).encode()
+    outcome = zk.commit(
+        [
+            SetData(paths.epoch, str(to).encode(), version=fence.epoch_version),
+            SetData(paths.leader, leader),
+        ],
+        timeout,
+    )
+    _check_applied(outcome, fence)
+    first = outcome.results[0]
+    assert isinstance(first, Stat)
+    return Fence(epoch=to, epoch_version=first.version)
+
+
 def fenced_commit(
     zk: ZooKeeper,
     paths: ClusterPaths,
@@ -80,10 +124,5 @@ def fenced_commit(
     operation raise ZooKeeper's error of the first failing operation; nothing is applied then.
     """
     outcome = zk.commit([Check(paths.epoch, fence.epoch_version), *ops], timeout)
-    first = outcome.results[0]
-    if isinstance(first, BadVersionError | NoNodeError):
-        raise FencedOut(f"epoch {fence.epoch} is no longer current: another leader took over")
-    failure = outcome.failure
-    if failure is not None:
-        raise failure[1]
+    _check_applied(outcome, fence)
     return [r for r in outcome.results[1:] if not isinstance(r, ZooKeeperError)]

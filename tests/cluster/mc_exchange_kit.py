@@ -127,6 +127,12 @@ class InProcessLeader:
     async def blocking(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.wait_for(asyncio.to_thread(fn, *args), 20)
 
+    async def advance_epoch(self, past: int) -> None:
+        assert self.fence is not None
+        self.fence = await asyncio.to_thread(
+            zk.advance_epoch, self.client, self.paths, self.fence, past + 1, self.node, time.time()
+        )
+
     def refresh(self) -> ClusterSnapshot:
         self.snapshot = zk.read_snapshot(self.client, self.paths)
         return self.snapshot
