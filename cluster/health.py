@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from contract.messages import NodeResources
+from contract.resources import NodeResources
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from contract.messages import NodeResources
+from contract.resources import NodeResources
 
 
 def _load(data: bytes) -> dict[str, Any]:
@@ -26,7 +24,7 @@ def _load(data: bytes) -> dict[str, Any]:
 
 def resources_json(resources: NodeResources | None) -> dict[str, Any] | None:
     """`resources` as JSON for a znode or a reply (None: nothing measured yet)."""
-    return None if resources is None else resources.model_dump(mode="json")
+    return None if resources is None else resources.to_json()
 
 
 def dump(value: dict[str, Any]) -> bytes:
@@ -78,10 +76,10 @@ def parse_resources(raw: object) -> NodeResources | None:
     reports every node."""
     if not isinstance(raw, dict):
         return None
-    figures = {_LEGACY_RESOURCE_KEYS.get(k, k): v for k, v in raw.items()}
+    figures = {_LEGACY_RESOURCE_KEYS.get(str(k), str(k)): v for k, v in raw.items()}
     try:
-        return NodeResources.model_validate(figures)
-    except ValidationError:
+        return NodeResources.from_json(figures)
+    except ValueError:
         return None
 
 

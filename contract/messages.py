@@ -37,6 +37,7 @@ from contract.limits import (
     MAX_OUTPUT_BYTES,
     MAX_SUMMARY_CHARS,
 )
+from contract.resources import MAX_CPU_CORES, MAX_NODE_BYTES, NodeResources
 
 Geography = Literal["EU", "US", "AU"]
 
@@ -54,7 +55,7 @@ NodeState = Literal["healthy", "degraded", "down"]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 #: Bytes of one node. Below 2^53 (8 PiB): a report's sum over at most `MAX_NODES` nodes stays
 #: below 2^63, so it fits the BIGINT columns of the health history on both back ends.
-Bytes = Annotated[int, Field(ge=0, lt=2**53)]
+Bytes = Annotated[int, Field(ge=0, lt=MAX_NODE_BYTES)]
 
 
 def _no_control_characters(value: str) -> str:
@@ -162,16 +163,22 @@ class EnrollReply(Reply):
 # --- health -----------------------------------------------------------------------------------
 
 
-class NodeResources(Request):
-    """What a node measures of itself (psutil): the one shape from the probe on the node, through
-    its live znode and the health report, to Mission Control's database and console."""
+class NodeHealth(Request):
+    """One node in a health report: its resources (the fields of
+    `contract.resources.NodeResources`, checked the same way) with its name, version and state
+    as the leader sees them."""
 
-    cpu_cores: int = Field(ge=1, le=4096)
+    cpu_cores: int = Field(ge=1, le=MAX_CPU_CORES)
     cpu_percent: float = Field(ge=0, le=100)
     memory_total_bytes: Bytes
     memory_used_bytes: Bytes
     disk_total_bytes: Bytes
     disk_used_bytes: Bytes
+    node: Name
+    version: Text = Field(min_length=1, max_length=64)
+    state: NodeState
+    datacenter: Name | None = Field(default=None, description="Where the node runs.")
+    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
 
     @model_validator(mode="after")
     def _used_within_total(self) -> Self:
@@ -181,26 +188,16 @@ class NodeResources(Request):
             raise ValueError("disk_used_bytes exceeds disk_total_bytes")
         return self
 
-
-#: The figures reported for a node that is down (nothing measured).
-UNMEASURED = NodeResources(
-    cpu_cores=1,
-    cpu_percent=0.0,
-    memory_total_bytes=0,
-    memory_used_bytes=0,
-    disk_total_bytes=0,
-    disk_used_bytes=0,
-)
-
-
-class NodeHealth(NodeResources):
-    """One node in a health report: its resources, version and state as the leader sees them."""
-
-    node: Name
-    version: Text = Field(min_length=1, max_length=64)
-    state: NodeState
-    datacenter: Name | None = Field(default=None, description="Where the node runs.")
-    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
+    @property
+    def resources(self) -> NodeResources:
+        return NodeResources(
+            cpu_cores=self.cpu_cores,
+            cpu_percent=self.cpu_percent,
+            memory_total_bytes=self.memory_total_bytes,
+            memory_used_bytes=self.memory_used_bytes,
+            disk_total_bytes=self.disk_total_bytes,
+            disk_used_bytes=self.disk_used_bytes,
+        )
 
 
 class HealthReportBody(Request):

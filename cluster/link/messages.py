@@ -18,11 +18,11 @@ from cluster.link.licensing import cluster_host_units
 from cluster.link.settings import HOUR
 from cluster.model import ClusterSnapshot
 from contract.messages import (
-    UNMEASURED,
     ConsumptionReportBody,
     HealthReportBody,
     NodeHealth,
 )
+from contract.resources import UNMEASURED
 
 MAX_REPORTED_INTERVAL = 7 * 86400.0  # what Mission Control accepts as a health interval
 
@@ -36,7 +36,12 @@ def health_nodes(snap: ClusterSnapshot) -> list[NodeHealth]:
         figures = (m.health if m else None) or UNMEASURED
         nodes.append(
             NodeHealth(
-                **figures.model_dump(),
+                cpu_cores=figures.cpu_cores,
+                cpu_percent=figures.cpu_percent,
+                memory_total_bytes=figures.memory_total_bytes,
+                memory_used_bytes=figures.memory_used_bytes,
+                disk_total_bytes=figures.disk_total_bytes,
+                disk_used_bytes=figures.disk_used_bytes,
                 node=e.node,
                 datacenter=e.datacenter or None,
                 leader=bool(snap.leader and snap.leader.node == e.node),

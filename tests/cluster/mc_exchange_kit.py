@@ -24,7 +24,7 @@ from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
 from cluster.zk import ZooKeeper
-from contract.messages import UNMEASURED
+from contract.resources import UNMEASURED
 
 GIB = 1 << 30
 
@@ -140,13 +140,9 @@ class InProcessLeader:
     def go_live(self, node: str, memory_gib: int, datacenter: str = "dc1") -> None:
         """Put `node` in the roster and make it live (an ephemeral znode of this session)."""
         roster.join(self.client, self.paths, node, datacenter, f"127.0.0.1:{free_port()}")
-        health = UNMEASURED.model_copy(
-            update={
-                "memory_total_bytes": memory_gib * GIB,
-                "memory_used_bytes": GIB,
-                "cpu_cores": 4,
-            }
-        ).model_dump()
+        health = UNMEASURED.replaced(
+            memory_total_bytes=memory_gib * GIB, memory_used_bytes=GIB, cpu_cores=4
+        ).to_json()
         body = {"version": "1.0", "started_at": time.time(), "health": health}
         self.client.create(self.paths.live_member(node), json.dumps(body).encode(), ephemeral=True)
 

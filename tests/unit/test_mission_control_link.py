@@ -18,7 +18,7 @@ from cluster.link.licensing import (
 from cluster.link.messages import due_hours, link_problem, refusal_action
 from cluster.link.settings import DAY, HOUR, Link, OutboxBound, check_outage_limit_days
 from cluster.model import ClusterSnapshot, Epoch, LiveMember, RosterEntry
-from contract.messages import UNMEASURED
+from contract.resources import UNMEASURED
 
 GIB = 1 << 30
 T0 = 1_900_000_000.0  # some time; hours below are relative to it
@@ -34,7 +34,7 @@ def snapshot(live: dict[str, int], roster: list[str] | None = None) -> ClusterSn
             RosterEntry(n, "dc1", f"127.0.0.1:{9000 + i}", 0) for i, n in enumerate(members)
         ),
         live=tuple(
-            LiveMember(n, "1.0", 0, UNMEASURED.model_copy(update={"memory_total_bytes": gib * GIB}))
+            LiveMember(n, "1.0", 0, UNMEASURED.replaced(memory_total_bytes=gib * GIB))
             for n, gib in live.items()
         ),
         leader=None,

@@ -1,12 +1,15 @@
-"""One health shape from the probe to Mission Control: `contract.messages.NodeResources`."""
+"""One health shape from the probe to Mission Control: `contract.resources.NodeResources`."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from cluster.link.messages import health_nodes
 from cluster.model import ClusterSnapshot, Epoch, LiveMember, RosterEntry, parse_resources
-from contract.messages import UNMEASURED, HealthReport, NodeResources
+from contract.messages import HealthReport, NodeHealth
+from contract.resources import UNMEASURED, NodeResources
 
 FIGURES = {
     "cpu_cores": 8,
@@ -59,7 +62,8 @@ def test_the_leader_reports_every_roster_node_in_the_wire_shape() -> None:
     assert a.model_dump(include=set(FIGURES)) == FIGURES and a.state == "healthy"
     assert b.memory_total_bytes == 0 and b.version == "unknown" and b.state == "healthy"
     assert c.state == "down" and c.datacenter is None
-    assert c.model_dump(include=set(FIGURES)) == UNMEASURED.model_dump()
+    assert c.model_dump(include=set(FIGURES)) == UNMEASURED.to_json()
+    assert c.resources == UNMEASURED and a.resources == NodeResources(**FIGURES)
     # What the leader builds is what Mission Control parses.
     report = {
         "message_id": "6f1c1b9e-2c7b-4c1e-9a51-0a4f3d1f2b10",
@@ -67,3 +71,19 @@ def test_the_leader_reports_every_roster_node_in_the_wire_shape() -> None:
         "nodes": [json.loads(n.model_dump_json()) for n in (a, b, c)],
     }
     assert HealthReport.model_validate(report).nodes == [a, b, c]
+
+
+def test_the_report_carries_exactly_the_resource_fields_checked_the_same_way() -> None:
+    resource_fields = set(NodeResources.__dataclass_fields__)
+    assert resource_fields <= set(NodeHealth.model_fields)
+    for bad in (
+        {"cpu_cores": 0},
+        {"cpu_percent": 100.5},
+        {"memory_used_bytes": (64 << 30) + 1},
+        {"disk_total_bytes": 2**53},
+        {"cpu_cores": True},
+    ):
+        with pytest.raises(ValueError):
+            NodeResources(**{**FIGURES, **bad})
+        with pytest.raises(ValueError):
+            NodeHealth(**{**FIGURES, **bad}, node="a", version="1", state="healthy")

@@ -14,7 +14,7 @@ from cluster.model import (
     quorum_of,
 )
 from cluster.roster import join_refusal, leave_refusal
-from contract.messages import UNMEASURED
+from contract.resources import UNMEASURED
 
 
 def snap(

@@ -17,7 +17,7 @@ from cluster.support.runner import (
     run_command,
     tail_lines,
 )
-from contract.messages import UNMEASURED
+from contract.resources import UNMEASURED
 from contract.support.policy import AccessRole, SupportMode
 
 SNAPSHOT = ClusterSnapshot(
@@ -26,7 +26,7 @@ SNAPSHOT = ClusterSnapshot(
         RosterEntry("n1", "dc1", "127.0.0.1:1", 0.0),
         RosterEntry("n2", "dc2", "127.0.0.1:2", 0.0),
     ),
-    live=(LiveMember("n1", "1.0", 0.0, UNMEASURED.model_copy(update={"cpu_cores": 4})),),
+    live=(LiveMember("n1", "1.0", 0.0, UNMEASURED.replaced(cpu_cores=4)),),
     leader=Leader("n1", 3, 0.0),
     epoch=Epoch(3, 2),
 )
