@@ -19,6 +19,9 @@ MAX_OUTPUT_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 16_000
 #: Lines `logs tail` may return.
 MAX_LOG_LINES = 5000
+#: The largest epoch either side accepts: JSON numbers are exact only up to 2^53 - 1, and a
+#: cluster must never be able to store an epoch it cannot move past.
+MAX_EPOCH = 2**53 - 1
 
 
 def printable(text: str, limit: int | None = None) -> str:

@@ -32,6 +32,7 @@ from pydantic import (
 from contract.audit.canonical import format_time
 from contract.limits import (
     CONTROL_CHARACTERS,
+    MAX_EPOCH,
     MAX_NODES,
     MAX_OUTPUT_BYTES,
     MAX_SUMMARY_CHARS,
@@ -110,6 +111,8 @@ class AlertKind(StrEnum):
     LICENSE_EXPIRED = "license_expired"
     LICENSE_OVERAGE = "license_overage"
     BACKUP_FAILED = "backup_failed"
+    #: A setting that decides where data and credentials go changed (see `GuardedSetting`).
+    SETTING_CHANGED = "setting_changed"
 
 
 class Request(BaseModel):
@@ -133,7 +136,7 @@ class ClusterMessage(Request):
     epoch of the leader sending it now."""
 
     message_id: UUID = Field(description="Chosen by the cluster; stable across resends.")
-    epoch: int = Field(ge=0, le=2**62, description="The sending leader's epoch.")
+    epoch: int = Field(ge=0, le=MAX_EPOCH, description="The sending leader's epoch.")
 
 
 class DedupedReply(Reply):
@@ -422,11 +425,28 @@ class SupportAck(DedupedReply):
 # --- events -----------------------------------------------------------------------------------
 
 
+#: Cluster settings whose change is audited on the cluster and alerted at Mission Control: a
+#: holder of the cluster's credential (a compromised node) could otherwise redirect backups,
+#: the credential or support access without anyone noticing.
+GuardedSetting = Literal[
+    "backup.public_key",
+    "backup.target",
+    "backup.mirrors",
+    "mission_control.url",
+    "mission_control.ca",
+    "support.mode",
+]
+
+
 class ClusterEventBody(Request):
-    kind: Literal["backup_failed", "backup_succeeded"] = Field(
-        description="backup_failed raises the backup_failed alert; backup_succeeded clears it."
+    kind: Literal["backup_failed", "backup_succeeded", "setting_changed"] = Field(
+        description="backup_failed raises the backup_failed alert; backup_succeeded clears it; "
+        "setting_changed raises a setting_changed alert naming `setting`."
     )
     detail: Text = Field(default="", max_length=4000)
+    setting: GuardedSetting | None = Field(
+        default=None, description="With setting_changed: which setting changed."
+    )
 
 
 class ClusterEvent(ClusterEventBody, ClusterMessage):
@@ -487,6 +507,11 @@ class AlertQuery(Request):
 class ErrorBody(Reply):
     code: str
     message: str
+    newest_epoch: int | None = Field(
+        default=None,
+        description="With `stale_epoch` (409): the newest epoch Mission Control has accepted "
+        "from this cluster, so a cluster restored from an older backup can move past it.",
+    )
 
 
 class ErrorReply(Reply):
