@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mission_control.api.auth import CredentialCache
 from mission_control.api.keys import CREDENTIALS
 from mission_control.api.middleware import json_errors
+from mission_control.api.protocol_errors import answer_in_json
 from mission_control.api.routes import ROUTES
 from mission_control.app_keys import CONTEXT, OPENAPI, SETTINGS
 from mission_control.console.mount import setup_console
@@ -75,6 +76,7 @@ def create_app(
     app[CREDENTIALS] = CredentialCache(settings.credential_cache_s)
     app[OPENAPI] = json.dumps(build_document(ROUTES, _version())).encode()
     register(app, ROUTES)
+    answer_in_json(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(settings.db_url, pool_size=settings.db_pool_size)

@@ -217,6 +217,29 @@ async def test_headers_and_html_error_pages(console: Console) -> None:
             assert r.status == 404 and r.content_type == "text/html"
         async with http.get(console.base + "/api/v1/nope") as r:  # the API still speaks JSON
             assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+        async with http.put(console.base + "/console/login") as r:
+            assert r.status == 405 and "POST" in r.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/../../evil",
+        "/console/%2e%2e/%2E%2E/evil",
+        "/console/./../evil",
+        "/console//evil.example",
+        "/console/%2f%2fevil.example",
+        "/console/\\evil.example",
+        "https://evil.example/console/",
+        "//evil.example/console/",
+    ],
+)
+async def test_after_login_the_browser_stays_under_the_console(
+    console: Console, target: str
+) -> None:
+    async with browser(console.base) as http:
+        reply = await log_in(http, console, next=target)
+        assert reply.status == 303 and reply.headers["Location"] == "/console/"
 
 
 async def test_behind_a_tls_proxy_every_cookie_is_secure(console: Console) -> None:
