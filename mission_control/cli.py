@@ -76,6 +76,17 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     type=click.IntRange(1, 64),
     help="Server processes sharing the port (PostgreSQL only)  [default: 1]",
 )
+@click.option(
+    "--secrets-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key sealing TOTP secrets (see `secrets-key create`).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a proxy whose X-Forwarded-For names the client (repeatable).",
+)
 def serve(
     db_url: str,
     listen: tuple[str, int] | None,
@@ -87,6 +98,8 @@ def serve(
     no_migrate: bool,
     access_log: bool,
     workers: int | None,
+    secrets_key_file: Path | None,
+    trusted_proxies: tuple[str, ...],
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
     # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
@@ -105,6 +118,8 @@ def serve(
         migrate_on_start=False if no_migrate else None,
         access_log=True if access_log else None,
         workers=workers,
+        secrets_key_file=secrets_key_file,
+        trusted_proxies=trusted_proxies or None,
     )
     try:
         serving.check_workers(settings)
@@ -273,6 +288,35 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
     )
 
 
+# --- secrets key ------------------------------------------------------------------------------
+
+
+@main.group("secrets-key")
+def secrets_key() -> None:
+    """The key sealing secrets (TOTP) in the database."""
+
+
+@secrets_key.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def secrets_key_create(file: Path) -> None:
+    """Write a new random key to FILE (mode 0600; a missing directory is made 0700)."""
+    # Deferred for start-up time, as the other commands' imports.
+    from mission_control.secrets_key import create_key_file
+
+    try:
+        create_key_file(file)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{file} exists already: a key is never replaced (what it sealed would be lost)"
+        ) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write {file}: {error.strerror}") from None
+    click.echo(
+        f"wrote {file}: serve with --secrets-key-file {file} (or MISSION_CONTROL_SECRETS_KEY_FILE)",
+        err=True,
+    )
+
+
 # --- certs ------------------------------------------------------------------------------------
 
 
@@ -289,8 +333,10 @@ def certs_dev_ca(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     """Write a throwaway CA (ca.pem) and a server certificate (server.pem, server-key.pem)."""
     # Deferred for start-up time: only this command needs the certificate code.
     from contract.certs import DEFAULT_HOSTS, write_dev_ca
+    from mission_control.secrets_key import private_directory
 
     try:
+        private_directory(directory)  # it will hold the server's private key
         written = write_dev_ca(directory, list(hosts) or DEFAULT_HOSTS, overwrite=force)
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     password_parallelism: int = Field(default=4, ge=1, le=64)
 
+    # The secrets key sealing TOTP secrets (see mission_control/secrets_key.py): a file, else
+    # MISSION_CONTROL_SECRETS_KEY, else (SQLite only) a key file beside the database.
+    secrets_key_file: Path | None = None
+    # Addresses of the proxies whose X-Forwarded-For names the client (the login throttle).
+    trusted_proxies: tuple[str, ...] = ()
+
     alerts: AlertPolicy = AlertPolicy()
     sizing: SizingPolicy = SizingPolicy()
 

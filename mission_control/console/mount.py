@@ -54,10 +54,12 @@ class LateDirectory:
     def __init__(self) -> None:
         self.inner: StaffDirectory | None = None
 
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
         if self.inner is None:
             return "the server is still starting: try again in a moment"
-        return await self.inner.verify(username, password, totp_code)
+        return await self.inner.verify(username, password, totp_code, source=source)
 
 
 def _settings(settings: ConsoleSettings | None) -> ConsoleSettings:

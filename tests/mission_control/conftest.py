@@ -3,6 +3,7 @@ a dev CA, and real aiohttp servers on loopback."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +17,13 @@ from mc_postgres import fresh_database, migrate, postgres_server
 from contract.certs import DevCA, write_dev_ca
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
+from mission_control.secrets_key import ENV_KEY
 from mission_control.service.context import ServiceContext
+from mission_control.staff.secretbox import encode_key
+
+# One secrets key for every process of a test run (in-process servers, `mission-control`
+# subprocesses), on both back ends; tests of where the key comes from unset it.
+os.environ.setdefault(ENV_KEY, encode_key(bytes(range(32))))
 
 
 @pytest.fixture(scope="session")
