@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from contract.messages import Geography
 from mission_control.cli_common import (
+    FiniteFloat,
     database_error,
     db_option,
     json_option,
@@ -37,6 +38,7 @@ from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange import alert_store
 from mission_control.service.fleet import admin, enrollment
+from mission_control.service.fleet.admin import MAX_HOST_UNITS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +70,7 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tls-min-version", type=click.Choice(["1.2", "1.3"]))
 @click.option("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2.")
-@click.option("--max-body-bytes", type=click.IntRange(min=1024))
+@click.option("--max-body-bytes", type=click.IntRange(1024, 1024**3))
 @click.option("--no-migrate", is_flag=True, help="Refuse to start on an old schema.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
@@ -143,7 +145,7 @@ def serve(
         code = serving.run(settings, context, lambda line: click.echo(line, err=True))
     except (ServiceError, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
-    except (OperationalError, InterfaceError) as error:
+    except DBAPIError as error:
         raise database_error(settings.db_url, error) from None
     except OSError as error:
         raise click.ClickException(
@@ -233,7 +235,7 @@ def licenses() -> None:
 
 @licenses.command("set")
 @click.argument("cluster")
-@click.option("--host-units", required=True, type=click.FloatRange(min=0))
+@click.option("--host-units", required=True, type=FiniteFloat(0, MAX_HOST_UNITS))
 @click.option(
     "--expires", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Last valid day."
 )

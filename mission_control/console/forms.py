@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from mission_control.service.fleet.admin import MAX_HOST_UNITS
 from mission_control.staff_protocol import AccessRequestCreate, CommandCreate
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,7 +69,7 @@ class LicenseForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    host_units: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    host_units: float = Field(ge=0, le=MAX_HOST_UNITS, allow_inf_nan=False)
     expires: date
 
 
