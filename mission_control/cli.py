@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from contract.messages import Geography
 from mission_control.cli_common import (
+    ROW_ID,
     FiniteFloat,
     database_error,
     db_option,
@@ -277,6 +278,7 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
     table(
         [
             (
+                str(a.id),
                 when(a.raised_at),
                 when(a.cleared_at),
                 a.cluster_name,
@@ -286,8 +288,20 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
             )
             for a in found
         ],
-        ("RAISED", "CLEARED", "CLUSTER", "KIND", "SEVERITY", "DETAIL"),
+        ("ID", "RAISED", "CLEARED", "CLUSTER", "KIND", "SEVERITY", "DETAIL"),
     )
+
+
+@alerts.command("acknowledge")
+@click.argument("alert_id", type=ROW_ID, metavar="ID")
+@db_option
+def alerts_acknowledge(alert_id: int, db_url: str) -> None:
+    """Close alert ID (setting_changed: only a person closes it); audited with your name."""
+    by = audit_log.cli_actor(_operator())
+    closed = run_on_db(
+        db_url, lambda ctx: alert_store.acknowledge_alert(ctx, str(alert_id), by=by), migrate=False
+    )
+    click.echo(f"alert {closed.id} ({closed.kind.value}, {closed.cluster_name}) closed", err=True)
 
 
 # --- secrets key ------------------------------------------------------------------------------

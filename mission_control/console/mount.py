@@ -118,6 +118,9 @@ def setup_console(
         "/clusters/{cluster}/license", license_edit.license_submit, name="console.license"
     )
     console.router.add_get("/alerts", pages.alert_list, name="console.alerts")
+    console.router.add_post(
+        "/alerts/{alert_id}/acknowledge", pages.acknowledge, name="console.alerts.acknowledge"
+    )
     console.router.add_get("/access", access_pages.access_list, name="console.access")
     console.router.add_post("/access", access_pages.access_create, name="console.access.create")
     console.router.add_get(
