@@ -3,7 +3,6 @@ a dev CA, and real aiohttp servers on loopback."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,19 +10,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 from mc_api import Api
-from mc_kit import FakeClock, make_settings, running
+from mc_kit import FakeClock, make_settings, running, share_a_secrets_key
 from mc_postgres import fresh_database, migrate, postgres_server
 
 from contract.certs import DevCA, write_dev_ca
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.secrets_key import ENV_KEY
 from mission_control.service.context import ServiceContext
-from mission_control.staff.secretbox import encode_key
 
-# One secrets key for every process of a test run (in-process servers, `mission-control`
-# subprocesses), on both back ends; tests of where the key comes from unset it.
-os.environ.setdefault(ENV_KEY, encode_key(bytes(range(32))))
+share_a_secrets_key()
 
 
 @pytest.fixture(scope="session")
