@@ -139,6 +139,23 @@ async def test_a_wrong_code_is_refused_and_creates_nothing(console: Console) -> 
     assert await console.sessions() == 0
 
 
+async def test_unknown_names_read_as_known_ones_and_are_throttled_alike(console: Console) -> None:
+    async def refusal(username: str) -> tuple[int, str]:
+        async with browser(console.base) as http:
+            reply = await log_in(http, console, code="000000", username=username)
+            found = re.search(r'class="error" role="alert">([^<]*)<', await reply.text())
+            assert found is not None
+            return reply.status, re.sub(r"\d{4}-\d\d-\d\dT\S+Z", "<time>", found.group(1))
+
+    answers = {}
+    for name in ("ann", "nobody"):
+        answers[name] = [await refusal(name) for _ in range(5)]
+        console.clock.advance(hours=2)  # forgiven
+    assert answers["ann"] == answers["nobody"]
+    assert answers["ann"][0] == (401, "invalid username, password or code")
+    assert answers["ann"][4] == (401, "too many failed attempts; try again after <time>")
+
+
 async def test_a_code_is_never_accepted_twice(console: Console) -> None:
     code = console.code()
     async with browser(console.base) as http:

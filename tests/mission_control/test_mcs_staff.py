@@ -11,11 +11,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
-from mc_kit import FakeClock
+from mc_kit import FakeClock, make_settings, running
 from mcs_staff import ADMIN, FAST_HASHER_ENV, PASSWORD, add_user, fast, totp_code
 from mcs_support import Support
 from mcs_support import support_fixture as support_fixture  # the fixture
@@ -23,12 +24,14 @@ from sqlalchemy import Connection, insert, select
 
 from contract.audit.canonical import format_time
 from contract.messages import StaffRole
+from mission_control.app import create_app
 from mission_control.cli import main
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import alembic_config, upgrade
 from mission_control.db.schema import login_throttle, staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
 from mission_control.service.accounts import audit_log, staff
+from mission_control.service.accounts import login_throttle as login_throttle_store
 from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 
@@ -252,6 +255,8 @@ async def test_concurrent_failures_cannot_outrun_the_throttle(
     async with ctx.engine.connect() as conn:
         rows = (await conn.execute(select(login_throttle.c.username))).scalars().all()
     assert rows == [""]  # the success forgot (address, alice); the address keeps its count
+    clock.advance(minutes=61)  # an hour without failures: the sweep forgets the address too
+    assert await login_throttle_store.prune(ctx, clock.now) == 1
 
 
 async def test_failures_from_one_address_do_not_stop_the_user_elsewhere(
@@ -387,3 +392,39 @@ def test_audit_verify_finds_an_edited_row(db: str, tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM audit_log WHERE seq = 2")
     assert "entry 2 removed" in one_line_error(run("audit", "verify", "--db", db))
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    """Over HTTP: a burst of failures from one client behind the proxy makes that client wait,
+    while the account's owner, behind the same proxy, logs in; X-Forwarded-For from a peer
+    that is not a trusted proxy is ignored (else anyone could pick the address counted)."""
+    engine = create_engine(sqlite_url)
+    ctx = fast(ServiceContext(engine=engine, clock=clock))
+    cheap = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
+    try:
+        secret = await add_user(ctx, "alice", "support-l2")
+
+        async def attempt(url: str, forwarded: str, password: str, code: str) -> int:
+            body = {"username": "alice", "password": password, "totp": code}
+            headers = {"X-Forwarded-For": forwarded}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(url + "/api/v1/login", json=body, headers=headers) as reply,
+            ):
+                return reply.status
+
+        proxied = make_settings(sqlite_url, trusted_proxies=("127.0.0.1",), **cheap)
+        async with running(create_app(proxied, clock=clock)) as url:
+            for _ in range(4):
+                assert await attempt(url, f"10.9.9.9, {AWAY}", "wrong-1", "000000") == 401
+            assert await attempt(url, AWAY, "wrong-1", "000000") == 429
+            assert await attempt(url, HOME, PASSWORD, totp_code(secret, clock.now)) == 200
+        clock.advance(hours=2)
+        async with running(create_app(make_settings(sqlite_url, **cheap), clock=clock)) as url:
+            for n in range(4):  # each claims another address: all count for 127.0.0.1
+                assert await attempt(url, f"192.0.2.{n}", "wrong-1", "000000") == 401
+            assert await attempt(url, "192.0.2.99", "wrong-1", "000000") == 429
+    finally:
+        await engine.dispose()
