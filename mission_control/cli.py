@@ -130,6 +130,7 @@ def serve(
         raise click.ClickException(str(error)) from None
     context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
+        _warn_if_open(settings.tls_key)
         try:
             context = server_context(
                 settings.tls_cert,
@@ -154,6 +155,19 @@ def serve(
         ) from None
     if code:
         sys.exit(code)
+
+
+def _warn_if_open(key: Path) -> None:
+    """A private key others may read, or in a directory others may enter: say so, once."""
+    # Deferred for start-up time, as the other commands' imports.
+    from mission_control.secrets_key import others_may_read
+
+    for path, mode in ((key, "600"), (key.parent, "700")):
+        try:
+            if others_may_read(path):
+                click.echo(f"warning: {path} is open to others: chmod {mode} {path}", err=True)
+        except OSError:
+            return  # loading the key says what is wrong
 
 
 # --- db ---------------------------------------------------------------------------------------

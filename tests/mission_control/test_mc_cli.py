@@ -112,6 +112,9 @@ def test_serve_refuses_bad_tls_files(tmp_path: Path, db: str) -> None:
     cert.write_text("not a certificate")
     result = run("serve", "--db", db, "--tls-cert", str(cert), "--tls-key", str(cert))
     assert "cannot load TLS certificate" in one_line_error(result)
+    cert.chmod(0o644)  # as a key, it is open to others
+    result = run("serve", "--db", db, "--tls-cert", str(cert), "--tls-key", str(cert))
+    assert f"warning: {cert} is open to others: chmod 600" in result.stderr
     result = run("serve", "--db", db, "--tls-cert", str(cert))
     assert "must be given together" in one_line_error(result)
 
