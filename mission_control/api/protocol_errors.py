@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -37,7 +37,9 @@ class _JsonErrors(RequestHandler):
         if status < 500:
             reason = exc.message if isinstance(exc, HttpProcessingError) else message
             text = " ".join(str(reason or "malformed request").split())[:200]
-            log.warning("refused a malformed request from %s: %s", request.remote, text)
+            # Not HTTP at all (TLS to a plain port, scanners): noise on any public address.
+            level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
+            log.log(level, "refused a malformed request from %s: %s", request.remote, text)
             response = error_response(status, "bad_request", f"malformed HTTP request: {text}")
         else:
             log.error("error handling a request from %s: %r", request.remote, exc)

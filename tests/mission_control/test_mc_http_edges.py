@@ -53,6 +53,15 @@ async def test_unparseable_requests_get_a_json_error_and_one_log_line(
     assert not any(r.exc_info for r in caplog.records)
 
 
+async def test_what_is_not_http_gets_a_json_error_and_no_warning(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    status, headers, body = await raw_request(api.url, b"\x16\x03\x01 TLS? /\r\n\r\n")
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "malformed" in r.msg]
+
+
 async def test_405_names_the_allowed_methods(api: Api) -> None:
     async with api.http.delete(api.url + "/api/v1/alerts") as response:
         assert response.status == 405
