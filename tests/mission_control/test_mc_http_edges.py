@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
 from mc_api import Api
 from mc_messages import consumption_json, health_json
+from mcs_staff import staff_token
 
 from contract.limits import MAX_EPOCH
 from mission_control.service.fleet import admin
@@ -102,3 +104,17 @@ async def test_stale_epoch_names_the_newest_epoch(api: Api) -> None:
     # Other errors keep their shape: no newest_epoch.
     status, reply = await api.call("POST", path, health_json(-1), credential)
     assert status == 422 and "newest_epoch" not in reply["error"]
+
+
+async def test_staff_bodies_take_numbers_and_flags_as_json_numbers(api: Api) -> None:
+    token = await staff_token(api.admin, "sam", "support-l2")
+    await api.enroll("acme")
+    body = {"cluster": "acme", "reason": "ticket 1", "role": "viewer", "duration": True}
+    status, reply = await api.call("POST", "/api/v1/access-requests", body, token)
+    assert (status, reply["error"]["code"]) == (422, "invalid_request"), reply
+    command = {"command": "logs tail", "arguments": {"lines": "100"}}
+    status, reply = await api.call(
+        "POST", f"/api/v1/access-requests/{uuid.uuid4()}/commands", command, token
+    )
+    assert (status, reply["error"]["code"]) == (422, "invalid_request"), reply
+    assert "arguments.lines" in reply["error"]["message"]
