@@ -25,6 +25,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -55,7 +58,7 @@ NodeState = Literal["healthy", "degraded", "down"]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 #: Bytes of one node. Below 2^53 (8 PiB): a report's sum over at most `MAX_NODES` nodes stays
 #: below 2^63, so it fits the BIGINT columns of the health history on both back ends.
-Bytes = Annotated[int, Field(ge=0, lt=MAX_NODE_BYTES)]
+Bytes = Annotated[StrictInt, Field(ge=0, lt=MAX_NODE_BYTES)]
 
 
 def _no_control_characters(value: str) -> str:
@@ -117,7 +120,12 @@ class AlertKind(StrEnum):
 
 
 class Request(BaseModel):
-    """Base of every request body: strict about unknown fields."""
+    """Base of every request body: strict about unknown fields.
+
+    Numbers and flags in request bodies are `StrictInt`, `StrictFloat` and `StrictBool`: pydantic's
+    lax mode would read JSON `false` as the number 0 and `"5"` as 5; on the wire a number is a
+    number (an integer is a valid float). Strings such as UUIDs and times keep their JSON form.
+    Query strings use models of their own, whose numbers arrive as text."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -137,7 +145,7 @@ class ClusterMessage(Request):
     epoch of the leader sending it now."""
 
     message_id: UUID = Field(description="Chosen by the cluster; stable across resends.")
-    epoch: int = Field(ge=0, le=MAX_EPOCH, description="The sending leader's epoch.")
+    epoch: StrictInt = Field(ge=0, le=MAX_EPOCH, description="The sending leader's epoch.")
 
 
 class DedupedReply(Reply):
@@ -168,8 +176,8 @@ class NodeHealth(Request):
     `contract.resources.NodeResources`, checked the same way) with its name, version and state
     as the leader sees them."""
 
-    cpu_cores: int = Field(ge=1, le=MAX_CPU_CORES)
-    cpu_percent: float = Field(ge=0, le=100)
+    cpu_cores: StrictInt = Field(ge=1, le=MAX_CPU_CORES)
+    cpu_percent: StrictFloat = Field(ge=0, le=100)
     memory_total_bytes: Bytes
     memory_used_bytes: Bytes
     disk_total_bytes: Bytes
@@ -178,7 +186,7 @@ class NodeHealth(Request):
     version: Text = Field(min_length=1, max_length=64)
     state: NodeState
     datacenter: Name | None = Field(default=None, description="Where the node runs.")
-    leader: bool | None = Field(default=None, description="True for the cluster's leader.")
+    leader: StrictBool | None = Field(default=None, description="True for the cluster's leader.")
 
     @model_validator(mode="after")
     def _used_within_total(self) -> Self:
@@ -202,7 +210,7 @@ class NodeHealth(Request):
 
 class HealthReportBody(Request):
     nodes: list[NodeHealth] = Field(min_length=1, max_length=MAX_NODES)
-    health_interval_s: float | None = Field(
+    health_interval_s: StrictFloat | None = Field(
         default=None,
         gt=0,
         le=7 * 86400,
@@ -239,7 +247,7 @@ class HealthReply(DedupedReply):
 
 
 class LicenseCheckBody(Request):
-    host_units_in_use: float = Field(ge=0, le=1e9)
+    host_units_in_use: StrictFloat = Field(ge=0, le=1e9)
 
 
 class LicenseCheck(LicenseCheckBody, ClusterMessage):
@@ -263,8 +271,8 @@ class LicenseReply(DedupedReply):
 class ConsumptionReportBody(Request):
     environment: Name
     period_start: AwareDatetime = Field(description="Start of the hour reported; on the hour.")
-    host_units: float = Field(ge=0, le=1e9)
-    host_unit_hours: float = Field(ge=0, le=1e12)
+    host_units: StrictFloat = Field(ge=0, le=1e9)
+    host_unit_hours: StrictFloat = Field(ge=0, le=1e12)
 
     @field_validator("period_start")
     @classmethod
@@ -406,7 +414,7 @@ class SupportPublicKey(SupportPublicKeyBody, ClusterMessage):
 
 class SupportPolicyReportBody(Request):
     mode: Literal["off", "approval", "allowed"]
-    max_grant_seconds: int = Field(ge=1, le=2**31)
+    max_grant_seconds: StrictInt = Field(ge=1, le=2**31)
     allowed_roles: list[AccessRoleName] = Field(max_length=3)
     preapproved: list[Annotated[Text, Field(min_length=1, max_length=128)]] = Field(max_length=1000)
 
@@ -522,7 +530,7 @@ class AuditCheckpointCopyBody(Request):
     """One signed checkpoint of the cluster's audit log (`contract.audit.chain.Checkpoint`), as
     the cluster wrote it; Mission Control keeps it so the cluster cannot take it back."""
 
-    seq: int = Field(ge=1, le=2**62)
+    seq: StrictInt = Field(ge=1, le=2**62)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     at: str = Field(min_length=1, max_length=64, description="As signed (UTC, `Z`).")
     signature: str = Field(min_length=1, max_length=128, description="Ed25519, base64.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -22,17 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mission_control.api.auth import CredentialCache
 from mission_control.api.keys import CREDENTIALS
 from mission_control.api.middleware import json_errors
+from mission_control.api.protocol_errors import answer_in_json
 from mission_control.api.routes import ROUTES
 from mission_control.app_keys import CONTEXT, OPENAPI, SETTINGS
 from mission_control.console.mount import setup_console
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import ensure_current, upgrade
 from mission_control.openapi import build_document, register
+from mission_control.secrets_key import SecretsKey
+from mission_control.service.accounts import users
 from mission_control.service.context import Clock, ServiceContext, utc_now
 from mission_control.service.exchange.monitor import run_forever
 from mission_control.service.support.access_requests import sweep_support_forever
 from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -54,6 +60,7 @@ def service_context(
         health_interval=timedelta(seconds=settings.health_interval_s),
         dedupe_retention=timedelta(days=settings.dedupe_retention_days),
         enrollment_token_ttl=timedelta(days=settings.enrollment_token_ttl_days),
+        secrets=SecretsKey(file=settings.secrets_key_file),
         support=SupportSettings(
             pending_ttl=timedelta(seconds=settings.support_pending_ttl_s),
             session_ttl=timedelta(seconds=settings.staff_session_s),
@@ -75,6 +82,7 @@ def create_app(
     app[CREDENTIALS] = CredentialCache(settings.credential_cache_s)
     app[OPENAPI] = json.dumps(build_document(ROUTES, _version())).encode()
     register(app, ROUTES)
+    answer_in_json(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(settings.db_url, pool_size=settings.db_pool_size)
@@ -83,7 +91,12 @@ def create_app(
                 await upgrade(engine)
             else:
                 await ensure_current(engine)
-            app[CONTEXT] = service_context(settings, engine, clock)
+            context = service_context(settings, engine, clock)
+            # No key, no start: a server that cannot open TOTP secrets cannot log anyone in.
+            sealed = await users.seal_totp_secrets(context)
+            if sealed:
+                log.info("sealed %d TOTP secrets stored in the clear", sealed)
+            app[CONTEXT] = context
             yield
         finally:
             await engine.dispose()

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from contract.messages import Geography
 from mission_control.cli_common import (
+    ROW_ID,
+    FiniteFloat,
     database_error,
     db_option,
     json_option,
@@ -37,6 +39,7 @@ from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange import alert_store
 from mission_control.service.fleet import admin, enrollment
+from mission_control.service.fleet.admin import MAX_HOST_UNITS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,13 +71,24 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tls-min-version", type=click.Choice(["1.2", "1.3"]))
 @click.option("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2.")
-@click.option("--max-body-bytes", type=click.IntRange(min=1024))
+@click.option("--max-body-bytes", type=click.IntRange(1024, 1024**3))
 @click.option("--no-migrate", is_flag=True, help="Refuse to start on an old schema.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
     help="Server processes sharing the port (PostgreSQL only)  [default: 1]",
+)
+@click.option(
+    "--secrets-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key sealing TOTP secrets (see `secrets-key create`).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a proxy whose X-Forwarded-For names the client (repeatable).",
 )
 def serve(
     db_url: str,
@@ -87,6 +101,8 @@ def serve(
     no_migrate: bool,
     access_log: bool,
     workers: int | None,
+    secrets_key_file: Path | None,
+    trusted_proxies: tuple[str, ...],
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
     # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
@@ -105,6 +121,8 @@ def serve(
         migrate_on_start=False if no_migrate else None,
         access_log=True if access_log else None,
         workers=workers,
+        secrets_key_file=secrets_key_file,
+        trusted_proxies=trusted_proxies or None,
     )
     try:
         serving.check_workers(settings)
@@ -112,6 +130,7 @@ def serve(
         raise click.ClickException(str(error)) from None
     context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
+        _warn_if_open(settings.tls_key)
         try:
             context = server_context(
                 settings.tls_cert,
@@ -128,7 +147,7 @@ def serve(
         code = serving.run(settings, context, lambda line: click.echo(line, err=True))
     except (ServiceError, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
-    except (OperationalError, InterfaceError) as error:
+    except DBAPIError as error:
         raise database_error(settings.db_url, error) from None
     except OSError as error:
         raise click.ClickException(
@@ -136,6 +155,19 @@ def serve(
         ) from None
     if code:
         sys.exit(code)
+
+
+def _warn_if_open(key: Path) -> None:
+    """A private key others may read, or in a directory others may enter: say so, once."""
+    # Deferred for start-up time, as the other commands' imports.
+    from mission_control.secrets_key import others_may_read
+
+    for path, mode in ((key, "600"), (key.parent, "700")):
+        try:
+            if others_may_read(path):
+                click.echo(f"warning: {path} is open to others: chmod {mode} {path}", err=True)
+        except OSError:
+            return  # loading the key says what is wrong
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -218,7 +250,7 @@ def licenses() -> None:
 
 @licenses.command("set")
 @click.argument("cluster")
-@click.option("--host-units", required=True, type=click.FloatRange(min=0))
+@click.option("--host-units", required=True, type=FiniteFloat(0, MAX_HOST_UNITS))
 @click.option(
     "--expires", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Last valid day."
 )
@@ -260,6 +292,7 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
     table(
         [
             (
+                str(a.id),
                 when(a.raised_at),
                 when(a.cleared_at),
                 a.cluster_name,
@@ -269,7 +302,48 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
             )
             for a in found
         ],
-        ("RAISED", "CLEARED", "CLUSTER", "KIND", "SEVERITY", "DETAIL"),
+        ("ID", "RAISED", "CLEARED", "CLUSTER", "KIND", "SEVERITY", "DETAIL"),
+    )
+
+
+@alerts.command("acknowledge")
+@click.argument("alert_id", type=ROW_ID, metavar="ID")
+@db_option
+def alerts_acknowledge(alert_id: int, db_url: str) -> None:
+    """Close alert ID (setting_changed: only a person closes it); audited with your name."""
+    by = audit_log.cli_actor(_operator())
+    closed = run_on_db(
+        db_url, lambda ctx: alert_store.acknowledge_alert(ctx, str(alert_id), by=by), migrate=False
+    )
+    click.echo(f"alert {closed.id} ({closed.kind.value}, {closed.cluster_name}) closed", err=True)
+
+
+# --- secrets key ------------------------------------------------------------------------------
+
+
+@main.group("secrets-key")
+def secrets_key() -> None:
+    """The key sealing secrets (TOTP) in the database."""
+
+
+@secrets_key.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def secrets_key_create(file: Path) -> None:
+    """Write a new random key to FILE (mode 0600; a missing directory is made 0700)."""
+    # Deferred for start-up time, as the other commands' imports.
+    from mission_control.secrets_key import create_key_file
+
+    try:
+        create_key_file(file)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{file} exists already: a key is never replaced (what it sealed would be lost)"
+        ) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write {file}: {error.strerror}") from None
+    click.echo(
+        f"wrote {file}: serve with --secrets-key-file {file} (or MISSION_CONTROL_SECRETS_KEY_FILE)",
+        err=True,
     )
 
 
@@ -289,8 +363,10 @@ def certs_dev_ca(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     """Write a throwaway CA (ca.pem) and a server certificate (server.pem, server-key.pem)."""
     # Deferred for start-up time: only this command needs the certificate code.
     from contract.certs import DEFAULT_HOSTS, write_dev_ca
+    from mission_control.secrets_key import private_directory
 
     try:
+        private_directory(directory)  # it will hold the server's private key
         written = write_dev_ca(directory, list(hosts) or DEFAULT_HOSTS, overwrite=force)
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None

@@ -8,14 +8,16 @@ refusal of the service layer) becomes one `click.ClickException` line, exit code
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 from pydantic import TypeAdapter, ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from contract.messages import Name
 from mission_control.db.engine import UnsupportedDatabaseURL, create_engine
@@ -58,6 +60,8 @@ def database_error(url: str, error: BaseException) -> click.ClickException:
 def settings_from(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as error:  # a MISSION_CONTROL_* variable that is not JSON where needed
+        raise click.ClickException(f"invalid setting: {error}") from None
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -83,8 +87,33 @@ def run_on_db(db_url: str, work: Callable[[ServiceContext], Awaitable[T]], migra
         return asyncio.run(main())
     except (ServiceError, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
-    except (OperationalError, InterfaceError, OSError) as error:
+    except (DBAPIError, OSError) as error:  # unreachable, refused, or no database at all
         raise database_error(db_url, error) from None
+
+
+class FiniteFloat(click.ParamType[Any, float]):
+    """A number from `low` to `high`: `nan`, `inf` and `1e309` (which Python reads as inf) are
+    refused as usage errors, as click's FloatRange does not."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            self.fail(f"{value!r} is not a number from {self.low:g} to {self.high:g}", param, ctx)
+        return number
+
+
+#: Row ids are 32-bit integers on PostgreSQL: larger ones cannot name a row.
+ROW_ID = click.IntRange(1, 2**31 - 1)
 
 
 def name_param(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

@@ -19,7 +19,15 @@ import sys
 import click
 
 from contract.messages import StaffRole
-from mission_control.cli_common import db_option, json_option, name_param, run_on_db, table, when
+from mission_control.cli_common import (
+    ROW_ID,
+    db_option,
+    json_option,
+    name_param,
+    run_on_db,
+    table,
+    when,
+)
 from mission_control.service.accounts import audit_log, staff
 from mission_control.service.accounts import users as user_store
 
@@ -168,7 +176,7 @@ def tokens_list(user: str | None, db_url: str, as_json: bool) -> None:
 
 
 @tokens.command("revoke")
-@click.argument("token_id", type=click.IntRange(min=1), metavar="ID")
+@click.argument("token_id", type=ROW_ID, metavar="ID")
 @db_option
 def tokens_revoke(token_id: int, db_url: str) -> None:
     """Revoke a staff token at once (see `tokens list` for ids)."""

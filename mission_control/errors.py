@@ -66,3 +66,9 @@ class DatabaseNotReady(ServiceError):
     """The database is missing or its schema is not at the current migration."""
 
     code = "database_not_ready"
+
+
+class SecretsKeyMissing(ServiceError):
+    """No usable secrets key (see `mission_control.secrets_key`): nothing sealed can be read."""
+
+    code = "secrets_key_missing"

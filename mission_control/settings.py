@@ -30,7 +30,9 @@ DEFAULT_CIPHERS = ":".join(
 class Settings(BaseSettings):
     """Everything `mission-control serve` needs; see docs/mission-control-api.md."""
 
-    model_config = SettingsConfigDict(env_prefix="MISSION_CONTROL_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="MISSION_CONTROL_", frozen=True, extra="forbid", allow_inf_nan=False
+    )
 
     db_url: str = DEFAULT_DB_URL
     host: str = "127.0.0.1"
@@ -39,24 +41,31 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     tls_min_version: Literal["1.2", "1.3"] = "1.2"
     tls_ciphers: str = DEFAULT_CIPHERS
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     migrate_on_start: bool = True
     access_log: bool = False
     db_pool_size: int = Field(default=10, ge=1, le=100)
     workers: int = Field(default=1, ge=1, le=64)
 
-    health_interval_s: float = Field(default=120, gt=0)
-    sweep_interval_s: float = Field(default=30, gt=0)
-    dedupe_retention_days: int = Field(default=30, ge=1)
-    credential_cache_s: float = Field(default=30, ge=0)
-    enrollment_token_ttl_days: int = Field(default=7, ge=1)
-    support_pending_ttl_s: float = Field(default=4 * 86400, gt=0)
-    staff_session_s: float = Field(default=12 * 3600, gt=0)
+    # Durations are bounded: a timedelta holds at most 999,999,999 days.
+    health_interval_s: float = Field(default=120, gt=0, le=7 * 86400)
+    sweep_interval_s: float = Field(default=30, gt=0, le=86400)
+    dedupe_retention_days: int = Field(default=30, ge=1, le=3650)
+    credential_cache_s: float = Field(default=30, ge=0, le=3600)
+    enrollment_token_ttl_days: int = Field(default=7, ge=1, le=365)
+    support_pending_ttl_s: float = Field(default=4 * 86400, gt=0, le=365 * 86400)
+    staff_session_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)
     # argon2id cost of staff passwords (argon2-cffi defaults); hashes made with lower values are
     # upgraded at the next successful login.
     password_time_cost: int = Field(default=3, ge=1, le=100)
     password_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     password_parallelism: int = Field(default=4, ge=1, le=64)
+
+    # The secrets key sealing TOTP secrets (see mission_control/secrets_key.py): a file, else
+    # MISSION_CONTROL_SECRETS_KEY, else (SQLite only) a key file beside the database.
+    secrets_key_file: Path | None = None
+    # Addresses of the proxies whose X-Forwarded-For names the client (the login throttle).
+    trusted_proxies: tuple[str, ...] = ()
 
     alerts: AlertPolicy = AlertPolicy()
     sizing: SizingPolicy = SizingPolicy()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from contract.limits import MAX_LOG_LINES
 from contract.messages import (
@@ -47,7 +47,7 @@ class AccessRequestCreate(Request):
     cluster: str = Field(min_length=1, max_length=128, description="Cluster id or name.")
     reason: str = Field(min_length=1, max_length=2000)
     role: AccessRoleName
-    duration: str | int = Field(description="Seconds, or a duration such as 4h or 1h30m.")
+    duration: str | StrictInt = Field(description="Seconds, or a duration such as 4h or 1h30m.")
 
     @field_validator("reason")
     @classmethod
@@ -118,8 +118,8 @@ class AccessRequestList(Reply):
 
 
 #: A `config set` value: the same rule as the cluster's (`contract.support.settable`).
-ConfigValue = str | bool | int | None
-ArgumentValue = str | bool | int | None
+ConfigValue = str | StrictBool | StrictInt | None
+ArgumentValue = str | StrictBool | StrictInt | None
 
 
 class RevokeRequest(Request):
@@ -133,7 +133,7 @@ class CommandArguments(Request):
         description="config set: a string (at most 1024 characters), an integer, a boolean or "
         "null (null clears the setting).",
     )
-    lines: int | None = Field(default=None, ge=1, le=MAX_LOG_LINES)
+    lines: StrictInt | None = Field(default=None, ge=1, le=MAX_LOG_LINES)
 
     @field_validator("value")
     @classmethod

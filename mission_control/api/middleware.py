@@ -8,7 +8,7 @@ anything unexpected is logged and answered 500 with no details.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -47,10 +47,20 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    body = ErrorReply(error=ErrorBody(code=code, message=message))
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    newest_epoch: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    body = ErrorReply(error=ErrorBody(code=code, message=message, newest_epoch=newest_epoch))
     return web.Response(
-        body=body.model_dump_json().encode(), status=status, content_type="application/json"
+        body=body.model_dump_json(exclude_none=True).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
 
 
@@ -64,14 +74,17 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         status = STATUS.get(type(error))
         if status is None:
             status = int(getattr(error, "http_status", 400))
-        return error_response(status, error.code, str(error))
+        newest = error.newest if isinstance(error, StaleEpoch) else None
+        return error_response(status, error.code, str(error), newest_epoch=newest)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         code, message = _HTTP_CODES.get(error.status, ("http_error", error.reason))
         if error.status == 413:
             message = f"the body is larger than {request.app[SETTINGS].max_body_bytes} bytes"
-        return error_response(error.status, code, message)
+        # A 405 names the methods the route has (RFC 9110 15.5.6).
+        allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return error_response(error.status, code, message, headers=allow)
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as error:
         log.warning("database unavailable: %s", error)
         return error_response(503, "unavailable", "the database is unavailable, retry later")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from contract.messages import (
+    Alert,
     AlertList,
     AlertQuery,
     ClusterEvent,
@@ -58,6 +59,14 @@ async def list_alerts(request: web.Request) -> web.StreamResponse:
         request.app[CONTEXT], active_only=query.state == "active", cluster=query.cluster
     )
     return json_reply(AlertList(alerts=found))
+
+
+async def acknowledge_alert(request: web.Request) -> web.StreamResponse:
+    identity = await authenticate_staff_request(request)
+    acknowledged = await alert_store.acknowledge_alert(
+        request.app[CONTEXT], request.match_info["alert_id"], by=identity.actor, role=identity.role
+    )
+    return json_reply(acknowledged)
 
 
 async def openapi_document(request: web.Request) -> web.StreamResponse:
@@ -152,6 +161,16 @@ ROUTES: tuple[Route, ...] = (
         query=AlertQuery,
         auth="staff",
         errors=(401, 422, 503),
+    ),
+    Route(
+        "POST",
+        PREFIX + "/alerts/{alert_id}/acknowledge",
+        acknowledge_alert,
+        "acknowledgeAlert",
+        "Close an open alert only a person closes (setting_changed); operators and admins.",
+        reply=Alert,
+        auth="staff",
+        errors=(401, 403, 404, 409, 503),
     ),
     Route(
         "GET",

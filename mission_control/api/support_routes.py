@@ -26,6 +26,7 @@ from mission_control.api.handlers import (
 )
 from mission_control.app_keys import CONTEXT
 from mission_control.openapi import Route
+from mission_control.request_source import request_source
 from mission_control.service.accounts import audit_log, staff
 from mission_control.service.fleet.admin import cluster_id_or_scope
 from mission_control.service.refusals import LoginRefused, LoginThrottled
@@ -59,7 +60,8 @@ _STAFF_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422, 503)
 async def login(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, LoginRequest)
     ctx = request.app[CONTEXT]
-    result = await staff.login(ctx, body.username, body.password, body.totp)
+    source = request_source(request)
+    result = await staff.login(ctx, body.username, body.password, body.totp, source=source)
     if result.identity is None:
         raise (LoginThrottled if result.throttled else LoginRefused)(result.message)
     identity = result.identity

@@ -8,6 +8,8 @@ button is never the only protection.
   only (`mission_control.staff.roles.can_request_access`); operators and admins see requests
   read-only, as oversight.
 - License editing is for operators and admins; support engineers see the license read-only.
+- Acknowledging an alert only a person closes (setting_changed) is for operators and admins
+  (`mission_control.staff.roles.can_acknowledge_alerts`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contract.messages import StaffRole
-from mission_control.staff.roles import can_request_access
+from mission_control.staff.roles import can_acknowledge_alerts, can_request_access
 
 _LICENSE_EDITORS = frozenset({StaffRole.OPERATOR, StaffRole.ADMIN})
 
@@ -32,6 +34,7 @@ class Abilities:
     request_access: bool
     edit_license: bool
     see_every_request: bool
+    acknowledge_alerts: bool
 
     @classmethod
     def of(cls, role: StaffRole | str) -> Abilities:
@@ -40,4 +43,5 @@ class Abilities:
             request_access=engineer,
             edit_license=can_edit_license(role),
             see_every_request=not engineer,
+            acknowledge_alerts=can_acknowledge_alerts(role),
         )

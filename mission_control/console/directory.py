@@ -1,7 +1,8 @@
 """Who may log in: the `StaffDirectory` protocol the console authenticates through.
 
-`verify(username, password, totp_code)` returns the `StaffIdentity` of an accepted login or one
-line saying why not (generic on purpose: it should not tell which factor was wrong). The
+`verify(username, password, totp_code, source=address)` returns the `StaffIdentity` of an
+accepted login or one line saying why not (generic on purpose: it should not tell which factor
+was wrong). `source` is the client's address, for throttling by (source, name). The
 directory owns password hashing, TOTP replay protection and throttling; the console owns only
 the session that follows.
 
@@ -22,8 +23,11 @@ from mission_control.staff.identity import StaffIdentity
 
 
 class StaffDirectory(Protocol):
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
-        """The identity of an accepted login, or the one-line refusal to show."""
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
+        """The identity of an accepted login, or the one-line refusal to show. `source` is the
+        client's address, for throttling by (source, name)."""
         ...
 
 
@@ -33,7 +37,9 @@ DirectoryFactory = Callable[[ServiceContext], StaffDirectory]
 class NoStaffDirectory:
     """Refuses every login: no account store is configured on this server."""
 
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
         return "console logins are not configured on this server (no staff directory)"
 
 
@@ -48,8 +54,10 @@ class AccountDirectory:
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
 
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
-        result = await login(self._ctx, username, password, totp_code)
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
+        result = await login(self._ctx, username, password, totp_code, source=source)
         return result.identity if result.identity is not None else result.message
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from mission_control.service.fleet.admin import MAX_HOST_UNITS
 from mission_control.staff_protocol import AccessRequestCreate, CommandCreate
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,7 +55,12 @@ def access_request(form: Mapping[str, Any]) -> AccessRequestCreate:
 
 def command(form: Mapping[str, Any]) -> CommandCreate:
     fields: dict[str, Any] = pick(form, ("command",))
-    fields["arguments"] = pick(form, ("key", "value", "lines"))
+    arguments: dict[str, Any] = pick(form, ("key", "value", "lines"))
+    # A form carries text; the API's model takes the number of lines as a JSON number would.
+    lines = arguments.get("lines")
+    if isinstance(lines, str) and lines.isdigit():
+        arguments["lines"] = int(lines)
+    fields["arguments"] = arguments
     return parse_fields(CommandCreate, fields)
 
 
@@ -63,7 +69,7 @@ class LicenseForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    host_units: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    host_units: float = Field(ge=0, le=MAX_HOST_UNITS, allow_inf_nan=False)
     expires: date
 
 

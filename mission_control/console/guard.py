@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -60,13 +60,22 @@ SECURITY_HEADERS = {
 }
 
 
+def _console_path(target: str) -> bool:
+    """True for a same-origin path that stays under the console once a browser resolves it:
+    no scheme or host, no control characters or backslashes, and no `.` or `..` segment, also
+    percent-encoded (browsers resolve `%2e%2e` as `..`)."""
+    if not target.startswith(PREFIX + "/") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return False
+    path = unquote(urlsplit(target).path)
+    if "//" in path or "\\" in path or not path.startswith(PREFIX + "/"):
+        return False
+    return not any(segment in (".", "..") for segment in path.split("/"))
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after login: a console path only (never another site), else the fleet."""
-    if (
-        target
-        and target.startswith(PREFIX + "/")
-        and not any(bad in target for bad in ("//", "\\", "\n", "\r"))
-    ):
+    """Where to go after login: a path under the console only (never another site, never out
+    of `/console/` after normalisation), else the fleet."""
+    if target and _console_path(target):
         return target
     return PREFIX + "/"
 
@@ -155,6 +164,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as error:
         message = error.text if error.text and not error.text.startswith(str(error.status)) else ""
         response = error_page(request, error.status, message or error.reason)
+        if "Allow" in error.headers:  # a 405 names the methods the route has
+            response.headers["Allow"] = error.headers["Allow"]
     except (OperationalError, InterfaceError, PoolTimeout, DatabaseNotReady, OSError) as error:
         log.warning("console: database unavailable: %s", error)
         response = error_page(request, 503, "the database is unavailable: retry in a moment")

@@ -19,6 +19,7 @@ from mission_control.app_keys import CONTEXT
 from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next
 from mission_control.console.keys import DIRECTORY, SESSION_POLICY, current_session
+from mission_control.request_source import request_source
 from mission_control.service.accounts.console_sessions import log_out, open_session
 
 MAX_FIELD = 1024
@@ -82,7 +83,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             username=username,
             status=400,
         )
-    outcome = await request.app[DIRECTORY].verify(username, password, code)
+    directory = request.app[DIRECTORY]
+    outcome = await directory.verify(username, password, code, source=request_source(request))
     if isinstance(outcome, str):
         return _login_form(request, error=outcome, username=username, status=401)
     ctx = request.config_dict[CONTEXT]

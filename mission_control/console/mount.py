@@ -54,10 +54,12 @@ class LateDirectory:
     def __init__(self) -> None:
         self.inner: StaffDirectory | None = None
 
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
         if self.inner is None:
             return "the server is still starting: try again in a moment"
-        return await self.inner.verify(username, password, totp_code)
+        return await self.inner.verify(username, password, totp_code, source=source)
 
 
 def _settings(settings: ConsoleSettings | None) -> ConsoleSettings:
@@ -116,6 +118,9 @@ def setup_console(
         "/clusters/{cluster}/license", license_edit.license_submit, name="console.license"
     )
     console.router.add_get("/alerts", pages.alert_list, name="console.alerts")
+    console.router.add_post(
+        "/alerts/{alert_id}/acknowledge", pages.acknowledge, name="console.alerts.acknowledge"
+    )
     console.router.add_get("/access", access_pages.access_list, name="console.access")
     console.router.add_post("/access", access_pages.access_create, name="console.access.create")
     console.router.add_get(

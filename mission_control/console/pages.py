@@ -16,10 +16,12 @@ from pydantic import BaseModel
 
 from mission_control.app_keys import CONTEXT
 from mission_control.console import plots
+from mission_control.console.abilities import Abilities
 from mission_control.console.access_pages import ACCESS_ROLES, DURATIONS
 from mission_control.console.forms import parse_fields
-from mission_control.console.keys import CONSOLE_SETTINGS, current_session
+from mission_control.console.keys import CONSOLE_SETTINGS, PREFIX, current_session
 from mission_control.console.render import page
+from mission_control.service.exchange.alert_store import ACKNOWLEDGED_BY_HAND, acknowledge_alert
 from mission_control.service.fleet.alert_list import AlertFilter, alert_page
 from mission_control.service.fleet.cluster_view import ClusterView, cluster_page
 from mission_control.service.fleet.history import HourlyConsumption
@@ -171,7 +173,19 @@ async def alert_list(request: web.Request) -> web.StreamResponse:
             "query": query,
             "result": result,
             "first_row": (result.page - 1) * settings.page_size + 1,
+            "acknowledged_by_hand": ACKNOWLEDGED_BY_HAND,
             "link": lambda **kw: page_link(request, **kw),
         },
         now=now,
     )
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """Close a setting_changed alert (operators and admins), then back to the open alerts."""
+    session = current_session(request)
+    if not Abilities.of(session.role).acknowledge_alerts:
+        raise web.HTTPForbidden(text="only operators and admins acknowledge alerts")
+    ctx = request.config_dict[CONTEXT]
+    alert = request.match_info["alert_id"]
+    await acknowledge_alert(ctx, alert, by=session.identity.actor, role=session.role)
+    raise web.HTTPSeeOther(f"{PREFIX}/alerts")

@@ -29,6 +29,7 @@ ALERT_LABELS = {
     "license_expired": "License expired",
     "license_overage": "License overage",
     "backup_failed": "Backup failed",
+    "setting_changed": "Setting changed",
 }
 
 

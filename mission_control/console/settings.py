@@ -16,18 +16,18 @@ class ConsoleSettings(BaseSettings):
     """How the console behaves; see docs/console.md."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MISSION_CONTROL_CONSOLE_", frozen=True, extra="forbid"
+        env_prefix="MISSION_CONTROL_CONSOLE_", frozen=True, extra="forbid", allow_inf_nan=False
     )
 
-    idle_timeout_s: float = Field(default=30 * 60, gt=0)
-    session_max_age_s: float = Field(default=12 * 3600, gt=0)
-    touch_interval_s: float = Field(default=60, ge=0)
+    idle_timeout_s: float = Field(default=30 * 60, gt=0, le=30 * 86400)
+    session_max_age_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)
+    touch_interval_s: float = Field(default=60, ge=0, le=86400)
     staff_directory: str | None = Field(
         default=None, description="module:factory building the StaffDirectory used to log in."
     )
     history_days: int = Field(default=7, ge=1, le=90)
-    sample_retention_days: int = Field(default=30, ge=1)
-    prune_interval_s: float = Field(default=3600, gt=0)
+    sample_retention_days: int = Field(default=30, ge=1, le=3650)
+    prune_interval_s: float = Field(default=3600, gt=0, le=7 * 86400)
     page_size: int = Field(default=50, ge=5, le=500)
     refresh_s: int = Field(default=5, ge=1, le=600)
     running_refresh_s: int = Field(default=60, ge=1, le=3600)

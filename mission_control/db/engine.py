@@ -73,7 +73,7 @@ def normalise_url(url: str) -> URL:
     """Parse a plain database URL and choose the async driver for it."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UnsupportedDatabaseURL(
             f"cannot parse database URL {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
         ) from None
@@ -86,6 +86,8 @@ def normalise_url(url: str) -> URL:
     if driver.startswith("sqlite") and not parsed.database:
         raise UnsupportedDatabaseURL("an SQLite URL needs a file: sqlite:///path/to/mc.db")
     if driver.startswith("postgresql"):
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise UnsupportedDatabaseURL(f"port {parsed.port} in the database URL: use 1-65535")
         parsed = _postgres_query(parsed)
     return parsed.set(drivername=driver)
 

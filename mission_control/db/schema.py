@@ -136,21 +136,35 @@ Index(
 )
 Index("ix_alerts_raised_at", alerts.c.raised_at)
 
-# Vendor staff: argon2id password hash, TOTP secret, the last accepted TOTP time step (a code is
-# never accepted twice: logins advance it with a conditional UPDATE) and the login throttle state
-# (JSON; updated under the row lock so concurrent failures are never lost).
+# Vendor staff: argon2id password hash, TOTP secret (sealed with the secrets key:
+# `mission_control.staff.secretbox`), the last accepted TOTP time step (a code is never accepted
+# twice: logins advance it with a conditional UPDATE).
 users = Table(
     "users",
     metadata,
     Column("name", String(128), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("password_hash", Text, nullable=False),
-    Column("totp_secret", String(64), nullable=False),
+    Column("totp_secret", Text, nullable=False),
     Column("last_totp_step", BigInteger),
-    Column("throttle", Text, nullable=False, server_default="{}"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("disabled", Boolean, nullable=False, server_default=false()),
 )
+
+# Failed staff logins per (source address, user name), and per source (`username` empty):
+# `mission_control.staff.throttle`. Keyed by what a caller sends, never by the account, so an
+# unknown name is counted as a known one. Rows quiet for longer than the policy forgives are
+# pruned by the sweep.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("username", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("blocked_until", UTCDateTime()),
+    Column("last_failure", UTCDateTime(), nullable=False),
+)
+Index("ix_login_throttle_last_failure", login_throttle.c.last_failure)
 
 # Bearer tokens of vendor staff, owned by a user; a token acts with its owner's current role.
 # `kind` is "api" (tokens create) or "session" (login, expires); `role` records the owner's role

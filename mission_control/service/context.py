@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mission_control.secrets_key import SecretsKey
 from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
 from mission_control.service.rules.sampling import WindowSampler
 from mission_control.service.support.settings import SupportSettings
@@ -31,3 +32,7 @@ class ServiceContext:
     support: SupportSettings = field(default_factory=SupportSettings)
     # Refused unknown staff tokens: one audit entry per remote address and minute, with a count.
     token_refusals: WindowSampler = field(default_factory=WindowSampler, compare=False)
+    # Throttled login attempts: one audit entry per source address and minute, with a count.
+    login_refusals: WindowSampler = field(default_factory=WindowSampler, compare=False)
+    # The key sealing TOTP secrets (resolved at first use: `mission_control.secrets_key`).
+    secrets: SecretsKey = field(default_factory=SecretsKey)

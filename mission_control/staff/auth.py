@@ -1,32 +1,28 @@
-"""One staff login attempt, decided purely: throttle, password, then TOTP.
+"""One staff login attempt, decided purely: password, then TOTP.
 
 `login` returns a `LoginOutcome`: whether the attempt is accepted, the one line to show (generic
-on failure, so it never tells which factor was wrong), the exact reason for the audit log, the
-updated account to store (new throttle state, last TOTP step, upgraded hash) and the audit event
-to append. The caller stores the account and the event in one transaction.
+on failure, so it never tells which factor was wrong, nor whether the name exists), the exact
+reason for the audit log, the updated account to store (last TOTP step, upgraded hash) and the
+audit event to append. The caller stores the account and the event in one transaction; it
+throttles attempts before calling (`mission_control.staff.throttle`).
 
-Guarantees: a locked account is refused before any secret is checked; an unknown username costs
-the same argon2 work as a known one; a TOTP code is never accepted twice (the accepted step is
-stored); every attempt, accepted or not, yields an audit event naming the username.
+Guarantees: every attempt costs one argon2 verification, whether the name is unknown, the
+account disabled or its stored hash unusable (verified against a dummy hash then), so the time
+an answer takes does not tell them apart; a TOTP code is never accepted twice (the accepted step
+is stored); every attempt yields an audit event naming the username.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from argon2 import PasswordHasher
 
-from contract.audit.canonical import JsonValue, format_time
+from contract.audit.canonical import JsonValue
 from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import StaffRole
 from mission_control.staff.passwords import DEFAULT_HASHER, needs_rehash, verify_password
-from mission_control.staff.throttle import (
-    ThrottlePolicy,
-    ThrottleState,
-    record_failure,
-    record_success,
-)
 from mission_control.staff.totp import verify_totp
 
 AUDIT_SCOPE = "mission-control"
@@ -38,9 +34,9 @@ class StaffAccount:
     username: str
     role: StaffRole
     password_hash: str
+    #: The TOTP secret in the clear (the database holds it sealed).
     totp_secret: str
     last_totp_step: int | None = None
-    throttle: ThrottleState = field(default_factory=ThrottleState)
     disabled: bool = False
 
     def __post_init__(self) -> None:
@@ -59,12 +55,12 @@ class LoginOutcome:
 _dummy_hashes: dict[tuple[int, int, int], str] = {}
 
 
-def _burn_hash_time(password: str, hasher: PasswordHasher) -> None:
-    """Spend the time a real verification would, so unknown usernames are not revealed."""
+def dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with `hasher`'s parameters that no password matches in practice, made once."""
     key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
     if key not in _dummy_hashes:
         _dummy_hashes[key] = hasher.hash("not-a-real-account-password")
-    verify_password(_dummy_hashes[key], password, hasher=hasher)
+    return _dummy_hashes[key]
 
 
 def _outcome(
@@ -77,8 +73,6 @@ def _outcome(
     message: str = REFUSED,
 ) -> LoginOutcome:
     detail: dict[str, JsonValue] = {"reason": reason, "known_user": account is not None}
-    if account is not None and account.throttle.locked_until is not None:
-        detail["locked_until"] = format_time(account.throttle.locked_until)
     event = AuditEvent(
         at=now,
         actor=Actor(username, ActorKind.STAFF),
@@ -97,41 +91,23 @@ def login(
     code: str,
     now: datetime,
     *,
-    throttle: ThrottlePolicy | None = None,
     hasher: PasswordHasher = DEFAULT_HASHER,
 ) -> LoginOutcome:
     """Decide one login attempt for `username` (whose stored `account` may be None)."""
-    policy = throttle or ThrottlePolicy()
+    usable = account is not None and not account.disabled and not _unusable_hash(account)
+    stored = account.password_hash if usable and account is not None else dummy_hash(hasher)
+    password_ok = verify_password(stored, password, hasher=hasher) and usable
     if account is None:
-        _burn_hash_time(password, hasher)
         return _outcome(username, now, None, accepted=False, reason="unknown user")
     if account.disabled:
         return _outcome(username, now, account, accepted=False, reason="account disabled")
-    until = account.throttle.locked_until
-    if until is not None and account.throttle.locked(now):
-        return _outcome(
-            username,
-            now,
-            account,
-            accepted=False,
-            reason="locked after repeated failures",
-            message=f"too many failed attempts; try again after {format_time(until)}",
-        )
-
-    def failed(reason: str) -> LoginOutcome:
-        updated = replace(account, throttle=record_failure(account.throttle, policy, now))
-        message = REFUSED
-        locked_until = updated.throttle.locked_until
-        if locked_until is not None and updated.throttle.locked(now):
-            message = f"too many failed attempts; try again after {format_time(locked_until)}"
-        return _outcome(username, now, updated, accepted=False, reason=reason, message=message)
-
-    if not verify_password(account.password_hash, password, hasher=hasher):
-        return failed("wrong password")
+    if not password_ok:
+        return _outcome(username, now, account, accepted=False, reason="wrong password")
     totp = verify_totp(account.totp_secret, code, account.last_totp_step, now)
     if totp.step is None:
-        return failed(f"TOTP refused: {totp.reason}")
-    updated = replace(account, last_totp_step=totp.step, throttle=record_success(account.throttle))
+        reason = f"TOTP refused: {totp.reason}"
+        return _outcome(username, now, account, accepted=False, reason=reason)
+    updated = replace(account, last_totp_step=totp.step)
     if needs_rehash(account.password_hash, hasher=hasher):
         updated = replace(updated, password_hash=hasher.hash(password))
     return _outcome(
@@ -142,3 +118,9 @@ def login(
         reason="password and TOTP accepted",
         message="welcome",
     )
+
+
+def _unusable_hash(account: StaffAccount) -> bool:
+    """True when the stored hash is no argon2 hash at all (an account that cannot log in, such
+    as those migration 0002 made for legacy token owners): verified against the dummy then."""
+    return not account.password_hash.startswith("$argon2")

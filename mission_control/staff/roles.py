@@ -50,3 +50,15 @@ def can_manage_staff(role: StaffRole | str) -> bool:
         return StaffRole(role) is StaffRole.ADMIN
     except ValueError:
         return False
+
+
+_ALERT_OWNERS = frozenset({StaffRole.OPERATOR, StaffRole.ADMIN})
+
+
+def can_acknowledge_alerts(role: StaffRole | str) -> bool:
+    """Operators and admins, who run Mission Control, acknowledge the alerts only a person can
+    close (`setting_changed`)."""
+    try:
+        return StaffRole(role) in _ALERT_OWNERS
+    except ValueError:
+        return False

@@ -13,7 +13,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mission_control"))
 
 from console_helpers import Clock
+from mc_kit import share_a_secrets_key
 from mc_postgres import fresh_database, migrate, postgres_server
+
+share_a_secrets_key()
 
 
 @pytest.fixture(scope="session")

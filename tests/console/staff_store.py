@@ -77,7 +77,9 @@ def cli_disable_account(db_url: str, name: str) -> None:
 
 
 class RefusingDirectory:
-    async def verify(self, username: str, password: str, totp_code: str) -> StaffIdentity | str:
+    async def verify(
+        self, username: str, password: str, totp_code: str, *, source: str | None
+    ) -> StaffIdentity | str:
         return "refused by the test directory"
 
 

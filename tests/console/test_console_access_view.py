@@ -81,19 +81,20 @@ def command(status: str) -> CommandView:
 
 
 @pytest.mark.parametrize(
-    ("role", "request_access", "edit_license", "see_every_request"),
+    ("role", "request_access", "edit_license", "see_every_request", "acknowledge"),
     [
-        ("support-l2", True, False, False),
-        ("support-l3", True, False, False),
-        ("operator", False, True, True),
-        ("admin", False, True, True),
-        ("nobody", False, False, True),
+        ("support-l2", True, False, False, False),
+        ("support-l3", True, False, False, False),
+        ("operator", False, True, True, True),
+        ("admin", False, True, True, True),
+        ("nobody", False, False, True, False),
     ],
 )
 def test_abilities_follow_the_role(
-    role: str, request_access: bool, edit_license: bool, see_every_request: bool
+    role: str, request_access: bool, edit_license: bool, see_every_request: bool, acknowledge: bool
 ) -> None:
-    assert Abilities.of(role) == Abilities(request_access, edit_license, see_every_request)
+    expected = Abilities(request_access, edit_license, see_every_request, acknowledge)
+    assert Abilities.of(role) == expected
 
 
 def test_only_the_engineer_runs_commands_the_grant_role_allows_inside_the_window() -> None:

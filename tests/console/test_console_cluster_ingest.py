@@ -5,6 +5,7 @@ exactly as a leader does (enroll, then bearer-authenticated messages)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -86,7 +87,9 @@ def node(name: str, datacenter: str, leader: bool) -> dict[str, Any]:
     }
 
 
-async def console_pages(site: Site, *paths: str) -> list[str]:
+@contextlib.asynccontextmanager
+async def logged_in(site: Site) -> AsyncIterator[aiohttp.ClientSession]:
+    """A browser logged in to the console as the operator otto."""
     jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=site.base)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
         async with http.get(site.base + "/console/login") as reply:
@@ -96,13 +99,18 @@ async def console_pages(site: Site, *paths: str) -> list[str]:
         form = {"csrf_token": match.group(1), "username": "otto", "password": PASSWORD}
         async with http.post(site.base + "/console/login", data={**form, "totp": code}) as r:
             assert r.status == 200 and str(r.url).endswith("/console/")
-        pages = []
+        yield http
+        site.clock.advance(seconds=30)  # the next login needs the next TOTP code
+
+
+async def console_pages(site: Site, *paths: str) -> list[str]:
+    pages = []
+    async with logged_in(site) as http:
         for path in paths:
             async with http.get(site.base + path) as reply:
                 assert reply.status == 200, path
                 pages.append(await reply.text())
-        site.clock.advance(seconds=30)  # the next login needs the next TOTP code
-        return pages
+    return pages
 
 
 def nodes_table(html: str) -> list[str]:
@@ -156,3 +164,25 @@ async def test_backups_last_success_and_failure_from_the_clusters_events(site: S
     assert "NFS mount is read-only" in html  # the last failure stays on record
     backup_cell = fleet.split('<td class="backup">', 1)[1].split("</td>", 1)[0]
     assert "just now" in backup_cell and "failed" not in backup_cell
+
+
+async def test_a_changed_setting_shows_on_the_alerts_page_until_acknowledged(site: Site) -> None:
+    detail = "fingerprint SHA256:9f8e"
+    body = {"kind": "setting_changed", "detail": detail, "setting": "backup.public_key"}
+    await site.send("events", body)
+    async with logged_in(site) as http:
+        async with http.get(site.base + "/console/alerts?kind=setting_changed") as reply:
+            page = await reply.text()
+        assert "Setting changed" in page and f"backup key changed: {detail}" in page
+        action = re.search(r'action="(/console/alerts/\d+/acknowledge)"', page)
+        token = TOKEN.search(page)
+        assert action is not None and token is not None
+        async with http.post(
+            site.base + action.group(1), data={"csrf_token": token.group(1)}
+        ) as reply:
+            assert reply.status == 200 and str(reply.url).endswith("/console/alerts")
+            assert detail not in await reply.text()
+        async with http.post(
+            site.base + action.group(1), data={"csrf_token": token.group(1)}
+        ) as reply:
+            assert reply.status == 409 and "was closed at" in await reply.text()

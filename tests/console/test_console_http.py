@@ -139,6 +139,23 @@ async def test_a_wrong_code_is_refused_and_creates_nothing(console: Console) -> 
     assert await console.sessions() == 0
 
 
+async def test_unknown_names_read_as_known_ones_and_are_throttled_alike(console: Console) -> None:
+    async def refusal(username: str) -> tuple[int, str]:
+        async with browser(console.base) as http:
+            reply = await log_in(http, console, code="000000", username=username)
+            found = re.search(r'class="error" role="alert">([^<]*)<', await reply.text())
+            assert found is not None
+            return reply.status, re.sub(r"\d{4}-\d\d-\d\dT\S+Z", "<time>", found.group(1))
+
+    answers = {}
+    for name in ("ann", "nobody"):
+        answers[name] = [await refusal(name) for _ in range(5)]
+        console.clock.advance(hours=2)  # forgiven
+    assert answers["ann"] == answers["nobody"]
+    assert answers["ann"][0] == (401, "invalid username, password or code")
+    assert answers["ann"][4] == (401, "too many failed attempts; try again after <time>")
+
+
 async def test_a_code_is_never_accepted_twice(console: Console) -> None:
     code = console.code()
     async with browser(console.base) as http:
@@ -217,6 +234,29 @@ async def test_headers_and_html_error_pages(console: Console) -> None:
             assert r.status == 404 and r.content_type == "text/html"
         async with http.get(console.base + "/api/v1/nope") as r:  # the API still speaks JSON
             assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+        async with http.put(console.base + "/console/login") as r:
+            assert r.status == 405 and "POST" in r.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/../../evil",
+        "/console/%2e%2e/%2E%2E/evil",
+        "/console/./../evil",
+        "/console//evil.example",
+        "/console/%2f%2fevil.example",
+        "/console/\\evil.example",
+        "https://evil.example/console/",
+        "//evil.example/console/",
+    ],
+)
+async def test_after_login_the_browser_stays_under_the_console(
+    console: Console, target: str
+) -> None:
+    async with browser(console.base) as http:
+        reply = await log_in(http, console, next=target)
+        assert reply.status == 303 and reply.headers["Location"] == "/console/"
 
 
 async def test_behind_a_tls_proxy_every_cookie_is_secure(console: Console) -> None:

@@ -7,14 +7,18 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
-from mc_kit import FakeClock, make_settings, running
+from mc_api import Api
+from mc_kit import FakeClock, make_settings, running, share_a_secrets_key
 from mc_postgres import fresh_database, migrate, postgres_server
 
 from contract.certs import DevCA, write_dev_ca
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
 from mission_control.service.context import ServiceContext
+
+share_a_secrets_key()
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +97,17 @@ async def server(sqlite_url: str, clock: FakeClock) -> AsyncIterator[str]:
     """An in-process Mission Control over plain HTTP on SQLite."""
     async with running(create_app(make_settings(sqlite_url), clock=clock)) as url:
         yield url
+
+
+@pytest.fixture
+async def api(migrated_url: str, clock: FakeClock) -> AsyncIterator[Api]:
+    engine = create_engine(migrated_url)
+    # No background sweep: its first pass runs at start and could raise a license alert for a
+    # cluster a test has just enrolled (none of these tests is about the sweep).
+    settings = make_settings(migrated_url, max_body_bytes=64 * 1024)
+    app = create_app(settings, clock=clock, background=False)
+    try:
+        async with running(app) as url, aiohttp.ClientSession() as http:
+            yield Api(url, http, ServiceContext(engine=engine, clock=clock))
+    finally:
+        await engine.dispose()

@@ -6,14 +6,23 @@ Imported by name (`mc_kit`), never through `conftest`, which is ambiguous across
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from contract.certs import DevCA
+from mission_control.secrets_key import ENV_KEY
 from mission_control.settings import Settings
+from mission_control.staff.secretbox import encode_key
 from mission_control.tls import server_context
+
+
+def share_a_secrets_key() -> None:
+    """One secrets key for every process of a test run (in-process servers, `mission-control`
+    subprocesses), on both back ends; tests of where the key comes from unset it."""
+    os.environ.setdefault(ENV_KEY, encode_key(bytes(range(32))))
 
 
 class FakeClock:

@@ -42,6 +42,19 @@ def health_json(epoch: int = 1, *, nodes: int = 3, cpu: float = 30, **extra: Any
     }
 
 
+def consumption_json(**fields: Any) -> dict[str, Any]:
+    """A valid consumption report as JSON, with `fields` replaced."""
+    return {
+        "message_id": str(uuid.uuid4()),
+        "epoch": 1,
+        "environment": "prod",
+        "period_start": "2030-06-01T05:00:00Z",
+        "host_units": 3,
+        "host_unit_hours": 3.5,
+        **fields,
+    }
+
+
 def health(epoch: int = 1, **kwargs: Any) -> HealthReport:
     return HealthReport.model_validate(health_json(epoch, **kwargs))
 

@@ -112,6 +112,9 @@ def test_serve_refuses_bad_tls_files(tmp_path: Path, db: str) -> None:
     cert.write_text("not a certificate")
     result = run("serve", "--db", db, "--tls-cert", str(cert), "--tls-key", str(cert))
     assert "cannot load TLS certificate" in one_line_error(result)
+    cert.chmod(0o644)  # as a key, it is open to others
+    result = run("serve", "--db", db, "--tls-cert", str(cert), "--tls-key", str(cert))
+    assert f"warning: {cert} is open to others: chmod 600" in result.stderr
     result = run("serve", "--db", db, "--tls-cert", str(cert))
     assert "must be given together" in one_line_error(result)
 
@@ -143,3 +146,84 @@ def test_postgres_url_parameters(postgres_base: str) -> None:
         for bad, says in (("sslmode=maybe", "unsupported sslmode"), ("timeout=3", "timeout")):
             line = one_line_error(run("clusters", "list", "--db", f"{url}?{bad}"))
             assert says in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("licenses", "set", "acme", "--host-units", "nan", "--expires", "2031-01-01"),
+        ("licenses", "set", "acme", "--host-units", "1e309", "--expires", "2031-01-01"),
+        ("licenses", "set", "acme", "--host-units", "inf", "--expires", "2031-01-01"),
+        ("licenses", "set", "acme", "--host-units", "-1", "--expires", "2031-01-01"),
+        ("licenses", "set", "acme", "--host-units", "2e9", "--expires", "2031-01-01"),
+        ("licenses", "set", "acme", "--host-units", "5", "--expires", "99999-01-01"),
+        ("tokens", "revoke", "99999999999999999999999"),
+        ("tokens", "revoke", "-1"),
+        ("serve", "--max-body-bytes", "99999999999999999999"),
+        ("serve", "--listen", "127.0.0.1:99999"),
+        ("serve", "--workers", "1000"),
+    ],
+    ids=lambda arg: str(arg) if str(arg).startswith(("-", "9", "1", "2", "i", "n")) else "",
+)
+def test_numbers_a_caller_can_send_are_usage_errors(db: str, args: tuple[str, ...]) -> None:
+    run("clusters", "create", "acme", "--geography", "EU", "--db", db)
+    one_line_error(run(*args, "--db", db), code=2)
+    listed = json.loads(run("clusters", "list", "--json", "--db", db).stdout)
+    assert listed[0]["license"] is None  # nothing changed
+
+
+def test_a_token_id_past_the_column_is_not_found(db: str) -> None:
+    assert "no staff token 2147483647" in one_line_error(
+        run("tokens", "revoke", "2147483647", "--db", db)
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////etc/passwd",  # a file that is no database
+        "sqlite:////proc",  # a directory
+        "sqlite:////nonexistent/dir/mc.db",
+        "postgresql://u@127.0.0.1:99999/db",
+        "postgresql://u@127.0.0.1:abc/db",
+        "postgresql://u@[::1/db",
+        "postgresql://u@127.0.0.1:1/db",  # nothing listens
+        "mysql://u@h/db",
+        "",
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [("clusters", "list"), ("alerts", "list"), ("users", "list"), ("tokens", "list"),
+     ("audit", "verify"), ("users", "disable", "x"), ("licenses", "set", "a", "--host-units",
+     "1", "--expires", "2031-01-01"), ("clusters", "create", "a", "--geography", "EU")],
+    ids=lambda c: "-".join(c[:2]),
+)  # fmt: skip
+def test_every_db_option_refuses_a_bad_database_in_one_line(
+    command: tuple[str, ...], url: str
+) -> None:
+    before = Path("/etc/passwd").stat().st_mode
+    one_line_error(run(*command, "--db", url))
+    assert Path("/etc/passwd").stat().st_mode == before  # never touched
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("MISSION_CONTROL_HEALTH_INTERVAL_S", "inf", "health_interval_s"),
+        ("MISSION_CONTROL_HEALTH_INTERVAL_S", "1e300", "health_interval_s"),
+        ("MISSION_CONTROL_ALERTS", '{"silent_after_intervals": 1e30}', "silent_after"),
+        ("MISSION_CONTROL_TRUSTED_PROXIES", "not json", "trusted_proxies"),
+        ("MISSION_CONTROL_SECRETS_KEY_FILE", "/nonexistent/key", "secrets key file"),
+        ("MISSION_CONTROL_SECRETS_KEY", "short", "secrets_key"),
+    ],
+)
+def test_settings_from_the_environment_are_one_line(
+    db: str, variable: str, value: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    stdin = "Violet-harbour-42-kites\n" * 2
+    result = CliRunner().invoke(
+        main, ["users", "add", "ann", "--role", "operator", "--db", db], input=stdin
+    )
+    assert named in one_line_error(result).lower()

@@ -5,26 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+import statistics
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from alembic import command
+from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
-from mc_kit import FakeClock
+from mc_kit import FakeClock, make_settings, running
 from mcs_staff import ADMIN, FAST_HASHER_ENV, PASSWORD, add_user, fast, totp_code
 from mcs_support import Support
 from mcs_support import support_fixture as support_fixture  # the fixture
 from sqlalchemy import Connection, insert, select
 
+from contract.audit.canonical import format_time
+from contract.messages import StaffRole
+from mission_control.app import create_app
 from mission_control.cli import main
 from mission_control.db.engine import create_engine
 from mission_control.db.migrate import alembic_config, upgrade
-from mission_control.db.schema import staff_tokens, users
+from mission_control.db.schema import login_throttle, staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
 from mission_control.service.accounts import audit_log, staff
+from mission_control.service.accounts import login_throttle as login_throttle_store
 from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
+
+HOME, AWAY = "198.51.100.7", "203.0.113.9"
 
 
 def run(*args: str, stdin: str | None = None) -> Result:
@@ -147,15 +158,55 @@ async def test_login_logout_and_wrong_factors(support: Support) -> None:
 
 async def test_repeated_failures_are_throttled(support: Support) -> None:
     secret = await add_user(support.ctx, "alice", "support-l3")
-    for _ in range(4):
+    for _ in range(4):  # three free failures; the fourth makes this address wait 1 s
         assert (await login(support, "alice", "wrong-password-1", "000000"))[0] == 401
     status, reply = await login(support, "alice", "wrong-password-1", "000000")
-    assert status == 429 and "try again after 2030-06-01T12:01:00" in str(reply["error"])
+    assert status == 429 and "try again after 2030-06-01T12:00:01" in str(reply["error"])
     status, _ = await login(support, "alice", PASSWORD, totp_code(secret, support.clock.now))
     assert status == 429  # refused without checking, even with the right secrets
-    support.clock.advance(seconds=61)
+    support.clock.advance(seconds=2)
     status, _ = await login(support, "alice", PASSWORD, totp_code(secret, support.clock.now))
     assert status == 200
+
+
+async def test_unknown_and_known_names_get_the_same_answers(support: Support) -> None:
+    await add_user(support.ctx, "alice", "support-l2")
+    answers: dict[str, list[tuple[int, object]]] = {}
+    for name in ("alice", "mallory"):
+        answers[name] = []
+        for _ in range(6):
+            status, reply = await login(support, name, "wrong-password-1", "000000")
+            error = dict(reply["error"])  # type: ignore[call-overload]
+            wait_end = format_time(support.clock.now + timedelta(seconds=1))
+            error["message"] = error["message"].replace(wait_end, "<now + 1 s>")
+            answers[name].append((status, error))
+        support.clock.advance(hours=2)  # forgiven
+    assert answers["alice"] == answers["mallory"]
+    assert [status for status, _ in answers["alice"]] == [401, 401, 401, 401, 429, 429]
+
+
+async def test_unknown_names_cost_what_known_ones_do(ctx: ServiceContext) -> None:
+    """Medians of a few attempts each, with an argon2 cost that dominates the database work:
+    an unknown name, a disabled account and a wrong password take comparable time."""
+    hasher = PasswordHasher(time_cost=2, memory_cost=16 * 1024, parallelism=1)
+    ctx = replace(ctx, support=replace(ctx.support, hasher=hasher))
+    await user_store.add_user(ctx, "alice", StaffRole.SUPPORT_L2, PASSWORD, by=ADMIN)
+    await user_store.add_user(ctx, "dora", StaffRole.SUPPORT_L2, PASSWORD, by=ADMIN)
+    await user_store.disable_user(ctx, "dora", by=ADMIN)
+    sources = (f"192.0.2.{n}" for n in range(1, 200))
+
+    async def median(name: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            await staff.login(ctx, name, "wrong-password-1", "000000", source=next(sources))
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    await median("warm-up")  # the dummy hash is made once
+    known, unknown, disabled = await median("alice"), await median("mallory"), await median("dora")
+    for other in (unknown, disabled):
+        assert known / 3 < other < known * 3, (known, unknown, disabled)
 
 
 async def test_concurrent_logins_with_one_code_one_wins(
@@ -164,41 +215,77 @@ async def test_concurrent_logins_with_one_code_one_wins(
     ctx = fast(ctx)
     secret = await add_user(ctx, "alice", "support-l2")
     code = totp_code(secret, clock.now)
-    results = await asyncio.gather(*(staff.login(ctx, "alice", PASSWORD, code) for _ in range(4)))
+    logins = (staff.login(ctx, "alice", PASSWORD, code, source=HOME) for _ in range(4))
+    results = await asyncio.gather(*logins)
     assert sum(r.identity is not None for r in results) == 1
     failures = await asyncio.gather(
-        *(staff.login(ctx, "alice", "nope-nope-nope", "111111") for _ in range(5))
+        *(staff.login(ctx, "alice", "nope-nope-nope", "111111", source=HOME) for _ in range(5))
     )
     assert all(r.identity is None for r in failures)
-    locked = await staff.login(ctx, "alice", PASSWORD, totp_code(secret, clock.now, steps_ahead=1))
-    assert locked.throttled and locked.identity is None
+    code = totp_code(secret, clock.now, steps_ahead=1)
+    throttled = await staff.login(ctx, "alice", PASSWORD, code, source=HOME)
+    assert throttled.throttled and throttled.identity is None
 
 
 async def test_concurrent_failures_cannot_outrun_the_throttle(
     ctx: ServiceContext, clock: FakeClock
 ) -> None:
     """Each attempt is counted before its secrets are checked: of 20 parallel wrong attempts
-    only the throttle's 5 are evaluated, the rest find the account locked (both back ends)."""
+    from one address only 4 are evaluated (3 free, the fourth starts the wait), the rest are
+    refused unchecked (both back ends), and audited once a minute for the address."""
     ctx = fast(ctx)
     secret = await add_user(ctx, "alice", "support-l2")
     code = totp_code(secret, clock.now)
     results = await asyncio.gather(
-        *(staff.login(ctx, "alice", "wrong-password-1", code) for _ in range(20))
+        *(staff.login(ctx, "alice", "wrong-password-1", code, source=AWAY) for _ in range(20))
     )
     assert all(r.identity is None for r in results)
-    assert sum(r.throttled for r in results) >= 15
+    assert sum(r.throttled for r in results) == 16
     entries = await audit_log.list_entries(ctx, action="staff.login.failed")
     reasons = [e.detail["reason"] for e in entries]
-    assert reasons.count("wrong password") == 5
-    assert reasons.count("locked after repeated failures") == 15
-    locked = await staff.login(ctx, "alice", PASSWORD, totp_code(secret, clock.now, 1))
-    assert locked.throttled  # even the right secrets wait for the lock to end
-    clock.advance(seconds=61)
-    accepted = await staff.login(ctx, "alice", PASSWORD, totp_code(secret, clock.now))
+    assert reasons.count("wrong password") == 4
+    assert reasons.count("throttled after repeated failures") == 1
+    code = totp_code(secret, clock.now, 1)
+    throttled = await staff.login(ctx, "alice", PASSWORD, code, source=AWAY)
+    assert throttled.throttled  # even the right secrets wait
+    clock.advance(seconds=2)
+    code = totp_code(secret, clock.now)
+    accepted = await staff.login(ctx, "alice", PASSWORD, code, source=AWAY)
     assert accepted.identity is not None
     async with ctx.engine.connect() as conn:
-        account = await user_store.load_account(conn, "alice")
-    assert account is not None and account.throttle.failures == ()  # a success clears it
+        rows = (await conn.execute(select(login_throttle.c.username))).scalars().all()
+    assert rows == [""]  # the success forgot (address, alice); the address keeps its count
+    clock.advance(minutes=61)  # an hour without failures: the sweep forgets the address too
+    assert await login_throttle_store.prune(ctx, clock.now) == 1
+
+
+async def test_failures_from_one_address_do_not_stop_the_user_elsewhere(
+    ctx: ServiceContext, clock: FakeClock
+) -> None:
+    ctx = fast(ctx)
+    secret = await add_user(ctx, "alice", "support-l2")
+
+    async def fail() -> None:
+        assert (await staff.login(ctx, "alice", "wrong-1", "000000", source=AWAY)).identity is None
+
+    for _ in range(3):  # free
+        await fail()
+    waits = []
+    for _ in range(5):
+        await fail()  # counted: this address now waits
+        probe = await staff.login(ctx, "alice", PASSWORD, "000000", source=AWAY)
+        assert probe.waits_until is not None
+        waits.append(probe.waits_until - clock.now)
+        # Meanwhile the real user logs in from elsewhere.
+        code = totp_code(secret, clock.now)
+        assert (await staff.login(ctx, "alice", PASSWORD, code, source=HOME)).identity
+        clock.advance(seconds=31)  # past the wait, and a new TOTP step
+    assert waits == [timedelta(seconds=s) for s in (1, 2, 4, 8, 16)]  # the waits grow
+    # An IPv6 client is counted by its /64: a neighbouring address waits too.
+    for _ in range(4):
+        await staff.login(ctx, "bob", "wrong-password-1", "000000", source="2001:db8::1")
+    assert (await staff.login(ctx, "bob", "x", "0", source="2001:db8::2")).throttled
+    assert not (await staff.login(ctx, "bob", "x", "0", source="2001:db8:0:1::2")).throttled
 
 
 async def test_bad_tokens_and_refused_requests_are_audited(support: Support) -> None:
@@ -282,7 +369,7 @@ async def test_tokens_from_before_staff_accounts_keep_working(db_url: str) -> No
         async with engine.connect() as conn:
             stored = (await conn.execute(select(users.c.password_hash))).scalar_one()
         assert stored == "!"  # this account cannot log in until recreated
-        assert (await staff.login(ctx, "ops", "!", "000000")).identity is None
+        assert (await staff.login(ctx, "ops", "!", "000000", source=HOME)).identity is None
     finally:
         await engine.dispose()
 
@@ -305,3 +392,39 @@ def test_audit_verify_finds_an_edited_row(db: str, tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM audit_log WHERE seq = 2")
     assert "entry 2 removed" in one_line_error(run("audit", "verify", "--db", db))
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    """Over HTTP: a burst of failures from one client behind the proxy makes that client wait,
+    while the account's owner, behind the same proxy, logs in; X-Forwarded-For from a peer
+    that is not a trusted proxy is ignored (else anyone could pick the address counted)."""
+    engine = create_engine(sqlite_url)
+    ctx = fast(ServiceContext(engine=engine, clock=clock))
+    cheap = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
+    try:
+        secret = await add_user(ctx, "alice", "support-l2")
+
+        async def attempt(url: str, forwarded: str, password: str, code: str) -> int:
+            body = {"username": "alice", "password": password, "totp": code}
+            headers = {"X-Forwarded-For": forwarded}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(url + "/api/v1/login", json=body, headers=headers) as reply,
+            ):
+                return reply.status
+
+        proxied = make_settings(sqlite_url, trusted_proxies=("127.0.0.1",), **cheap)
+        async with running(create_app(proxied, clock=clock)) as url:
+            for _ in range(4):
+                assert await attempt(url, f"10.9.9.9, {AWAY}", "wrong-1", "000000") == 401
+            assert await attempt(url, AWAY, "wrong-1", "000000") == 429
+            assert await attempt(url, HOME, PASSWORD, totp_code(secret, clock.now)) == 200
+        clock.advance(hours=2)
+        async with running(create_app(make_settings(sqlite_url, **cheap), clock=clock)) as url:
+            for n in range(4):  # each claims another address: all count for 127.0.0.1
+                assert await attempt(url, f"192.0.2.{n}", "wrong-1", "000000") == 401
+            assert await attempt(url, "192.0.2.99", "wrong-1", "000000") == 429
+    finally:
+        await engine.dispose()

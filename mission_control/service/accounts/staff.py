@@ -6,7 +6,9 @@ Guarantees:
   so disabling or demoting a user takes effect at once. Revoked or expired tokens are refused.
 - `login` needs the password (argon2id) and a TOTP code never accepted before (the accepted
   step is claimed with a conditional UPDATE, so two concurrent logins with one code cannot both
-  win); failures are throttled. Every attempt, token issue and logout is in the audit log.
+  win); failures are throttled per (source address, name), never per account alone. Every
+  attempt, token issue and logout is in the audit log (throttled attempts: one entry per source
+  and minute).
 - Tokens issued before staff accounts existed (``mcs.`` prefix) keep working.
 """
 
@@ -25,12 +27,13 @@ from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import staff_tokens, users
 from mission_control.errors import InvalidCredential, NotFound
-from mission_control.service.accounts import audit_log
+from mission_control.service.accounts import audit_log, login_throttle
 from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidState
 from mission_control.staff import auth
 from mission_control.staff.identity import StaffIdentity
+from mission_control.staff.throttle import source_key
 from mission_control.staff.tokens import PREFIX, issue_token, token_digest
 
 LEGACY_PREFIX = "mcs."
@@ -45,7 +48,12 @@ class LoginResult:
 
     identity: StaffIdentity | None
     message: str
-    throttled: bool = False
+    #: Set when the attempt was refused unchecked: this source waits until then.
+    waits_until: datetime | None = None
+
+    @property
+    def throttled(self) -> bool:
+        return self.waits_until is not None
 
 
 @dataclass(frozen=True)
@@ -204,40 +212,59 @@ def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
     )
 
 
-async def login(ctx: ServiceContext, username: str, password: str, code: str) -> LoginResult:
-    """Check password and TOTP code for `username`: the identity, or one refusal line.
+async def _throttled(
+    ctx: ServiceContext, username: str, source: str, now: datetime, until: datetime
+) -> LoginResult:
+    # Anyone can keep trying: bound the audit writes (one entry per source and minute).
+    repeated = ctx.login_refusals.admit(source, now)
+    if repeated is None:
+        log.info("throttled a login attempt at %r from %s", username, source)
+    else:
+        detail: dict[str, JsonValue] = {
+            "reason": "throttled after repeated failures",
+            "source": source,
+            "waits_until": format_time(until),
+        }
+        if repeated:
+            detail["throttled_since_last_entry"] = repeated
+        actor = Actor(username, ActorKind.STAFF)
+        event = AuditEvent(now, actor, "staff.login.failed", auth.AUDIT_SCOPE, username, detail)
+        async with ctx.engine.begin() as conn:
+            await audit_log.record(conn, ctx, [event])
+    message = f"too many failed attempts; try again after {format_time(until)}"
+    return LoginResult(None, message, waits_until=until)
 
-    The attempt is counted (`users.claim_attempt`) before any secret is checked, so concurrent
-    attempts cannot all be evaluated before the first failure counts; a success clears it.
-    The audit log gets one entry per attempt with the exact reason; the caller only sees the
-    generic refusal (or the lockout, with its end)."""
+
+async def login(
+    ctx: ServiceContext, username: str, password: str, code: str, *, source: str | None
+) -> LoginResult:
+    """Check password and TOTP code for `username`, tried from `source` (the client's address):
+    the identity, or one refusal line.
+
+    The attempt is counted (`login_throttle.claim`, per source and name and per source) before
+    any secret is checked; while those records wait, the attempt is refused at once (throttled).
+    A success forgets the (source, name) record. Unknown names, disabled accounts and wrong
+    factors get the same line at the same cost; the audit log gets the exact reason."""
     now = ctx.clock()
+    key = source_key(source)
     async with ctx.engine.begin() as conn:
-        claim = await user_store.claim_attempt(ctx, conn, username, now)
+        claim = await login_throttle.claim(ctx, conn, key, username, now)
+        account = await user_store.load_account(ctx, conn, username)
+    if claim.waits_until is not None:
+        return await _throttled(ctx, username, key, now, claim.waits_until)
     outcome = await asyncio.to_thread(
-        auth.login,
-        claim.account,
-        username,
-        password,
-        code,
-        now,
-        throttle=ctx.support.throttle,
-        hasher=ctx.support.hasher,
+        auth.login, account, username, password, code, now, hasher=ctx.support.hasher
     )
     event = outcome.event
     async with ctx.engine.begin() as conn:
         if outcome.accepted and outcome.account is not None:
             if await user_store.claim_login(conn, outcome.account):
+                await login_throttle.forget(conn, key, username)
                 await audit_log.record(conn, ctx, [event])
-                identity = StaffIdentity(username, outcome.account.role)
-                return LoginResult(identity, outcome.message)
+                return LoginResult(StaffIdentity(username, outcome.account.role), outcome.message)
             # Another login used this code (or a later one) between our read and our write.
             event = _failed_event(username, now, "TOTP refused: code already used")
         await audit_log.record(conn, ctx, [event])
-    throttle = claim.counted or (claim.account.throttle if claim.account else None)
-    if throttle is not None and throttle.locked(now) and throttle.locked_until is not None:
-        until = format_time(throttle.locked_until)
-        return LoginResult(None, f"too many failed attempts; try again after {until}", True)
     return LoginResult(None, auth.REFUSED)
 
 

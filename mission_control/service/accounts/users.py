@@ -6,35 +6,32 @@ Guarantees:
 - `claim_login` advances the last accepted TOTP step with a conditional UPDATE (`WHERE
   last_totp_step IS NULL OR last_totp_step < :step`): of two concurrent logins with the same
   code, exactly one wins.
-- `claim_attempt` counts an attempt as a failure BEFORE any secret is checked, under the row lock
-  (PostgreSQL `FOR UPDATE`; SQLite transactions are serial, `BEGIN IMMEDIATE`): of N concurrent
-  attempts at most the throttle's `max_failures` are evaluated, the others find the account
-  locked. A successful login then clears the count (`claim_login`).
+- TOTP secrets are stored sealed with the secrets key (`ctx.secrets`, AES-256-GCM bound to the
+  user name); `load_account` opens them, and `seal_totp_secrets` seals the plaintext ones written
+  before sealing existed (the server runs it at start).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contract.audit.canonical import format_time, parse_time
 from contract.audit.events import Actor, AuditEvent
 from contract.messages import StaffRole
 from mission_control.db.schema import users
-from mission_control.errors import AlreadyExists, NotFound
+from mission_control.errors import AlreadyExists, NotFound, SecretsKeyMissing
 from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidInput
 from mission_control.staff.auth import AUDIT_SCOPE, StaffAccount
 from mission_control.staff.passwords import WeakPassword, hash_password
-from mission_control.staff.throttle import ThrottleState, record_failure
+from mission_control.staff.secretbox import PREFIX as SEALED_PREFIX
+from mission_control.staff.secretbox import SealedSecretUnreadable
 from mission_control.staff.totp import new_totp_secret, provisioning_uri
 
 
@@ -53,25 +50,8 @@ class UserSummary:
     disabled: bool
 
 
-def throttle_to_text(state: ThrottleState) -> str:
-    data: dict[str, Any] = {
-        "failures": [format_time(t) for t in state.failures],
-        "lockouts": state.lockouts,
-        "locked_until": format_time(state.locked_until) if state.locked_until else None,
-        "last_failure": format_time(state.last_failure) if state.last_failure else None,
-    }
-    return json.dumps(data, sort_keys=True)
-
-
-def throttle_from_text(stored: str) -> ThrottleState:
-    data = json.loads(stored or "{}")
-    locked, last = data.get("locked_until"), data.get("last_failure")
-    return ThrottleState(
-        failures=tuple(parse_time(t) for t in data.get("failures", [])),
-        lockouts=int(data.get("lockouts", 0)),
-        locked_until=parse_time(locked) if locked else None,
-        last_failure=parse_time(last) if last else None,
-    )
+def _totp_context(name: str) -> str:
+    return f"totp:{name}"
 
 
 async def add_user(
@@ -85,6 +65,7 @@ async def add_user(
     except WeakPassword as error:
         raise InvalidInput(str(error)) from None
     secret = new_totp_secret()
+    sealed = ctx.secrets.box(ctx.engine.url).seal(secret, _totp_context(name))
     now = ctx.clock()
     event = AuditEvent(now, by, "staff.user.created", AUDIT_SCOPE, name, {"role": role.value})
     try:
@@ -94,8 +75,7 @@ async def add_user(
                     name=name,
                     role=role.value,
                     password_hash=password_hash,
-                    totp_secret=secret,
-                    throttle=throttle_to_text(ThrottleState()),
+                    totp_secret=sealed,
                     created_at=now,
                     disabled=False,
                 )
@@ -124,26 +104,57 @@ async def disable_user(ctx: ServiceContext, name: str, *, by: Actor) -> None:
         await audit_log.record(conn, ctx, [event])
 
 
-async def load_account(conn: AsyncConnection, name: str) -> StaffAccount | None:
+async def load_account(
+    ctx: ServiceContext, conn: AsyncConnection, name: str
+) -> StaffAccount | None:
+    """The account `name` with its TOTP secret opened; None when there is no such user."""
     row = (await conn.execute(select(users).where(users.c.name == name))).first()
-    return None if row is None else _account(row)
-
-
-def _account(row: Any) -> StaffAccount:
+    if row is None:
+        return None
+    box = ctx.secrets.box(ctx.engine.url)
     return StaffAccount(
         username=row.name,
         role=StaffRole(row.role),
         password_hash=row.password_hash,
-        totp_secret=row.totp_secret,
+        totp_secret=box.open(row.totp_secret, _totp_context(row.name)),
         last_totp_step=row.last_totp_step,
-        throttle=throttle_from_text(row.throttle),
         disabled=bool(row.disabled),
     )
 
 
+async def seal_totp_secrets(ctx: ServiceContext) -> int:
+    """Seal every TOTP secret still stored in the clear; how many were sealed. Safe to run
+    concurrently (each row is replaced only if it still holds the plaintext read).
+
+    Raises SecretsKeyMissing when there is no key, or when the key does not open a secret
+    sealed before (another key): a server that cannot read them must not start."""
+    box = ctx.secrets.box(ctx.engine.url)
+    sealed = users.c.totp_secret.like(SEALED_PREFIX + "%")
+    async with ctx.engine.begin() as conn:
+        probe = (
+            await conn.execute(select(users.c.name, users.c.totp_secret).where(sealed).limit(1))
+        ).first()
+        if probe is not None:
+            try:
+                box.open(probe.totp_secret, _totp_context(probe.name))
+            except SealedSecretUnreadable:
+                raise SecretsKeyMissing(
+                    "the secrets key does not open the TOTP secrets in the database: give the "
+                    "key they were sealed with"
+                ) from None
+        rows = (await conn.execute(select(users.c.name, users.c.totp_secret).where(~sealed))).all()
+        for row in rows:
+            await conn.execute(
+                update(users)
+                .where(users.c.name == row.name, users.c.totp_secret == row.totp_secret)
+                .values(totp_secret=box.seal(row.totp_secret, _totp_context(row.name)))
+            )
+    return len(rows)
+
+
 async def claim_login(conn: AsyncConnection, account: StaffAccount) -> bool:
-    """Store an accepted login (TOTP step, cleared throttle, upgraded hash) if no other login
-    has used this or a later step meanwhile; False when it lost that race."""
+    """Store an accepted login (TOTP step, upgraded hash) if no other login has used this or a
+    later step meanwhile; False when it lost that race."""
     step = account.last_totp_step
     assert step is not None
     result = await conn.execute(
@@ -152,39 +163,6 @@ async def claim_login(conn: AsyncConnection, account: StaffAccount) -> bool:
             users.c.name == account.username,
             or_(users.c.last_totp_step.is_(None), users.c.last_totp_step < step),
         )
-        .values(
-            last_totp_step=step,
-            throttle=throttle_to_text(account.throttle),
-            password_hash=account.password_hash,
-        )
+        .values(last_totp_step=step, password_hash=account.password_hash)
     )
     return result.rowcount == 1
-
-
-@dataclass(frozen=True)
-class AttemptClaim:
-    """The account as it was before this attempt (None: no such user), and the throttle state
-    stored for the attempt (counted as a failure until the login succeeds)."""
-
-    account: StaffAccount | None
-    counted: ThrottleState | None
-
-
-async def claim_attempt(
-    ctx: ServiceContext, conn: AsyncConnection, name: str, now: datetime
-) -> AttemptClaim:
-    """Count one login attempt for `name` under the row lock, before its secrets are checked.
-
-    A disabled or locked account is not counted (a lock is never extended by attempts)."""
-    row = (await conn.execute(select(users).where(users.c.name == name).with_for_update())).first()
-    if row is None:
-        return AttemptClaim(None, None)
-    account = _account(row)
-    state = account.throttle
-    if account.disabled or state.locked(now):
-        return AttemptClaim(account, None)
-    counted = record_failure(state, ctx.support.throttle, now)
-    await conn.execute(
-        update(users).where(users.c.name == name).values(throttle=throttle_to_text(counted))
-    )
-    return AttemptClaim(account, counted)

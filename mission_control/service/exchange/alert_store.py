@@ -1,8 +1,11 @@
-"""Alerts in the database: applying rule outcomes, and listing them.
+"""Alerts in the database: applying rule outcomes, listing them, acknowledging them.
 
 Guarantees: at most one open alert per (cluster, kind), even with concurrent writers (the
 partial unique index plus INSERT .. ON CONFLICT DO NOTHING); clearing only touches open alerts;
-history is kept (a cleared alert keeps its row, a new occurrence gets a new row).
+history is kept (a cleared alert keeps its row, a new occurrence gets a new row). Alerts that no
+report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed) stay open until an
+operator acknowledges them (`acknowledge_alert`, audited); the others cannot be acknowledged,
+their own condition clears them.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ from datetime import datetime
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contract.messages import Alert, AlertKind
+from contract.audit.canonical import JsonValue, format_time
+from contract.audit.events import Actor, AuditEvent
+from contract.messages import Alert, AlertKind, StaffRole
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, clusters
+from mission_control.errors import Forbidden, NotFound
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
+from mission_control.service.refusals import InvalidState
 from mission_control.service.rules.alerts import SEVERITY, AlertChanges
+from mission_control.staff.roles import can_acknowledge_alerts
 
 
 @dataclass(frozen=True)
@@ -106,3 +115,40 @@ async def list_alerts(
     async with ctx.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [Alert.model_validate(dict(row)) for row in rows]
+
+
+#: Kinds that only a person closes.
+ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED})
+
+
+async def acknowledge_alert(
+    ctx: ServiceContext, alert: str, *, by: Actor, role: StaffRole | None = None
+) -> Alert:
+    """Close the open alert whose id `alert` gives (as typed: a path segment, an argument) if
+    only a person closes its kind, recording who did in the audit log (`alert.acknowledged`).
+    `role`, when given, must be allowed to."""
+    if role is not None and not can_acknowledge_alerts(role):
+        raise Forbidden("only operators and admins acknowledge alerts")
+    if not alert.isdigit() or not 0 < int(alert) < 2**31:  # the column is 32-bit
+        raise NotFound(f"no alert {alert}: see `alerts list`")
+    alert_id = int(alert)
+    now = ctx.clock()
+    query = (
+        select(alerts, clusters.c.name.label("cluster_name"))
+        .join(clusters, clusters.c.id == alerts.c.cluster_id)
+        .where(alerts.c.id == alert_id)
+    )
+    async with ctx.engine.begin() as conn:
+        row = (await conn.execute(query.with_for_update(of=alerts))).mappings().first()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}: see `alerts list`")
+        if AlertKind(row["kind"]) not in ACKNOWLEDGED_BY_HAND:
+            raise InvalidState(f"alert {alert_id} ({row['kind']}) clears when its condition ends")
+        if row["cleared_at"] is not None:
+            raise InvalidState(f"alert {alert_id} was closed at {format_time(row['cleared_at'])}")
+        await conn.execute(_CLEAR, {"b_id": alert_id, "b_now": now})
+        detail: dict[str, JsonValue] = {"alert": alert_id, "kind": row["kind"]}
+        detail["detail"] = row["detail"]
+        event = AuditEvent(now, by, "alert.acknowledged", row["cluster_id"], str(alert_id), detail)
+        await audit_log.record(conn, ctx, [event])
+    return Alert.model_validate({**row, "cleared_at": now})

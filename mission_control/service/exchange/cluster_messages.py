@@ -33,6 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+from contract.audit.canonical import JsonValue
+from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import (
     ClusterEvent,
     ClusterMessage,
@@ -50,11 +52,13 @@ from contract.messages import (
 )
 from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import backup_outcomes, consumption, licenses
+from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange.alert_store import apply_alert_changes
 from mission_control.service.exchange.ingest import BatchRead, Delivery, Scope, deliver
 from mission_control.service.fleet.history import health_sample_insert, health_sample_row
 from mission_control.service.fleet.node_health import to_stored
+from mission_control.service.refusals import InvalidInput
 from mission_control.service.rules.alerts import event_alerts, health_alerts, license_alerts
 from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.rules.sizing import assess
@@ -222,6 +226,9 @@ async def heartbeat(ctx: ServiceContext, cluster_id: str, beat: Heartbeat) -> He
     )
 
 
+#: Who a cluster's own event names in the audit log: its leader, which sent it.
+CLUSTER_ACTOR = Actor("cluster leader", ActorKind.SYSTEM, via="cluster")
+
 # The cluster's backup events read "backup <id>: <reason or status>" (cluster/backups/store.py).
 _BACKUP_ID = re.compile(r"^backup (\S{1,64}):")
 _OUTCOMES = {"backup_succeeded": "succeeded", "backup_failed": "failed"}
@@ -257,14 +264,29 @@ def backup_outcome_upsert(dialect_name: str) -> Insert:
 
 async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent) -> EventReply:
     """An event from the cluster: backup_failed raises its alert, backup_succeeded clears it;
-    either is kept as the cluster's last backup success or failure (`backup_outcomes`)."""
+    either is kept as the cluster's last backup success or failure (`backup_outcomes`).
+    setting_changed (which must name its `setting`) raises the cluster's setting_changed alert,
+    or updates the open one with this change, and is recorded in the audit log."""
+    if (event.kind == "setting_changed") != (event.setting is not None):
+        raise InvalidInput("setting names the changed setting, with kind setting_changed only")
     now = ctx.clock()
-    outcome = backup_outcome(cluster_id, event.kind, event.detail, now)
+    outcome = (
+        backup_outcome(cluster_id, event.kind, event.detail, now)
+        if event.kind in _OUTCOMES
+        else None
+    )
 
     async def effect(scope: Scope) -> EventReply:
-        changes = event_alerts(event.kind, event.detail)
+        changes = event_alerts(event.kind, event.detail, event.setting)
         await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
-        scope.later(backup_outcome_upsert(scope.conn.dialect.name), outcome)
+        if outcome is not None:
+            scope.later(backup_outcome_upsert(scope.conn.dialect.name), outcome)
+        if event.setting is not None:
+            detail: dict[str, JsonValue] = {"setting": event.setting, "detail": event.detail}
+            audited = AuditEvent(
+                now, CLUSTER_ACTOR, "cluster.setting_changed", cluster_id, event.setting, detail
+            )
+            await audit_log.record(scope.conn, ctx, [audited])
         return EventReply(recorded=True)
 
     return await accept(ctx, cluster_id, "event", event, EventReply, {}, effect)

@@ -17,8 +17,12 @@ from mission_control.errors import NotFound
 from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange.alert_store import apply_alert_changes
+from mission_control.service.refusals import InvalidInput
 from mission_control.service.rules.alerts import license_alerts
 from mission_control.service.rules.licensing import License, evaluate_license
+
+#: The most host units a license may grant (as many as a cluster may report in use).
+MAX_HOST_UNITS = 1e9
 
 
 async def find_cluster_id(conn: AsyncConnection, cluster: str) -> str:
@@ -105,8 +109,8 @@ async def set_license(
 ) -> License:
     """Create or replace the license of `cluster` (name or id) and re-evaluate its alerts;
     with `by`, a `license.set` audit entry (`license_event`) in the same transaction."""
-    if host_units < 0:
-        raise ValueError("host units must not be negative")
+    if not 0 <= host_units <= MAX_HOST_UNITS:  # also refuses NaN
+        raise InvalidInput(f"host units must be a number from 0 to {MAX_HOST_UNITS:g}")
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
         cluster_id = await find_cluster_id(conn, cluster)

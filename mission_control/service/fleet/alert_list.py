@@ -38,6 +38,7 @@ class AlertFilter(BaseModel):
         "license_expired",
         "license_overage",
         "backup_failed",
+        "setting_changed",
     ] = ""
     cluster: str = Field(default="", max_length=128)
     page: int = Field(default=1, ge=1, le=1_000_000)

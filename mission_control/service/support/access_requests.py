@@ -42,7 +42,7 @@ from contract.support.requests import (
 )
 from mission_control.db.schema import access_requests, approval_ids, clusters
 from mission_control.errors import Forbidden, NotFound
-from mission_control.service.accounts import audit_log
+from mission_control.service.accounts import audit_log, login_throttle
 from mission_control.service.context import ServiceContext
 from mission_control.service.fleet.admin import find_cluster_id
 from mission_control.service.refusals import InvalidInput, InvalidState
@@ -278,10 +278,13 @@ async def sweep(ctx: ServiceContext) -> int:
 
 
 async def sweep_support_forever(ctx: ServiceContext, interval_s: float) -> None:
-    """`sweep` every `interval_s` seconds until cancelled; a failed sweep is logged and retried."""
+    """`sweep` (and prune the login throttle) every `interval_s` seconds until cancelled; a
+    failed sweep is logged and retried."""
     while True:
         try:
             await sweep(ctx)
+            # Staff accounts ride along: forgotten login throttle records.
+            await login_throttle.prune(ctx, ctx.clock())
         except asyncio.CancelledError:
             raise
         except Exception:
