@@ -36,7 +36,7 @@ class MissionControlServer:
 
         certs = self.base / "certs"
         if not self.ca_file.exists():
-            certs.mkdir(parents=True, exist_ok=True)
+            certs.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_dev_ca(certs, ["127.0.0.1", "localhost"])
 
     def cli(
@@ -52,7 +52,7 @@ class MissionControlServer:
         )
 
     def start(self, timeout: float = 60) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._certs()
         migrated = self.cli("db", "upgrade")
         if migrated.returncode != 0:
