@@ -26,6 +26,17 @@ SECTION = "backup"
 DEFAULT_PART_TIMEOUT = 6 * 3600.0
 
 
+def public_key_id(pem: str) -> str | None:
+    """The id of a PEM public key (`backup.keys.key_id`); None when it does not parse."""
+    from backup.errors import KeyFileError  # deferred: start-up time
+    from backup.keys import key_id, load_public_key
+
+    try:
+        return key_id(load_public_key(pem.encode()))
+    except KeyFileError:
+        return None
+
+
 class BackupSettings(BaseModel):
     """What the operator configured (`managed backup configure`, `keygen`, `pause`)."""
 
@@ -69,6 +80,12 @@ class BackupSettings(BaseModel):
             keep_weekly=self.keep_weekly,
             keep_monthly=self.keep_monthly,
         )
+
+    @property
+    def installed_key_id(self) -> str | None:
+        """The id of the public key installed now, read from the key itself (a `key_id`
+        written beside it may be stale or missing); None without a readable key."""
+        return public_key_id(self.public_key) if self.public_key is not None else None
 
     def checked(self, geography: str | None) -> BackupSettings:
         """Self, after every configure-time check; BackupConfigError names the first problem."""
@@ -133,13 +150,7 @@ class RunPlan(BaseModel):
     @property
     def key_id(self) -> str | None:
         """The id of the public key the run's data keys are wrapped for (None: unreadable)."""
-        from backup.errors import KeyFileError  # deferred: start-up time
-        from backup.keys import key_id, load_public_key
-
-        try:
-            return key_id(load_public_key(self.public_key.encode()))
-        except KeyFileError:
-            return None
+        return public_key_id(self.public_key)
 
 
 def plan_run(config: dict[str, Any]) -> RunPlan:

@@ -204,7 +204,8 @@ def list_runs(g: Globals, as_json: bool) -> None:
         settings = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
         signer = config_store.signer_of(settings)
         rows = [{**r.summary(), "signer": signer} for r in store.list_runs(client, g.paths)]
-    emit(as_json, rows, lambda: list_text(rows, g.cluster, signer, settings.key_id))
+    current = settings.installed_key_id
+    emit(as_json, rows, lambda: list_text(rows, g.cluster, signer, current))
 
 
 @backup.command()
@@ -286,7 +287,7 @@ def verify(g: Globals, backup_id: str, key: Path | None, signers: tuple[str, ...
     click.echo(report.describe())
     trust = f" ({whose})" if trusted is not None else " (not checked: no signer known)"
     click.echo(f"signed by {report.signer}{trust}; targets {', '.join(report.targets)}")
-    current = settings.key_id
+    current = settings.installed_key_id
     if report.key_id and private is None and current and report.key_id != current:
         click.echo(
             f"written for backup key {report.key_id[:16]}, not the cluster's current key "

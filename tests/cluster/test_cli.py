@@ -100,6 +100,9 @@ def test_unreachable_zookeeper_and_usage_errors() -> None:
     r = managed("--zk", "127.0.0.1:1", "cluster", "status", env={"MANAGED_ZK_AUTH": ""})
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     assert r.stderr.endswith("pass --zk-auth USER:PASSWORD or set MANAGED_ZK_AUTH\n")
+    # A backup id that is not one (a path, say) is refused before anything is read.
+    r = managed("--zk", "127.0.0.1:1", "--zk-auth", ZK_AUTH, "backup", "show", "../../runs/x")
+    assert r.returncode == 1 and "is not a backup id" in r.stderr and r.stderr.count("\n") == 1
     # Nor is ZooKeeper reached without TLS.
     r = managed(
         "--zk", "127.0.0.1:1", "--zk-auth", ZK_AUTH, "cluster", "status", env={"MANAGED_ZK_CA": ""}

@@ -28,7 +28,7 @@ from backup.engine import (
     write_directory_part,
     write_part,
 )
-from backup.keys import read_public_key
+from backup.keys import generate_private_key, public_key_pem, read_public_key
 from cluster import zk
 from cluster.backups import zkdump
 from cluster.backups.signing import encode_public
@@ -100,6 +100,10 @@ def test_trusted_signer_tampering_missing_nodes_and_key_rotation(
     assert "no data from n3" in shown and signer in shown
     assert "(no data from n3)" in bc.ok("list")
     assert signer in bc.ok("verify", backup_id)
+    # Each backup names the key it was written for, next to the one configured now.
+    written_for = str(row["key_id"])
+    assert len(written_for) == 64 and written_for[:16] in bc.ok("list")
+    assert f"written for backup key {written_for[:16]}" in bc.ok("verify", backup_id)
     r = bc.cli("verify", backup_id, "--signer", "ab" * 32)
     assert r.returncode == 1 and "not by a signer you trust" in r.stderr
 
@@ -161,3 +165,19 @@ def test_trusted_signer_tampering_missing_nodes_and_key_rotation(
     assert "decrypted and authenticated" in bc.ok("verify", backup_id, "--key", str(new_key))
     r = bc.cli("verify", backup_id, "--key", str(bc.key))
     assert r.returncode == 1 and "wrong private key" in r.stderr
+
+    # Someone holding the credential installs a key of their own: every backup still listed
+    # is marked as written for another key, and verify says so.
+    stranger = public_key_pem(generate_private_key("x25519").public_key()).decode()
+    owner = zk.connect(cluster.hosts, auth=ZK_AUTH)
+    try:
+        data, stat = owner.get(cluster.paths.config)
+        config = json.loads(data)
+        config["backup"]["public_key"] = stranger
+        config["backup"].pop("key_id", None)
+        owner.set(cluster.paths.config, json.dumps(config).encode(), stat.version)
+    finally:
+        zk.close(owner)
+    assert "(written for another key than the current one)" in bc.ok("list")
+    r = bc.cli("verify", backup_id)
+    assert r.returncode == 0 and "not the cluster's current key" in r.stderr, r.stderr
