@@ -69,6 +69,26 @@ class LeaderService(Protocol):
     async def stop(self) -> None: ...
 
 
+class DeferredService:
+    """A `LeaderService` made (and its module imported) when this node first leads, so what
+    only a leader needs (the wire models, pydantic, the audit chain) never delays a node's
+    start-up: the first `start` pays for it once."""
+
+    def __init__(self, name: str, make: Callable[[], LeaderService]) -> None:
+        self.name = name
+        self._make = make
+        self._service: LeaderService | None = None
+
+    async def start(self, ctx: LeaderContext) -> None:
+        if self._service is None:
+            self._service = self._make()
+        await self._service.start(ctx)
+
+    async def stop(self) -> None:
+        if self._service is not None:
+            await self._service.stop()
+
+
 class LeaderServices:
     """Starts and stops a set of services together; stopping twice is harmless.
 

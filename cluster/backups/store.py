@@ -23,7 +23,6 @@ from cluster.paths import ClusterPaths
 from cluster.zk import ZooKeeper
 from cluster.zk.errors import NodeExistsError, NoNodeError
 from contract.limits import printable
-from contract.messages import ClusterEventBody
 
 REQUEST_PREFIX = "r-"
 KEEP_RUN_RECORDS = 50
@@ -169,6 +168,8 @@ def event_op(paths: ClusterPaths, enrolled: bool, run: RunRecord, now: float) ->
     if not enrolled or run.status == "running":
         return []
     detail = f"backup {run.id}: {run.reason or run.status}"
+    from contract.messages import ClusterEventBody  # deferred: start-up time of the CLI
+
     event = ClusterEventBody(
         kind="backup_succeeded" if run.status == "ok" else "backup_failed",
         detail=printable(detail, 4000),

@@ -132,8 +132,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     """The daemon with its services, logging to its own data directory."""
     from cluster.backups.services import backup_leader, part_writer
-    from cluster.guarded import SettingsGuard
-    from cluster.link.exchange import MissionControlExchange
+    from cluster.leadership import DeferredService
     from cluster.node import NodeDaemon
 
     root_logger = logging.getLogger()
@@ -146,13 +145,25 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     handler = RotatingFileHandler(log_dir / "node.log", maxBytes=10 << 20, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root_logger.addHandler(handler)
-    exchange = MissionControlExchange(
-        settings.zk_auth, heartbeat_handler=_support_handler(settings.zk_auth, data.path)
-    )
+
+    def exchange() -> LeaderService:
+        from cluster.link.exchange import MissionControlExchange  # deferred: start-up time
+
+        handler = _support_handler(settings.zk_auth, data.path)
+        return MissionControlExchange(settings.zk_auth, heartbeat_handler=handler)
+
+    def guard() -> LeaderService:
+        from cluster.guarded import SettingsGuard  # deferred: start-up time
+
+        return SettingsGuard()
+
     backups = backup_leader(settings.zk_auth)
     writer = part_writer(data.path)
-    guard = SettingsGuard()
-    services: list[LeaderService] = [exchange, backups, guard]
+    services: list[LeaderService] = [
+        DeferredService("mission-control", exchange),
+        backups,
+        DeferredService("settings-guard", guard),
+    ]
     return NodeDaemon(settings, services=services, node_services=[writer], data_dir=data)
 
 

@@ -31,13 +31,15 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.model import dump
 from cluster.paths import ClusterPaths
 from cluster.zk import Create, Delete, Op, ZooKeeper
-from contract.messages import ClusterMessage
-from contract.routes import ROUTES, QueuedBody, route_of
+
+if TYPE_CHECKING:  # the wire models load when a message is made or sent (start-up time)
+    from contract.messages import ClusterMessage
+    from contract.routes import QueuedBody
 
 PREFIX = "m-"  # never dropped by the bound
 HEALTH_PREFIX = "h-"  # h-<hour>-<seq>: thinned by the bound
@@ -58,6 +60,8 @@ class OutboxMessage:
         """What is sent: the stored body as its route's message, with the id chosen when it was
         queued and the sending leader's epoch. Raises KeyError (a kind no route carries) or
         pydantic's ValidationError (a body its route refuses): either way it cannot be sent."""
+        from contract.routes import ROUTES  # deferred: start-up time
+
         return ROUTES[self.kind].stamped(self.payload, self.message_id, epoch)
 
 
@@ -88,6 +92,8 @@ class Outbox:
         delivers it. With `may_thin`, a health or license check is named so that the bound can
         thin it; otherwise the message is never dropped."""
         created = time.time() if now is None else now
+        from contract.routes import route_of  # deferred: start-up time
+
         kind = route_of(body).kind
         prefix = prefix_for(kind, created) if may_thin else PREFIX
         record = {
