@@ -2,6 +2,8 @@
 
 - `messages`: the pydantic model of every message between a cluster and Mission Control; the
   leader builds them, the client sends them, Mission Control parses the same classes.
+- `routes`: each message's kind, path and reply, for the client and the server alike.
+- `resources`: a node's resource figures, the one shape from the probe to the database.
 - `limits`: the bounds both sides apply to what crosses the wire.
 - `audit`: the audit chain's canonical form, events, hash chain and signed checkpoints.
 - `support`: the remote-support request state machine, policy, signed approvals, commands and

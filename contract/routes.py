@@ -2,8 +2,9 @@
 
 A `Route` binds a message kind (the name the outbox stores) to its path under
 ``/api/v1/clusters/{cluster_id}/``, the body a producer builds, the message sent (body plus
-envelope) and the reply. The cluster's client sends through it and Mission Control's router
-serves the same paths, so a message, its path and its reply cannot drift apart.
+envelope) and the reply. The cluster's client sends through it; Mission Control serves each
+path with the same two models (`tests/mission_control/test_mc_wire_models.py` holds its router
+to this table), so a message, its path and its reply cannot drift apart.
 """
 
 from __future__ import annotations

@@ -25,3 +25,15 @@ def test_cluster_routes_speak_contract_models(route: Route) -> None:
         assert route.request is not None, "a cluster message without a model"
         assert route.request.__module__ == "contract.messages"
     assert route.reply is not None and route.reply.__module__ == "contract.messages"
+
+
+def test_every_route_of_the_contract_is_served_with_its_models() -> None:
+    """What the cluster's client sends by (`contract.routes`) is what Mission Control serves."""
+    from contract.routes import ROUTES as CONTRACT
+
+    served = {r.path: r for r in CLUSTER_ROUTES if r.method == "POST"}
+    for route in CONTRACT.values():
+        path = f"/api/v1/clusters/{{cluster_id}}/{route.path}"
+        assert path in served, f"{route.kind}: Mission Control serves no {path}"
+        assert served[path].request is route.message, route.kind
+        assert served[path].reply is route.reply, route.kind
