@@ -10,7 +10,9 @@ ZooKeeper and advanced in the transaction that queues those hours, so hours miss
 outage or a leader change are reported later, once each. All writes of the exchange's state go
 through one compare-and-set writer (`cluster.link.state`).
 
-Refusals: a 409 `stale_epoch` means a newer leader exists: the exchange stops for this term.
+Refusals: a 409 `stale_epoch` naming a newest epoch above ours means a newer leader exists: the
+exchange stops for this term; naming one not above ours (ZooKeeper restored from an older
+backup), the leader moves the epoch past it in a fenced write and delivers again.
 A refusal of one message's content (400, 413, 422, or a 409 such as `message_id_reused`) moves
 that message to `outbox-dead` for an operator, so the queue keeps moving. Any other refusal
 (401 credential refused, 403, 404 cluster unknown, ...) is a problem of the link, not of the
