@@ -36,7 +36,8 @@ from cluster.leadership import LeaderContext
 from cluster.link.outbox import Outbox
 from cluster.model import dump
 from cluster.paths import ClusterPaths
-from cluster.zk import Create, Op, SetData, ZooKeeper
+from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
+from cluster.zk.errors import BadVersionError, NodeExistsError
 from contract.audit.events import SYSTEM, AuditEvent
 from contract.limits import printable
 from contract.messages import ClusterEventBody, GuardedSetting
@@ -211,12 +212,15 @@ class SettingsGuard:
             enrolled = bool(_section(snap.config, "mission_control").get("cluster_id"))
             events, ops = report_ops(ctx.paths, found, now, version, enrolled, at)
             audit = AuditLog(ctx.zookeeper, ctx.paths, fence=fence)
-            if events:
-                outbox = Outbox(ctx.paths)
-                await ctx.blocking(outbox.ensure, ctx.zookeeper)
-                await ctx.blocking(audit.append, events, at, ops)
-                for change in found:
-                    log.warning("%s", change.line)
-            else:
-                await ctx.fenced(ops)
+            try:
+                if events:
+                    outbox = Outbox(ctx.paths)
+                    await ctx.blocking(outbox.ensure, ctx.zookeeper)
+                    await ctx.blocking(audit.append, events, at, ops)
+                else:
+                    await ctx.fenced(ops)
+            except (OpFailed, NodeExistsError, BadVersionError):
+                return []  # reported meanwhile by the exchange's own look: nothing twice
+            for change in found:
+                log.warning("%s", change.line)
         return found
