@@ -40,21 +40,12 @@ from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
 from cluster.zk.errors import BadVersionError, NodeExistsError
 from contract.audit.events import SYSTEM, AuditEvent
 from contract.limits import printable
-from contract.messages import ClusterEventBody, GuardedSetting
+from contract.messages import GUARDED_SETTING_TITLES, ClusterEventBody, GuardedSetting
 from contract.support.policy import SupportPolicy
 
 log = logging.getLogger(__name__)
 
 GUARDED: tuple[GuardedSetting, ...] = get_args(GuardedSetting)
-#: What each change is called in audit entries and alerts.
-TITLES: Mapping[GuardedSetting, str] = {
-    "backup.public_key": "backup key changed",
-    "backup.target": "backup target changed",
-    "backup.mirrors": "backup mirrors changed",
-    "mission_control.url": "Mission Control URL changed",
-    "mission_control.ca": "Mission Control CA changed",
-    "support.mode": "support mode changed",
-}
 LOOK_EVERY = 1.0  # seconds between looks
 
 
@@ -96,9 +87,14 @@ class SettingChange:
     after: str | None
 
     @property
+    def detail(self) -> str:
+        """From what to what (the event's detail; Mission Control names the setting)."""
+        return printable(f"{self.before} -> {self.after}", 3900)
+
+    @property
     def line(self) -> str:
-        """One line for the alert: what changed, from what to what."""
-        return printable(f"{TITLES[self.setting]}: {self.before} -> {self.after}", 4000)
+        """One line for the log: what changed, from what to what."""
+        return f"{GUARDED_SETTING_TITLES[self.setting]}: {self.detail}"
 
 
 def changes(
@@ -164,7 +160,7 @@ def report_ops(
         outbox = Outbox(paths)
         ops += [
             outbox.message(
-                ClusterEventBody(kind="setting_changed", setting=c.setting, detail=c.line),
+                ClusterEventBody(kind="setting_changed", setting=c.setting, detail=c.detail),
                 at.timestamp(),
             )
             for c in found

@@ -13,6 +13,7 @@ The OpenAPI document is generated from these models; the client library parses r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -441,6 +442,16 @@ GuardedSetting = Literal[
     "mission_control.ca",
     "support.mode",
 ]
+#: What a change of each guarded setting is called, in the cluster's audit log and in Mission
+#: Control's alert (the event's `detail` says from what to what).
+GUARDED_SETTING_TITLES: Mapping[GuardedSetting, str] = {
+    "backup.public_key": "backup key changed",
+    "backup.target": "backup target changed",
+    "backup.mirrors": "backup mirrors changed",
+    "mission_control.url": "Mission Control URL changed",
+    "mission_control.ca": "Mission Control CA changed",
+    "support.mode": "support mode changed",
+}
 
 
 class ClusterEventBody(Request):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
-from contract.messages import AlertKind, GuardedSetting, LicenseState
+from contract.messages import GUARDED_SETTING_TITLES, AlertKind, GuardedSetting, LicenseState
 from mission_control.service.rules.durations import duration
 from mission_control.service.rules.licensing import LicenseEvaluation
 from mission_control.service.rules.sizing import HealthAssessment
@@ -29,15 +29,6 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.SETTING_CHANGED: "warning",
 }
 
-#: How a `setting_changed` alert names each guarded setting.
-SETTING_LABELS: Mapping[GuardedSetting, str] = {
-    "backup.public_key": "backup key changed",
-    "backup.target": "backup target changed",
-    "backup.mirrors": "backup mirrors changed",
-    "mission_control.url": "Mission Control URL changed",
-    "mission_control.ca": "Mission Control CA changed",
-    "support.mode": "support mode changed",
-}
 
 LICENSE_KINDS = (
     AlertKind.LICENSE_EXPIRING,
@@ -89,7 +80,7 @@ def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) 
     `setting_changed` raises (or updates, when one is open) the cluster's `setting_changed`
     alert with this change: nothing clears it but an operator (`acknowledge`)."""
     if kind == "setting_changed":
-        label = SETTING_LABELS[setting] if setting is not None else "a guarded setting changed"
+        label = GUARDED_SETTING_TITLES[setting] if setting else "a guarded setting changed"
         return {AlertKind.SETTING_CHANGED: f"{label}: {detail}" if detail else label}
     if kind == "backup_failed":
         return {AlertKind.BACKUP_FAILED: detail or "a backup failed"}
