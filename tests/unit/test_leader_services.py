@@ -14,21 +14,32 @@ from cluster.leadership import LeaderContext, LeaderServices
 
 
 class Service:
-    """A service with a task of its own, like the Mission Control exchange."""
+    """A service with a task of its own, like the Mission Control exchange.
 
-    def __init__(self, name: str, start_delay: float = 0.0, stop_delay: float = 0.0) -> None:
+    A gated service's start and stop each wait until the test opens its gate (`starting` and
+    `stopping` say that they are waiting), so a test orders events without sleeping.
+    """
+
+    def __init__(self, name: str, stop_delay: float = 0.0, gated: bool = False) -> None:
         self.name = name
-        self.start_delay = start_delay
         self.stop_delay = stop_delay
+        self.gated = gated
+        self.starting, self.start_gate = asyncio.Event(), asyncio.Event()
+        self.stopping, self.stop_gate = asyncio.Event(), asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.stopped_cleanly = False
 
     async def start(self, ctx: LeaderContext) -> None:
-        await asyncio.sleep(self.start_delay)
+        self.starting.set()
+        if self.gated:
+            await self.start_gate.wait()
         self.task = asyncio.create_task(asyncio.sleep(3600))
 
     async def stop(self) -> None:
-        await asyncio.sleep(self.stop_delay)
+        self.stopping.set()
+        if self.gated:
+            await self.stop_gate.wait()
+        await asyncio.sleep(self.stop_delay)  # a slow stop (timed, never waited for)
         task, self.task = self.task, None
         if task is not None:
             task.cancel()
@@ -41,6 +52,16 @@ class Service:
         return self.task is not None
 
 
+async def until(event: asyncio.Event) -> None:
+    await asyncio.wait_for(event.wait(), 5)
+
+
+async def settle() -> None:
+    """Let every ready task run until it waits: turns of the event loop, not time."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
 CTX: Any = object()
 
 
@@ -50,12 +71,17 @@ def run(coro: Any) -> Any:
 
 def test_a_stop_during_start_leaves_every_service_stopped() -> None:
     async def scenario() -> Sequence[Service]:
-        services = [Service("a", start_delay=0.05), Service("b", start_delay=0.05)]
+        services = [Service("a", gated=True), Service("b", gated=True)]
         group = LeaderServices(services)
+        for s in services:
+            s.stop_gate.set()
         starting = asyncio.create_task(group.start(CTX))
-        await asyncio.sleep(0.01)  # "a" is starting: SUSPENDED arrives now
-        await group.stop()
-        await starting
+        await until(services[0].starting)  # "a" is starting: SUSPENDED arrives now
+        stopping = asyncio.create_task(group.stop())
+        await settle()  # the stop goes as far as it can while "a" is still starting
+        for s in services:
+            s.start_gate.set()
+        await asyncio.wait_for(asyncio.gather(starting, stopping), 5)
         return services
 
     services = run(scenario())
@@ -64,15 +90,23 @@ def test_a_stop_during_start_leaves_every_service_stopped() -> None:
 
 def test_a_cancelled_stop_still_stops_every_service() -> None:
     async def scenario() -> Sequence[Service]:
-        services = [Service("a", stop_delay=0.05), Service("b", stop_delay=0.05)]
+        services = [Service("a", gated=True), Service("b", gated=True)]
         group = LeaderServices(services)
+        for s in services:
+            s.start_gate.set()
         await group.start(CTX)
         stopping = asyncio.create_task(group.stop())
-        await asyncio.sleep(0.01)
+        await until(services[0].stopping)
+        await until(services[1].stopping)
         stopping.cancel()  # e.g. the task that asked for it was a service's own, now cancelled
         with pytest.raises(asyncio.CancelledError):
             await stopping
-        await asyncio.sleep(0.1)
+        for s in services:
+            s.stop_gate.set()
+        deadline = asyncio.get_running_loop().time() + 5
+        while not all(s.stopped_cleanly for s in services):
+            assert asyncio.get_running_loop().time() < deadline, "a service never stopped"
+            await asyncio.sleep(0.001)
         return services
 
     services = run(scenario())
@@ -85,21 +119,24 @@ def test_a_service_may_have_its_set_stopped_from_its_own_task() -> None:
     async def scenario() -> tuple[Service, Service]:
         group: LeaderServices
         pending: list[asyncio.Task[None]] = []
+        asked = asyncio.Event()
 
         class Writer(Service):
             async def start(self, ctx: LeaderContext) -> None:
                 self.task = asyncio.create_task(self.work())
 
             async def work(self) -> None:
-                await asyncio.sleep(0.01)
+                await self.start_gate.wait()  # opened once the set has started
                 pending.append(asyncio.create_task(group.stop()))  # as NodeDaemon.fenced does
+                asked.set()
                 await asyncio.sleep(3600)
 
         writer, other = Writer("writer"), Service("other", stop_delay=0.02)
         group = LeaderServices([writer, other])
         await group.start(CTX)
-        await asyncio.sleep(0.05)
-        await asyncio.gather(*pending)
+        writer.start_gate.set()
+        await until(asked)
+        await asyncio.wait_for(asyncio.gather(*pending), 5)
         return writer, other
 
     writer, other = run(scenario())

@@ -144,7 +144,8 @@ def test_trusted_signer_tampering_missing_nodes_and_key_rotation(
     s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=server.endpoint)
     key = f"backups/data/{backup_id}/n2.part"
     original = s3.get_object(Bucket=bucket_name, Key=key)["Body"].read()
-    s3.put_object(Bucket=bucket_name, Key=key, Body=original[:200] + b"\x00" + original[201:])
+    flipped = bytes([original[200] ^ 0x01])  # one bit: never the byte that was there
+    s3.put_object(Bucket=bucket_name, Key=key, Body=original[:200] + flipped + original[201:])
     refused(*restore(backup_id, empty_n1=True), "failed authentication", kept=True)
     s3.put_object(Bucket=bucket_name, Key=key, Body=original)
 

@@ -13,6 +13,7 @@ from clusterkit import ZK_AUTH
 
 from cluster import zk
 from cluster.backups.wakeup import AsyncWakeup, ThreadWakeup
+from cluster.dev.processes import wait_until
 from cluster.dev.zookeeper import Ensemble
 from cluster.zk import ZooKeeper
 
@@ -54,7 +55,8 @@ def test_a_change_made_while_the_loop_works_still_wakes_the_next_wait(
 ) -> None:
     wakeup = ThreadWakeup(client, children=[base])  # armed at creation
     client.create(f"{base}/early-")  # "while the loop works", before it waits
-    time.sleep(0.2)  # the watch fires
+    # The watch has fired (on kazoo's thread) before anyone waits: the wake-up must keep it.
+    assert wait_until(wakeup._event.is_set, 5), "the watch armed at creation never fired"
     started = time.monotonic()
     wakeup.wait(LONG)
     assert time.monotonic() - started < 0.5
