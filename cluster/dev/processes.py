@@ -11,34 +11,15 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-_handed_out: deque[int] = deque(maxlen=4096)
-_handed_out_lock = threading.Lock()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host` and that this process has not handed
-    out before. Nothing holds a port until its server binds it, so without the memory two
-    servers of one stack could be given the same port before either started."""
-    with _handed_out_lock:
-        for _ in range(100):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((host, 0))
-                port = int(s.getsockname()[1])
-            if port not in _handed_out:
-                _handed_out.append(port)
-                return port
-    raise RuntimeError(f"no free TCP port on {host} that was not already handed out")
+from cluster.dev.ports import free_port as free_port  # where the dev stack finds it
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
