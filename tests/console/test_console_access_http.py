@@ -13,6 +13,7 @@ from datetime import date
 import aiohttp
 import pyotp
 import pytest
+from aiohttp import web
 from argon2 import PasswordHasher
 from console_helpers import Clock, running
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from sqlalchemy import func, select
 from contract.messages import StaffRole
 from mission_control.app import create_app
 from mission_control.db.engine import create_engine
-from mission_control.db.schema import access_requests, licenses
+from mission_control.db.schema import access_requests, licenses, metadata
 from mission_control.service.accounts import users
 from mission_control.service.accounts.audit_log import cli_actor
 from mission_control.service.context import ServiceContext
@@ -267,3 +268,74 @@ async def test_a_self_refreshing_page_does_not_keep_the_session_alive(site: Site
         site.clock.advance(minutes=11)  # refreshed all along, but 31 min since the last click
         status, _ = await get(http, site.base + "/console/access?auto=1")
         assert status == 303
+
+
+def console_posts(app: web.Application) -> list[str]:
+    """The path pattern of every POST route of the console, as its router has them (a new
+    form is covered the day it is added)."""
+    found = []
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "app" not in info:
+            continue
+        for route in info["app"].router.routes():  # a sub-app's paths include its prefix
+            if route.method == "POST" and route.resource is not None:
+                found.append(route.resource.canonical)
+    return sorted(found)
+
+
+async def database_rows(db_url: str) -> dict[str, list[str]]:
+    """Every row of every table, as text: what "nothing changed" compares."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            return {
+                table.name: sorted(repr(tuple(row)) for row in await conn.execute(select(table)))
+                for table in metadata.sorted_tables
+            }
+    finally:
+        await engine.dispose()
+
+
+async def test_every_console_post_refuses_a_missing_or_wrong_token_and_changes_nothing(
+    site: Site,
+) -> None:
+    app = create_app(Settings(db_url=site.db_url, sweep_interval_s=3600, **CHEAP))
+    routes = console_posts(app)
+    assert "/console/clusters/{cluster}/license" in routes and "/console/login" in routes
+    async with browser(site.base) as engineer:  # a real request, for the forms that need one
+        await log_in(engineer, site, "sam")
+        token = await token_of(engineer, f"{site.base}/console/clusters/{site.cluster_id}")
+        form = {"csrf_token": token, "cluster": "beta-eu", "reason": "probe", "role": "user"}
+        _, where, _ = await post(
+            engineer, site.base + "/console/access", {**form, "duration": "2h"}
+        )
+    ids = {"cluster": site.cluster_id, "request_id": where.rsplit("/", 1)[1], "alert_id": "1"}
+    # Fields that would make each form valid with the right token: a form whose CSRF check
+    # were skipped would act (or be refused for another reason, with another message).
+    fields = {
+        "cluster": "beta-eu",
+        "reason": "forged",
+        "role": "viewer",
+        "duration": "1h",
+        "host_units": "7",
+        "expires": "2031-01-01",
+        "command": "diagnostics",
+    }
+    for name in ("sam", "olga"):  # one who requests access, one who runs Mission Control
+        site.clock.advance(seconds=30)  # a new TOTP step: a code is never accepted twice
+        async with browser(site.base) as http:
+            await log_in(http, site, name)
+            before = await database_rows(site.db_url)
+            for pattern in routes:
+                url = site.base + pattern.format(**ids)
+                for token_field in ({}, {"csrf_token": "wrong-" + "x" * 40}):
+                    status, _, html = await post(http, url, {**fields, **token_field})
+                    expected = (
+                        "did not come from this page"
+                        if pattern == "/console/login"
+                        else "security token"
+                    )
+                    assert status == 403 and expected in html, (name, pattern, token_field, html)
+            assert await database_rows(site.db_url) == before, (name, "a refused post changed")
+            assert (await get(http, site.base + "/console/"))[0] == 200  # still logged in
