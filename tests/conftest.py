@@ -77,8 +77,9 @@ def private_cluster(private_ensemble: Ensemble, tmp_path: Path) -> Iterator[Clus
 
 @pytest.fixture
 def mc(tmp_path: Path) -> Iterator[MissionControlServer]:
-    """A real Mission Control over HTTPS (SQLite, dev CA), stopped by PID afterwards."""
-    server = MissionControlServer(tmp_path / "mc")
+    """A real Mission Control over HTTPS (SQLite, dev CA), stopped by PID afterwards; its
+    access log records every request received (tests count deliveries from it)."""
+    server = MissionControlServer(tmp_path / "mc", access_log=True)
     server.start()
     try:
         yield server

@@ -18,6 +18,7 @@ class MissionControlServer:
     port: int = field(default_factory=free_port)
     pid_dir: Path | None = None
     process: Process | None = None
+    access_log: bool = False  # every request on record in the log (tests count deliveries)
 
     @property
     def url(self) -> str:
@@ -71,10 +72,9 @@ class MissionControlServer:
             str(certs / "server.pem"),
             "--tls-key",
             str(certs / "server-key.pem"),
+            *(["--access-log"] if self.access_log else []),
         ]
-        self.process = start(
-            "mission-control", argv, self.base / "mission-control.log", pid_dir=self.pid_dir
-        )
+        self.process = start("mission-control", argv, self.log_path, pid_dir=self.pid_dir)
         context = ssl.create_default_context(cafile=str(self.ca_file))
 
         def answers() -> bool:
@@ -97,6 +97,10 @@ class MissionControlServer:
         if r.returncode != 0:
             raise RuntimeError(f"clusters create failed: {r.stderr.strip()}")
         return r.stdout.strip()
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "mission-control.log"
 
     def stop(self) -> None:
         if self.process is not None:

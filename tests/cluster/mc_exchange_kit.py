@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +19,16 @@ from kazoo.exceptions import NoNodeError
 
 from cluster import roster, zk
 from cluster.dev.mcserver import MissionControlServer
-from cluster.dev.processes import free_port
+from cluster.dev.processes import free_port, wait_until
 from cluster.link import outbox
+from cluster.link.client import MissionControlClient
 from cluster.link.state import read_state
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.secrets import read_secret
 from cluster.zk import ZooKeeper
 from contract.resources import UNMEASURED
+from contract.routes import ROUTES, M, R, Route
 
 GIB = 1 << 30
 
@@ -37,6 +41,59 @@ def count(mc: MissionControlServer, sql: str, *args: object) -> int:
 def rows(mc: MissionControlServer, sql: str, *args: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(mc.base / "mc.db") as db:
         return list(db.execute(sql, args).fetchall())
+
+
+_RECEIVED = re.compile(r'"POST /api/v1/clusters/[^/ "]+/([a-z/-]+) HTTP/[0-9.]+" (\d{3}) ')
+_KIND_OF_PATH = {route.path: kind for kind, route in ROUTES.items()}
+
+
+def received(mc: MissionControlServer) -> list[tuple[str, int]]:
+    """(kind, status) of every cluster message Mission Control received, duplicates included,
+    in arrival order: from its access log (the `mc` fixture turns it on), across restarts."""
+    text = mc.log_path.read_text(errors="replace")
+    return [
+        (_KIND_OF_PATH[path], int(status))
+        for path, status in _RECEIVED.findall(text)
+        if path in _KIND_OF_PATH
+    ]
+
+
+def resent(mc: MissionControlServer) -> Counter[str]:
+    """Per kind, the deliveries Mission Control accepted beyond the messages it stored (and
+    applied) once each: resends it answered as duplicates. Heartbeats are never stored."""
+    accepted = Counter(kind for kind, status in received(mc) if status == 200)
+    stored = Counter(dict(rows(mc, "SELECT kind, count(*) FROM messages GROUP BY kind")))
+    accepted.pop("heartbeat", None)
+    return Counter({kind: accepted[kind] - stored[kind] for kind in accepted | stored})
+
+
+def received_once(mc: MissionControlServer, resends: int = 0) -> Counter[str]:
+    """Wait (bounded) until every stored message shows in the access log (a line is written
+    just after its reply); then `resent(mc)`, asserted to total at most `resends`."""
+    seen: list[Counter[str]] = []
+
+    def logged() -> bool:
+        seen.append(resent(mc))
+        return all(n >= 0 for n in seen[-1].values())
+
+    assert wait_until(logged, 10, 0.1), f"stored but never received: {seen[-1]}"
+    assert seen[-1].total() <= resends, f"resent beyond {resends}: {seen[-1]}"
+    return seen[-1]
+
+
+class RecordingClient(MissionControlClient):
+    """A cluster's client that records every delivery answered: (kind, message id,
+    answered as a duplicate)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.answered: list[tuple[str, str, bool]] = []
+
+    async def deliver(self, route: Route[M, R], message: M) -> R:
+        reply = await super().deliver(route, message)
+        duplicate = bool(getattr(reply, "duplicate", False))
+        self.answered.append((route.kind, str(message.message_id), duplicate))
+        return reply
 
 
 def outbox_messages(cluster: ClusterUnderTest) -> list[tuple[str, str]]:

@@ -21,6 +21,8 @@ from mc_exchange_kit import (
     kept_ids,
     outbox_ids,
     outbox_messages,
+    received,
+    received_once,
     rows,
 )
 
@@ -57,11 +59,21 @@ def test_enroll_report_fail_over_and_survive_an_outage(
     assert mc_status["link"]["state"] == "ok" and not mc_status["enforcement"]["active"]
 
     # Consumption: each (environment, hour) is sent exactly once, and the mark advances, while
-    # health and license replies keep rewriting the same state (checked every second).
-    time.sleep(4)
+    # health and license replies keep rewriting the same state (checked every second). Four
+    # more license checks received mean four more rounds of the exchange, consumption included.
+    def license_checks() -> int:
+        return sum(kind == "license" and status == 200 for kind, status in received(mc))
+
+    rounds = license_checks()
+    assert wait_until(lambda: license_checks() >= rounds + 4, 30), cluster.logs()
     messages = count(mc, "SELECT count(*) FROM messages WHERE kind = 'consumption'")
     assert messages >= 1 and messages == count(mc, "SELECT count(*) FROM consumption")
-    assert exchange_state(cluster)["consumption_until"] == math.floor(time.time() / HOUR) * HOUR
+
+    # The mark is this hour's (polled: the hour may turn meanwhile, and the mark follows it).
+    def this_hour() -> bool:
+        return exchange_state(cluster)["consumption_until"] == math.floor(time.time() / HOUR) * HOUR
+
+    assert wait_until(this_hour, 10)
 
     # Leader change: reporting continues under the new epoch.
     old = cluster.snapshot().leader
@@ -82,6 +94,10 @@ def test_enroll_report_fail_over_and_survive_an_outage(
     assert wait_until(lambda: not outbox_ids(cluster), 90), cluster.logs()
     for mid in kept_ids(queued):
         assert count(mc, "SELECT count(*) FROM messages WHERE message_id = ?", mid) == 1
+    # Exactly once as Mission Control saw it: every delivery it received (its access log,
+    # duplicates included) against what it stored and applied. One resend is allowed: the old
+    # leader may have been stopped with a delivery on the wire, its reply never read.
+    received_once(mc, resends=1)
     # None of the exchange's own messages was set aside as undeliverable.
     assert not set(dead_kinds(cluster)) & {"health", "license", "consumption"}
 
@@ -103,9 +119,11 @@ def test_a_leader_killed_during_an_outage_loses_nothing_and_keeps_the_order(
     mc.start()
     assert wait_until(lambda: not set(queued) & set(outbox_ids(cluster)), 90), cluster.logs()
     arrived = [r[0] for r in rows(mc, "SELECT message_id FROM messages ORDER BY received_at")]
-    # Every message queued before the kill arrived exactly once (message ids are the key of
-    # Mission Control's table), and in the order they were queued.
+    # Every message queued before the kill was stored once (message ids are the key of
+    # Mission Control's table), in the order they were queued; and was received once: Mission
+    # Control was down when the leader died, so nothing was on the wire to be sent again.
     assert [m for m in arrived if m in set(queued)] == queued
+    received_once(mc, resends=0)
     assert not set(dead_kinds(cluster)) & {"health", "license", "consumption"}
 
 

@@ -18,19 +18,20 @@ from clusterkit import ZK_AUTH, ClusterUnderTest
 from mc_exchange_kit import (
     FakeClock,
     InProcessLeader,
+    RecordingClient,
     count,
     credential_of,
     dead_kinds,
     exchange_state,
     in_process_leader,
     outbox_ids,
+    received_once,
     rows,
 )
 
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import free_port
 from cluster.link import outbox
-from cluster.link.client import MissionControlClient
 from cluster.link.exchange import LinkRefused, MissionControlExchange, Unreachable
 from cluster.link.settings import DAY, HOUR, Intervals, Link, OutboxBound
 from contract.messages import ClusterEventBody, LicenseCheckBody
@@ -59,8 +60,8 @@ def link_of(cluster: ClusterUnderTest, mc: MissionControlServer, t0: float) -> L
     )
 
 
-def client(url: str, credential: str, mc: MissionControlServer) -> MissionControlClient:
-    return MissionControlClient(url, credential=credential, ca_file=str(mc.ca_file))
+def client(url: str, credential: str, mc: MissionControlServer) -> RecordingClient:
+    return RecordingClient(url, credential=credential, ca_file=str(mc.ca_file))
 
 
 def hour_of(t: float) -> float:
@@ -135,7 +136,13 @@ async def test_a_long_outage_is_bounded_enforced_and_loses_no_consumption(
     assert count(mc, "SELECT count(*) FROM messages WHERE kind = 'consumption'") == hours
     assert exchange_state(cluster)["consumption_until"] == hour_of(clock.now)
     arrived = [r[0] for r in rows(mc, "SELECT message_id FROM messages ORDER BY received_at")]
-    assert [m for m in arrived if m in set(waiting)] == waiting  # each once, in queue order
+    assert [m for m in arrived if m in set(waiting)] == waiting  # each stored once, in order
+    # Each sent once and applied once: the cluster's every answered delivery, and Mission
+    # Control's every received one (duplicates included), against what it stored.
+    sent = [mid for _, mid, _ in up.answered]
+    assert [m for m in sent if m in set(waiting)] == waiting
+    assert not [d for d in up.answered if d[2]], "answered as duplicates"
+    received_once(mc, resends=0)
     assert dead_kinds(cluster) == []
     state = exchange_state(cluster)
     assert state["link"]["state"] == "ok" and not state["enforcement"]["active"]
