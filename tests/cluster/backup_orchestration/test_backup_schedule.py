@@ -1,17 +1,17 @@
-"""The schedule on a real cluster: fires on the leader, runs never overlap, and fire times
-missed while leadership changed hands are caught up exactly once."""
+"""The schedule on a real cluster: fires on the leader, runs never overlap, fire times missed
+while leadership changed hands are caught up exactly once, and `managed backup pause|resume`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from backupkit import change_settings, configure, data_dir, fill, runs
+from backupkit import BackupCluster, change_settings, configure, data_dir, fill, runs
 from clusterkit import ZK_AUTH, ClusterUnderTest
 
 from cluster import zk
 from cluster.backups import store
-from cluster.backups.runs import ScheduleMark
+from cluster.backups.runs import RunRecord, ScheduleMark
 from cluster.dev.processes import wait_until
 
 
@@ -70,3 +70,54 @@ def test_schedule_fires_never_overlaps_and_catches_up_once(
     assert wait_until(handled, 30, 0.3), cluster.logs()
     assert len(caught_up()) == 1  # once, coalesced
     assert len(runs(cluster)) == len(finished) + 1
+
+
+def test_pause_skips_scheduled_runs_a_manual_run_still_works_and_resume_restarts_them(
+    cluster: ClusterUnderTest,
+    backup_cluster: Callable[..., BackupCluster],
+    bucket: Callable[..., str],
+) -> None:
+    bc = backup_cluster(bucket("eu-west-1"))
+    bc.ok("configure", "--schedule", "*/2 * * * * *")
+
+    def scheduled_after(t: float) -> list[RunRecord]:
+        return [r for r in runs(cluster) if r.trigger == "schedule" and r.started > t]
+
+    assert wait_until(lambda: any(r.status == "ok" for r in scheduled_after(0)), 40, 0.3)
+
+    out = bc.ok("pause")
+    assert out.strip() == f"scheduled backups of cluster {cluster.name} paused"
+    assert bc.config()["backup"]["paused"] is True  # type: ignore[index]
+    assert "(paused)" in bc.ok("configure")  # the settings say so
+
+    # The leader handles each fire time by skipping it: the mark says so, and no run starts.
+    skipped: list[float] = []
+
+    def skipping() -> bool:
+        client = zk.connect(cluster.hosts, auth=ZK_AUTH)
+        try:
+            mark = store.read_mark(client, cluster.paths)
+        finally:
+            zk.close(client)
+        new = mark is not None and mark.handled_through not in skipped
+        if new and mark is not None and mark.note == "paused: skipped":
+            skipped.append(mark.handled_through)
+        return len(skipped) >= 3
+
+    assert wait_until(skipping, 30, 0.2), cluster.logs()
+    assert scheduled_after(skipped[0]) == []
+
+    # A manual run still works while paused.
+    before = len(runs(cluster))
+    bc.ok("run", "--wait", timeout=90)
+    manual = runs(cluster)[before:]
+    assert [(r.trigger, r.status) for r in manual] == [("manual", "ok")], manual
+    assert scheduled_after(skipped[0]) == []
+
+    resumed_at = time.time()
+    out = bc.ok("resume")
+    assert out.strip() == f"scheduled backups of cluster {cluster.name} resumed"
+    assert bc.config()["backup"]["paused"] is False  # type: ignore[index]
+    assert wait_until(
+        lambda: any(r.status == "ok" for r in scheduled_after(resumed_at)), 40, 0.3
+    ), cluster.logs()
