@@ -1,20 +1,25 @@
-"""`mission-control serve --workers N`: several processes on one port, one database."""
+"""`mission-control serve --workers N`: several processes on one port, one database; sweeps in
+worker 0 only; migrations of servers starting at once serialised by an advisory lock."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import psutil
 import pytest
 from mc_messages import health, heartbeat
-from mc_postgres import free_port, fresh_database
+from mc_postgres import free_port, fresh_database, run_async
 from mc_process import cli_process, serve, stop
 
 from cluster.link.client import MissionControlClient
@@ -119,3 +124,118 @@ def test_a_worker_that_will_not_stop_is_killed_after_the_grace_period(
         assert process.wait(STOP_GRACE_S + 15) == 0
         assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
         assert "did not stop within" in (tmp_path / "serve.log").read_text()
+
+
+def _backends_by_worker(db_url: str, workers: Sequence[int]) -> dict[int, list[datetime]]:
+    """When each worker's database connections last started a query, by worker PID: which
+    connection is whose comes from the client ports PostgreSQL reports and the worker owns."""
+    pg_port = urlsplit(db_url).port or 5432
+    owner = {
+        c.laddr.port: pid
+        for pid in workers
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.raddr and c.raddr.port == pg_port
+    }
+
+    async def read() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await conn.fetch(
+                "SELECT client_port, query_start FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+
+    found: dict[int, list[datetime]] = {pid: [] for pid in workers}
+    for row in run_async(read):
+        pid = owner.get(row["client_port"])
+        if pid is not None and row["query_start"] is not None:
+            found[pid].append(row["query_start"])
+    return found
+
+
+def test_only_worker_0_runs_the_sweeps(pg_url: str, tmp_path: Path) -> None:
+    """The alert and support sweeps (every 0.2 s here) run in worker 0 alone: the other
+    worker's database connections stay quiet while worker 0's keep querying."""
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {"MISSION_CONTROL_SWEEP_INTERVAL_S": "0.2"}
+    with serve(pg_url, port, extra=["--workers", "2"], env=env, log=log) as process:
+        named: list[int] = []
+
+        def worker_0_named() -> bool:
+            found = re.search(r"worker 0 \(pid (\d+)\)", log.read_text())
+            named.extend([int(found.group(1))] if found else [])
+            return bool(named)
+
+        assert wait_for(worker_0_named, 30), log.read_text()
+        zero = named[0]
+        (other,) = [w.pid for w in workers_of(process) if w.pid != zero]
+
+        def latest(pid: int) -> datetime | None:
+            return max(_backends_by_worker(pg_url, [zero, other])[pid], default=None)
+
+        # Start-up is over once worker 0 has swept twice more; from then on, only it queries.
+        seen = {latest(zero)}
+
+        def swept_twice() -> bool:
+            seen.add(latest(zero))
+            return len(seen) > 2
+
+        assert wait_for(swept_twice, 10), log.read_text()
+        quiet_since = latest(zero)
+        assert quiet_since is not None
+        sweeps: set[datetime] = set()
+
+        def worker_0_keeps_sweeping() -> bool:
+            sweeps.update(t for t in _backends_by_worker(pg_url, [zero])[zero] if t > quiet_since)
+            return len(sweeps) >= 5
+
+        assert wait_for(worker_0_keeps_sweeping, 20), log.read_text()
+        assert all(t < quiet_since for t in _backends_by_worker(pg_url, [other])[other])
+
+
+async def test_migrations_wait_for_the_advisory_lock_and_two_at_once_both_succeed(
+    pg_url: str, postgres_base: str
+) -> None:
+    """Several servers may start at once on a new database: each upgrade takes the advisory
+    lock first, so one waits (changing nothing) while another migrates."""
+    from mission_control.db.migrate import _PG_LOCK_KEY  # the lock the upgrade takes
+
+    def upgrade(db_url: str) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "mission_control.cli", "db", "upgrade", "--db", db_url]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    async def migrated(conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+
+    holder = await asyncpg.connect(pg_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", _PG_LOCK_KEY)
+        waiting = upgrade(pg_url)
+        deadline = time.monotonic() + 30
+        while not await holder.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()"
+        ):
+            assert waiting.poll() is None, "the upgrade did not wait for the lock"
+            assert time.monotonic() < deadline, "the upgrade never asked for the lock"
+            await asyncio.sleep(0.05)
+        assert not await migrated(holder)  # nothing done while it waits
+        await holder.execute("SELECT pg_advisory_unlock($1)", _PG_LOCK_KEY)
+        out, _ = await asyncio.to_thread(waiting.communicate, timeout=60)
+        assert waiting.returncode == 0, out
+        assert await migrated(holder)
+    finally:
+        await holder.close()
+
+    with fresh_database(postgres_base) as fresh:
+        both = [upgrade(fresh), upgrade(fresh)]
+        outs = [await asyncio.to_thread(p.communicate, timeout=90) for p in both]
+        assert [p.returncode for p in both] == [0, 0], outs
+        conn = await asyncpg.connect(fresh)
+        try:
+            versions = await conn.fetch("SELECT version_num FROM alembic_version")
+        finally:
+            await conn.close()
+        assert len(versions) == 1
