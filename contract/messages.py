@@ -13,6 +13,7 @@ The OpenAPI document is generated from these models; the client library parses r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -23,6 +24,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -81,8 +83,21 @@ Text = Annotated[str, AfterValidator(_no_control_characters)]
 Output = Annotated[str, AfterValidator(_no_nul)]
 AccessRoleName = Literal["viewer", "user", "admin"]
 CommandName = Literal["diagnostics", "config get", "config set", "logs tail"]
+
+
+def _time_as_text(value: object) -> object:
+    """A time on the wire is RFC 3339 text (the OpenAPI document says `date-time`): pydantic's
+    lax mode would also read a number, or a string of digits, as seconds since 1970."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a time is RFC 3339 text with a zone, such as 2030-01-01T00:00:00Z")
+    return value
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+#: A time with its zone, read only from RFC 3339 text (or a datetime, in Python).
+Time = Annotated[AwareDatetime, BeforeValidator(_time_as_text)]
 #: Times the remote-support protocol carries: UTC with `Z`, as `format_time` writes them.
-WireTime = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+WireTime = Annotated[Time, PlainSerializer(format_time, return_type=str, when_used="json")]
 
 #: Cluster credentials read ``mcc.<cluster id>.<secret>``; the server trusts only its digest.
 CREDENTIAL_PREFIX = "mcc"
@@ -271,7 +286,7 @@ class LicenseReply(DedupedReply):
 
 class ConsumptionReportBody(Request):
     environment: Name
-    period_start: AwareDatetime = Field(description="Start of the hour reported; on the hour.")
+    period_start: Time = Field(description="Start of the hour reported; on the hour.")
     host_units: StrictFloat = Field(ge=0, le=1e9)
     host_unit_hours: StrictFloat = Field(ge=0, le=1e12)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from contract.limits import MAX_LOG_LINES
 from contract.messages import (
@@ -18,6 +18,7 @@ from contract.messages import (
     Reply,
     Request,
     StaffRole,
+    Time,
 )
 from contract.support.errors import PolicyError
 from contract.support.policy import HARD_MAX_GRANT, format_duration, parse_duration
@@ -187,7 +188,7 @@ class AuditQuery(Request):
     actor: str | None = Field(default=None, max_length=128)
     cluster: str | None = Field(default=None, max_length=128, description="Cluster id or name.")
     action: str | None = Field(default=None, max_length=64)
-    since: AwareDatetime | None = None
+    since: Time | None = None
     limit: int = Field(default=1000, ge=1, le=10_000)
 
 

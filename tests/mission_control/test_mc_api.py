@@ -157,6 +157,9 @@ def node_with(**fields: Any) -> dict[str, Any]:
         ("consumption", consumption_json(host_units="3"), "host_units"),
         ("license", {"message_id": str(uuid.uuid4()), "epoch": 1, "host_units_in_use": True}, ""),
         ("health", health_json(1.0), "epoch"),
+        # A time is RFC 3339 text, as the document says: lax mode would read seconds since 1970.
+        ("consumption", consumption_json(period_start=1_900_000_800), "period_start"),
+        ("consumption", consumption_json(period_start="1900000800"), "period_start"),
     ],
     ids=[
         "bytes-over-2^53",
@@ -171,6 +174,8 @@ def node_with(**fields: Any) -> dict[str, Any]:
         "units-string",
         "in-use-true",
         "epoch-1.0",
+        "time-as-number",
+        "time-as-digits",
     ],
 )
 async def test_values_no_back_end_can_store_are_refused(
@@ -261,6 +266,18 @@ async def test_staff_reads_need_a_staff_token(api: Api) -> None:
     assert status == 200 and len(reply["alerts"]) == 1
     status, reply = await api.call("GET", "/api/v1/alerts?state=maybe", token=token)
     assert status == 422
+
+
+async def test_a_time_in_a_query_is_rfc_3339_text(api: Api) -> None:
+    """Found by fuzzing: `?since=721` was read as 721 seconds after 1970, which the OpenAPI
+    document (a date-time string) does not allow."""
+    token = await new_staff_token(api.admin, "ops", "operator")
+    for since in ("721", "1.5e9", "-3"):
+        status, reply = await api.call("GET", f"/api/v1/audit?since={since}", token=token)
+        assert (status, reply["error"]["code"]) == (422, "invalid_request"), (since, reply)
+        assert "since" in reply["error"]["message"]
+    status, _ = await api.call("GET", "/api/v1/audit?since=2030-06-01T00:00:00Z", token=token)
+    assert status == 200
 
 
 async def test_openapi_matches_the_routes_exactly(api: Api) -> None:
