@@ -95,8 +95,10 @@ def restore_part_directory(
     private_key: RecipientPrivateKey,
     trusted: Trusted | None = None,
     progress: ProgressCallback = ignore_progress,
+    inventory: dict[str, int] | None = None,
 ) -> PartRecord:
-    """Restore a directory part into `destination` (absent or empty); all or nothing."""
+    """Restore a directory part into `destination` (absent or empty); all or nothing.
+    `inventory` receives the archive's regular files and sizes (`extract_archive`)."""
     destination = destination.absolute()
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise ConfigError(f"restore destination {destination} must be absent or an empty directory")
@@ -108,7 +110,7 @@ def restore_part_directory(
     staging.mkdir(mode=0o700)
     try:
         reader = ChunkReader(plaintext)
-        extract_archive(reader, staging)
+        extract_archive(reader, staging, inventory)
         _drain(reader)  # tar stops at its end marker; the remaining frames must still be checked
         plaintext.finish()
         if destination.exists():

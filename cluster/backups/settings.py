@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backup.errors import BackupError
+from cluster.backups.drill_settings import DrillSettings
 from cluster.backups.errors import BackupConfigError
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class BackupSettings(BaseModel):
     signing_public_key: str | None = None  # the cluster's Ed25519 key, raw, base64
     paused: bool = False
     part_timeout: float = Field(default=DEFAULT_PART_TIMEOUT, gt=0)
+    drill: DrillSettings | None = None  # restore drills (`managed backup drill configure`)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BackupSettings:
@@ -117,6 +119,8 @@ class BackupSettings(BaseModel):
                 public = load_public_key(self.public_key.encode())
                 if self.key_id is not None and self.key_id != key_id(public):
                     raise BackupConfigError("backup key_id does not match the public key")
+            if self.drill is not None:
+                self.drill.checked()
         except BackupError as exc:
             raise BackupConfigError(str(exc)) from exc
         return self

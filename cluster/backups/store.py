@@ -61,6 +61,16 @@ def _children(client: ZooKeeper, path: str) -> list[str]:
         return []
 
 
+def read_model(client: ZooKeeper, path: str, model: type[M]) -> M | None:
+    """The record at `path`, or None when it is absent or unreadable."""
+    return _parse(model, _get(client, path))
+
+
+def child_names(client: ZooKeeper, path: str) -> list[str]:
+    """The children of `path`, sorted; none when it is absent."""
+    return _children(client, path)
+
+
 def read_run(client: ZooKeeper, paths: ClusterPaths, backup_id: str) -> RunRecord | None:
     return _parse(RunRecord, _get(client, paths.backup_run(backup_id)))
 
@@ -129,11 +139,13 @@ def pending_requests(client: ZooKeeper, paths: ClusterPaths) -> list[str]:
 def request_run(client: ZooKeeper, paths: ClusterPaths, by: str) -> str:
     """Ask the leader for a run; returns the request's name (later in `RunRecord.requests`)."""
     ensure_layout(client, paths)
-    created: str = client.create(
-        f"{paths.backup_requests}/{REQUEST_PREFIX}",
-        json.dumps({"by": by, "at": time.time()}).encode(),
-        sequence=True,
-    )
+    return queue_request(client, f"{paths.backup_requests}/{REQUEST_PREFIX}", by)
+
+
+def queue_request(client: ZooKeeper, prefix: str, by: str) -> str:
+    """A sequential request znode under `prefix` saying who asked and when; returns its name."""
+    body = json.dumps({"by": by, "at": time.time()}).encode()
+    created: str = client.create(prefix, body, sequence=True)
     return created.rsplit("/", 1)[1]
 
 

@@ -56,6 +56,14 @@ class Worker:
         return not left
 
 
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` and wait for it to end, whatever its outcome (a service stopping)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 def open_plan(plan: RunPlan) -> TargetSet:
     """The run's targets, after the configure-time and run-time residency checks."""
     return open_targets(plan.target, plan.mirrors, plan.policy)

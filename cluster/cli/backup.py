@@ -196,16 +196,28 @@ def _signer(client: ZooKeeper, g: Globals) -> str | None:
 @json_option
 @pass_globals
 def list_runs(g: Globals, as_json: bool) -> None:
-    """Backup runs recorded in the cluster, oldest first."""
-    from cluster.backups import config_store, store
+    """Backup runs recorded in the cluster, oldest first, and which a drill proved."""
+    from cluster.backups import config_store, drill_store, store
+    from cluster.backups.drills import proofs
     from cluster.backups.settings import BackupSettings
 
     with g.session() as client:
         settings = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
         signer = config_store.signer_of(settings)
-        rows = [{**r.summary(), "signer": signer} for r in store.list_runs(client, g.paths)]
+        proven = proofs(drill_store.list_drills(client, g.paths))
+        rows = [
+            {**r.summary(), "signer": signer, "proven": _proof(proven.get(r.id))}
+            for r in store.list_runs(client, g.paths)
+        ]
     current = settings.installed_key_id
     emit(as_json, rows, lambda: list_text(rows, g.cluster, signer, current))
+
+
+def _proof(drill: Any) -> dict[str, Any] | None:
+    """How `list --json` says a drill proved a backup: when, which drill, its RTO."""
+    if drill is None:
+        return None
+    return {"at": drill.finished, "drill": drill.id, "rto_seconds": drill.rto}
 
 
 @backup.command()
@@ -363,7 +375,9 @@ def restore(
 
 
 # The key commands live in their own module (keygen, rotate-key).
+from cluster.cli.backup_drill import drill  # noqa: E402
 from cluster.cli.backup_keys import keygen, rotate_key  # noqa: E402
 
 backup.add_command(keygen)
 backup.add_command(rotate_key)
+backup.add_command(drill)
