@@ -12,7 +12,8 @@ import contextlib
 
 from cluster import zk
 from cluster.backups.drills import DrillOutcome, DrillRecord
-from cluster.backups.store import child_names, encode, queue_request, read_model
+from cluster.backups.queued import queue_request
+from cluster.backups.store import child_names, encode, read_model
 from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
 from cluster.zk import ZooKeeper

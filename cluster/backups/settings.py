@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from backup.errors import BackupError
 from cluster.backups.drill_settings import DrillSettings
 from cluster.backups.errors import BackupConfigError
+from cluster.backups.queued import missing_setting
 
 if TYPE_CHECKING:
     from backup.residency import ResidencyPolicy
@@ -161,12 +162,10 @@ def plan_run(config: dict[str, Any]) -> RunPlan:
     """The plan for a run now, or BackupConfigError saying what the operator must do first."""
     settings = BackupSettings.from_config(config)
     geography = config.get("geography")
-    if settings.target is None:
-        raise BackupConfigError("backups are not configured: run `managed backup configure`")
-    if settings.public_key is None:
-        raise BackupConfigError("no backup public key: run `managed backup keygen FILE`")
-    if settings.signing_public_key is None:
-        raise BackupConfigError("no cluster signing key: run `managed backup configure` again")
+    missing = missing_setting(config)
+    if missing is not None:
+        raise BackupConfigError(missing)
+    assert settings.target is not None and settings.public_key is not None
     settings.checked(geography if isinstance(geography, str) else None)
     assert isinstance(geography, str)
     from backup.throttle import parse_rate

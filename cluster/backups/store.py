@@ -10,13 +10,12 @@ event change together or not at all.
 from __future__ import annotations
 
 import contextlib
-import json
-import time
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from cluster import zk
+from cluster.backups import queued
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord, ScheduleMark
 from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
@@ -24,7 +23,7 @@ from cluster.zk import ZooKeeper
 from cluster.zk.errors import NodeExistsError, NoNodeError
 from contract.limits import printable
 
-REQUEST_PREFIX = "r-"
+REQUEST_PREFIX = queued.REQUEST_PREFIX
 KEEP_RUN_RECORDS = 50
 READ_TIMEOUT = 10.0  # seconds for each read of a listing
 M = TypeVar("M", bound=BaseModel)
@@ -136,17 +135,7 @@ def pending_requests(client: ZooKeeper, paths: ClusterPaths) -> list[str]:
     return [n for n in _children(client, paths.backup_requests) if n.startswith(REQUEST_PREFIX)]
 
 
-def request_run(client: ZooKeeper, paths: ClusterPaths, by: str) -> str:
-    """Ask the leader for a run; returns the request's name (later in `RunRecord.requests`)."""
-    ensure_layout(client, paths)
-    return queue_request(client, f"{paths.backup_requests}/{REQUEST_PREFIX}", by)
-
-
-def queue_request(client: ZooKeeper, prefix: str, by: str) -> str:
-    """A sequential request znode under `prefix` saying who asked and when; returns its name."""
-    body = json.dumps({"by": by, "at": time.time()}).encode()
-    created: str = client.create(prefix, body, sequence=True)
-    return created.rsplit("/", 1)[1]
+request_run = queued.request_run
 
 
 def read_mark(client: ZooKeeper, paths: ClusterPaths) -> ScheduleMark | None:

@@ -148,18 +148,23 @@ def resume(g: Globals) -> None:
 @pass_globals
 def run(g: Globals, wait: bool, timeout: float) -> None:
     """Ask the leader to start a backup now."""
-    from cluster.backups import config_store, store
-    from cluster.backups.display import Bars
-    from cluster.backups.errors import BackupRunError
-    from cluster.backups.follow import find_run, follow
-    from cluster.backups.settings import plan_run
+    # Only what queuing the request needs is loaded before it: the leader starts the run while
+    # the rest of this command loads (docs/benchmarks.md). The leader validates the settings
+    # in full and records a run it cannot plan as failed, with the reason.
+    from cluster.backups import queued
     from cluster.backups.wakeup import ThreadWakeup
 
     with g.session() as client:
-        plan_run(config_store.read_config(client, g.paths)[0])  # refuse at once if unconfigured
+        missing = queued.missing_setting(queued.read_config(client, g.paths)[0])
+        if missing is not None:
+            raise BackupConfigError(missing)
         # The leader's new run, then its end, are seen at once.
         runs = ThreadWakeup(client, children=[g.paths.backup_runs])
-        request = store.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
+        request = queued.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
+        from cluster.backups.display import Bars
+        from cluster.backups.errors import BackupRunError
+        from cluster.backups.follow import find_run, follow
+
         try:
             started = find_run(client, g.paths, request, timeout=30 if wait else 5, sleep=runs.wait)
         except BackupRunError as e:
@@ -169,6 +174,8 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
             return
         finally:
             runs.close()
+        if started.status == "failed":  # refused by the leader's full check of the settings
+            raise click.ClickException(run_line(started.summary()))
         if not wait:
             click.echo(f"backup {started.id} started: `managed backup show {started.id}`")
             return
