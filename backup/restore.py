@@ -7,8 +7,7 @@ Guarantees:
   the tar extracted safely. On any failure the staging directory is removed and the destination
   is untouched (it must be absent or an empty directory to begin with).
 - `restore_part_bytes` returns a small part (the ZooKeeper dump) only after the same checks.
-- Memory is bounded per part: frames are fetched, hashed and decrypted (in place, into pooled
-  buffers) on a thread at most READ_AHEAD frames ahead of the extraction.
+- Memory is bounded per part: one frame in flight, decrypted in place into pooled buffers.
 """
 
 from __future__ import annotations
@@ -29,12 +28,10 @@ from backup.keys import RecipientPrivateKey, unwrap_data_key
 from backup.layout import part_object
 from backup.manifest import PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
-from backup.readahead import read_ahead
 from backup.streams import ChunkReader
 from backup.targets import Target
 
 MAX_BYTES_PART = 256 * 1024 * 1024
-READ_AHEAD = 8  # frames (1 MiB each) opened ahead of the extraction
 
 
 class _CheckedPlaintext:
@@ -64,7 +61,9 @@ class _CheckedPlaintext:
             self._cipher_bytes += len(chunk)
             yield chunk
 
-    def _plaintext(self) -> Iterator[memoryview]:
+    def __iter__(self) -> Iterator[memoryview]:
+        # One thread per part: opening frames on a thread ahead of the extraction cost more
+        # CPU (GIL hand-offs) than it saved on this 2-core machine (docs/benchmarks.md).
         frames = decrypt_frames(
             self._ciphertext(), self._data_key, backup_id=self._backup_id, part=self._record.name
         )
@@ -72,16 +71,10 @@ class _CheckedPlaintext:
             self.frames += 1
             self.plain_bytes += len(plaintext)
             yield plaintext
-
-    def __iter__(self) -> Iterator[memoryview]:
-        # Fetching, hashing and decrypting run on a thread, READ_AHEAD frames ahead of the
-        # caller, who extracts: the download overlaps the disk writes.
-        done = 0
-        for plaintext in read_ahead(self._plaintext(), READ_AHEAD):
-            done += len(plaintext)
-            yield plaintext
             self._progress(
-                ProgressEvent("restore", self._record.name, done, self._record.size_plain)
+                ProgressEvent(
+                    "restore", self._record.name, self.plain_bytes, self._record.size_plain
+                )
             )
 
     def finish(self) -> None:

@@ -215,3 +215,27 @@ def test_no_drill_without_quorum_and_a_leader_change_leaves_no_half_state(
     assert wait_until(drilled_again, 120, 0.5), cluster.logs()
     assert drills(made)[-1]["status"] == "ok", drills(made)[-1]
     assert leftovers(scratch) == []
+
+
+def test_bad_drill_settings_are_refused_and_change_nothing(
+    backup_cluster: Callable[..., BackupCluster], bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    made = backup_cluster(bucket("eu-west-1"), nodes=1)
+    setup(made, tmp_path / "scratch")
+    before = made.config()
+    for args, words in (
+        (("--scratch", "relative/dir"), "absolute path"),
+        (("--key-file", "key.pem"), "absolute path"),
+        (("--schedule", "61 * * * *"), "61"),
+        (("--node", "N 1"), "drill node"),
+        (("--key-file", "/k", "--no-key"), "exclude each other"),
+    ):
+        r: Any = made.cli("drill", "configure", *args)
+        assert r.returncode in (1, 2) and words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert made.config() == before
+    out = made.ok("drill", "configure", "--no-key", "--schedule", "0 4 * * 0")
+    assert "digests only" in out
+    drill = made.config()["backup"]["drill"]  # type: ignore[index]
+    assert drill["key_file"] is None and drill["schedule"] == "0 4 * * 0"
+    assert drill["scratch"] == str(tmp_path / "scratch")
