@@ -35,15 +35,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup.engine import (
-    ProgressCallback,
-    ProgressEvent,
-    load_manifest,
-    restore_part_bytes,
-    restore_part_directory,
-)
+# The modules themselves, not backup.engine: a restore loads only what it uses.
+from backup.catalogue import load_manifest
 from backup.keys import RecipientPrivateKey
 from backup.manifest import signer_id
+from backup.progress import ProgressCallback, ProgressEvent
+from backup.restore import restore_part_bytes, restore_part_directory
 from backup.targets import Target
 from cluster.backups import zkdump
 from cluster.backups.errors import BackupRunError

@@ -275,8 +275,8 @@ def show(g: Globals, backup_id: str, as_json: bool) -> None:
 def verify(g: Globals, backup_id: str, key: Path | None, signers: tuple[str, ...]) -> None:
     """Check every stored object on every target the backup was written to (exit 1 on the
     first problem)."""
-    from backup.engine import verify_backup
     from backup.manifest import fingerprints
+    from backup.verify import verify_backup  # not backup.engine: start-up time
     from cluster.backups import config_store, keyfiles
     from cluster.backups.display import Bars
     from cluster.backups.settings import BackupSettings, plan_run
