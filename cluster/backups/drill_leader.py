@@ -11,8 +11,10 @@ or step-down (`cluster.leadership.LeaderService`), like the backup service. Whil
   running waits for it to end.
 A drill starts only in a fenced transaction that takes the guard backup runs use
 (`backups/current`), so a drill never overlaps a backup or another drill, whoever leads, and
-never starts without quorum (this service runs only with it). It ends in one fenced transaction
-that records the outcome (RTO, RPO), releases the guard and queues the Mission Control event.
+never starts without quorum (this service runs only with it, and a drill starts only after a
+fresh read of the cluster shows quorum: the node may not have noticed a loss yet). It ends in
+one fenced transaction that records the outcome (RTO, RPO), releases the guard and queues the
+Mission Control event.
 """
 
 from __future__ import annotations
@@ -162,6 +164,9 @@ class DrillLeader:
         if fence is None or not ctx.leading:
             raise FencedOut("not the leader")
         snap = await ctx.blocking(zk.read_snapshot, ctx.zookeeper, ctx.paths)
+        if not snap.quorum.ok:  # read now: this node may not have noticed the loss yet
+            log.info("drill waits: no quorum (%d of %d)", snap.quorum.have, snap.quorum.need)
+            return
         config = snap.config
         settings = BackupSettings.from_config(config)
         runs = await ctx.blocking(store.list_runs, ctx.zookeeper, ctx.paths)
