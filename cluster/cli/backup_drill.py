@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cluster.backups.errors import BackupRunError
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 
+if TYPE_CHECKING:
+    from cluster.backups.drills import DrillRecord
+    from cluster.zk import ZooKeeper
+
 OFF = "off"
+Sleep = Callable[[float], object]
 
 
 @click.group()
@@ -129,7 +135,10 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
     click.echo(final.describe())
 
 
-def _find(client: Any, g: Globals, request: str, timeout: float, sleep: Any) -> Any:
+def _find(
+    client: ZooKeeper, g: Globals, request: str, timeout: float, sleep: Sleep
+) -> DrillRecord | None:
+    """The drill that took up `request`, or None if none did within `timeout`."""
     from cluster.backups import drill_store
 
     deadline = time.monotonic() + timeout
@@ -142,7 +151,10 @@ def _find(client: Any, g: Globals, request: str, timeout: float, sleep: Any) -> 
         sleep(0.2)
 
 
-def _follow(client: Any, g: Globals, drill_id: str, timeout: float, sleep: Any) -> Any:
+def _follow(
+    client: ZooKeeper, g: Globals, drill_id: str, timeout: float, sleep: Sleep
+) -> DrillRecord:
+    """Drill `drill_id`'s record once it ended; BackupRunError after `timeout`."""
     from cluster.backups import drill_store
 
     deadline = time.monotonic() + timeout
