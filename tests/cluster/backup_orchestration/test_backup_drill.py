@@ -8,6 +8,8 @@ through moto_server and, for the alert, a real Mission Control over HTTPS).
 - A drill never overlaps a backup or another drill; it never runs without quorum.
 - A leader change during a drill leaves no half state: the drill is recorded failed, the guard
   is released, the scratch copy is gone, and the next drill succeeds.
+- Bad drill settings are refused with one line and change nothing; a drill without a key checks
+  every stored byte and says it decrypted nothing.
 """
 
 from __future__ import annotations
@@ -217,7 +219,7 @@ def test_no_drill_without_quorum_and_a_leader_change_leaves_no_half_state(
     assert leftovers(scratch) == []
 
 
-def test_bad_drill_settings_are_refused_and_change_nothing(
+def test_bad_drill_settings_are_refused_and_a_drill_without_key_checks_digests(
     backup_cluster: Callable[..., BackupCluster], bucket: Callable[..., str], tmp_path: Path
 ) -> None:
     made = backup_cluster(bucket("eu-west-1"), nodes=1)
@@ -239,3 +241,11 @@ def test_bad_drill_settings_are_refused_and_change_nothing(
     drill = made.config()["backup"]["drill"]  # type: ignore[index]
     assert drill["key_file"] is None and drill["schedule"] == "0 4 * * 0"
     assert drill["scratch"] == str(tmp_path / "scratch")
+    # Without a key the drill proves every stored byte, decrypts nothing, and says so.
+    made.ok("run", "--wait", timeout=90)
+    out = made.ok("drill", "run", "--wait", timeout=120)
+    assert "ok, every stored byte checked" in out, out
+    [drill] = drills(made)
+    assert not drill["decrypted"] and drill["bytes"] > 300_000 and drill["rto_seconds"] > 0
+    assert "digests only" in made.ok("drill", "list")
+    assert leftovers(tmp_path / "scratch") == []
