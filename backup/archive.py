@@ -231,10 +231,13 @@ _TARFILE_REFUSAL: tuple[type[Exception], ...] = tuple(
 )
 
 
-def extract_archive(source: Readable, destination: Path) -> None:
+def extract_archive(
+    source: Readable, destination: Path, inventory: dict[str, int] | None = None
+) -> None:
     """Extract a tar stream into `destination` (an existing directory), refusing unsafe entries
     (`backup.tarsafety`). Entries are extracted as they arrive; directory modes and times are
-    set last, so a read-only directory cannot stop its own contents from being restored."""
+    set last, so a read-only directory cannot stop its own contents from being restored.
+    `inventory`, when given, receives each regular file's name and size as the archive says."""
     root = os.path.realpath(destination)
     directories: list[tuple[str, int, float]] = []
     try:
@@ -244,6 +247,8 @@ def extract_archive(source: Readable, destination: Path) -> None:
             for member in tar:
                 entry = safe_entry(member, root)
                 tar.extract(member, root, set_attrs=False, **_TARFILE_FILTER)
+                if inventory is not None and member.isreg():
+                    inventory[os.path.normpath(member.name)] = member.size
                 path = os.path.join(root, member.name)
                 if entry.mode is None:
                     continue

@@ -11,7 +11,9 @@ Guarantees:
   spliced from another part or another backup, and names the part and frame in the error.
 - `decrypt_frames` yields a frame's plaintext only after that frame authenticated. It does not
   by itself hold back earlier frames when a later one fails: a restore must stage its output and
-  move it into place only after the generator finished (see backup.restore).
+  move it into place only after the generator finished (see backup.restore). Frames are read
+  into one reused buffer and decrypted in place into pooled buffers (`SealedBuffers`: reused
+  only once no view of them is left), so opening allocates nothing per frame either.
 The layout is specified in docs/backup-format.md.
 """
 
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from backup.errors import IntegrityError
 from backup.readahead import FrameReads
-from backup.streams import ChunkReader, Readable
+from backup.streams import Chunk, ChunkReader, Readable
 
 PART_MAGIC = b"MBKPART1"
 FRAME_LENGTH = struct.Struct(">I")  # bit 31: final-frame flag; bits 0-30: plaintext length
@@ -79,13 +81,15 @@ class SealedBuffers:
         self._size = size
         self._ring: deque[bytearray] = deque()
 
-    def take(self) -> bytearray:
+    def take(self, at_least: int = 0) -> bytearray:
+        """A buffer nobody views, of the pool's size (or `at_least` bytes, if larger)."""
+        size = max(self._size, at_least)
         for index, buffer in enumerate(self._ring):
-            if _unviewed(buffer):
+            if len(buffer) >= size and _unviewed(buffer):
                 del self._ring[index]
                 break
         else:
-            buffer = bytearray(self._size + 1)  # the spare byte makes `_unviewed` O(1)
+            buffer = bytearray(size + 1)  # the spare byte makes `_unviewed` O(1)
             del buffer[-1]
         self._ring.append(buffer)
         return buffer
@@ -190,14 +194,16 @@ def split_frames(sealed: bytes) -> tuple[bytes, list[bytes]]:
 
 
 def decrypt_frames(
-    ciphertext: Iterable[bytes], data_key: bytes, *, backup_id: str, part: str
-) -> Iterator[bytes]:
+    ciphertext: Iterable[Chunk], data_key: bytes, *, backup_id: str, part: str
+) -> Iterator[memoryview]:
     """Yield the plaintext of each frame once it authenticated; IntegrityError on the first
     bad frame, on truncation, or on data after the final frame."""
     reader = ChunkReader(ciphertext)
     if reader.read_exact(len(PART_MAGIC)) != PART_MAGIC:
         raise IntegrityError(f"part {part}: not a backup part (bad header)", part=part, frame=None)
     aead = AESGCM(data_key)
+    opened = SealedBuffers(DEFAULT_FRAME_SIZE)
+    sealed = bytearray(DEFAULT_FRAME_SIZE + TAG_BYTES)
     index = 0
     while True:
         prefix = reader.read_exact(FRAME_LENGTH.size)
@@ -215,22 +221,30 @@ def decrypt_frames(
                 part=part,
                 frame=index,
             )
-        sealed = reader.read_exact(length + TAG_BYTES)
         if len(sealed) < length + TAG_BYTES:
-            raise IntegrityError(
-                f"part {part}: truncated inside frame {index}", part=part, frame=index
-            )
-        try:
-            plaintext = aead.decrypt(
-                frame_nonce(index, final), sealed, frame_aad(backup_id, part, index, final)
-            )
-        except InvalidTag:
-            raise IntegrityError(
-                f"part {part}: frame {index} failed authentication "
-                "(altered, reordered, from another backup, or wrong key)",
-                part=part,
-                frame=index,
-            ) from None
+            sealed = bytearray(length + TAG_BYTES)  # a part written with larger frames
+        with memoryview(sealed) as whole, whole[: length + TAG_BYTES] as frame:
+            if reader.fill(frame) < len(frame):
+                raise IntegrityError(
+                    f"part {part}: truncated inside frame {index}", part=part, frame=index
+                )
+            out = opened.take(length)
+            with memoryview(out) as target:
+                try:
+                    aead.decrypt_into(
+                        frame_nonce(index, final),
+                        frame,
+                        frame_aad(backup_id, part, index, final),
+                        target[:length],
+                    )
+                except InvalidTag:
+                    raise IntegrityError(
+                        f"part {part}: frame {index} failed authentication "
+                        "(altered, reordered, from another backup, or wrong key)",
+                        part=part,
+                        frame=index,
+                    ) from None
+                plaintext = target[:length].toreadonly()
         yield plaintext
         if final:
             if reader.read_exact(1):

@@ -1,4 +1,6 @@
-"""Cutting a plaintext stream into frame-sized pieces, read ahead on a thread, in recycled buffers.
+"""Reading ahead on a thread: plaintext cut into frame-sized pieces in recycled buffers
+(`FrameReads`, for writing), and any iterator's items produced ahead of their use
+(`read_ahead`, for restoring and verifying).
 
 Guarantees:
 - `FrameReads` yields `(buffer, length)` pairs: every piece but the last has exactly
@@ -12,15 +14,21 @@ Guarantees:
   `close` the reader if it stops early (that ends the thread; `close` is idempotent).
 - Sources with `readinto` (files, BytesIO, DirectoryStream) are read straight into the buffers
   without an intermediate copy; others are read with `read`.
+- `read_ahead(items, depth)` yields the items of `items` in order, produced on a thread at most
+  `depth` items ahead; an error raised by `items` is raised to the caller at its place, and a
+  caller that stops early (or fails) stops the thread before the generator ends.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from backup.streams import Readable
+
+T = TypeVar("T")
 
 POLL_SECONDS = 0.1
 _END = object()
@@ -118,3 +126,41 @@ class FrameReads:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """`items`, produced on a thread up to `depth` items ahead of the caller (see the module)."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()

@@ -7,6 +7,7 @@ Guarantees:
   the tar extracted safely. On any failure the staging directory is removed and the destination
   is untouched (it must be absent or an empty directory to begin with).
 - `restore_part_bytes` returns a small part (the ZooKeeper dump) only after the same checks.
+- Memory is bounded per part: one frame in flight, decrypted in place into pooled buffers.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class _CheckedPlaintext:
             self._cipher_bytes += len(chunk)
             yield chunk
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[memoryview]:
+        # One thread per part: opening frames on a thread ahead of the extraction cost more
+        # CPU (GIL hand-offs) than it saved on this 2-core machine (docs/benchmarks.md).
         frames = decrypt_frames(
             self._ciphertext(), self._data_key, backup_id=self._backup_id, part=self._record.name
         )
@@ -95,8 +98,10 @@ def restore_part_directory(
     private_key: RecipientPrivateKey,
     trusted: Trusted | None = None,
     progress: ProgressCallback = ignore_progress,
+    inventory: dict[str, int] | None = None,
 ) -> PartRecord:
-    """Restore a directory part into `destination` (absent or empty); all or nothing."""
+    """Restore a directory part into `destination` (absent or empty); all or nothing.
+    `inventory` receives the archive's regular files and sizes (`extract_archive`)."""
     destination = destination.absolute()
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise ConfigError(f"restore destination {destination} must be absent or an empty directory")
@@ -108,7 +113,7 @@ def restore_part_directory(
     staging.mkdir(mode=0o700)
     try:
         reader = ChunkReader(plaintext)
-        extract_archive(reader, staging)
+        extract_archive(reader, staging, inventory)
         _drain(reader)  # tar stops at its end marker; the remaining frames must still be checked
         plaintext.finish()
         if destination.exists():

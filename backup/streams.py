@@ -16,7 +16,7 @@ Chunk = bytes | bytearray | memoryview
 
 
 class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
+    def read(self, size: int = -1, /) -> Chunk: ...
 
 
 class ChunkReader:
@@ -26,9 +26,9 @@ class ChunkReader:
     chunk is handed out without copying when it fits. `read_exact` joins as needed.
     """
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._current = b""
+    def __init__(self, chunks: Iterable[Chunk]) -> None:
+        self._chunks: Iterator[Chunk] = iter(chunks)
+        self._current: Chunk = b""
         self._offset = 0
 
     def _advance(self) -> bool:
@@ -39,8 +39,9 @@ class ChunkReader:
         self._current, self._offset = b"", 0
         return False
 
-    def read(self, size: int = -1, /) -> bytes:
-        """Up to `size` bytes (all remaining bytes if negative); b"" only at the end."""
+    def read(self, size: int = -1, /) -> Chunk:
+        """Up to `size` bytes (all remaining bytes if negative); empty only at the end. A
+        piece of a chunk is a view of it, not a copy."""
         if size < 0:
             rest = [self._current[self._offset :], *self._chunks]
             self._current, self._offset = b"", 0
@@ -55,11 +56,23 @@ class ChunkReader:
         self._offset = end
         return current[offset:end]
 
+    def fill(self, view: memoryview) -> int:
+        """Copy the next bytes of the stream into `view` until it is full or the stream ends;
+        the byte count (one copy per byte, no joins)."""
+        have = 0
+        while have < len(view):
+            piece = self.read(len(view) - have)
+            if not piece:
+                break
+            view[have : have + len(piece)] = piece
+            have += len(piece)
+        return have
+
     def read_exact(self, size: int) -> bytes:
         """Exactly `size` bytes, or fewer only at the end of the stream."""
         first = self.read(size)
         if len(first) == size or not first:
-            return first
+            return bytes(first)  # small reads only (length words, headers)
         pieces, have = [first], len(first)
         while have < size:
             piece = self.read(size - have)

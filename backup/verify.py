@@ -14,6 +14,8 @@ Guarantees:
 - Mirrors' manifests must be identical to the primary's.
 - Problems are collected, not raised: the report lists each one and `first_problem` names the
   first bad part (and frame when known). Plaintext is discarded as it is checked.
+- Memory is bounded: each object is fetched and hashed on a thread at most READ_AHEAD chunks
+  ahead of the decryption.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from backup.keys import RecipientPrivateKey, unwrap_data_key
 from backup.layout import part_object
 from backup.manifest import Hasher, PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
+from backup.readahead import read_ahead
 from backup.targets import Target, TargetLocation, open_target, parse_target_url
+
+READ_AHEAD = 8  # chunks (1 MiB each) fetched ahead of the decryption
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def verify_part(
     hashing = _Hashing(target.get(part_object(backup_id, record.name)), record.hasher())
 
     def reported() -> Iterator[bytes]:
-        for chunk in hashing:
+        # Fetching and hashing (BLAKE3 releases the GIL) run on a thread, READ_AHEAD chunks
+        # ahead of the decryption.
+        for chunk in read_ahead(hashing, READ_AHEAD):
             yield chunk
             progress(
                 ProgressEvent(

@@ -10,13 +10,19 @@ sides alternating who goes first:
                                                      same endpoint                  goal >= 0.8
   (c) run to an S3 primary + mirror (another    vs  the same run to the primary alone
       region's endpoint)                                                             goal <= 1.3
-  (d) `managed backup restore` from S3          vs  a streamed boto3 get_object of the tar
-(a), (b), (d): plain time / our time (1.0 = as fast as the plain copy); (c): with / without.
-The times are wall times of the CLI commands, start-up and polling included, as a user sees
-them. Peak RSS is that of the node process that writes (its high-water mark reset before each
-run) and of the restore process (goal < 200 MiB). Before every timed step the data is read
-once (warm page cache for both sides) and `sync` flushes earlier steps' dirty pages.
-Run: .venv/bin/python benchmarks/backup.py [--size 1GiB] [--rounds 3] [--only abcd]
+  (d) `managed backup restore` from S3          vs  a streamed boto3 get_object of the tar,
+                                                     piped into `tar -x`           goal >= 0.8
+  (v) `managed backup verify --key` from S3     vs  a streamed get_object of the same
+                                                     objects, discarded            goal >= 0.8
+  (e) `managed backup drill run --wait`         vs  `managed backup restore` of the same
+                                                     backup (drill / restore)       reported
+(a), (b), (d), (v): plain time / our time (1.0 = as fast as the plain copy); (c): with /
+without; (e): drill / restore. The times are wall times of the CLI commands, start-up and
+polling included, as a user sees them. Peak RSS is that of the node process that writes or
+drills (its high-water mark reset before each run) and of the restore and verify processes
+(goal < 200 MiB). Before every timed step the data is read once (warm page cache for both
+sides) and `sync` flushes earlier steps' dirty pages.
+Run: .venv/bin/python benchmarks/backup.py [--size 1GiB] [--rounds 3] [--only abcdve]
      [--workdir D] [--zk-servers 3] [--json]
 """
 
@@ -53,7 +59,13 @@ from cluster.dev.zookeeper import Ensemble  # noqa: E402
 from cluster.zk.client import CA_ENV  # noqa: E402
 
 ZK_AUTH = "bench:bench-secret"
-GOALS = {"a_file": (">=", 0.8), "b_s3": (">=", 0.8), "c_mirror": ("<=", 1.3)}
+GOALS = {
+    "a_file": (">=", 0.8),
+    "b_s3": (">=", 0.8),
+    "c_mirror": ("<=", 1.3),
+    "d_restore": (">=", 0.8),
+    "v_verify": (">=", 0.8),
+}
 RSS_GOAL_MIB = 200.0
 
 
@@ -251,8 +263,10 @@ def compare(
     baseline: Callable[[], float],
     ours: Callable[[], dict[str, float]],
     ratio: Callable[[float, float], float],
+    rss_of: str = "node",
 ) -> dict[str, Any]:
-    """Alternate the two sides `rounds` times; per-round ratios and their median."""
+    """Alternate the two sides `rounds` times; per-round ratios and their median. Peak RSS is
+    the node's (`rss_of="node"`) or the command's own (`"cli"`)."""
     base_s: list[float] = []
     runs: list[dict[str, float]] = []
     for n in range(rounds):
@@ -263,13 +277,14 @@ def compare(
             runs.append(ours())
             base_s.append(baseline())
     per_round = [round(ratio(b, o["seconds"]), 3) for b, o in zip(base_s, runs, strict=True)]
+    rss = "node_rss_mib" if "node" in rss_of else "cli_rss_mib"
     return {
         "baseline_s": [round(s, 2) for s in base_s],
         "ours_s": [round(r["seconds"], 2) for r in runs],
         "per_round": per_round,
         "median": statistics.median(per_round),
         "load_avg": round(os.getloadavg()[0], 1),
-        "peak_rss_mib": max(r["node_rss_mib"] for r in runs),
+        "peak_rss_mib": max(r[rss] for r in runs),
         "node_cpu_s": round(statistics.median(r.get("node_cpu_s", 0.0) for r in runs), 2),
         "s3_cpu_s": round(statistics.median(r.get("s3_cpu_s", 0.0) for r in runs), 2),
     }
@@ -296,7 +311,7 @@ def run(bench: Bench, total: int, rounds: int, only: str) -> dict[str, Any]:
     if "a" in only:
         out["a_file"] = compare(rounds, plain_tar, file_backup, lambda b, o: b / o)
         shutil.rmtree(work / "target", ignore_errors=True)
-    if not set(only) & set("bcd"):
+    if not set(only) & set("bcdve"):
         return out
     if not tar_path.exists():
         plain_tar()
@@ -337,45 +352,89 @@ def run(bench: Bench, total: int, rounds: int, only: str) -> dict[str, Any]:
 
         out["c_mirror"] = compare(rounds, alone, mirrored, lambda a, m: m / a)
         configure()
-    if "d" in only:
-        out["d_restore"] = restore(bench, client, primary, tar_path)
+    if set(only) & set("dve"):
+        out.update(reading(bench, client, primary, tar_path, rounds, only))
     return out
 
 
-def restore(bench: Bench, client: Any, primary: str, tar_path: Path) -> dict[str, Any]:
-    """One `managed backup restore` into a new cluster against one streamed GET of the tar.
+def streamed(client: Any, key: str, into: Callable[[bytes], object]) -> None:
+    """One streamed GET of `key` from the primary bucket, each 1 MiB chunk handed to `into`.
     (boto3's download_fileobj issues ranged GETs in parallel, which moto_server serves very
     slowly: it would flatter us.)"""
+    body = client.get_object(Bucket="bench-primary", Key=key)["Body"]
+    for chunk in body.iter_chunks(1 << 20):
+        into(chunk)
+
+
+def reading(
+    bench: Bench, client: Any, primary: str, tar_path: Path, rounds: int, only: str
+) -> dict[str, Any]:
+    """(d) restore, (v) verify and (e) drill, each against its plain counterpart from the same
+    endpoint, of one backup (and the same bytes as a plain tar)."""
     bench.empty("eu-west-1", "bench-primary")
     bench.backup()
-    runs = json.loads(bench.managed("backup", "list", "--json"))
-    backup_id = runs[-1]["id"]
+    backup_id = json.loads(bench.managed("backup", "list", "--json"))[-1]["id"]
+    stored = [k for k in bench_keys(client) if backup_id in k]
     with tar_path.open("rb") as handle:
         client.upload_fileobj(handle, "bench-primary", "plain.tar")
-    download_to = bench.work / "download.tar"
-    subprocess.run(["sync"], check=True, timeout=300)
-    started = time.monotonic()
-    with download_to.open("wb") as handle:
-        body = client.get_object(Bucket="bench-primary", Key="plain.tar")["Body"]
-        for chunk in body.iter_chunks(1 << 20):
-            handle.write(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
-    download = time.monotonic() - started
-    download_to.unlink()
-    subprocess.run(["sync"], check=True, timeout=300)
     destination = bench.work / "restored"
-    restored = bench.timed(
-        "backup", "restore", backup_id, "--key", str(bench.key), "--target", primary,
-        f"--data-dir=n1={destination}", cluster=f"restored{uuid.uuid4().hex[:8]}",
-    )  # fmt: skip
+    out: dict[str, Any] = {}
+
+    def download_untar() -> float:
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.mkdir()
+        subprocess.run(["sync"], check=True, timeout=300)
+        started = time.monotonic()
+        untar = subprocess.Popen(["tar", "-x", "-C", str(destination)], stdin=subprocess.PIPE)
+        assert untar.stdin is not None
+        streamed(client, "plain.tar", untar.stdin.write)
+        untar.stdin.close()
+        if untar.wait() != 0:
+            raise SystemExit("tar -x failed")
+        return time.monotonic() - started
+
+    def restore_once() -> dict[str, float]:
+        shutil.rmtree(destination, ignore_errors=True)
+        subprocess.run(["sync"], check=True, timeout=300)
+        return bench.timed(
+            "backup", "restore", backup_id, "--key", str(bench.key), "--target", primary,
+            f"--data-dir=n1={destination}", cluster=f"restored{uuid.uuid4().hex[:8]}",
+        )  # fmt: skip
+
+    def plain_read() -> float:
+        started = time.monotonic()
+        for key in stored:
+            streamed(client, key, len)
+        return time.monotonic() - started
+
+    def verify_once() -> dict[str, float]:
+        return bench.timed("backup", "verify", backup_id, "--key", str(bench.key))
+
+    if "d" in only:
+        out["d_restore"] = compare(rounds, download_untar, restore_once, lambda b, o: b / o, "cli")
+    if "v" in only:
+        out["v_verify"] = compare(rounds, plain_read, verify_once, lambda b, o: b / o, "cli")
+    if "e" in only:
+        scratch = bench.work / "scratch"
+        bench.managed(
+            "backup", "drill", "configure", "--scratch", str(scratch),
+            "--key-file", str(bench.key),
+        )  # fmt: skip
+
+        def drill_once() -> dict[str, float]:
+            subprocess.run(["sync"], check=True, timeout=300)
+            return bench.timed("backup", "drill", "run", "--wait")
+
+        out["e_drill"] = compare(
+            rounds, lambda: restore_once()["seconds"], drill_once, lambda r, d: d / r
+        )
     shutil.rmtree(destination, ignore_errors=True)
-    return {
-        "get_object_s": round(download, 2),
-        "restore_s": round(restored["seconds"], 2),
-        "median": round(download / restored["seconds"], 3),
-        "peak_rss_mib": restored["cli_rss_mib"],
-    }
+    return out
+
+
+def bench_keys(client: Any) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket="bench-primary")
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def report(results: dict[str, Any]) -> str:
@@ -384,7 +443,9 @@ def report(results: dict[str, Any]) -> str:
         "a_file": "(a) run --wait to file:// vs tar          ",
         "b_s3": "(b) run --wait to S3 vs upload_fileobj     ",
         "c_mirror": "(c) primary + mirror vs primary alone      ",
-        "d_restore": "(d) restore vs get_object                  ",
+        "d_restore": "(d) restore vs get_object | tar -x         ",
+        "v_verify": "(v) verify --key vs streamed read          ",
+        "e_drill": "(e) drill run --wait / restore             ",
     }
     lines = [f"{results['data_bytes'] / 2**20:.0f} MiB of node data, {results['rounds']} round(s)"]
     for key, label in names.items():
@@ -417,7 +478,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="1GiB", help="node data, e.g. 1GiB, 32MiB")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="abcd", help="which comparisons: any of a, b, c, d")
+    parser.add_argument(
+        "--only", default="abcdve", help="which comparisons: any of a, b, c, d, v, e"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--zk-servers", type=int, default=3, choices=(1, 3, 5))
     parser.add_argument("--json", action="store_true", help="also print the raw results")

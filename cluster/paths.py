@@ -150,6 +150,18 @@ class ClusterPaths:
         """The outcome of each part of a run, one child per part."""
         return f"{self.backup_run(backup_id)}/parts"
 
+    @property
+    def backup_drills(self) -> str:
+        """Restore drills: one record per drill, its outcome as a child."""
+        return f"{self.backups}/drills"
+
+    @property
+    def backup_drill_requests(self) -> str:
+        return f"{self.backups}/drill-requests"
+
+    def backup_drill(self, drill_id: str) -> str:
+        return f"{self.backup_drills}/{drill_id}"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 

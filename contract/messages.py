@@ -131,6 +131,8 @@ class AlertKind(StrEnum):
     LICENSE_EXPIRED = "license_expired"
     LICENSE_OVERAGE = "license_overage"
     BACKUP_FAILED = "backup_failed"
+    #: The last restore drill failed (`DrillReport`); cleared by the next successful one.
+    DRILL_FAILED = "drill_failed"
     #: A setting that decides where data and credentials go changed (see `GuardedSetting`).
     SETTING_CHANGED = "setting_changed"
 
@@ -469,14 +471,36 @@ GUARDED_SETTING_TITLES: Mapping[GuardedSetting, str] = {
 }
 
 
+class DrillReport(Request):
+    """A restore drill's outcome: the backup it restored, how long that took (RTO) and how old
+    the restored data was (RPO), both measured on the cluster."""
+
+    drill_id: Text = Field(max_length=64)
+    backup_id: Text | None = Field(default=None, max_length=64)
+    ok: StrictBool
+    rto_seconds: StrictFloat | None = Field(default=None, ge=0)
+    rpo_seconds: StrictFloat | None = Field(default=None, ge=0)
+    bytes: StrictInt = Field(default=0, ge=0)
+    files: StrictInt = Field(default=0, ge=0)
+    decrypted: StrictBool = Field(
+        default=False, description="Frames decrypted (a drill key on the cluster) or digests only."
+    )
+
+
 class ClusterEventBody(Request):
-    kind: Literal["backup_failed", "backup_succeeded", "setting_changed"] = Field(
+    kind: Literal[
+        "backup_failed", "backup_succeeded", "setting_changed", "drill_failed", "drill_succeeded"
+    ] = Field(
         description="backup_failed raises the backup_failed alert; backup_succeeded clears it; "
-        "setting_changed raises a setting_changed alert naming `setting`."
+        "setting_changed raises a setting_changed alert naming `setting`; drill_failed raises "
+        "the drill_failed alert and drill_succeeded clears it, both carrying `drill`."
     )
     detail: Text = Field(default="", max_length=4000)
     setting: GuardedSetting | None = Field(
         default=None, description="With setting_changed: which setting changed."
+    )
+    drill: DrillReport | None = Field(
+        default=None, description="With drill_failed and drill_succeeded: the drill's outcome."
     )
 
 

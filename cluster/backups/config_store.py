@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cluster import zk
+from cluster.backups import queued
 from cluster.backups.errors import BackupConfigError
 from cluster.backups.settings import SECTION, BackupSettings
 from cluster.paths import ClusterPaths
@@ -28,16 +28,7 @@ class Change:
     geography: str | None
 
 
-def read_config(client: ZooKeeper, paths: ClusterPaths) -> tuple[dict[str, Any], int]:
-    zk.ensure_cluster(client, paths)
-    data, stat = client.get(paths.config)
-    try:
-        config = json.loads(data or b"{}")
-    except ValueError as exc:
-        raise BackupConfigError("the cluster config is not valid JSON") from exc
-    if not isinstance(config, dict):
-        raise BackupConfigError("the cluster config is not a JSON object")
-    return config, int(stat.version)
+read_config = queued.read_config
 
 
 def geography_after(config: dict[str, Any], requested: str | None) -> str | None:

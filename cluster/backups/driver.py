@@ -49,6 +49,7 @@ from backup.retention import DEFAULT_ORPHAN_GRACE
 from cluster import zk
 from cluster.backups import store, zkdump
 from cluster.backups.commit import CommitUncertain, commit_run
+from cluster.backups.drills import is_drill
 from cluster.backups.node_part import RunAbandoned, report_outcome
 from cluster.backups.runs import (
     ZOOKEEPER_PART,
@@ -141,6 +142,8 @@ class RunDriver:
         run_id = await self._zk(store.current_run_id)
         if run_id is None:
             return "no run in progress"
+        if is_drill(run_id):
+            return f"restore drill {run_id} in progress (the drill service recovers it)"
         run = await self._zk(store.read_run, run_id)
         decision = recover(run, self._epoch())
         if run is None or not decision.fail:

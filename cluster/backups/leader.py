@@ -17,7 +17,6 @@ Does not guarantee: a fire time is handled while no node leads with quorum (it i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from cluster.backups.driver import RunDriver
 from cluster.backups.runs import RunRecord, ScheduleMark, Trigger
 from cluster.backups.settings import BackupSettings
 from cluster.backups.wakeup import AsyncWakeup
-from cluster.backups.work import Worker
+from cluster.backups.work import Worker, cancel
 from cluster.errors import ClusterError, FencedOut
 from cluster.leadership import LeaderContext
 from cluster.zk.errors import ZooKeeperError
@@ -71,10 +70,7 @@ class BackupLeader:
             self._driver.abort.set()
             self._driver = None
         for task in (self._drive, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel(task)
         self._drive = self._task = None
         if self._worker is not None:
             await self._worker.close(wait=STOP_WAIT)

@@ -19,7 +19,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ from backup.errors import BackupError
 from cluster.backups import store
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord
 from cluster.backups.wakeup import AsyncWakeup
-from cluster.backups.work import Worker, context_for, limiter_for, open_plan
+from cluster.backups.work import Worker, cancel, context_for, limiter_for, open_plan
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
 from cluster.zk.errors import ZooKeeperError
@@ -94,10 +93,7 @@ class PartWriter:
     async def stop(self) -> None:
         self._abort.set()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(task)
         await self._worker.close(wait=STOP_WAIT)
 
     async def _run(self, ctx: LeaderContext) -> None:

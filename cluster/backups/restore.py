@@ -7,9 +7,10 @@ Guarantees:
   independently of the backup (`signers`: fingerprints from `--signer` or the signers file
   `keygen` wrote), and unless the configuration inside the backup names that same signing key.
   Anyone can write a self-signed backup into a bucket; only the trusted signer makes it ours.
-- Each directory is restored all-or-nothing (`backup.engine.restore_part_directory`); if any
-  later step fails, the directories restored so far are removed again (a destination that
-  existed empty beforehand is left in place, empty). The znodes are written last, all or
+- Each directory is restored all-or-nothing (`backup.engine.restore_part_directory`), up to
+  PARALLEL_PARTS of them at once; if any part or any later step fails, the directories
+  restored so far are removed again (a destination that existed empty beforehand is left in
+  place, empty). The znodes are written last, all or
   nothing (`zkdump.apply_restore`), so a cluster never has a roster whose restored data is
   missing.
 - The restored cluster is the backed-up one, with three changes: its scheduled backups are
@@ -28,18 +29,18 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup.engine import (
-    ProgressCallback,
-    load_manifest,
-    restore_part_bytes,
-    restore_part_directory,
-)
+# The modules themselves, not backup.engine: a restore loads only what it uses.
+from backup.catalogue import load_manifest
 from backup.keys import RecipientPrivateKey
 from backup.manifest import signer_id
+from backup.progress import ProgressCallback, ProgressEvent
+from backup.restore import restore_part_bytes, restore_part_directory
 from backup.targets import Target
 from cluster.backups import zkdump
 from cluster.backups.errors import BackupRunError
@@ -51,6 +52,8 @@ from cluster.datadir import IDENTITY
 from cluster.names import check_name
 from cluster.paths import ROOT, ClusterPaths
 from cluster.zk import ZooKeeper
+
+PARALLEL_PARTS = 4  # node parts restored at once (each reads a few MiB ahead: bounded memory)
 
 
 @dataclass(frozen=True)
@@ -177,17 +180,8 @@ def restore_cluster(
     made_parents = [p for p in {_first_missing(d.parent) for d in destinations.values()} if p]
     restored: list[Path] = []
     try:
+        restore_parts(backup_id, destinations, source, private_key, signers, progress, restored)
         for node, directory in destinations.items():
-            restore_part_directory(
-                backup_id,
-                node,
-                directory,
-                source=source,
-                private_key=private_key,
-                trusted=signers,
-                progress=progress,
-            )
-            restored.append(directory)
             _relabel(directory, paths.cluster, node)
         check_empty(client, paths)  # nobody started using the cluster meanwhile
         client.ensure_path(ROOT)
@@ -213,6 +207,52 @@ def restore_cluster(
         epoch=epoch,
         enrolled=bool(dump.config().get("mission_control")),
     )
+
+
+def restore_parts(
+    backup_id: str,
+    destinations: dict[str, Path],
+    source: Target,
+    private_key: RecipientPrivateKey,
+    signers: frozenset[str],
+    progress: ProgressCallback,
+    restored: list[Path],
+) -> None:
+    """Every node's directory part, PARALLEL_PARTS at a time; each finished one is appended to
+    `restored`. The first failure stops the others at their next frame and is raised once all
+    have stopped (so the caller can remove everything restored)."""
+    failed = threading.Event()
+
+    def reported(event: ProgressEvent) -> None:
+        if failed.is_set():
+            raise _Stopped("another part failed")
+        progress(event)
+
+    def one(node: str, directory: Path) -> None:
+        restore_part_directory(
+            backup_id,
+            node,
+            directory,
+            source=source,
+            private_key=private_key,
+            trusted=signers,
+            progress=reported,
+        )
+        restored.append(directory)
+
+    workers = max(1, min(PARALLEL_PARTS, len(destinations)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
+        futures = [pool.submit(one, n, d) for n, d in destinations.items()]
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                failed.set()
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
+
+
+class _Stopped(BackupRunError):
+    """A part given up because another one failed."""
 
 
 def _first_missing(path: Path) -> Path | None:

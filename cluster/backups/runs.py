@@ -16,7 +16,7 @@ leader should wait, commit or fail a run given the parts reported so far (`asses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -103,8 +103,22 @@ class Recovery:
     reason: str
 
 
-def recover(run: RunRecord | None, epoch: int) -> Recovery:
-    """What a leader that has just started its backup service does with the run in progress.
+class Started(Protocol):
+    """What `recover` reads of a run or a restore drill."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def leader(self) -> str: ...
+
+
+def recover(run: Started | None, epoch: int) -> Recovery:
+    """What a leader that has just started its backup service does with the run (or restore
+    drill) in progress.
 
     A run is driven by the task of the leader that started it; once that task is gone (another
     leader, or this one restarted its leader work) nobody will commit it, so it is failed.

@@ -56,3 +56,25 @@ def part_writer(data_dir: Path) -> LeaderService:
         return PartWriter(data_dir)
 
     return LazyService("backup-part-writer", make)
+
+
+def drill_leader() -> LeaderService:
+    """The leader-only restore drill service: schedule, requested drills, recovery."""
+
+    def make() -> LeaderService:
+        from cluster.backups.drill_leader import DrillLeader
+
+        return DrillLeader()
+
+    return LazyService("backup-drill", make)
+
+
+def drill_runner(data_dir: Path) -> LeaderService:
+    """The every-node service that runs a restore drill when the leader names this node."""
+
+    def make() -> LeaderService:
+        from cluster.backups.drill_node import DrillRunner
+
+        return DrillRunner(data_dir)
+
+    return LazyService("backup-drill-runner", make)

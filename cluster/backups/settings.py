@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backup.errors import BackupError
+from cluster.backups.drill_settings import DrillSettings
 from cluster.backups.errors import BackupConfigError
+from cluster.backups.queued import missing_setting
 
 if TYPE_CHECKING:
     from backup.residency import ResidencyPolicy
@@ -55,6 +57,7 @@ class BackupSettings(BaseModel):
     signing_public_key: str | None = None  # the cluster's Ed25519 key, raw, base64
     paused: bool = False
     part_timeout: float = Field(default=DEFAULT_PART_TIMEOUT, gt=0)
+    drill: DrillSettings | None = None  # restore drills (`managed backup drill configure`)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BackupSettings:
@@ -117,6 +120,8 @@ class BackupSettings(BaseModel):
                 public = load_public_key(self.public_key.encode())
                 if self.key_id is not None and self.key_id != key_id(public):
                     raise BackupConfigError("backup key_id does not match the public key")
+            if self.drill is not None:
+                self.drill.checked()
         except BackupError as exc:
             raise BackupConfigError(str(exc)) from exc
         return self
@@ -157,12 +162,10 @@ def plan_run(config: dict[str, Any]) -> RunPlan:
     """The plan for a run now, or BackupConfigError saying what the operator must do first."""
     settings = BackupSettings.from_config(config)
     geography = config.get("geography")
-    if settings.target is None:
-        raise BackupConfigError("backups are not configured: run `managed backup configure`")
-    if settings.public_key is None:
-        raise BackupConfigError("no backup public key: run `managed backup keygen FILE`")
-    if settings.signing_public_key is None:
-        raise BackupConfigError("no cluster signing key: run `managed backup configure` again")
+    missing = missing_setting(config)
+    if missing is not None:
+        raise BackupConfigError(missing)
+    assert settings.target is not None and settings.public_key is not None
     settings.checked(geography if isinstance(geography, str) else None)
     assert isinstance(geography, str)
     from backup.throttle import parse_rate

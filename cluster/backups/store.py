@@ -10,13 +10,12 @@ event change together or not at all.
 from __future__ import annotations
 
 import contextlib
-import json
-import time
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from cluster import zk
+from cluster.backups import queued
 from cluster.backups.runs import PartOutcome, PartProgress, RunRecord, ScheduleMark
 from cluster.link.outbox import Outbox
 from cluster.paths import ClusterPaths
@@ -24,7 +23,7 @@ from cluster.zk import ZooKeeper
 from cluster.zk.errors import NodeExistsError, NoNodeError
 from contract.limits import printable
 
-REQUEST_PREFIX = "r-"
+REQUEST_PREFIX = queued.REQUEST_PREFIX
 KEEP_RUN_RECORDS = 50
 READ_TIMEOUT = 10.0  # seconds for each read of a listing
 M = TypeVar("M", bound=BaseModel)
@@ -59,6 +58,16 @@ def _children(client: ZooKeeper, path: str) -> list[str]:
         return sorted(client.children(path))
     except NoNodeError:
         return []
+
+
+def read_model(client: ZooKeeper, path: str, model: type[M]) -> M | None:
+    """The record at `path`, or None when it is absent or unreadable."""
+    return _parse(model, _get(client, path))
+
+
+def child_names(client: ZooKeeper, path: str) -> list[str]:
+    """The children of `path`, sorted; none when it is absent."""
+    return _children(client, path)
 
 
 def read_run(client: ZooKeeper, paths: ClusterPaths, backup_id: str) -> RunRecord | None:
@@ -126,15 +135,7 @@ def pending_requests(client: ZooKeeper, paths: ClusterPaths) -> list[str]:
     return [n for n in _children(client, paths.backup_requests) if n.startswith(REQUEST_PREFIX)]
 
 
-def request_run(client: ZooKeeper, paths: ClusterPaths, by: str) -> str:
-    """Ask the leader for a run; returns the request's name (later in `RunRecord.requests`)."""
-    ensure_layout(client, paths)
-    created: str = client.create(
-        f"{paths.backup_requests}/{REQUEST_PREFIX}",
-        json.dumps({"by": by, "at": time.time()}).encode(),
-        sequence=True,
-    )
-    return created.rsplit("/", 1)[1]
+request_run = queued.request_run
 
 
 def read_mark(client: ZooKeeper, paths: ClusterPaths) -> ScheduleMark | None:

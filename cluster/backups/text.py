@@ -55,7 +55,40 @@ def list_text(
             line += "  (written for another key than the current one)"
         if r.get("missing_nodes"):
             line += f"  (no data from {', '.join(r['missing_nodes'])})"
+        if r.get("proven"):
+            line += f"  proven by drill {when_text(r['proven']['at'])}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def seconds_text(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    if value < 120:
+        return f"{value:.1f}s"
+    if value < 7200:
+        return f"{value / 60:.1f}min"
+    return f"{value / 3600:.1f}h"
+
+
+def drill_list_text(rows: list[dict[str, Any]], cluster: str, trend: str) -> str:
+    if not rows:
+        return f"cluster {cluster} has no restore drills yet: `managed backup drill run --wait`"
+    lines = [
+        f"{'DRILL':<37} {'STATUS':<8} {'STARTED':<21} {'BACKUP':<26} {'RTO':>8} {'RPO':>8}  NODE"
+    ]
+    for r in rows:
+        line = (
+            f"{r['id']:<37} {r['status']:<8} {when_text(r['started']):<21} "
+            f"{r['backup_id'] or '-':<26} {seconds_text(r['rto_seconds']):>8} "
+            f"{seconds_text(r['rpo_seconds']):>8}  {r['node'] or '-'}"
+        )
+        if r["status"] == "ok" and not r["decrypted"]:
+            line += "  (digests only: no drill key)"
+        if r.get("reason"):
+            line += f"  {r['reason']}"
+        lines.append(line)
+    lines.append(f"RTO trend: {trend}")
     return "\n".join(lines)
 
 

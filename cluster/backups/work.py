@@ -19,9 +19,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from backup.engine import BackupContext, TargetSet, TokenBucket, open_targets
+# The modules themselves, not backup.engine: `verify` and `restore` load only what they use.
+from backup.destinations import TargetSet, open_targets
 from backup.errors import BackupError
 from backup.keys import load_public_key
+from backup.throttle import TokenBucket
+from backup.writer import BackupContext
 from cluster.backups.settings import RunPlan
 
 T = TypeVar("T")
@@ -54,6 +57,14 @@ class Worker:
         if left:
             log.warning("%s: %d call(s) still running after %gs", self._name, len(left), wait)
         return not left
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` and wait for it to end, whatever its outcome (a service stopping)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def open_plan(plan: RunPlan) -> TargetSet:

@@ -148,18 +148,23 @@ def resume(g: Globals) -> None:
 @pass_globals
 def run(g: Globals, wait: bool, timeout: float) -> None:
     """Ask the leader to start a backup now."""
-    from cluster.backups import config_store, store
-    from cluster.backups.display import Bars
-    from cluster.backups.errors import BackupRunError
-    from cluster.backups.follow import find_run, follow
-    from cluster.backups.settings import plan_run
+    # Only what queuing the request needs is loaded before it: the leader starts the run while
+    # the rest of this command loads (docs/benchmarks.md). The leader validates the settings
+    # in full and records a run it cannot plan as failed, with the reason.
+    from cluster.backups import queued
     from cluster.backups.wakeup import ThreadWakeup
 
     with g.session() as client:
-        plan_run(config_store.read_config(client, g.paths)[0])  # refuse at once if unconfigured
+        missing = queued.missing_setting(queued.read_config(client, g.paths)[0])
+        if missing is not None:
+            raise BackupConfigError(missing)
         # The leader's new run, then its end, are seen at once.
         runs = ThreadWakeup(client, children=[g.paths.backup_runs])
-        request = store.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
+        request = queued.request_run(client, g.paths, by=f"cli@{socket.gethostname()}")
+        from cluster.backups.display import Bars
+        from cluster.backups.errors import BackupRunError
+        from cluster.backups.follow import find_run, follow
+
         try:
             started = find_run(client, g.paths, request, timeout=30 if wait else 5, sleep=runs.wait)
         except BackupRunError as e:
@@ -169,6 +174,8 @@ def run(g: Globals, wait: bool, timeout: float) -> None:
             return
         finally:
             runs.close()
+        if started.status == "failed":  # refused by the leader's full check of the settings
+            raise click.ClickException(run_line(started.summary()))
         if not wait:
             click.echo(f"backup {started.id} started: `managed backup show {started.id}`")
             return
@@ -196,16 +203,28 @@ def _signer(client: ZooKeeper, g: Globals) -> str | None:
 @json_option
 @pass_globals
 def list_runs(g: Globals, as_json: bool) -> None:
-    """Backup runs recorded in the cluster, oldest first."""
-    from cluster.backups import config_store, store
+    """Backup runs recorded in the cluster, oldest first, and which a drill proved."""
+    from cluster.backups import config_store, drill_store, store
+    from cluster.backups.drills import proofs
     from cluster.backups.settings import BackupSettings
 
     with g.session() as client:
         settings = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
         signer = config_store.signer_of(settings)
-        rows = [{**r.summary(), "signer": signer} for r in store.list_runs(client, g.paths)]
+        proven = proofs(drill_store.list_drills(client, g.paths))
+        rows = [
+            {**r.summary(), "signer": signer, "proven": _proof(proven.get(r.id))}
+            for r in store.list_runs(client, g.paths)
+        ]
     current = settings.installed_key_id
     emit(as_json, rows, lambda: list_text(rows, g.cluster, signer, current))
+
+
+def _proof(drill: Any) -> dict[str, Any] | None:
+    """How `list --json` says a drill proved a backup: when, which drill, its RTO."""
+    if drill is None:
+        return None
+    return {"at": drill.finished, "drill": drill.id, "rto_seconds": drill.rto}
 
 
 @backup.command()
@@ -256,8 +275,8 @@ def show(g: Globals, backup_id: str, as_json: bool) -> None:
 def verify(g: Globals, backup_id: str, key: Path | None, signers: tuple[str, ...]) -> None:
     """Check every stored object on every target the backup was written to (exit 1 on the
     first problem)."""
-    from backup.engine import verify_backup
     from backup.manifest import fingerprints
+    from backup.verify import verify_backup  # not backup.engine: start-up time
     from cluster.backups import config_store, keyfiles
     from cluster.backups.display import Bars
     from cluster.backups.settings import BackupSettings, plan_run
@@ -363,7 +382,9 @@ def restore(
 
 
 # The key commands live in their own module (keygen, rotate-key).
+from cluster.cli.backup_drill import drill  # noqa: E402
 from cluster.cli.backup_keys import keygen, rotate_key  # noqa: E402
 
 backup.add_command(keygen)
 backup.add_command(rotate_key)
+backup.add_command(drill)

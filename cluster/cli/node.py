@@ -131,7 +131,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
 
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     """The daemon with its services, logging to its own data directory."""
-    from cluster.backups.services import backup_leader, part_writer
+    from cluster.backups.services import backup_leader, drill_leader, drill_runner, part_writer
     from cluster.leadership import DeferredService
     from cluster.node import NodeDaemon
 
@@ -162,9 +162,11 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     services: list[LeaderService] = [
         DeferredService("mission-control", exchange),
         backups,
+        drill_leader(),
         DeferredService("settings-guard", guard),
     ]
-    return NodeDaemon(settings, services=services, node_services=[writer], data_dir=data)
+    node_services = [writer, drill_runner(data.path)]
+    return NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
 
 
 def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:

@@ -321,3 +321,25 @@ def usage_bar(fraction: float | None, *, warn: float, critical: float, width: in
         f'height="8" rx="2"/><rect class="fill {level}" width="{filled * width:.1f}" height="8" '
         f'rx="2"/></svg>'
     )
+
+
+def sparkline(values: Sequence[float], *, label: str, width: int = 160, height: int = 28) -> Markup:
+    """A small trend line of `values` (oldest first) scaled from 0 to their maximum; empty
+    with fewer than two values. Each point carries its value as a tooltip."""
+    if len(values) < 2:
+        return Markup("")
+    top = max(values) or 1.0
+    step = (width - 4) / (len(values) - 1)
+    points = [(2 + i * step, height - 2 - (v / top) * (height - 4)) for i, v in enumerate(values)]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dots = "".join(
+        f'<circle class="s0" cx="{x:.1f}" cy="{y:.1f}" r="2"><title>{escape(_fmt(v))} s</title>'
+        "</circle>"
+        for (x, y), v in zip(points, values, strict=True)
+    )
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}"><polyline class="line s0" fill="none" points="{line}"/>'
+        f"{dots}</svg>"
+    )

@@ -29,6 +29,7 @@ ALERT_LABELS = {
     "license_expired": "License expired",
     "license_overage": "License overage",
     "backup_failed": "Backup failed",
+    "drill_failed": "Restore drill failed",
     "setting_changed": "Setting changed",
 }
 
@@ -52,7 +53,7 @@ def setup_templates(app: web.Application) -> None:
         seconds=lambda value: units.duration(timedelta(seconds=float(value))),
         alert_label=lambda kind: ALERT_LABELS.get(str(kind), str(kind)),
     )
-    env.globals.update(gauge=plots.usage_bar, prefix=PREFIX)
+    env.globals.update(gauge=plots.usage_bar, sparkline=plots.sparkline, prefix=PREFIX)
 
 
 def page(

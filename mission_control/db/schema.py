@@ -341,6 +341,26 @@ backup_outcomes = Table(
     Column("detail", Text, nullable=False),
 )
 
+# Every restore drill a cluster reported (`drill_succeeded` / `drill_failed` events, with their
+# `DrillReport`): the console shows the last one, its RTO and RPO, and the trend. Written by the
+# event ingest in the event's own transaction; keyed by the drill id, so a resend adds nothing.
+restore_drills = Table(
+    "restore_drills",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("drill_id", String(64), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("backup_id", String(64)),
+    Column("rto_seconds", Float),
+    Column("rpo_seconds", Float),
+    Column("bytes", BigInteger, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("decrypted", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_restore_drills_cluster_at", "cluster_id", "at"),
+)
+
 # A covering index for the fleet page, so its ordering by name, search, filters and status
 # tallies read a narrow index instead of the wide cluster rows (each carries its last report).
 Index(

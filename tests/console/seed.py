@@ -301,6 +301,27 @@ async def seed_showcase(
         await cluster_messages.record_event(
             ctx, created.id, _event(kind, f"backup {backup_id}: {reason}")
         )
+    # Weekly restore drills: the RTO creeping up, the last one proving the newest backup.
+    for weeks_ago, rto in ((3, 41.0), (2, 44.5), (1, 43.0), (0, 61.5)):
+        clock.now = now - timedelta(weeks=weeks_ago, hours=2)
+        drill = {
+            "drill_id": f"drill-{clock.now:%Y%m%dT%H%M%SZ}-{rng.getrandbits(32):08x}",
+            "backup_id": backup_id,
+            "ok": True,
+            "rto_seconds": rto,
+            "rpo_seconds": 7200.0,
+            "bytes": 5 << 30,
+            "files": 1234,
+            "decrypted": True,
+        }
+        detail = f"drill {drill['drill_id']}: ok"
+        await cluster_messages.record_event(
+            ctx,
+            created.id,
+            ClusterEvent.model_validate(
+                _message(kind="drill_succeeded", detail=detail, drill=drill)
+            ),
+        )
     clock.now = now - timedelta(minutes=1)
     report = [
         node_json(

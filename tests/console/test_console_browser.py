@@ -123,6 +123,12 @@ def test_cluster_page_shows_nodes_advice_and_plots(stack: Stack, context: Browse
     )
     expect(backups.locator("dd.last-success")).to_contain_text("ago")
     expect(backups.locator("dd").first).to_have_text("ok")
+    drills = page.locator("dl.drills")
+    expect(drills.locator("dd.last-drill")).to_contain_text("proven")
+    expect(drills.locator("dd.drill-rto")).to_have_text("61.5 s")
+    expect(drills.locator("dd.drill-rpo")).to_have_text("2 h")
+    expect(drills.locator("dd.drill-trend")).to_contain_text("slower: 1.43x the median before")
+    expect(drills.locator("svg.sparkline circle")).to_have_count(4)
     expect(plots.nth(0).locator("line.threshold")).to_have_count(1)
     expect(plots.nth(1).locator("text.axis-title")).to_have_text("host-unit hours")
 

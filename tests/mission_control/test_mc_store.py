@@ -12,9 +12,9 @@ from mc_messages import consumption, event, health, heartbeat, license_check
 from mcs_staff import staff_token
 from sqlalchemy import func, select
 
-from contract.messages import AlertKind, HealthStatus, LicenseState
+from contract.messages import AlertKind, ClusterEvent, HealthStatus, LicenseState
 from mission_control.db.schema import consumption as consumption_table
-from mission_control.db.schema import messages
+from mission_control.db.schema import messages, restore_drills
 from mission_control.errors import (
     AlreadyExists,
     InvalidCredential,
@@ -26,6 +26,7 @@ from mission_control.service.accounts import audit_log, staff
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange import alert_store, cluster_messages, monitor
 from mission_control.service.fleet import admin, enrollment
+from mission_control.service.refusals import InvalidInput
 
 
 async def enrolled(ctx: ServiceContext, name: str = "acme") -> str:
@@ -286,3 +287,33 @@ async def test_staff_tokens(ctx: ServiceContext) -> None:
     for bad in ("", token + "x", "mcc.x.y"):
         with pytest.raises(InvalidCredential):
             await staff.authenticate_staff(ctx, bad)
+
+
+async def test_drill_events_raise_clear_and_keep_each_drill_once(ctx: ServiceContext) -> None:
+    cluster = await enrolled(ctx)
+
+    def drill_event(kind: str, drill_id: str, ok: bool) -> ClusterEvent:
+        report = {"drill_id": drill_id, "backup_id": "b1", "ok": ok, "rto_seconds": 3.5}
+        fields = {"kind": kind, "detail": f"drill {drill_id}: part n1", "drill": report}
+        return ClusterEvent.model_validate({**event().model_dump(mode="json"), **fields})
+
+    failed = drill_event("drill_failed", "drill-1", False)
+    await cluster_messages.record_event(ctx, cluster, failed)
+    (alert,) = await alert_store.list_alerts(ctx)
+    assert (alert.kind, alert.severity) == (AlertKind.DRILL_FAILED, "critical")
+    assert "part n1" in alert.detail
+    await cluster_messages.record_event(
+        ctx, cluster, drill_event("drill_succeeded", "drill-2", True)
+    )
+    assert await alert_store.list_alerts(ctx) == []
+    assert await count(ctx, restore_drills) == 2
+    for wrong in (
+        event(kind="drill_failed"),  # without its report
+        drill_event("drill_succeeded", "drill-3", False),  # ok disagrees with the kind
+        ClusterEvent.model_validate(  # a report on a backup event
+            {**failed.model_dump(mode="json"), "kind": "backup_failed"}
+        ),
+    ):
+        with pytest.raises(InvalidInput):
+            await cluster_messages.record_event(ctx, cluster, wrong)
+    assert await count(ctx, restore_drills) == 2

@@ -51,7 +51,7 @@ from contract.messages import (
     Quotas,
 )
 from mission_control.db.engine import insert_or_ignore
-from mission_control.db.schema import backup_outcomes, consumption, licenses
+from mission_control.db.schema import backup_outcomes, consumption, licenses, restore_drills
 from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
 from mission_control.service.exchange.alert_store import apply_alert_changes
@@ -262,13 +262,42 @@ def backup_outcome_upsert(dialect_name: str) -> Insert:
     )
 
 
+_DRILL_KINDS = frozenset({"drill_succeeded", "drill_failed"})
+_DRILL_KEY = ("cluster_id", "drill_id")
+
+
+def drill_row(cluster_id: str, event: ClusterEvent, at: datetime) -> dict[str, Any]:
+    """The `restore_drills` row a drill event leaves (its `DrillReport`, as received)."""
+    report = event.drill
+    assert report is not None
+    return {
+        "cluster_id": cluster_id,
+        "drill_id": report.drill_id,
+        "at": at,
+        "ok": report.ok,
+        "backup_id": report.backup_id,
+        "rto_seconds": report.rto_seconds,
+        "rpo_seconds": report.rpo_seconds,
+        "bytes": report.bytes,
+        "files": report.files,
+        "decrypted": report.decrypted,
+        "detail": event.detail,
+    }
+
+
 async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent) -> EventReply:
     """An event from the cluster: backup_failed raises its alert, backup_succeeded clears it;
     either is kept as the cluster's last backup success or failure (`backup_outcomes`).
+    drill_failed and drill_succeeded do the same for the drill_failed alert and are kept, each
+    drill once, in `restore_drills` (the console's drill history).
     setting_changed (which must name its `setting`) raises the cluster's setting_changed alert,
     or updates the open one with this change, and is recorded in the audit log."""
     if (event.kind == "setting_changed") != (event.setting is not None):
         raise InvalidInput("setting names the changed setting, with kind setting_changed only")
+    if (event.kind in _DRILL_KINDS) != (event.drill is not None):
+        raise InvalidInput("drill carries the drill's outcome, with drill_* kinds only")
+    if event.drill is not None and event.drill.ok != (event.kind == "drill_succeeded"):
+        raise InvalidInput("drill.ok must agree with the event's kind")
     now = ctx.clock()
     outcome = (
         backup_outcome(cluster_id, event.kind, event.detail, now)
@@ -281,6 +310,9 @@ async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent
         await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
         if outcome is not None:
             scope.later(backup_outcome_upsert(scope.conn.dialect.name), outcome)
+        if event.drill is not None:
+            insert = insert_or_ignore(scope.conn.dialect.name, restore_drills, _DRILL_KEY)
+            scope.later(insert, drill_row(cluster_id, event, now))
         if event.setting is not None:
             detail: dict[str, JsonValue] = {"setting": event.setting, "detail": event.detail}
             audited = AuditEvent(

@@ -38,6 +38,7 @@ class AlertFilter(BaseModel):
         "license_expired",
         "license_overage",
         "backup_failed",
+        "drill_failed",
         "setting_changed",
     ] = ""
     cluster: str = Field(default="", max_length=128)

@@ -8,6 +8,8 @@ cluster too old to send datacenter and leader shows them as unknown.
 
 Backups: the last success and the last failure the cluster reported (`backup_outcomes`, kept by
 the event ingest), and whether backups are failing now (the open `backup_failed` alert).
+Restore drills: the last RECENT_DRILLS the cluster reported (`restore_drills`), newest first,
+with the last one's RTO and RPO and the RTO trend over them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contract.drills import rto_trend
 from contract.messages import Alert, AlertKind, NodeHealth
-from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
+from mission_control.db.schema import (
+    ALERT_OPEN_WHERE,
+    alerts,
+    backup_outcomes,
+    clusters,
+    licenses,
+    restore_drills,
+)
 from mission_control.service.context import ServiceContext
 from mission_control.service.fleet.history import (
     HourlyConsumption,
@@ -36,6 +46,7 @@ from mission_control.service.rules.resources import HealthSample, MemoryDiskShar
 from mission_control.service.rules.sizing import HealthAssessment, assess
 
 RECENT_ALERTS = 20
+RECENT_DRILLS = 12
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,41 @@ class BackupState:
 
 
 @dataclass(frozen=True)
+class DrillRow:
+    """One restore drill as the cluster reported it."""
+
+    drill_id: str
+    at: datetime
+    ok: bool
+    backup_id: str | None
+    rto_seconds: float | None
+    rpo_seconds: float | None
+    bytes: int
+    files: int
+    decrypted: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class DrillState:
+    recent: Sequence[DrillRow]  # newest first
+
+    @property
+    def last(self) -> DrillRow | None:
+        return self.recent[0] if self.recent else None
+
+    @property
+    def rto_points(self) -> list[float]:
+        """The RTOs of the successful drills shown, oldest first (the trend line)."""
+        return [d.rto_seconds for d in reversed(self.recent) if d.ok and d.rto_seconds is not None]
+
+    @property
+    def trend(self) -> str:
+        """The newest successful drill's RTO against the median of the ones before it."""
+        return rto_trend(self.rto_points)
+
+
+@dataclass(frozen=True)
 class ClusterView:
     id: str
     name: str
@@ -102,6 +148,7 @@ class ClusterView:
     license: LicenseEvaluation
     alerts: Sequence[Alert]
     backups: BackupState
+    drills: DrillState
     window: tuple[datetime, datetime]
     history: Sequence[ResourcePoint]
     latest: HealthSample | None
@@ -165,6 +212,18 @@ async def _backups(conn: AsyncConnection, cluster_id: str, shown: list[Alert]) -
     return BackupState(found.get("succeeded"), found.get("failed"), failing_since)
 
 
+async def _drills(conn: AsyncConnection, cluster_id: str) -> DrillState:
+    query = (
+        select(restore_drills)
+        .where(restore_drills.c.cluster_id == cluster_id)
+        .order_by(restore_drills.c.at.desc(), restore_drills.c.drill_id.desc())
+        .limit(RECENT_DRILLS)
+    )
+    rows = (await conn.execute(query)).mappings().all()
+    fields = DrillRow.__dataclass_fields__
+    return DrillState([DrillRow(**{k: v for k, v in row.items() if k in fields}) for row in rows])
+
+
 async def load_cluster(
     conn: AsyncConnection,
     ctx: ServiceContext,
@@ -212,6 +271,7 @@ async def load_cluster(
         ),
         alerts=shown,
         backups=await _backups(conn, row.id, shown),
+        drills=await _drills(conn, row.id),
         window=(start, end),
         history=await resource_history(conn, row.id, start, end, buckets),
         latest=await latest_sample(conn, row.id),

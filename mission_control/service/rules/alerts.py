@@ -26,6 +26,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.LICENSE_EXPIRED: "critical",
     AlertKind.LICENSE_OVERAGE: "warning",
     AlertKind.BACKUP_FAILED: "critical",
+    AlertKind.DRILL_FAILED: "critical",
     AlertKind.SETTING_CHANGED: "warning",
 }
 
@@ -76,7 +77,8 @@ def silence_alert(
 
 
 def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) -> AlertChanges:
-    """`backup_failed` raises the alert of that name; `backup_succeeded` clears it;
+    """`backup_failed` raises the alert of that name; `backup_succeeded` clears it; so do
+    `drill_failed` and `drill_succeeded` for `drill_failed` (a backup that cannot be restored);
     `setting_changed` raises (or updates, when one is open) the cluster's `setting_changed`
     alert with this change: nothing clears it but an operator (`acknowledge`)."""
     if kind == "setting_changed":
@@ -84,4 +86,8 @@ def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) 
         return {AlertKind.SETTING_CHANGED: f"{label}: {detail}" if detail else label}
     if kind == "backup_failed":
         return {AlertKind.BACKUP_FAILED: detail or "a backup failed"}
+    if kind == "drill_failed":
+        return {AlertKind.DRILL_FAILED: detail or "a restore drill failed"}
+    if kind == "drill_succeeded":
+        return {AlertKind.DRILL_FAILED: None}
     return {AlertKind.BACKUP_FAILED: None}
