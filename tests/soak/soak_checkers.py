@@ -334,10 +334,11 @@ def leader_recovers(history: Sequence[Event], bound: float) -> Verdict:
     """After the last fault is healed, a leader acts (a fenced write made after the heal is
     seen) within `bound` seconds (session timeout + 5 s)."""
     tally = _Tally(f"a leader acts within {bound:g} s of the last fault")
-    heals = _of(history, "nemesis", "heal-all", "ok")
+    heals = [e for e in _of(history, "nemesis", "fault", "ok") if e.value.get("heals")]
+    heals += [e for e in _of(history, "nemesis", "heal-all", "ok") if e.value.get("healed")]
     if not heals:
         return tally.done()
-    heal = heals[-1]
+    heal = max(heals, key=lambda e: e.t)
     tally.checks += 1
     after = recovery_after(history, heal.t)
     if after is None or after[0] > bound:

@@ -5,11 +5,13 @@ session timeout, so it is fenced) then SIGCONT, kill one or two ZooKeeper server
 of five), now and then exactly three (a majority: no quorum for a few seconds), restart
 Mission Control (SIGTERM or SIGKILL), kill an S3 endpoint and start it again. Each fault is
 recorded when injected and when healed (`heals: true`); `heal_all` ends every fault still
-open and is recorded as `heal-all`, the instant the recovery bound counts from.
+open and is recorded as `heal-all`; the last heal is the instant the recovery bound counts
+from.
 
 Guarantees: never more than two nodes down or paused at once, never more than two ZooKeeper
 servers down except in the `zk-majority` fault, which ends within 8 s; the same seed gives the
-same sequence of choices (timing still varies with the machine).
+same sequence of choices (timing still varies with the machine); every kind comes once, in
+a seeded order, before the weighted draws.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import random
 import signal
 import threading
-import time
 from collections.abc import Callable
 
 from soak_history import History
@@ -68,8 +69,10 @@ class Nemesis:
     def run(self) -> None:
         self._hold(3, 6)
         kinds, weights = zip(*KINDS.items(), strict=True)
+        # Every kind once first (a short run still meets each), then by weight.
+        first = self.random.sample(kinds, len(kinds))
         while not self.stop.is_set():
-            kind = self.random.choices(kinds, weights)[0]
+            kind = first.pop() if first else self.random.choices(kinds, weights)[0]
             try:
                 self._inject(kind)
             except Exception as e:  # a fault that cannot be injected is recorded, not fatal
@@ -146,17 +149,21 @@ class Nemesis:
         self._record("start-s3", region, True)
 
     def heal_all(self) -> None:
-        """End every fault still open (after `run` returned)."""
+        """End every fault still open (after `run` returned); records what it healed."""
+        healed = [f"resume {n}" for n in sorted(self.paused)]
         for node in sorted(self.paused):
             self.stack.nodes[node].signal(signal.SIGCONT)
         self.paused.clear()
         for node in CORE_NODES:
             if not self.stack.nodes[node].alive():
                 self.stack.start_node(node)
+                healed.append(f"start {node}")
         for server in list(self.zk_down):
             self.stack.start_zk(server)
+            healed.append(f"start zk{server.myid}")
         self.zk_down.clear()
         for region in sorted(self.s3_down):
             self.stack.start_s3(region)
+            healed.append(f"start s3 {region}")
         self.s3_down.clear()
-        self.history.record("nemesis", "heal-all", "ok", {"at": time.time()})
+        self.history.record("nemesis", "heal-all", "ok", {"healed": healed})

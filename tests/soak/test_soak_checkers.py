@@ -285,15 +285,27 @@ def test_audit_complete() -> None:
 @pytest.mark.parametrize(("after", "ok"), [(5.0, True), (12.0, False)])
 def test_leader_recovers_within_the_bound(after: float, ok: bool) -> None:
     h = history(
-        (100.0, "nemesis", "heal-all", "ok", {}),
+        (100.0, "nemesis", "heal-all", "ok", {"healed": ["start n1"]}),
         write(99.0, 9, "n1", 1),
         write(100.0 + after, 10, "n2", 2),
     )
     verdict = leader_recovers(h, 9.0)
     assert verdict.ok is ok
-    never = history((100.0, "nemesis", "heal-all", "ok", {}), write(99.0, 9, "n1", 1))
+    never = history(
+        (100.0, "nemesis", "heal-all", "ok", {"healed": ["start n1"]}), write(99.0, 9, "n1", 1)
+    )
     violation = leader_recovers(never, 9.0).violation
     assert violation is not None and "no fenced write after it" in violation.message
+
+
+def test_leader_recovers_counts_from_the_last_heal_that_healed_something() -> None:
+    h = history(
+        (100.0, "nemesis", "fault", "ok", {"kind": "start-zk", "target": "zk1", "heals": True}),
+        write(120.0, 10, "n2", 2),
+        (119.0, "nemesis", "heal-all", "ok", {"healed": []}),  # nothing was still open
+    )
+    violation = leader_recovers(h, 9.0).violation
+    assert violation is not None and "20.0 s" in violation.message
 
 
 def test_nothing_left_behind() -> None:
