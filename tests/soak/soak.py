@@ -192,7 +192,8 @@ def _applied_at_mc(db_url: str) -> list[str]:
             await conn.close()
         return [str(r["message_id"]) for r in rows]
 
-    return run_async(read)
+    applied: list[str] = run_async(read)
+    return applied
 
 
 def _check_backups(stack: SoakStack, history: History) -> None:
