@@ -12,8 +12,9 @@ bare aiohttp handler that only parses the same JSON, measured in the same run at
 offered load (`--bare-seconds`).
 
 The load comes from a separate process (this file with `--loader`): a lean keep-alive HTTP/1.1
-client with a pool of connections (one per request in flight), so that it costs the server's
-machine as little as possible. Its own lateness (how late it sent a request, its CPU) is
+client with a bounded pool of connections (`--connections`, one request in flight on each, as
+a load balancer in front of Mission Control would hold), so that it costs the server's machine
+as little as possible. Its own lateness (how late it sent a request, its CPU) is
 reported too: on a shared 2-core machine it is part of what the figures show.
 
     .venv/bin/python benchmarks/fleet.py [--clusters 10000] [--seconds 600] [--workers 2]
@@ -29,6 +30,7 @@ import heapq
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +66,8 @@ class LoadPlan:
     warmup: float
     seconds: float
     seed: int
+    speedup: float = 1.0
+    connections: int = 256
 
 
 @dataclass
@@ -83,15 +87,16 @@ def schedule(plan: LoadPlan, start: float) -> list[tuple[float, int, str]]:
     rng = random.Random(plan.seed)
     end = start + plan.warmup + plan.seconds
     heap: list[tuple[float, int, str]] = []
+    periods = {kind: period / plan.speedup for kind, period in CADENCE.items()}
     for index in range(len(plan.clusters)):
-        for kind, period in CADENCE.items():
+        for kind, period in periods.items():
             heap.append((start + rng.uniform(0, period), index, kind))
     heapq.heapify(heap)
     out = []
     while heap and heap[0][0] < end:
         due, index, kind = heapq.heappop(heap)
         out.append((due, index, kind))
-        heapq.heappush(heap, (due + CADENCE[kind], index, kind))
+        heapq.heappush(heap, (due + periods[kind], index, kind))
     return out
 
 
@@ -116,26 +121,33 @@ async def run_load(plan: LoadPlan) -> LoadResult:
             heads[key] = (head + before, after)
         return heads[key]
 
+    # A bounded pool, as a load balancer's: a request waits for a free connection (its
+    # latency still counts from its scheduled time) instead of opening ever more connections
+    # while the server is slow, which would end in the listen backlog and SYN retries.
     idle: list[_Connection] = []
+    free = asyncio.Semaphore(plan.connections)
     tasks: set[asyncio.Task[None]] = set()
 
     async def send(due: float, index: int, kind: str) -> None:
         before, after = template(index, kind)
         payload = before + str(uuid.uuid4()).encode() + after
-        connection = None
-        while idle and connection is None:
-            candidate = idle.pop()
-            connection = None if candidate.lost else candidate
-        try:
-            if connection is None:
-                _, connection = await loop.create_connection(_Connection, "127.0.0.1", plan.port)
-                result.connections += 1
-            ok = await asyncio.wait_for(connection.request(payload), 60) == 200
-        except (OSError, TimeoutError, ConnectionError):
-            ok, connection = False, None
-        done = time.perf_counter()
-        if connection is not None:
-            idle.append(connection)
+        async with free:
+            connection = None
+            while idle and connection is None:
+                candidate = idle.pop()
+                connection = None if candidate.lost else candidate
+            try:
+                if connection is None:
+                    _, connection = await loop.create_connection(
+                        _Connection, "127.0.0.1", plan.port
+                    )
+                    result.connections += 1
+                ok = await asyncio.wait_for(connection.request(payload), 60) == 200
+            except (OSError, TimeoutError, ConnectionError):
+                ok, connection = False, None
+            done = time.perf_counter()
+            if connection is not None:
+                idle.append(connection)
         if window[0] <= due < window[1]:
             if ok:
                 result.latencies[kind].append(done - due)
@@ -226,6 +238,7 @@ def measure(
     seconds: float,
     args: argparse.Namespace,
     workdir: Path,
+    profile: Path | None = None,
 ) -> Measured:
     from mc_messages import health_json
 
@@ -235,25 +248,86 @@ def measure(
         "heartbeat": {"epoch": 1},
     }
     start_at = time.time() + 3.0  # the loader's start-up (it builds the schedule first)
-    plan = LoadPlan(port, clusters, bodies, start_at, args.warmup, seconds, args.seed)
+    plan = LoadPlan(port, clusters, bodies, start_at, args.warmup, seconds, args.seed, args.speedup)
     plan_file = workdir / f"plan-{name.split()[0]}.json"
     plan_file.write_text(json.dumps(asdict(plan)))
     out = workdir / f"result-{name.split()[0]}.json"
     out.unlink(missing_ok=True)
     loader = subprocess.Popen([sys.executable, __file__, "--loader", str(plan_file), str(out)])
     server = psutil.Process(pid)
+    spy: subprocess.Popen[bytes] | None = None
     try:
         time.sleep(max(0.0, start_at + args.warmup - time.time()))
         cpu_before = tree_cpu(server)
+        if profile is not None:
+            spy = start_py_spy(pid, seconds, profile)
         time.sleep(seconds)
         cpu_used = tree_cpu(server) - cpu_before
         loader.wait(timeout=seconds + 180)
     finally:
-        if loader.poll() is None:
-            loader.kill()
-            loader.wait(10)
+        for process in (p for p in (loader, spy) if p is not None):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
     raw = json.loads(out.read_text())
     return Measured(name, LoadResult(**raw), seconds, cpu_used)
+
+
+def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Sample the server and its workers (py-spy, 100 Hz, out of process) for `seconds`."""
+    beside = Path(sys.executable).parent / "py-spy"
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    argv = [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw"]
+    argv += ["--rate", "100", "--duration", str(int(seconds)), "--nonblocking", "-o", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+#: Where a sample's innermost frame is, by file path: the parts of a request's CPU.
+PARTS = (
+    ("asyncpg", "/asyncpg/"),
+    ("sqlalchemy", "/sqlalchemy/"),
+    ("pydantic", "/pydantic"),
+    ("aiohttp", "/aiohttp/"),
+    ("mission_control", "/mission_control/"),
+    ("contract", "/contract/"),
+    ("asyncio", "/asyncio/"),
+    ("json", "/json/"),
+)
+
+
+def profile_report(raw: Path, top: int = 25) -> list[str]:
+    """py-spy's collapsed stacks as shares: by part (innermost frame) and by function
+    (inclusive: a function counts once per sample it is anywhere in)."""
+    parts: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for text in raw.read_text().splitlines():
+        stack, _, count_text = text.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")[1:]  # the first is the process
+        if not frames:
+            continue
+        total += count
+        inner = frames[-1]
+        part = next((name for name, marker in PARTS if marker in inner), "other")
+        parts[part] = parts.get(part, 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return ["profile: no samples"]
+    lines = [f"profile: {total} samples; self time by part:"]
+    for name, n in sorted(parts.items(), key=lambda x: -x[1]):
+        lines.append(f"  {100 * n / total:5.1f}%  {name}")
+    lines.append("inclusive time by function (top):")
+    for frame, n in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}%  {frame[:140]}")
+    return lines
 
 
 @contextlib.contextmanager
@@ -272,6 +346,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--speedup",
+        type=float,
+        default=1.0,
+        help="send every kind this much more often (fewer clusters, same rate: development)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy's samples of Mission Control here (raw stacks)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=256, help="the load generator's connections, at most"
+    )
     parser.add_argument("--loader", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loader:
@@ -285,7 +371,7 @@ def main() -> None:
     from cluster.dev.processes import free_port
 
     share_a_secrets_key()  # PostgreSQL needs one given (it seals TOTP secrets)
-    rate = args.clusters * sum(1 / p for p in CADENCE.values())
+    rate = args.clusters * args.speedup * sum(1 / p for p in CADENCE.values())
     print(
         f"{args.clusters} clusters, open loop at {rate:.0f} req/s (health {CADENCE['health']:g} s, "
         f"license {CADENCE['license']:g} s, heartbeat {CADENCE['heartbeat']:g} s), "
@@ -310,9 +396,14 @@ def main() -> None:
                 )
                 print(f"enrolled {len(clusters)} clusters in {time.monotonic() - t0:.0f} s")
                 name = f"mission-control x{args.workers}"
-                mc = measure(name, port, process.pid, clusters, args.seconds, args, workdir)
+                mc = measure(
+                    name, port, process.pid, clusters, args.seconds, args, workdir, args.profile
+                )
         for text in describe(mc, bare):
             print(text)
+        if args.profile is not None:
+            for text in profile_report(args.profile):
+                print(text)
         every = [x for v in mc.result.latencies.values() for x in v]
         p99 = percentile(every, 0.99) * 1e3
         stalls = sum(1 for x in every if x > STALL_S)
