@@ -288,22 +288,24 @@ def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]
 
 #: Where a sample's innermost frame is, by file path: the parts of a request's CPU.
 PARTS = (
-    ("asyncpg", "/asyncpg/"),
-    ("sqlalchemy", "/sqlalchemy/"),
-    ("pydantic", "/pydantic"),
-    ("aiohttp", "/aiohttp/"),
-    ("mission_control", "/mission_control/"),
-    ("contract", "/contract/"),
-    ("asyncio", "/asyncio/"),
-    ("json", "/json/"),
+    ("asyncpg", "(asyncpg/"),
+    ("sqlalchemy", "(sqlalchemy/"),
+    ("pydantic", "(pydantic"),
+    ("aiohttp", "(aiohttp/"),
+    ("mission_control", "(mission_control/"),
+    ("contract", "(contract/"),
+    ("asyncio", "(asyncio/"),
+    ("selectors and sockets", "(selectors.py"),
+    ("json", "(json/"),
 )
 
 
-def profile_report(raw: Path, top: int = 25) -> list[str]:
-    """py-spy's collapsed stacks as shares: by part (innermost frame) and by function
-    (inclusive: a function counts once per sample it is anywhere in)."""
+def profile_report(raw: Path, top: int = 20) -> list[str]:
+    """py-spy's collapsed stacks as shares of the samples: by part (the innermost frame's
+    package) and by Mission Control function (the innermost frame of our own code, with the
+    libraries it called; none: the event loop and aiohttp's server around the handlers)."""
     parts: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
+    ours: dict[str, int] = {}
     total = 0
     for text in raw.read_text().splitlines():
         stack, _, count_text = text.rpartition(" ")
@@ -314,19 +316,20 @@ def profile_report(raw: Path, top: int = 25) -> list[str]:
         if not frames:
             continue
         total += count
-        inner = frames[-1]
-        part = next((name for name, marker in PARTS if marker in inner), "other")
+        part = next((name for name, marker in PARTS if marker in frames[-1]), "other")
         parts[part] = parts.get(part, 0) + count
-        for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + count
+        own = [f for f in frames if "(mission_control/" in f and "serving.py" not in f]
+        own = [f for f in own if "cli.py" not in f and "middleware.py" not in f]
+        where = own[-1].split(":")[0] + ")" if own else "(none: event loop, HTTP server)"
+        ours[where] = ours.get(where, 0) + count
     if not total:
         return ["profile: no samples"]
     lines = [f"profile: {total} samples; self time by part:"]
     for name, n in sorted(parts.items(), key=lambda x: -x[1]):
         lines.append(f"  {100 * n / total:5.1f}%  {name}")
-    lines.append("inclusive time by function (top):")
-    for frame, n in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
-        lines.append(f"  {100 * n / total:5.1f}%  {frame[:140]}")
+    lines.append("by Mission Control function (with what it calls):")
+    for where, n in sorted(ours.items(), key=lambda x: -x[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}%  {where}")
     return lines
 
 

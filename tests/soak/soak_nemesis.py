@@ -128,7 +128,17 @@ class Nemesis:
         for server in servers:
             self.stack.start_zk(server)
             self.zk_down.remove(server)
-        self._record("start-zk", names, True)
+        # The fault ends when the servers serve again (a JVM's start is not the product's).
+        ready = self._zk_ready(servers)
+        self._record("start-zk", names, True, ready=ready)
+
+    def _zk_ready(self, servers: list[ZkServer]) -> bool:
+        assert self.stack.ensemble is not None
+        try:
+            self.stack.ensemble.wait_ready(60, servers)
+        except RuntimeError:
+            return False
+        return True
 
     def _restart_mc(self) -> None:
         kill = self.random.random() < 0.5
@@ -161,6 +171,7 @@ class Nemesis:
         for server in list(self.zk_down):
             self.stack.start_zk(server)
             healed.append(f"start zk{server.myid}")
+        self._zk_ready(list(self.zk_down))
         self.zk_down.clear()
         for region in sorted(self.s3_down):
             self.stack.start_s3(region)
