@@ -35,11 +35,12 @@ for extra in (HERE, ROOT / "tests" / "mission_control", ROOT):
 
 import asyncpg  # noqa: E402
 from mc_postgres import fresh_database, postgres_server, run_async  # noqa: E402
+from soak_backups import verify_and_restore  # noqa: E402
 from soak_checkers import Verdict, all_verdicts, first_violation, summary  # noqa: E402
 from soak_history import History, load  # noqa: E402
 from soak_nemesis import Nemesis  # noqa: E402
 from soak_observer import Observer  # noqa: E402
-from soak_stack import CLUSTER, PLANTED, SESSION_TIMEOUT, ZK_AUTH, SoakStack  # noqa: E402
+from soak_stack import CLUSTER, SESSION_TIMEOUT, ZK_AUTH, SoakStack  # noqa: E402
 from soak_workload import Workload  # noqa: E402
 
 RECOVERY_BOUND = SESSION_TIMEOUT + 5
@@ -212,49 +213,10 @@ def _check_backups(stack: SoakStack, history: History) -> None:
         if wiped:
             history.record("final", "backup-check", "info", value)
             continue
-        problem = _verify_and_restore(stack, run)
+        problem = verify_and_restore(stack, str(run["id"]))
         history.record(
             "final", "backup-check", "fail" if problem else "ok", {**value, "detail": problem}
         )
-
-
-def _verify_and_restore(stack: SoakStack, run: dict[str, Any]) -> str | None:
-    """None when backup `run` verifies with the key and restores bit-exact, else why not."""
-    rid = str(run["id"])
-    done = stack.cli("backup", "verify", rid, "--key", str(stack.key_file), timeout=120)
-    if done.returncode != 0:
-        return f"verify: {done.stderr.strip()}"
-    shown = stack.cli("backup", "show", rid, "--json", timeout=60)
-    if shown.returncode != 0:
-        return f"show: {shown.stderr.strip()}"
-    nodes = sorted({p["node"] for p in json.loads(shown.stdout)["parts"] if p.get("node")})
-    nodes = [n for n in nodes if n != "zookeeper"]
-    into = stack.base / "restored" / rid
-    into.mkdir(parents=True)
-    dirs = [f"--data-dir={n}={into / n}" for n in nodes]
-    restored = stack.cli(
-        "--cluster",
-        f"soak-restored-{sum(1 for _ in into.parent.iterdir())}",
-        "backup",
-        "restore",
-        rid,
-        "--key",
-        str(stack.key_file),
-        "--target",
-        str(run["targets"][0]),
-        *dirs,
-        timeout=180,
-    )
-    if restored.returncode != 0:
-        return f"restore: {restored.stderr.strip()}"
-    for node in nodes:
-        planted = into / node / PLANTED
-        expected = random.Random(f"{stack.seed}-{node}").randbytes(256 * 1024)
-        if planted.exists() and planted.read_bytes() != expected:
-            return f"restore: {node}/{PLANTED} differs from what was written"
-        if not planted.exists() and node in {f"n{i}" for i in range(1, 6)}:
-            return f"restore: {node}/{PLANTED} missing"
-    return None
 
 
 def _check_audit(stack: SoakStack, history: History) -> None:

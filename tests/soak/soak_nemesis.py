@@ -10,8 +10,9 @@ from.
 
 Guarantees: never more than two nodes down or paused at once, never more than two ZooKeeper
 servers down except in the `zk-majority` fault, which ends within 8 s; the same seed gives the
-same sequence of choices (timing still varies with the machine); every kind comes once, in
-a seeded order, before the weighted draws.
+same sequence of choices (timing still varies with the machine); every kind comes once before
+the weighted draws: first a pause of the leader past its session timeout and a kill of the
+leader, then the other kinds in a seeded order.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ KINDS = {
     "kill-s3": 1,
 }
 CORE_NODES = tuple(f"n{i}" for i in range(1, 6))
+#: The first two faults, on the leader: a pause past its session timeout, then a kill.
+LEADER_FIRST = ("pause-node", "kill-node")
 
 
 class Nemesis:
@@ -57,6 +60,7 @@ class Nemesis:
         self.killed: set[str] = set()
         self.zk_down: list[ZkServer] = []
         self.s3_down: set[str] = set()
+        self._leader_next = False
 
     def _record(self, kind: str, target: str, heals: bool, **extra: object) -> None:
         self.history.record(
@@ -69,8 +73,11 @@ class Nemesis:
     def run(self) -> None:
         self._hold(3, 6)
         kinds, weights = zip(*KINDS.items(), strict=True)
-        # Every kind once first (a short run still meets each), then by weight.
-        first = self.random.sample(kinds, len(kinds))
+        # Every kind once first, the leader's faults leading (a short run still meets each, and
+        # a leader change), then by weight.
+        rest = [k for k in kinds if k not in LEADER_FIRST]
+        first = [*self.random.sample(rest, len(rest)), *reversed(LEADER_FIRST)]
+        self._leader_next = True
         while not self.stop.is_set():
             kind = first.pop() if first else self.random.choices(kinds, weights)[0]
             try:
@@ -80,6 +87,7 @@ class Nemesis:
             self._hold(1, 5)
 
     def _inject(self, kind: str) -> None:
+        self._leader_next = self._leader_next and kind in LEADER_FIRST
         actions: dict[str, Callable[[], None]] = {
             "kill-node": self._kill_node,
             "pause-node": self._pause_node,
@@ -91,9 +99,10 @@ class Nemesis:
         actions[kind]()
 
     def _pick_node(self) -> str:
-        # Half the time the leader, since its faults are the ones that test fencing.
+        # Half the time the leader (always in the first round), since its faults are the ones
+        # that test fencing.
         leader = self.observer.leader
-        if leader in CORE_NODES and self.random.random() < 0.5:
+        if leader in CORE_NODES and (self._leader_next or self.random.random() < 0.5):
             return leader
         return self.random.choice(CORE_NODES)
 
@@ -111,7 +120,8 @@ class Nemesis:
         self.paused.add(node)
         self._record("pause-node", node, False)
         # Shorter than the session sometimes, past it (the node is fenced) other times.
-        self._hold(0.5, SESSION_TIMEOUT * 2.5)
+        low = SESSION_TIMEOUT * 1.5 if self._leader_next else 0.5
+        self._hold(low, SESSION_TIMEOUT * 2.5)
         self.stack.nodes[node].signal(signal.SIGCONT)
         self.paused.discard(node)
         self._record("resume-node", node, True)

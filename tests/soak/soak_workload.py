@@ -1,7 +1,8 @@
 """The workload: what operators, engineers and the cluster do while the nemesis works.
 
 Three threads, each recording `invoke` and then `ok` or `fail` for every operation:
-- backups: `managed backup run --wait` every `backup_every` seconds;
+- backups: `managed backup run --wait` every `backup_every` seconds, each one that ends ok
+  verified and restored at once (`backup-check`);
 - support: an engineer asks for access at Mission Control (staff API), the operator approves
   (then revokes) or denies it with `managed support`, and now and then changes the support
   settings (`managed support mode approval --max-grant ...`, a config change);
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from soak_backups import verify_and_restore
 from soak_history import History
 from soak_stack import SoakStack
 
@@ -88,9 +90,17 @@ class Workload:
             text = (done.stdout + done.stderr).strip()
             found = BACKUP_LINE.search(text)
             value = {"id": found.group(1) if found else None, "detail": text.splitlines()[-1:]}
-            self.history.record(
-                "workload", "backup", "ok" if done.returncode == 0 else "fail", value
-            )
+            ok = done.returncode == 0
+            self.history.record("workload", "backup", "ok" if ok else "fail", value)
+            if ok and found:
+                # Now, while its objects surely exist: an S3 endpoint killed later comes back
+                # empty (moto keeps objects in memory), and the final check cannot read it.
+                check: dict[str, str | None] = {"id": found.group(1)}
+                self.history.record("workload", "backup-check", "invoke", check)
+                problem = verify_and_restore(self.stack, found.group(1))
+                outcome = "fail" if problem else "ok"
+                check["detail"] = problem
+                self.history.record("workload", "backup-check", outcome, check)
 
     # --- support ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from soak import run_soak
 
 SEED = 20261207
-SECONDS = 70
+SECONDS = 60
 
 
 @pytest.mark.slow
@@ -22,5 +22,6 @@ def test_short_soak_keeps_every_invariant(tmp_path: Path) -> None:
     checked = {v.invariant: v.checks for v in result.verdicts}
     # The run judged something: leaders wrote, messages went, backups were checked.
     assert checked["single leader"] > 20, report
+    assert checked["epochs only grow"] >= 3, report  # the leader's pause and kill moved it
     assert checked["outbox delivered exactly once, in order"] > 20, report
     assert sum(result.summary["faults"].values()) >= 4, report

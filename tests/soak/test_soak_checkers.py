@@ -238,6 +238,15 @@ def test_backups_sound() -> None:
     )
     verdict = backups_sound(good)
     assert verdict.ok and verdict.checks == 2
+    assert "1 listed ok, lost" in verdict.notes[0]
+    checked_at_once = history(
+        (10.0, "workload", "backup", "ok", {"id": "b3"}),
+        (11.0, "workload", "backup-check", "ok", {"id": "b3"}),
+        backup_list(("b3", "ok")),
+        (92.0, "final", "backup-check", "info", {"id": "b3", "wiped": True}),
+    )
+    verdict = backups_sound(checked_at_once)
+    assert verdict.ok and verdict.checks == 1 and "0 listed ok, lost" in verdict.notes[0]
     listed_ok = history(
         (20.0, "workload", "backup", "fail", {"id": "b2"}), backup_list(("b2", "ok"))
     )
