@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEBIAN_PYTHON ?= /usr/bin/python3.11
 OLDEST        := .venv-debian-python
 
-.PHONY: demo test lint unit system-deps venv test-oldest-python benchmarks screenshots clean
+.PHONY: demo test lint unit system-deps venv test-oldest-python benchmarks screenshots soak clean
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -45,6 +45,13 @@ test-oldest-python: system-deps $(OLDEST)/.installed-stamp
 
 benchmarks: system-deps venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The fault-injection soak (docs/reliability.md): SECONDS of faults and work, then the checkers.
+# SEED=N reproduces a run's faults and workload; a short run is part of `make test`.
+SECONDS ?= 600
+SEED    ?=
+soak: system-deps venv
+	$(BIN)/python tests/soak/soak.py --seconds $(SECONDS) $(if $(SEED),--seed $(SEED))
 
 screenshots: system-deps venv
 	$(BIN)/python tests/console/screenshots.py --out docs/screenshots

@@ -28,6 +28,7 @@ from mission_control.errors import AlreadyExists, InvalidCredential
 from mission_control.service.accounts import audit_log
 from mission_control.service.accounts.bearer import digest, new_secret
 from mission_control.service.context import ServiceContext
+from mission_control.service.fleet import credential_lookup
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,7 @@ async def authenticate_cluster(ctx: ServiceContext, credential: str) -> str:
     """The id of the cluster this credential belongs to; InvalidCredential otherwise."""
     if cluster_id_of(credential) is None:
         raise InvalidCredential("not a cluster credential")
-    async with ctx.engine.connect() as conn:
-        cluster_id = await conn.scalar(
-            select(clusters.c.id).where(clusters.c.credential_hash == digest(credential))
-        )
+    cluster_id = await credential_lookup.lookup(ctx.engine, digest(credential))
     if cluster_id is None:
         raise InvalidCredential("unknown cluster credential")
     return str(cluster_id)

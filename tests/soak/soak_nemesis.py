@@ -1,0 +1,190 @@
+"""The nemesis: faults chosen by the seed, injected one after another while the workload runs.
+
+Kinds: SIGKILL a node (restarted later), SIGSTOP a node (often the leader, sometimes past its
+session timeout, so it is fenced) then SIGCONT, kill one or two ZooKeeper servers (a minority
+of five), now and then exactly three (a majority: no quorum for a few seconds), restart
+Mission Control (SIGTERM or SIGKILL), kill an S3 endpoint and start it again. Each fault is
+recorded when injected and when healed (`heals: true`); `heal_all` ends every fault still
+open and is recorded as `heal-all`; the last heal is the instant the recovery bound counts
+from.
+
+Guarantees: never more than two nodes down or paused at once, never more than two ZooKeeper
+servers down except in the `zk-majority` fault, which ends within 8 s; the same seed gives the
+same sequence of choices (timing still varies with the machine); every kind comes once before
+the weighted draws: first a pause of the leader past its session timeout and a kill of the
+leader, then the other kinds in a seeded order.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from collections.abc import Callable
+
+from soak_history import History
+from soak_observer import Observer
+from soak_stack import SESSION_TIMEOUT, SoakStack
+
+from cluster.dev.zookeeper import ZkServer
+
+#: Fault kinds and their weights.
+KINDS = {
+    "kill-node": 3,
+    "pause-node": 3,
+    "kill-zk": 3,
+    "zk-majority": 1,
+    "restart-mc": 2,
+    "kill-s3": 1,
+}
+CORE_NODES = tuple(f"n{i}" for i in range(1, 6))
+#: The first two faults, on the leader: a pause past its session timeout, then a kill.
+LEADER_FIRST = ("pause-node", "kill-node")
+
+
+class Nemesis:
+    def __init__(
+        self,
+        stack: SoakStack,
+        observer: Observer,
+        history: History,
+        seed: int,
+        stop: threading.Event,
+    ) -> None:
+        self.stack = stack
+        self.observer = observer
+        self.history = history
+        self.random = random.Random(seed)
+        self.stop = stop
+        self.paused: set[str] = set()
+        self.killed: set[str] = set()
+        self.zk_down: list[ZkServer] = []
+        self.s3_down: set[str] = set()
+        self._leader_next = False
+
+    def _record(self, kind: str, target: str, heals: bool, **extra: object) -> None:
+        self.history.record(
+            "nemesis", "fault", "ok", {"kind": kind, "target": target, "heals": heals, **extra}
+        )
+
+    def _hold(self, low: float, high: float) -> None:
+        self.stop.wait(self.random.uniform(low, high))
+
+    def run(self) -> None:
+        self._hold(3, 6)
+        kinds, weights = zip(*KINDS.items(), strict=True)
+        # Every kind once first, the leader's faults leading (a short run still meets each, and
+        # a leader change), then by weight.
+        rest = [k for k in kinds if k not in LEADER_FIRST]
+        first = [*self.random.sample(rest, len(rest)), *reversed(LEADER_FIRST)]
+        self._leader_next = True
+        while not self.stop.is_set():
+            kind = first.pop() if first else self.random.choices(kinds, weights)[0]
+            try:
+                self._inject(kind)
+            except Exception as e:  # a fault that cannot be injected is recorded, not fatal
+                self.history.record("nemesis", "fault", "fail", {"kind": kind, "error": repr(e)})
+            self._hold(1, 5)
+
+    def _inject(self, kind: str) -> None:
+        self._leader_next = self._leader_next and kind in LEADER_FIRST
+        actions: dict[str, Callable[[], None]] = {
+            "kill-node": self._kill_node,
+            "pause-node": self._pause_node,
+            "kill-zk": lambda: self._kill_zk(self.random.choice((1, 2)), 3, 12),
+            "zk-majority": lambda: self._kill_zk(3, 2, 8),
+            "restart-mc": self._restart_mc,
+            "kill-s3": self._kill_s3,
+        }
+        actions[kind]()
+
+    def _pick_node(self) -> str:
+        # Half the time the leader (always in the first round), since its faults are the ones
+        # that test fencing.
+        leader = self.observer.leader
+        if leader in CORE_NODES and (self._leader_next or self.random.random() < 0.5):
+            return leader
+        return self.random.choice(CORE_NODES)
+
+    def _kill_node(self) -> None:
+        node = self._pick_node()
+        self.stack.nodes[node].kill()
+        self._record("kill-node", node, False)
+        self._hold(1, 8)
+        self.stack.start_node(node)
+        self._record("restart-node", node, True)
+
+    def _pause_node(self) -> None:
+        node = self._pick_node()
+        self.stack.nodes[node].signal(signal.SIGSTOP)
+        self.paused.add(node)
+        self._record("pause-node", node, False)
+        # Shorter than the session sometimes, past it (the node is fenced) other times.
+        low = SESSION_TIMEOUT * 1.5 if self._leader_next else 0.5
+        self._hold(low, SESSION_TIMEOUT * 2.5)
+        self.stack.nodes[node].signal(signal.SIGCONT)
+        self.paused.discard(node)
+        self._record("resume-node", node, True)
+
+    def _kill_zk(self, count: int, low: float, high: float) -> None:
+        assert self.stack.ensemble is not None
+        servers = self.random.sample(self.stack.ensemble.servers, count)
+        for server in servers:
+            self.stack.ensemble.kill(server)
+            self.zk_down.append(server)
+        names = ",".join(f"zk{s.myid}" for s in servers)
+        self._record("kill-zk" if count < 3 else "kill-zk-majority", names, False)
+        self._hold(low, high)
+        for server in servers:
+            self.stack.start_zk(server)
+            self.zk_down.remove(server)
+        # The fault ends when the servers serve again (a JVM's start is not the product's).
+        ready = self._zk_ready(servers)
+        self._record("start-zk", names, True, ready=ready)
+
+    def _zk_ready(self, servers: list[ZkServer]) -> bool:
+        assert self.stack.ensemble is not None
+        try:
+            self.stack.ensemble.wait_ready(60, servers)
+        except RuntimeError:
+            return False
+        return True
+
+    def _restart_mc(self) -> None:
+        kill = self.random.random() < 0.5
+        self._record("restart-mc", "SIGKILL" if kill else "SIGTERM", False)
+        self.stack.restart_mc(kill)
+        self._record("mc-back", "mission-control", True)
+
+    def _kill_s3(self) -> None:
+        region = self.random.choice(sorted(self.stack.s3))
+        process = self.stack.s3[region].process
+        assert process is not None
+        process.kill()
+        self.s3_down.add(region)
+        self._record("kill-s3", region, False)
+        self._hold(2, 8)
+        self.stack.start_s3(region)
+        self.s3_down.discard(region)
+        self._record("start-s3", region, True)
+
+    def heal_all(self) -> None:
+        """End every fault still open (after `run` returned); records what it healed."""
+        healed = [f"resume {n}" for n in sorted(self.paused)]
+        for node in sorted(self.paused):
+            self.stack.nodes[node].signal(signal.SIGCONT)
+        self.paused.clear()
+        for node in CORE_NODES:
+            if not self.stack.nodes[node].alive():
+                self.stack.start_node(node)
+                healed.append(f"start {node}")
+        for server in list(self.zk_down):
+            self.stack.start_zk(server)
+            healed.append(f"start zk{server.myid}")
+        self._zk_ready(list(self.zk_down))
+        self.zk_down.clear()
+        for region in sorted(self.s3_down):
+            self.stack.start_s3(region)
+            healed.append(f"start s3 {region}")
+        self.s3_down.clear()
+        self.history.record("nemesis", "heal-all", "ok", {"healed": healed})
