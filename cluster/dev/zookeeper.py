@@ -14,12 +14,12 @@ Debian's `zookeeper.jar` lists most of Netty on its class path but not `netty-co
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.dev.processes import Process, free_port, start, wait_until
+from cluster.zk import probe
 from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
 CLASSPATH = ":".join(
@@ -63,27 +63,9 @@ class ZooKeeperTLS:
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
 
-def four_letter(port: int, word: str, tls: ZooKeeperTLS, timeout: float = 1.0) -> str:
-    """Send a four-letter command over TLS; '' when the server does not answer."""
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
-            tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as s,
-        ):
-            s.sendall(word.encode())
-            chunks = []
-            while chunk := s.recv(4096):
-                chunks.append(chunk)
-            return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def mode(port: int, tls: ZooKeeperTLS) -> str | None:
-    for line in four_letter(port, "srvr", tls).splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
+    """A server's mode on loopback, asked over TLS (`srvr`)."""
+    return probe.mode("127.0.0.1", port, tls.client_context())
 
 
 @dataclass
