@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.names import check_address, check_name
+from contract.datacenters import DatacenterState
 
 #: The key of the cluster config that holds the topology.
 CONFIG_KEY = "datacenters"
@@ -178,12 +179,6 @@ def quorum_rule(
         r_need,
         f"datacenter: {lost[0]} lost entirely; {tail} (this side holds ZooKeeper's quorum)",
     )
-
-
-class DatacenterState(enum.Enum):
-    OK = "ok"  # every node live, every ZooKeeper server reachable
-    DEGRADED = "degraded"  # something of it is down
-    LOST = "lost"  # no node live (the witness: no ZooKeeper server reachable)
 
 
 @dataclass(frozen=True)

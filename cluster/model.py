@@ -8,6 +8,7 @@ Patroni's `Member`/`Cluster` tuples.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,7 +210,9 @@ class ClusterSnapshot:
         rule = self.quorum_rule
         return Quorum(have=rule.have, need=rule.need)
 
-    def datacenters(self, reachable: dict[str, bool] | None = None) -> tuple[DatacenterView, ...]:
+    def datacenters(
+        self, reachable: Mapping[str, bool] | None = None
+    ) -> tuple[DatacenterView, ...]:
         """Each site's nodes, ZooKeeper servers (`reachable`, from a probe) and state."""
         return datacenter_views(self.placement, self.live_ids, self.topology, reachable)
 
@@ -219,7 +222,7 @@ class ClusterSnapshot:
     def live_member(self, node: str) -> LiveMember | None:
         return next((m for m in self.live if m.node == node), None)
 
-    def status_json(self, reachable: dict[str, bool] | None = None) -> dict[str, Any]:
+    def status_json(self, reachable: Mapping[str, bool] | None = None) -> dict[str, Any]:
         """The `managed cluster status --json` document: the fields DESIGN.md fixes, plus
         `quorum_rule` and `datacenters` (added fields only, so older scripts keep working)."""
         live = self.live_ids

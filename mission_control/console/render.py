@@ -30,6 +30,8 @@ ALERT_LABELS = {
     "license_overage": "License overage",
     "backup_failed": "Backup failed",
     "setting_changed": "Setting changed",
+    "datacenter_lost": "Datacenter lost",
+    "datacenter_back": "Datacenter back",
 }
 
 

@@ -31,6 +31,11 @@ from cluster.zk.errors import ZooKeeperError
 
 DC_LOSS_BOUND = SESSION_TIMEOUT + 2 + 4  # the issue asks for session timeout + 2 s
 DC1, DC2 = ("n1", "n2"), ("n3", "n4")
+LOST, BACK = "datacenter_lost", "datacenter_back"
+
+
+def open_alerts(mc: MissionControlServer) -> dict[str, str]:
+    return dict(rows(mc, "SELECT kind, detail FROM alerts WHERE cleared_at IS NULL"))
 
 
 @pytest.fixture
@@ -202,6 +207,8 @@ def test_a_killed_data_center_hands_everything_to_the_other(
         arrived = lambda: {r[0] for r in rows(mc, "SELECT message_id FROM messages")}  # noqa: E731
         assert wait_until(lambda: set(queued) <= arrived(), 30), (queued, c.logs())
         assert rows(mc, "SELECT max(epoch) FROM messages")[0][0] == new_epoch
+        # ...and Mission Control raises "datacenter lost" from dc2's health reports.
+        assert wait_until(lambda: "dc1 (0/2 nodes live" in open_alerts(mc).get(LOST, ""), 30)
 
         # The next backup runs from dc2 and verifies.
         r = c.cli("backup", "run", "--wait", timeout=120)
@@ -221,6 +228,9 @@ def test_a_killed_data_center_hands_everything_to_the_other(
         assert wait_until(lambda: acting(client, c) == (new, new_epoch), 10), c.logs()
         for n in DC1:
             assert wait_until(lambda n=n: (c.status(n)[1] or {}).get("role") == "follower", 20)
+        assert wait_until(lambda: BACK in open_alerts(mc), 30), open_alerts(mc)
+        assert LOST not in open_alerts(mc)
+        assert "dc1 (2/2 nodes live, 2/2 ZooKeeper servers serving)" in open_alerts(mc)[BACK]
         assert old != new
     finally:
         zk.close(client)

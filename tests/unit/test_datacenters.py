@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from cluster.datacenters import (
-    DatacenterState,
     DatacenterView,
     Rule,
     Site,
@@ -17,6 +16,7 @@ from cluster.datacenters import (
 )
 from cluster.decide import Action, decide
 from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry
+from contract.datacenters import DatacenterState
 from contract.resources import UNMEASURED
 
 TOPOLOGY = Topology.checked(

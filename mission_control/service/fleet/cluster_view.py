@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contract.messages import Alert, AlertKind, NodeHealth
+from contract.messages import Alert, AlertKind, DatacenterHealth, NodeHealth
 from mission_control.db.schema import ALERT_OPEN_WHERE, alerts, backup_outcomes, clusters, licenses
 from mission_control.service.context import ServiceContext
 from mission_control.service.fleet.history import (
@@ -29,7 +29,7 @@ from mission_control.service.fleet.history import (
     load_consumption,
     resource_history,
 )
-from mission_control.service.fleet.node_health import from_stored
+from mission_control.service.fleet.node_health import from_stored, sites_from_stored
 from mission_control.service.fleet.overview import SILENT_IDS, FleetStatus, fleet_status
 from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.rules.resources import HealthSample, MemoryDiskShares
@@ -106,6 +106,9 @@ class ClusterView:
     history: Sequence[ResourcePoint]
     latest: HealthSample | None
     consumption: Sequence[HourlyConsumption]
+    #: Data centers and the witness as the last health report gave them (none: not declared).
+    datacenters: Sequence[DatacenterHealth] = ()
+    quorum_rule: str | None = None
 
 
 def node_row(node: NodeHealth) -> NodeRow:
@@ -195,6 +198,7 @@ async def load_cluster(
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     shown = await _alerts(conn, row.id, row.name)
     nodes = from_stored(row.last_health)
+    sites, quorum_rule = sites_from_stored(row.last_datacenters)
     return ClusterView(
         id=row.id,
         name=row.name,
@@ -216,6 +220,8 @@ async def load_cluster(
         history=await resource_history(conn, row.id, start, end, buckets),
         latest=await latest_sample(conn, row.id),
         consumption=await load_consumption(conn, row.id, start),
+        datacenters=sites,
+        quorum_rule=quorum_rule,
     )
 
 

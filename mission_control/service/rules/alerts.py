@@ -27,6 +27,8 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.LICENSE_OVERAGE: "warning",
     AlertKind.BACKUP_FAILED: "critical",
     AlertKind.SETTING_CHANGED: "warning",
+    AlertKind.DATACENTER_LOST: "critical",
+    AlertKind.DATACENTER_BACK: "warning",
 }
 
 
