@@ -84,6 +84,8 @@ def _relay(client: socket.socket, target: tuple[str, int], delay: float) -> None
         _close(client)
         return
     upstream.settimeout(None)
+    for s in (client, upstream):  # small writes go at once, as on the wire being imitated
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for a, b in ((client, upstream), (upstream, client)):
         threading.Thread(target=_copy, args=(a, b, delay), daemon=True).start()
 

@@ -9,6 +9,7 @@ speed itself is measured by benchmarks/datacenter.py.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +24,15 @@ from mc_exchange_kit import kept_ids, outbox_messages, rows
 from cluster import zk
 from cluster.datacenters import Topology
 from cluster.dev.mcserver import MissionControlServer
-from cluster.dev.processes import wait_until
-from cluster.dev.sites import layout
+from cluster.dev.processes import Process, start, wait_until
+from cluster.dev.sites import DelayedLinks, layout, site_layout
 from cluster.dev.zookeeper import Ensemble, ZkServer, ZooKeeperTLS
 from cluster.errors import ZooKeeperUnavailable
 from cluster.zk.errors import ZooKeeperError
 
 DC_LOSS_BOUND = SESSION_TIMEOUT + 2 + 4  # the issue asks for session timeout + 2 s
 DC1, DC2 = ("n1", "n2"), ("n3", "n4")
+NODES = {"n1": "dc1", "n2": "dc1", "n3": "dc2", "n4": "dc2"}
 LOST, BACK = "datacenter_lost", "datacenter_back"
 
 
@@ -267,6 +269,89 @@ def test_the_witness_lost_alone_changes_nothing(
         )
     finally:
         zk.close(client)
+
+
+INTER_SITE_DELAY = 0.05  # seconds each way on every link between two sites
+# A round trip between sites costs 100 ms and a write four crossings: the product's default
+# timings (docs/architecture.md, Settings), not the 2 s session of the loopback tests, whose
+# 0.7 s bound on each ZooKeeper call a loaded test machine misses across such links.
+WAN_TIMING = {
+    "MANAGED_SESSION_TIMEOUT": "10",
+    "MANAGED_LOOP_INTERVAL": "2",
+    "MANAGED_RETRY_TIMEOUT": "4",
+}
+WAN_SESSION_TIMEOUT = float(WAN_TIMING["MANAGED_SESSION_TIMEOUT"])
+
+
+@pytest.fixture
+def delayed_ensemble(
+    tmp_path: Path, zk_tls: ZooKeeperTLS
+) -> Iterator[tuple[Ensemble, DelayedLinks]]:
+    """ZooKeeper 2+2+1 with 50 ms held back on every link between sites (quorum, election
+    and the nodes' client connections), by a relay: this kernel has no `netem`."""
+    links = DelayedLinks(site_layout(5, witness=True))
+    ensemble = Ensemble(tmp_path / "zk", size=5, tls=zk_tls, route=links.route)
+    relay: Process | None = None
+    try:
+        ensemble.start()  # writes every server's config: each route is known now
+        for site in ("dc1", "dc2"):
+            links.connect_string(site, ensemble.servers)
+        argv = [sys.executable, "-m", "cluster.dev.relay", "--delay", str(INTER_SITE_DELAY)]
+        relay = start("relay", [*argv, *links.pairs(ensemble.servers)], tmp_path / "relay.log")
+        ensemble.wait_ready(90)
+        yield ensemble, links
+    finally:
+        ensemble.stop()
+        if relay is not None:
+            relay.stop(timeout=5)
+
+
+def test_with_50_ms_between_sites_a_killed_data_center_still_hands_over(
+    delayed_ensemble: tuple[Ensemble, DelayedLinks], tmp_path: Path
+) -> None:
+    ensemble, links = delayed_ensemble
+    c = ClusterUnderTest(hosts=ensemble.connect_string, name="slow", base=tmp_path)
+    try:
+        declare(c, layout(servers_of(ensemble), 2, True))
+        for n, site in (*((n, "dc1") for n in DC1), *((n, "dc2") for n in DC2)):
+            c.join(n, site)
+        own = {n: links.connect_string(site, ensemble.servers) for n, site in NODES.items()}
+        for n in DC1:
+            c.run(n, hosts=own[n], timing=WAN_TIMING)
+        assert c.wait(lambda s: s.leader is not None and s.leader.node in DC1, 30), c.logs()
+        for n in DC2:
+            c.run(n, hosts=own[n], timing=WAN_TIMING)
+        assert c.wait(lambda s: len(s.live) == 4, 30), c.logs()
+        client = zk.connect(c.hosts, auth=ZK_AUTH)
+        try:
+            assert wait_until(lambda: acting(client, c) is not None, 20), c.logs()
+            old, old_epoch = acting(client, c) or ("", 0)
+            assert old in DC1
+            t0 = time.monotonic()
+            for n in DC1:
+                c.processes[n].kill()
+            for server in site_servers(ensemble, "dc1"):
+                ensemble.kill(server)
+            assert wait_until(
+                lambda: (
+                    (got := acting(client, c)) is not None and got[0] in DC2 and got[1] > old_epoch
+                ),
+                WAN_SESSION_TIMEOUT + 2 + 4,  # the issue's bound, and the same slack for load
+                0.02,
+            ), c.logs()
+            print(f"50 ms between sites, dc1 lost: acting after {time.monotonic() - t0:.2f} s")
+            new = acting(client, c)
+            for server in site_servers(ensemble, "dc1"):
+                ensemble.start_server(server)
+            ensemble.wait_ready(90)
+            for n in DC1:
+                c.run(n, hosts=own[n], timing=WAN_TIMING)
+            assert c.wait(lambda s: len(s.live) == 4, 30), c.logs()
+            assert acting(client, c) == new  # the returning side follows; the epoch stays
+        finally:
+            zk.close(client)
+    finally:
+        c.stop()
 
 
 def test_declaring_data_centers_from_the_command_line(cluster: ClusterUnderTest) -> None:
