@@ -159,3 +159,26 @@ def test_config_round_trip_and_damaged_config() -> None:
     assert parse_site("dc1=h:1, h:2") == Site("dc1", ("h:1", "h:2"))
     with pytest.raises(TopologyError, match="NAME=HOST:PORT"):
         parse_site("dc1")
+
+
+def test_the_health_report_carries_the_sites_only_when_declared() -> None:
+    from cluster.link.messages import health_body
+
+    roster = tuple(
+        RosterEntry(n, dc, f"h:{i + 1}", 0.0) for i, (n, dc) in enumerate(THREE_THREE.items())
+    )
+    live = tuple(LiveMember(n, "1", 0.0, UNMEASURED, i + 1) for i, n in enumerate(["b1", "b2"]))
+    plain = ClusterSnapshot("c", roster, live, None, Epoch(1, 1))
+    body = health_body(plain, 60)
+    assert body.datacenters is None and body.quorum_rule is None
+    declared = ClusterSnapshot(
+        "c", roster, live, None, Epoch(1, 1), {"datacenters": TOPOLOGY.to_config()}
+    )
+    body = health_body(declared, 60, {"10.0.2.1:2281": True})
+    assert body.datacenters is not None and body.quorum_rule is not None
+    assert [(d.name, d.state.value, d.zookeeper_reachable) for d in body.datacenters] == [
+        ("dc1", "lost", 0),
+        ("dc2", "degraded", 1),
+        ("w", "lost", 0),
+    ]
+    assert body.quorum_rule.startswith("datacenter: dc1 lost entirely")
