@@ -41,7 +41,9 @@ class NodeMetrics:
         self.epoch = Gauge("managed_epoch", "the cluster epoch last seen", registry=r)
         self.roster = Gauge("managed_roster_members", "members of the roster", registry=r)
         self.live = Gauge("managed_live_members", "live members of the roster", registry=r)
-        self.quorum_ok = Gauge("managed_quorum_ok", "1 when live >= floor(roster/2)+1", registry=r)
+        self.quorum_ok = Gauge(
+            "managed_quorum_ok", "1 with quorum (majority, or one data center lost)", registry=r
+        )
         self.elections = Counter(
             "managed_leader_elections_won", "times this node took leadership", registry=r
         )

@@ -8,9 +8,17 @@ Patroni's `Member`/`Cluster` tuples.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.datacenters import (
+    DatacenterView,
+    QuorumRule,
+    Topology,
+    datacenter_views,
+    quorum_rule,
+)
 from contract.resources import NodeResources
 
 
@@ -184,8 +192,29 @@ class ClusterSnapshot:
         return frozenset(m.node for m in self.live)
 
     @property
+    def topology(self) -> Topology | None:
+        """The data centers the config declares (None: the plain majority rule)."""
+        return Topology.from_config(self.config)
+
+    @property
+    def placement(self) -> dict[str, str]:
+        return {e.node: e.datacenter for e in self.roster}
+
+    @property
+    def quorum_rule(self) -> QuorumRule:
+        """The rule that gives (or fails to give) quorum now, see `cluster.datacenters`."""
+        return quorum_rule(self.placement, self.live_ids, self.topology)
+
+    @property
     def quorum(self) -> Quorum:
-        return quorum_of(self.roster_ids, self.live_ids)
+        rule = self.quorum_rule
+        return Quorum(have=rule.have, need=rule.need)
+
+    def datacenters(
+        self, reachable: Mapping[str, bool] | None = None
+    ) -> tuple[DatacenterView, ...]:
+        """Each site's nodes, ZooKeeper servers (`reachable`, from a probe) and state."""
+        return datacenter_views(self.placement, self.live_ids, self.topology, reachable)
 
     def member(self, node: str) -> RosterEntry | None:
         return next((e for e in self.roster if e.node == node), None)
@@ -193,8 +222,9 @@ class ClusterSnapshot:
     def live_member(self, node: str) -> LiveMember | None:
         return next((m for m in self.live if m.node == node), None)
 
-    def status_json(self) -> dict[str, Any]:
-        """The `managed cluster status --json` document (fields fixed by DESIGN.md)."""
+    def status_json(self, reachable: Mapping[str, bool] | None = None) -> dict[str, Any]:
+        """The `managed cluster status --json` document: the fields DESIGN.md fixes, plus
+        `quorum_rule` and `datacenters` (added fields only, so older scripts keep working)."""
         live = self.live_ids
         return {
             "cluster": self.cluster,
@@ -205,6 +235,8 @@ class ClusterSnapshot:
             "quorum": self.quorum.to_json(),
             "leader": self.leader.node if self.leader else None,
             "epoch": self.epoch.value,
+            "quorum_rule": self.quorum_rule.to_json(),
+            "datacenters": [v.to_json() for v in self.datacenters(reachable)],
         }
 
     def health_summary(self, leader: str, epoch: int, at: float) -> dict[str, Any]:

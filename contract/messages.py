@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from contract.audit.canonical import format_time
+from contract.datacenters import MAX_SITE_SERVERS, MAX_SITES, DatacenterState
 from contract.limits import (
     CONTROL_CHARACTERS,
     MAX_EPOCH,
@@ -135,6 +136,10 @@ class AlertKind(StrEnum):
     DRILL_FAILED = "drill_failed"
     #: A setting that decides where data and credentials go changed (see `GuardedSetting`).
     SETTING_CHANGED = "setting_changed"
+    #: A data center (or the witness) of a cluster is lost; cleared when none is.
+    DATACENTER_LOST = "datacenter_lost"
+    #: A lost data center came back (its nodes rejoined as followers): closed by a person.
+    DATACENTER_BACK = "datacenter_back"
 
 
 class Request(BaseModel):
@@ -226,8 +231,38 @@ class NodeHealth(Request):
         )
 
 
+class DatacenterHealth(Request):
+    """One site of a cluster declared over data centers, as its leader sees it (the witness
+    holds ZooKeeper servers and no node). `zookeeper_reachable` is None when the leader could
+    not ask."""
+
+    name: Name
+    witness: StrictBool = False
+    nodes_live: StrictInt = Field(ge=0, le=MAX_NODES)
+    nodes_total: StrictInt = Field(ge=0, le=MAX_NODES)
+    zookeeper_reachable: StrictInt | None = Field(default=None, ge=0, le=MAX_SITE_SERVERS)
+    zookeeper_total: StrictInt = Field(ge=0, le=MAX_SITE_SERVERS)
+    state: DatacenterState
+
+    @model_validator(mode="after")
+    def _counts_within_totals(self) -> Self:
+        if self.nodes_live > self.nodes_total:
+            raise ValueError("nodes_live exceeds nodes_total")
+        if (self.zookeeper_reachable or 0) > self.zookeeper_total:
+            raise ValueError("zookeeper_reachable exceeds zookeeper_total")
+        return self
+
+
 class HealthReportBody(Request):
     nodes: list[NodeHealth] = Field(min_length=1, max_length=MAX_NODES)
+    datacenters: list[DatacenterHealth] | None = Field(
+        default=None,
+        max_length=MAX_SITES,
+        description="Each declared data center and the witness (None: none declared).",
+    )
+    quorum_rule: Text | None = Field(
+        default=None, max_length=300, description="The rule that gives the cluster quorum now."
+    )
     health_interval_s: StrictFloat | None = Field(
         default=None,
         gt=0,
@@ -243,6 +278,14 @@ class HealthReportBody(Request):
         if len(set(names)) != len(names):
             raise ValueError("node names must be unique")
         return nodes
+
+    @field_validator("datacenters")
+    @classmethod
+    def _unique_sites(cls, sites: list[DatacenterHealth] | None) -> list[DatacenterHealth] | None:
+        names = [s.name for s in sites or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("data center names must be unique")
+        return sites
 
 
 class HealthReport(HealthReportBody, ClusterMessage):

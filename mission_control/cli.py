@@ -310,7 +310,7 @@ def alerts_list(show_all: bool, cluster: str | None, db_url: str, as_json: bool)
 @click.argument("alert_id", type=ROW_ID, metavar="ID")
 @db_option
 def alerts_acknowledge(alert_id: int, db_url: str) -> None:
-    """Close alert ID (setting_changed: only a person closes it); audited with your name."""
+    """Close alert ID (setting_changed, datacenter_back: only a person closes them); audited."""
     by = audit_log.cli_actor(_operator())
     closed = run_on_db(
         db_url, lambda ctx: alert_store.acknowledge_alert(ctx, str(alert_id), by=by), migrate=False

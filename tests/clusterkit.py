@@ -88,15 +88,24 @@ class ClusterUnderTest:
         assert r.returncode == 0, r.stderr
         self.addresses[node] = address
 
-    def run(self, node: str, data_dir: Path | None = None, key: str | None = None) -> Process:
-        """Start `managed node run NODE`; `key` names the process if one node runs twice."""
+    def run(
+        self,
+        node: str,
+        data_dir: Path | None = None,
+        key: str | None = None,
+        hosts: str = "",
+        timing: dict[str, str] | None = None,
+    ) -> Process:
+        """Start `managed node run NODE`; `key` names the process if one node runs twice;
+        `hosts`, the node's own connect string if not the cluster's; `timing`, settings in
+        place of `TIMING`."""
         key = key or node
         argv = [
             sys.executable,
             "-m",
             "cluster",
             "--zk",
-            self.hosts,
+            hosts or self.hosts,
             "--cluster",
             self.name,
             "node",
@@ -105,7 +114,7 @@ class ClusterUnderTest:
             "--data-dir",
             str(data_dir or self.base / "data" / node),
         ]
-        env = {**TIMING, "MANAGED_ZK_AUTH": ZK_AUTH}
+        env = {**(timing or TIMING), "MANAGED_ZK_AUTH": ZK_AUTH}
         proc = start(key, argv, self.base / "logs" / f"{key}.log", env=env)
         self.processes[key] = proc
         return proc

@@ -9,6 +9,8 @@ import click
 
 from cluster import zk
 from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.zk import probe
+from cluster.zk.client import trusted_ca
 
 
 @click.group()
@@ -20,8 +22,9 @@ def cluster() -> None:
 @json_option
 @pass_globals
 def status(g: Globals, as_json: bool) -> None:
-    """Roster, liveness, quorum, leader and epoch (the text adds the license state; scripts
-    read that from `managed mc status --json`)."""
+    """Roster, liveness, quorum (and the rule that gives it), leader, epoch, and each data
+    center: nodes live, ZooKeeper servers reachable from here, state (the text adds the license
+    state; scripts read that from `managed mc status --json`)."""
     from cluster.link.licensing import license_view
     from cluster.link.settings import Link
     from cluster.link.state import read_state
@@ -29,7 +32,14 @@ def status(g: Globals, as_json: bool) -> None:
     with g.session() as client:
         snap = zk.read_snapshot(client, g.paths)
         state = {} if as_json else read_state(client, g.paths)
-    doc: dict[str, Any] = snap.status_json()  # exactly the fields DESIGN.md lists
+    topology = snap.topology
+    reachable = (
+        probe.serving([z for s in topology.sites for z in s.zookeeper], trusted_ca(g.zk_ca))
+        if topology
+        else None
+    )
+    # The fields DESIGN.md lists, plus `quorum_rule` and `datacenters`.
+    doc: dict[str, Any] = snap.status_json(reachable)
 
     def text() -> str:
         lic = license_view(state, Link.from_config(snap.config), time.time())
@@ -38,7 +48,11 @@ def status(g: Globals, as_json: bool) -> None:
             f"cluster   {doc['cluster']}",
             f"leader    {doc['leader'] or '-'} (epoch {doc['epoch']})",
             f"quorum    {'ok' if q['ok'] else 'NOT MET'} ({q['have']} live, {q['need']} needed)",
+            f"rule      {doc['quorum_rule']['reason']}",
             f"license   {_license_line(lic)}",
+            "",
+            f"{'DATACENTER':<16} {'NODES':<8} {'ZOOKEEPER':<10} STATE",
+            *(_datacenter_line(dc) for dc in doc["datacenters"]),
             "",
             f"{'NODE':<16} {'DATACENTER':<12} STATE",
         ]
@@ -47,6 +61,54 @@ def status(g: Globals, as_json: bool) -> None:
         return "\n".join(lines)
 
     emit(as_json, doc, text)
+
+
+def _datacenter_line(dc: dict[str, Any]) -> str:
+    name = f"{dc['name']} (witness)" if dc["witness"] else dc["name"]
+    nodes = f"{dc['nodes']['live']}/{dc['nodes']['total']}"
+    zk_ = dc["zookeeper"]
+    servers = "-" if zk_["reachable"] is None else f"{zk_['reachable']}/{zk_['total']}"
+    return f"{name:<16} {nodes:<8} {servers:<10} {dc['state']}"
+
+
+@cluster.command()
+@click.argument("sites", nargs=-1, metavar="DC=HOST:PORT[,HOST:PORT]...")
+@click.option(
+    "--witness",
+    "witness",
+    metavar="SITE=HOST:PORT",
+    help="The witness site: ZooKeeper servers and no node.",
+)
+@click.option("--clear", is_flag=True, help="Forget the declaration: the majority rule only.")
+@pass_globals
+def datacenters(g: Globals, sites: tuple[str, ...], witness: str | None, clear: bool) -> None:
+    """Declare the data centers (each with its ZooKeeper servers) and the witness site, so the
+    cluster keeps quorum when one data center is lost entirely; without arguments, show them."""
+    from cluster.datacenters import Topology, TopologyError, parse_site
+    from cluster.topology_store import read_topology, write_topology
+
+    if clear and (sites or witness):
+        raise click.UsageError("--clear takes no data centers")
+    with g.session() as client:
+        if not sites and not witness and not clear:
+            topology = read_topology(client, g.paths)
+            if topology is None:
+                click.echo("no data centers declared: quorum is a majority of the roster")
+            for site in topology.sites if topology else ():
+                kind = "witness" if site.witness else "datacenter"
+                click.echo(f"{kind:<10} {site.name:<16} {','.join(site.zookeeper)}")
+            return
+        try:
+            declared = None
+            if not clear:
+                parsed = [parse_site(s) for s in sites]
+                if witness:
+                    parsed.append(parse_site(witness, witness=True))
+                declared = Topology.checked(parsed)
+        except TopologyError as e:
+            raise click.UsageError(str(e)) from None
+        write_topology(client, g.paths, declared)
+    click.echo("data centers cleared" if declared is None else "data centers declared")
 
 
 def _license_line(lic: dict[str, Any]) -> str:

@@ -25,13 +25,24 @@ def dev() -> None:
 
 @dev.command()
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 9))
+@click.option(
+    "--datacenters",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 3),
+    help="2 or 3: declared data centers, two ZooKeeper servers each, nodes spread over them.",
+)
+@click.option("--witness", is_flag=True, help="One more ZooKeeper server in a witness site.")
 @STATE_DIR
 @click.option("--detach", is_flag=True, help="Leave it running; stop with `managed dev down`.")
-def up(nodes: int, state_dir: Path, detach: bool) -> None:
-    """Start a 3-server ZooKeeper ensemble and a cluster of NODES nodes."""
+def up(nodes: int, datacenters: int, witness: bool, state_dir: Path, detach: bool) -> None:
+    """Start a ZooKeeper ensemble (3 servers, or 2 a data center plus 1 for the witness) and a
+    cluster of NODES nodes."""
     from cluster.dev.stack import DevStack, wait_forever
 
-    stack = DevStack(state_dir.resolve(), nodes=nodes)
+    if witness and datacenters < 2:
+        raise click.UsageError("--witness needs --datacenters 2 or 3")
+    stack = DevStack(state_dir.resolve(), nodes=nodes, datacenters=datacenters, witness=witness)
 
     def terminate(_sig: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -46,8 +57,11 @@ def up(nodes: int, state_dir: Path, detach: bool) -> None:
         raise click.ClickException(f"the dev stack did not start: {e}") from e
     click.echo(f"cluster     {info['cluster']}")
     click.echo(f"zookeeper   {info['zookeeper']}  (TLS, CA {info['zk_ca_file']})")
+    for site in info["datacenters"] or ():
+        kind = "witness" if site["witness"] else "datacenter"
+        click.echo(f"{kind:<11} {site['name']}: zookeeper {','.join(site['zookeeper'])}")
     for n in info["nodes"]:
-        click.echo(f"{n['id']:<11} {n['api']}/status   log: {n['log']}")
+        click.echo(f"{n['id']:<11} {n['api']}/status   ({n['datacenter']})   log: {n['log']}")
     mc = info["mission_control"]
     click.echo(f"mission     {mc['url']}  (CA {mc['ca_file']})")
     click.echo(f"staff token {mc['staff_token']}")

@@ -147,10 +147,18 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     root_logger.addHandler(handler)
 
     def exchange() -> LeaderService:
-        from cluster.link.exchange import MissionControlExchange  # deferred: start-up time
+        # deferred: start-up time
+        from cluster.link.exchange import MissionControlExchange
+        from cluster.zk.probe import serving
 
         handler = _support_handler(settings.zk_auth, data.path)
-        return MissionControlExchange(settings.zk_auth, heartbeat_handler=handler)
+        ca = settings.zk_ca
+        assert ca is not None  # the settings refuse a node without ZooKeeper's CA
+        return MissionControlExchange(
+            settings.zk_auth,
+            heartbeat_handler=handler,
+            zk_probe=lambda servers: serving(servers, ca),
+        )
 
     def guard() -> LeaderService:
         from cluster.guarded import SettingsGuard  # deferred: start-up time

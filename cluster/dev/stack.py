@@ -26,9 +26,11 @@ from typing import Any
 
 from cluster import roster, zk
 from cluster.dev.processes import Process, free_port, start, stop_pidfile, wait_until
+from cluster.dev.sites import datacenter_name, ensemble_size, layout
 from cluster.dev.zookeeper import Ensemble
 from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
+from cluster.topology_store import write_topology
 from cluster.zk.client import CA_ENV
 
 DEV_CLUSTER = "dev"
@@ -84,6 +86,8 @@ def write_private(path: Path, text: str) -> None:
 class DevStack:
     state_dir: Path
     nodes: int = 3
+    datacenters: int = 1  # 2 or more: declared data centers, two ZooKeeper servers each
+    witness: bool = False  # one more ZooKeeper server, in a site of its own (no node)
     cluster: str = DEV_CLUSTER
     processes: list[Process] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +106,8 @@ class DevStack:
             )
         if not 1 <= self.nodes <= 9:
             raise StackError("--nodes must be between 1 and 9")
+        if self.witness and self.datacenters < 2:
+            raise StackError("--witness needs --datacenters 2 or more")
         self.clear_stopped()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
@@ -130,7 +136,9 @@ class DevStack:
                 path.unlink(missing_ok=True)
 
     def _up(self) -> dict[str, Any]:
-        ensemble = Ensemble(self.state_dir / "zk", pid_dir=self.pid_dir)
+        declared = self.datacenters >= 2
+        size = ensemble_size(self.datacenters, self.witness) if declared else 3
+        ensemble = Ensemble(self.state_dir / "zk", size=size, pid_dir=self.pid_dir)
         ensemble.start()
         self.processes += [s.process for s in ensemble.servers if s.process]
         ensemble.wait_ready(60)
@@ -142,12 +150,18 @@ class DevStack:
         auth = self._zk_auth()
         client = zk.connect(hosts, auth=auth)
         nodes: list[dict[str, Any]] = []
+        topology = None
         try:
+            if declared:
+                servers = [f"127.0.0.1:{s.client_port}" for s in ensemble.servers]
+                topology = layout(servers, self.datacenters, self.witness)
+                write_topology(client, paths, topology)
             for i in range(1, self.nodes + 1):
                 name = f"node{i}"
                 address = f"127.0.0.1:{free_port()}"
-                roster.join(client, paths, name, f"dc{(i - 1) % 2 + 1}", address)
-                nodes.append({"id": name, "api": f"http://{address}"})
+                dc = datacenter_name((i - 1) % max(self.datacenters, 2))
+                roster.join(client, paths, name, dc, address)
+                nodes.append({"id": name, "api": f"http://{address}", "datacenter": dc})
         finally:
             zk.close(client)
         env = {
@@ -185,6 +199,7 @@ class DevStack:
         self.info = {
             "cluster": self.cluster,
             "zookeeper": hosts,
+            "datacenters": topology.to_config() if topology else None,
             "nodes": nodes,
             "state_dir": str(self.state_dir),
             "zk_auth_file": str(self._auth_file),

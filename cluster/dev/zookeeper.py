@@ -14,12 +14,13 @@ Debian's `zookeeper.jar` lists most of Netty on its class path but not `netty-co
 from __future__ import annotations
 
 import os
-import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.dev.processes import Process, free_port, start, wait_until
+from cluster.zk import probe
 from contract.certs import DEFAULT_HOSTS, write_dev_ca
 
 CLASSPATH = ":".join(
@@ -63,27 +64,9 @@ class ZooKeeperTLS:
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
 
-def four_letter(port: int, word: str, tls: ZooKeeperTLS, timeout: float = 1.0) -> str:
-    """Send a four-letter command over TLS; '' when the server does not answer."""
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
-            tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as s,
-        ):
-            s.sendall(word.encode())
-            chunks = []
-            while chunk := s.recv(4096):
-                chunks.append(chunk)
-            return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def mode(port: int, tls: ZooKeeperTLS) -> str | None:
-    for line in four_letter(port, "srvr", tls).splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
+def mode(port: int, tls: ZooKeeperTLS, host: str = "127.0.0.1") -> str | None:
+    """A server's mode, asked over TLS (`srvr`)."""
+    return probe.mode(host, port, tls.client_context())
 
 
 @dataclass
@@ -95,6 +78,15 @@ class ZkServer:
     base: Path
     tls: ZooKeeperTLS
     process: Process | None = None
+    host: str = "127.0.0.1"  # where it listens (an address inside `netns`, if given)
+    netns: str | None = None  # a network namespace to run in (`ip netns exec`)
+    #: Where this process reaches the client port (a relay into the namespace): HOST, PORT.
+    reach: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT of the client port, as the cluster's nodes reach it."""
+        return f"{self.host}:{self.client_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -109,7 +101,17 @@ class ZkServer:
         return self.base / "logs" / f"zk{self.myid}.log"
 
     def ready(self) -> bool:
-        return mode(self.client_port, self.tls) in ("leader", "follower", "standalone")
+        host, port = self.reach or (self.host, self.client_port)
+        return mode(port, self.tls, host) in ("leader", "follower", "standalone")
+
+
+#: How server `a` reaches server `b`'s quorum and election ports (HOST, PEER, ELECTION): the
+#: default is `b`'s own; a delaying relay between sites gives another.
+Route = Callable[[ZkServer, ZkServer], tuple[str, int, int]]
+
+
+def direct(_a: ZkServer, b: ZkServer) -> tuple[str, int, int]:
+    return b.host, b.peer_port, b.election_port
 
 
 @dataclass
@@ -123,6 +125,11 @@ class Ensemble:
     pid_dir: Path | None = None
     tls: ZooKeeperTLS | None = None
     servers: list[ZkServer] = field(default_factory=list)
+    route: Route = direct
+    #: Ticks a follower waits for its leader: a server cut off from its quorum drops its
+    #: clients after `sync_limit * tick_time` ms, which must stay below the nodes' session
+    #: timeout so that a cut-off leader stops before the other side can take over.
+    sync_limit: int = 4
 
     def __post_init__(self) -> None:
         if self.tls is None:
@@ -141,7 +148,7 @@ class Ensemble:
 
     @property
     def connect_string(self) -> str:
-        return ",".join(f"127.0.0.1:{s.client_port}" for s in self.servers)
+        return ",".join(s.address for s in self.servers)
 
     def _write_config(self, server: ZkServer) -> None:
         server.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,11 +158,11 @@ class Ensemble:
         lines = [
             f"tickTime={self.tick_time}",
             "initLimit=10",
-            "syncLimit=4",  # a server cut off from its quorum drops its clients within 2 s
+            f"syncLimit={self.sync_limit}",
             f"dataDir={server.data_dir}",
             # TLS only: a secure client port and no plain one; quorum and election over TLS.
             f"secureClientPort={server.client_port}",
-            "secureClientPortAddress=127.0.0.1",
+            f"secureClientPortAddress={server.host}",
             "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
             f"ssl.keyStore.location={tls.keystore}",
             "ssl.keyStore.type=PEM",
@@ -175,14 +182,16 @@ class Ensemble:
             f"standaloneEnabled={'true' if self.size == 1 else 'false'}",
         ]
         if self.size > 1:
-            lines += [
-                f"server.{s.myid}=127.0.0.1:{s.peer_port}:{s.election_port}" for s in self.servers
-            ]
+            for peer in self.servers:
+                # A server binds its own entry: only the others' go through `route`.
+                host, quorum, election = (direct if peer is server else self.route)(server, peer)
+                lines.append(f"server.{peer.myid}={host}:{quorum}:{election}")
         server.config_path.write_text("\n".join(lines) + "\n")
 
     def start_server(self, server: ZkServer) -> None:
         self._write_config(server)
         argv = [
+            *(["ip", "netns", "exec", server.netns] if server.netns else []),
             "java",
             "-Xmx128m",
             f"-Dlog4j.configuration=file:{LOG4J}",

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,9 @@ LINK_RETRY_MAX = 60.0  # seconds between attempts while Mission Control refuses 
 MISCONFIGURED_RETRY = 30.0
 
 HeartbeatHandler = Callable[[LeaderContext, HeartbeatReply, datetime], Awaitable[None]]
+#: Asks ZooKeeper servers (HOST:PORT) whether they serve (`cluster.zk.probe.serving`).
+ZooKeeperProbe = Callable[[Iterable[str]], Mapping[str, bool]]
+PROBE_TIMEOUT = 3.0  # seconds the health report waits for the ZooKeeper servers' answers
 
 
 class LinkRefused(ClusterError):
@@ -108,8 +111,10 @@ class MissionControlExchange:
         auth: str | None,
         heartbeat_handler: HeartbeatHandler | None = None,
         clock: Callable[[], float] = time.time,
+        zk_probe: ZooKeeperProbe | None = None,
     ) -> None:
         self._auth = auth
+        self._zk_probe = zk_probe
         self._clock = clock
         self._heartbeat_handler = heartbeat_handler
         self._task: asyncio.Task[None] | None = None
@@ -265,6 +270,19 @@ class MissionControlExchange:
         await ctx.advance_epoch(newest)
         return True
 
+    async def _probe(self, snap: ClusterSnapshot) -> Mapping[str, bool] | None:
+        """Which declared ZooKeeper servers serve, as this leader sees them (None: no data
+        centers declared, no probe, or it did not answer in time)."""
+        topology = snap.topology
+        if topology is None or self._zk_probe is None:
+            return None
+        servers = [z for s in topology.sites for z in s.zookeeper]
+        try:
+            return await within(PROBE_TIMEOUT, asyncio.to_thread(self._zk_probe, servers))
+        except (TimeoutError, OSError, ValueError) as e:
+            log.info("could not ask the ZooKeeper servers how they are: %r", e)
+            return None
+
     async def _produce(
         self, ctx: LeaderContext, link: Link, snap: ClusterSnapshot, now: float
     ) -> None:
@@ -277,7 +295,7 @@ class MissionControlExchange:
         }
         messages: list[QueuedBody] = []
         if due["health"]:
-            messages.append(health_body(snap, intervals.health))
+            messages.append(health_body(snap, intervals.health, await self._probe(snap)))
         if due["license"]:
             messages.append(LicenseCheckBody(host_units_in_use=cluster_host_units(snap)))
         hours: list[float] = []

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cluster.link.licensing import cluster_host_units
@@ -19,6 +20,7 @@ from cluster.link.settings import HOUR
 from cluster.model import ClusterSnapshot
 from contract.messages import (
     ConsumptionReportBody,
+    DatacenterHealth,
     HealthReportBody,
     NodeHealth,
 )
@@ -52,10 +54,38 @@ def health_nodes(snap: ClusterSnapshot) -> list[NodeHealth]:
     return nodes
 
 
-def health_body(snap: ClusterSnapshot, interval: float) -> HealthReportBody:
-    """The health check: every roster node, and how often the leader sends one."""
+def health_datacenters(
+    snap: ClusterSnapshot, reachable: Mapping[str, bool] | None
+) -> list[DatacenterHealth] | None:
+    """Each declared site as the health report carries it (None: no data centers declared)."""
+    if snap.topology is None:
+        return None
+    return [
+        DatacenterHealth(
+            name=v.name,
+            witness=v.witness,
+            nodes_live=v.nodes_live,
+            nodes_total=v.nodes_total,
+            zookeeper_reachable=v.zk_reachable,
+            zookeeper_total=v.zk_total,
+            state=v.state,
+        )
+        for v in snap.datacenters(reachable)
+    ]
+
+
+def health_body(
+    snap: ClusterSnapshot, interval: float, reachable: Mapping[str, bool] | None = None
+) -> HealthReportBody:
+    """The health check: every roster node, how often the leader sends one, and with data
+    centers declared each site (ZooKeeper servers `reachable` as the leader's probe found them)
+    and the rule that gives quorum."""
+    datacenters = health_datacenters(snap, reachable)
     return HealthReportBody(
-        nodes=health_nodes(snap), health_interval_s=min(interval, MAX_REPORTED_INTERVAL)
+        nodes=health_nodes(snap),
+        health_interval_s=min(interval, MAX_REPORTED_INTERVAL),
+        datacenters=datacenters,
+        quorum_rule=snap.quorum_rule.reason if datacenters is not None else None,
     )
 
 

@@ -167,7 +167,8 @@ ROUTES: tuple[Route, ...] = (
         PREFIX + "/alerts/{alert_id}/acknowledge",
         acknowledge_alert,
         "acknowledgeAlert",
-        "Close an open alert only a person closes (setting_changed); operators and admins.",
+        "Close an open alert only a person closes (setting_changed, datacenter_back); "
+        "operators and admins.",
         reply=Alert,
         auth="staff",
         errors=(401, 403, 404, 409, 503),

@@ -15,6 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from contract.messages import AlertKind
 from mission_control.console import plots, units
 from mission_control.console.abilities import Abilities
 from mission_control.console.keys import PREFIX, current_session
@@ -22,15 +23,19 @@ from mission_control.console.keys import PREFIX, current_session
 # By file location, not by package lookup: under pytest, tests/mission_control (a directory
 # without __init__) can shadow the package name as a namespace package.
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "console"
-ALERT_LABELS = {
-    "cluster_undersized": "Cluster undersized",
-    "cluster_silent": "Cluster silent",
-    "license_expiring": "License expiring",
-    "license_expired": "License expired",
-    "license_overage": "License overage",
-    "backup_failed": "Backup failed",
-    "drill_failed": "Restore drill failed",
-    "setting_changed": "Setting changed",
+# The console's name of every alert kind, in the order its filter lists them (a test holds this
+# table to `AlertKind`, so a new kind cannot reach the console unnamed).
+ALERT_LABELS: dict[AlertKind, str] = {
+    AlertKind.CLUSTER_SILENT: "Cluster silent",
+    AlertKind.CLUSTER_UNDERSIZED: "Cluster undersized",
+    AlertKind.BACKUP_FAILED: "Backup failed",
+    AlertKind.DRILL_FAILED: "Restore drill failed",
+    AlertKind.SETTING_CHANGED: "Setting changed",
+    AlertKind.DATACENTER_LOST: "Datacenter lost",
+    AlertKind.DATACENTER_BACK: "Datacenter back",
+    AlertKind.LICENSE_EXPIRED: "License expired",
+    AlertKind.LICENSE_EXPIRING: "License expiring",
+    AlertKind.LICENSE_OVERAGE: "License overage",
 }
 
 
@@ -51,9 +56,14 @@ def setup_templates(app: web.Application) -> None:
         timestamp=units.timestamp,
         duration=units.duration,
         seconds=lambda value: units.duration(timedelta(seconds=float(value))),
-        alert_label=lambda kind: ALERT_LABELS.get(str(kind), str(kind)),
+        alert_label=lambda kind: ALERT_LABELS.get(kind, str(kind)),
     )
-    env.globals.update(gauge=plots.usage_bar, sparkline=plots.sparkline, prefix=PREFIX)
+    env.globals.update(
+        gauge=plots.usage_bar,
+        sparkline=plots.sparkline,
+        prefix=PREFIX,
+        alert_kinds=list(ALERT_LABELS),
+    )
 
 
 def page(

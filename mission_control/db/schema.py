@@ -79,6 +79,8 @@ clusters = Table(
     Column("host_units_in_use", Float),
     # The health interval the cluster reports (NULL: the server's `health_interval_s`).
     Column("health_interval_s", Float),
+    # The last report's sites and quorum rule (NULL: no data centers declared).
+    Column("last_datacenters", JSON),
 )
 
 licenses = Table(

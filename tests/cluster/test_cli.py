@@ -78,8 +78,19 @@ def test_leave_refuses_live_node_and_broken_quorum_unless_forced(cluster: Cluste
 def test_status_json_fields_and_text(cluster: ClusterUnderTest) -> None:
     cluster.start_nodes(3)
     doc = json.loads(cluster.cli("cluster", "status", "--json").stdout)
-    # Exactly the fields DESIGN.md lists, at every level.
-    assert set(doc) == {"cluster", "roster", "quorum", "leader", "epoch"}
+    # Exactly the fields DESIGN.md lists, at every level, plus the data-center ones.
+    assert set(doc) - {"quorum_rule", "datacenters"} == {
+        "cluster",
+        "roster",
+        "quorum",
+        "leader",
+        "epoch",
+    }
+    assert doc["quorum_rule"]["name"] == "majority"
+    assert [(d["name"], d["nodes"]) for d in doc["datacenters"]] == [
+        ("dc1", {"live": 2, "total": 2}),
+        ("dc2", {"live": 1, "total": 1}),
+    ]
     assert [set(r) for r in doc["roster"]] == [{"id", "datacenter", "live"}] * 3
     assert set(doc["quorum"]) == {"have", "need", "ok"}
     assert doc["cluster"] == cluster.name

@@ -8,6 +8,7 @@ import pytest
 
 from contract.messages import AlertKind
 from mission_control.console import units
+from mission_control.console.render import ALERT_LABELS
 from mission_control.service.rules.alerts import silence_alert
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -72,3 +73,7 @@ def test_missing_times_are_dashes() -> None:
 def test_the_silent_alert_reads_in_human_units(silent_for: timedelta, text: str) -> None:
     changes = silence_alert(NOW - silent_for, NOW, timedelta(minutes=2), 3)
     assert changes[AlertKind.CLUSTER_SILENT] == text
+
+
+def test_every_alert_kind_has_a_console_label() -> None:
+    assert set(ALERT_LABELS) == set(AlertKind)

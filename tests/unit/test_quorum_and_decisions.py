@@ -97,7 +97,29 @@ def test_outsiders_and_unregistered_nodes_do_not_acquire() -> None:
 
 def test_status_json_has_exactly_the_documented_fields() -> None:
     doc = snap(["b", "a", "c"], ["a", "c"], ("a", 1)).status_json()
-    assert set(doc) == {"cluster", "roster", "quorum", "leader", "epoch"}
+    # DESIGN.md's fields, plus the data-center ones (added, never changed).
+    assert set(doc) == {
+        "cluster",
+        "roster",
+        "quorum",
+        "leader",
+        "epoch",
+        "quorum_rule",
+        "datacenters",
+    }
+    assert doc["quorum_rule"] == {
+        "name": "majority",
+        "reason": "majority: 2 of 3 roster nodes live, 2 needed",
+    }
+    assert doc["datacenters"] == [
+        {
+            "name": "dc1",
+            "witness": False,
+            "nodes": {"live": 2, "total": 3},
+            "zookeeper": {"reachable": None, "total": 0},
+            "state": "degraded",
+        }
+    ]
     assert doc["roster"][0] == {"id": "a", "datacenter": "dc1", "live": True}
     assert [r["id"] for r in doc["roster"]] == ["a", "b", "c"]
     assert doc["quorum"] == {"have": 2, "need": 2, "ok": True}

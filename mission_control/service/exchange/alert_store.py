@@ -3,9 +3,9 @@
 Guarantees: at most one open alert per (cluster, kind), even with concurrent writers (the
 partial unique index plus INSERT .. ON CONFLICT DO NOTHING); clearing only touches open alerts;
 history is kept (a cleared alert keeps its row, a new occurrence gets a new row). Alerts that no
-report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed) stay open until an
-operator acknowledges them (`acknowledge_alert`, audited); the others cannot be acknowledged,
-their own condition clears them.
+report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed, datacenter_back) stay
+open until an operator acknowledges them (`acknowledge_alert`, audited); the others cannot be
+acknowledged, their own condition clears them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ from mission_control.staff.roles import can_acknowledge_alerts
 class OpenAlert:
     id: int
     detail: str
+
+
+def detail_of(alert: OpenAlert | None) -> str | None:
+    """An open alert's detail (None: not open)."""
+    return None if alert is None else alert.detail
 
 
 _OPEN = select(alerts.c.id, alerts.c.cluster_id, alerts.c.kind, alerts.c.detail).where(
@@ -118,7 +123,7 @@ async def list_alerts(
 
 
 #: Kinds that only a person closes.
-ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED})
+ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED, AlertKind.DATACENTER_BACK})
 
 
 async def acknowledge_alert(

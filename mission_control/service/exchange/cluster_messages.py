@@ -36,6 +36,7 @@ from sqlalchemy.sql.dml import Insert
 from contract.audit.canonical import JsonValue
 from contract.audit.events import Actor, ActorKind, AuditEvent
 from contract.messages import (
+    AlertKind,
     ClusterEvent,
     ClusterMessage,
     ConsumptionReply,
@@ -54,12 +55,13 @@ from mission_control.db.engine import insert_or_ignore
 from mission_control.db.schema import backup_outcomes, consumption, licenses, restore_drills
 from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
-from mission_control.service.exchange.alert_store import apply_alert_changes
+from mission_control.service.exchange.alert_store import apply_alert_changes, detail_of
 from mission_control.service.exchange.ingest import BatchRead, Delivery, Scope, deliver
 from mission_control.service.fleet.history import health_sample_insert, health_sample_row
-from mission_control.service.fleet.node_health import to_stored
+from mission_control.service.fleet.node_health import sites_to_stored, to_stored
 from mission_control.service.refusals import InvalidInput
 from mission_control.service.rules.alerts import event_alerts, health_alerts, license_alerts
+from mission_control.service.rules.datacenters import datacenter_alerts
 from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.rules.sizing import assess
 from mission_control.service.support.queue import HeartbeatItems, open_heartbeat_items
@@ -117,6 +119,7 @@ async def health(ctx: ServiceContext, cluster_id: str, report: HealthReport) -> 
         "last_health_at": now,
         "health_status": assessment.status.value,
         "last_health": to_stored(report.nodes),
+        "last_datacenters": sites_to_stored(report.datacenters, report.quorum_rule),
     }
     if report.health_interval_s is not None:  # the cluster's own pace, for the silence alert
         row["health_interval_s"] = report.health_interval_s
@@ -124,8 +127,16 @@ async def health(ctx: ServiceContext, cluster_id: str, report: HealthReport) -> 
     sample = health_sample_row(cluster_id, now, report.nodes)
 
     async def effect(scope: Scope) -> HealthReply:
-        changes = health_alerts(assessment)
-        await apply_alert_changes(scope.conn, cluster_id, changes, now, scope.open_alerts)
+        opened = scope.open_alerts
+        changes = {
+            **health_alerts(assessment),
+            **datacenter_alerts(
+                report.datacenters,
+                detail_of(opened.get(AlertKind.DATACENTER_LOST)),
+                detail_of(opened.get(AlertKind.DATACENTER_BACK)),
+            ),
+        }
+        await apply_alert_changes(scope.conn, cluster_id, changes, now, opened)
         scope.later(health_sample_insert(scope.conn.dialect.name), sample)
         return reply
 

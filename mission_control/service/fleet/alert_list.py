@@ -40,6 +40,8 @@ class AlertFilter(BaseModel):
         "backup_failed",
         "drill_failed",
         "setting_changed",
+        "datacenter_lost",
+        "datacenter_back",
     ] = ""
     cluster: str = Field(default="", max_length=128)
     page: int = Field(default=1, ge=1, le=1_000_000)

@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.drills import rto_trend
-from contract.messages import Alert, AlertKind, NodeHealth
+from contract.messages import Alert, AlertKind, DatacenterHealth, NodeHealth
 from mission_control.db.schema import (
     ALERT_OPEN_WHERE,
     alerts,
@@ -39,7 +39,7 @@ from mission_control.service.fleet.history import (
     load_consumption,
     resource_history,
 )
-from mission_control.service.fleet.node_health import from_stored
+from mission_control.service.fleet.node_health import from_stored, sites_from_stored
 from mission_control.service.fleet.overview import SILENT_IDS, FleetStatus, fleet_status
 from mission_control.service.rules.licensing import License, LicenseEvaluation, evaluate_license
 from mission_control.service.rules.resources import HealthSample, MemoryDiskShares
@@ -153,6 +153,9 @@ class ClusterView:
     history: Sequence[ResourcePoint]
     latest: HealthSample | None
     consumption: Sequence[HourlyConsumption]
+    #: Data centers and the witness as the last health report gave them (none: not declared).
+    datacenters: Sequence[DatacenterHealth] = ()
+    quorum_rule: str | None = None
 
 
 def node_row(node: NodeHealth) -> NodeRow:
@@ -254,6 +257,7 @@ async def load_cluster(
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     shown = await _alerts(conn, row.id, row.name)
     nodes = from_stored(row.last_health)
+    sites, quorum_rule = sites_from_stored(row.last_datacenters)
     return ClusterView(
         id=row.id,
         name=row.name,
@@ -276,6 +280,8 @@ async def load_cluster(
         history=await resource_history(conn, row.id, start, end, buckets),
         latest=await latest_sample(conn, row.id),
         consumption=await load_consumption(conn, row.id, start),
+        datacenters=sites,
+        quorum_rule=quorum_rule,
     )
 
 

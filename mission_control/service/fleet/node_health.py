@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contract.messages import NodeHealth
+from contract.messages import DatacenterHealth, NodeHealth
 
 
 def to_stored(nodes: Sequence[NodeHealth]) -> list[dict[str, Any]]:
@@ -32,3 +32,30 @@ def from_stored(stored: object) -> list[NodeHealth] | None:
         ]
     except ValidationError:
         return None
+
+
+def sites_to_stored(
+    sites: Sequence[DatacenterHealth] | None, quorum_rule: str | None
+) -> dict[str, Any] | None:
+    """The JSON value stored for a report's data centers (None: none declared)."""
+    if sites is None:
+        return None
+    return {"quorum_rule": quorum_rule, "sites": [s.model_dump(mode="json") for s in sites]}
+
+
+def sites_from_stored(stored: object) -> tuple[list[DatacenterHealth], str | None]:
+    """The sites and quorum rule of a stored report; ([], None) when there are none or they
+    cannot be read (fields a newer cluster added are dropped)."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("sites"), list):
+        return [], None
+    known = DatacenterHealth.model_fields
+    rule = stored.get("quorum_rule")
+    try:
+        sites = [
+            DatacenterHealth.model_validate({k: v for k, v in s.items() if k in known})
+            for s in stored["sites"]
+            if isinstance(s, dict)
+        ]
+    except ValidationError:
+        return [], None
+    return sites, rule if isinstance(rule, str) else None

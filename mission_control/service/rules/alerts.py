@@ -28,6 +28,8 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.BACKUP_FAILED: "critical",
     AlertKind.DRILL_FAILED: "critical",
     AlertKind.SETTING_CHANGED: "warning",
+    AlertKind.DATACENTER_LOST: "critical",
+    AlertKind.DATACENTER_BACK: "warning",
 }
 
 
