@@ -37,6 +37,7 @@ from cluster.paths import ClusterPaths
 from cluster.topology_store import write_topology
 from cluster.zk.client import CA_ENV
 from cluster.zk.errors import ZooKeeperError
+from contract.audit.events import Actor, ActorKind
 
 SITE_OF_NODE = {"n1": "dc1", "n2": "dc1", "n3": "dc2", "n4": "dc2"}
 WAN_TIMING = {
@@ -76,7 +77,7 @@ def main() -> None:
         paths = ClusterPaths(cluster)
         client = zk.connect(hosts, auth=ZK_AUTH, timeout=30)
         servers = [s.address for s in ensemble.servers]
-        write_topology(client, paths, layout(servers, 2, True))
+        write_topology(client, paths, layout(servers, 2, True), Actor("bench", ActorKind.OPERATOR))
         site_servers = {
             site.name: [s for s in ensemble.servers if s.address in site.zookeeper]
             for site in layout(servers, 2, True).sites

@@ -107,7 +107,7 @@ def datacenters(g: Globals, sites: tuple[str, ...], witness: str | None, clear: 
                 declared = Topology.checked(parsed)
         except TopologyError as e:
             raise click.UsageError(str(e)) from None
-        write_topology(client, g.paths, declared)
+        write_topology(client, g.paths, declared, g.operator("managed cluster datacenters"))
     click.echo("data centers cleared" if declared is None else "data centers declared")
 
 
@@ -128,7 +128,7 @@ def secure(g: Globals) -> None:
     from cluster.errors import ClusterError
     from cluster.lockdown import WrongCredential, close_cluster
     from contract.audit.canonical import JsonValue
-    from contract.audit.events import Actor, ActorKind, AuditEvent
+    from contract.audit.events import AuditEvent
 
     assert g.zk_auth is not None  # g.session() refuses a missing credential first
     with g.session(timeout=30) as client:
@@ -138,9 +138,7 @@ def secure(g: Globals) -> None:
             raise ClusterError(str(e)) from None
         if closed:
             now = datetime.now(UTC)
-            who = Actor(
-                g.zk_auth.split(":", 1)[0], ActorKind.OPERATOR, via="managed cluster secure"
-            )
+            who = g.operator("managed cluster secure")
             detail: dict[str, JsonValue] = {"closed": len(closed), "first": list(closed[:20])}
             event = AuditEvent(now, who, "cluster.secured", g.cluster, "acl", detail)
             AuditLog(client, g.paths).append([event], now)

@@ -16,6 +16,7 @@ from cluster.names import check_credential, check_name
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.zk import ZooKeeper
+from contract.audit.events import Actor, ActorKind
 
 #: An existing key file (PEM) given on the command line.
 KEY_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -34,6 +35,12 @@ class Globals:
     @property
     def paths(self) -> ClusterPaths:
         return ClusterPaths(self.cluster)
+
+    def operator(self, via: str) -> Actor:
+        """The audit log's name for whoever runs this command: the credential's user (the
+        only identity a ZooKeeper session proves), and the command it ran."""
+        user = (self.zk_auth or "").split(":", 1)[0].strip() or "unknown"
+        return Actor(user, ActorKind.OPERATOR, via=via)
 
     @contextmanager
     def session(self, timeout: float = ZK_TIMEOUT) -> Iterator[ZooKeeper]:

@@ -32,6 +32,7 @@ from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
 from cluster.topology_store import write_topology
 from cluster.zk.client import CA_ENV
+from contract.audit.events import Actor, ActorKind
 
 DEV_CLUSTER = "dev"
 # Short sessions make failover quick to watch; they satisfy the loop/retry/session rule.
@@ -155,7 +156,9 @@ class DevStack:
             if declared:
                 servers = [f"127.0.0.1:{s.client_port}" for s in ensemble.servers]
                 topology = layout(servers, self.datacenters, self.witness)
-                write_topology(client, paths, topology)
+                write_topology(
+                    client, paths, topology, Actor("dev", ActorKind.OPERATOR, via="managed dev up")
+                )
             for i in range(1, self.nodes + 1):
                 name = f"node{i}"
                 address = f"127.0.0.1:{free_port()}"

@@ -32,6 +32,7 @@ from cluster.errors import ZooKeeperUnavailable
 from cluster.paths import ClusterPaths
 from cluster.topology_store import write_topology
 from cluster.zk.errors import ZooKeeperError
+from contract.audit.events import Actor, ActorKind
 
 pytestmark = pytest.mark.skipif(bool(reason := unavailable()), reason=reason or "")
 
@@ -226,7 +227,7 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
     survivors = setup.connect(SURVIVORS)  # watches dc2's side, which keeps ZooKeeper's quorum
     try:
         topology = layout([s.address for s in setup.ensemble.servers], 2, True)
-        write_topology(client, setup.paths, topology)
+        write_topology(client, setup.paths, topology, Actor("test", ActorKind.OPERATOR))
         for node, site in NODES.items():
             address = f"{setup.net.address(site)}:{8100 + int(node[1:])}"
             roster.join(client, setup.paths, node, site, address)

@@ -381,6 +381,13 @@ def test_declaring_data_centers_from_the_command_line(cluster: ClusterUnderTest)
     assert cluster.cli("cluster", "datacenters", "--clear").returncode == 0
     assert cluster.snapshot().topology is None
 
+    # Each change of quorum's rule is in the audit log, with what it was and what it became.
+    log = json.loads(cluster.cli("audit", "log", "--json").stdout)
+    changes = [e for e in log if e["action"] == "cluster.datacenters"]
+    assert [c["detail"]["after"] is None for c in changes] == [False, True]
+    assert changes[1]["detail"]["before"] == changes[0]["detail"]["after"]
+    assert all(c["actor"]["name"] == "operators" for c in changes)
+
 
 def test_dev_up_with_two_data_centers_and_a_witness(tmp_path: Path) -> None:
     state = tmp_path / "stack"
