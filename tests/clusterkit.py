@@ -88,8 +88,15 @@ class ClusterUnderTest:
         assert r.returncode == 0, r.stderr
         self.addresses[node] = address
 
-    def run(self, node: str, data_dir: Path | None = None, key: str | None = None) -> Process:
-        """Start `managed node run NODE`; `key` names the process if one node runs twice."""
+    def run(
+        self,
+        node: str,
+        data_dir: Path | None = None,
+        key: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Process:
+        """Start `managed node run NODE`; `key` names the process if one node runs twice;
+        `env` adds settings (`MANAGED_*`)."""
         key = key or node
         argv = [
             sys.executable,
@@ -105,7 +112,7 @@ class ClusterUnderTest:
             "--data-dir",
             str(data_dir or self.base / "data" / node),
         ]
-        env = {**TIMING, "MANAGED_ZK_AUTH": ZK_AUTH}
+        env = {**TIMING, "MANAGED_ZK_AUTH": ZK_AUTH, **(env or {})}
         proc = start(key, argv, self.base / "logs" / f"{key}.log", env=env)
         self.processes[key] = proc
         return proc

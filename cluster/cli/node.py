@@ -164,7 +164,25 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
         backups,
         DeferredService("settings-guard", guard),
     ]
-    return NodeDaemon(settings, services=services, node_services=[writer], data_dir=data)
+    node_services = [writer]
+    if settings.data_listen is not None:
+        node_services.append(_data_service(settings, data.path))
+    return NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
+
+
+def _data_service(settings: NodeSettings, data_dir: Path) -> LeaderService:
+    """Ingest, reads and /rum.js over HTTPS (`cluster.data`), loaded once the node serves."""
+    from cluster.leadership import DeferredService
+
+    listen, cert, key = settings.data_listen, settings.tls_cert, settings.tls_key
+    assert listen is not None and cert is not None and key is not None  # NodeSettings checks
+
+    def make() -> LeaderService:
+        from cluster.data.service import DataService  # deferred: start-up time
+
+        return DataService(data_dir, listen, cert, key)
+
+    return DeferredService("data", make)
 
 
 def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:
