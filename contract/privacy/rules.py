@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.privacy.detectors import CHOICES, expand, mask_detected
+from contract.privacy.detectors import CHOICES, DetectorName, expand, mask_detected
 
 MAX_PATTERN = 500
 MAX_RULES = 50
@@ -31,6 +31,7 @@ class ProcessingRule:
     replacement: str = "<masked>"
     detector: str | None = None
     _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _detectors: tuple[DetectorName, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 64 or not self.name.isprintable():
@@ -43,6 +44,7 @@ class ProcessingRule:
                     f"rule {self.name}: unknown detector {self.detector!r} "
                     f"(known: {', '.join(CHOICES)})"
                 )
+            object.__setattr__(self, "_detectors", expand([self.detector]))
             return
         assert self.pattern is not None
         if not self.pattern or len(self.pattern) > MAX_PATTERN:
@@ -56,7 +58,7 @@ class ProcessingRule:
 
     def apply(self, text: str) -> str:
         if self.detector is not None:
-            return mask_detected(text, expand([self.detector]))
+            return mask_detected(text, self._detectors)
         assert self._compiled is not None
         return self._compiled.sub(self.replacement, text)
 
