@@ -79,6 +79,7 @@ class StaticState:
         from concurrent.futures import ThreadPoolExecutor
 
         self.node = "bench"
+        self.internal_key: bytes | None = None
         self.store = store
         self._settings = DataSettings({env.name: env})
         self._token = token

@@ -149,7 +149,7 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
     def exchange() -> LeaderService:
         from cluster.link.exchange import MissionControlExchange  # deferred: start-up time
 
-        handler = _support_handler(settings.zk_auth, data.path)
+        handler = _support_handler(settings, data.path)
         return MissionControlExchange(settings.zk_auth, heartbeat_handler=handler)
 
     def guard() -> LeaderService:
@@ -180,21 +180,29 @@ def _data_service(settings: NodeSettings, data_dir: Path) -> LeaderService:
     def make() -> LeaderService:
         from cluster.data.service import DataService  # deferred: start-up time
 
-        return DataService(data_dir, listen, cert, key)
+        return DataService(data_dir, listen, cert, key, settings.zk_auth)
 
     return DeferredService("data", make)
 
 
-def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:
+def _support_handler(settings: NodeSettings, data_dir: Path) -> HeartbeatHandler:
     """Remote support handles heartbeats; loaded on the first one (leader only), so the
-    cryptography it needs does not delay a node's start-up."""
+    cryptography it needs does not delay a node's start-up. A node serving monitoring data also
+    answers the data commands (reading every node, masked as the grant says)."""
     loaded: list[HeartbeatHandler] = []
+    auth = settings.zk_auth
 
     async def handle(ctx: LeaderContext, reply: HeartbeatReply, now: datetime) -> None:
         if not loaded:
             from cluster.support.service import SupportService, node_log_path
 
-            loaded.append(SupportService(log_path=node_log_path(data_dir)).for_exchange(auth))
+            reader = None
+            if settings.data_listen is not None and auth:
+                from cluster.data.support_reads import SupportDataReader
+
+                reader = SupportDataReader(auth, settings.tls_cert)
+            service = SupportService(log_path=node_log_path(data_dir), data_reader=reader)
+            loaded.append(service.for_exchange(auth))
         await loaded[0](ctx, reply, now)
 
     return handle

@@ -37,7 +37,15 @@ from cluster.data.ingest import (
 )
 from cluster.data.settings import DataSettings, DataSettingsError, Environment, check_data_name
 from cluster.data.store import KINDS, SENSITIVE, MonitoringStore
-from cluster.data.tokens import ParsedToken, Scope, TokenRecord, parse_token, verify
+from cluster.data.tokens import (
+    INTERNAL_PREFIX,
+    ParsedToken,
+    Scope,
+    TokenRecord,
+    parse_token,
+    verify,
+    verify_internal,
+)
 from contract.privacy.display import PERMISSION, shown_record
 
 T = TypeVar("T")
@@ -53,6 +61,11 @@ class DataState(Protocol):
     def settings(self) -> DataSettings: ...
 
     def token(self, token_id: str) -> TokenRecord | None: ...
+
+    @property
+    def internal_key(self) -> bytes | None:
+        """The key of internal read tokens (`cluster.data.tokens.verify_internal`)."""
+        ...
 
     async def run(self, fn: Callable[[MonitoringStore], T]) -> T:
         """`fn(store)` in the store's own thread."""
@@ -85,6 +98,13 @@ def authorize(state: DataState, token: str | None, scope: Scope) -> TokenRecord:
     """The token's record if it is a live token of `scope`; `Refused` (401/403) otherwise."""
     if not token:
         raise Refused(401, f"an {scope} token is required (Authorization: Bearer TOKEN)")
+    if token.startswith(INTERNAL_PREFIX):
+        internal = verify_internal(token, state.internal_key, time.time())
+        if internal is None:
+            raise Refused(401, "unknown, forged or expired internal token")
+        if scope != "read":
+            raise Refused(403, f"this token is not an {scope} token")
+        return internal
     parsed: ParsedToken | None = parse_token(token)
     record = state.token(parsed.id) if parsed else None
     if parsed is None or record is None or not verify(parsed, record):
@@ -207,7 +227,7 @@ async def read(request: web.Request) -> web.StreamResponse:
         raise Refused(400, f"limit must be 1 to {MAX_READ}")
     user_tag, since = request.query.get("user_tag"), _float(request, "since")
     rows = await state.run(lambda s: s.read(kind, env.name, user_tag, since, limit))
-    may_see = record.operator in state.settings().sensitive_data
+    may_see = record.sensitive or record.operator in state.settings().sensitive_data
     shown = [shown_record(r, SENSITIVE[kind], may_see) for r in rows]
     return web.json_response(
         {"node": state.node, "env": env.name, PERMISSION: may_see, "rows": shown}

@@ -32,7 +32,7 @@ from cluster.data import registry
 from cluster.data.api import create_app
 from cluster.data.settings import DataSettings
 from cluster.data.store import MonitoringStore
-from cluster.data.tokens import TokenRecord
+from cluster.data.tokens import TokenRecord, internal_key
 from cluster.errors import ClusterError, ListenError
 from cluster.leadership import LeaderContext
 from cluster.names import check_address
@@ -61,8 +61,15 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 class NodeData:
     """The `DataState` the API reads, kept fresh by `DataService`."""
 
-    def __init__(self, node: str, store: MonitoringStore, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        node: str,
+        store: MonitoringStore,
+        executor: ThreadPoolExecutor,
+        internal_key: bytes | None = None,
+    ) -> None:
         self.node = node
+        self.internal_key = internal_key
         self.store = store
         self._executor = executor
         self._settings = DataSettings()
@@ -115,8 +122,11 @@ class DataService:
 
     name = "data"
 
-    def __init__(self, data_dir: Path, listen: str, cert: Path, key: Path) -> None:
+    def __init__(
+        self, data_dir: Path, listen: str, cert: Path, key: Path, credential: str | None = None
+    ) -> None:
         self._data_dir = data_dir
+        self._internal_key = internal_key(credential) if credential else None
         self._listen = listen
         self._cert, self._key = cert, key
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-store")
@@ -127,7 +137,7 @@ class DataService:
     async def start(self, ctx: LeaderContext) -> None:
         loop = asyncio.get_running_loop()
         store = await loop.run_in_executor(self._executor, MonitoringStore, self._data_dir)
-        self.state = NodeData(ctx.node, store, self._executor)
+        self.state = NodeData(ctx.node, store, self._executor, self._internal_key)
         await self._refresh(ctx)
         host, port = check_address(self._listen)
         runner = web.AppRunner(create_app(self.state), access_log=None)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ class TokenRecord:
     operator: str | None  # read tokens: the operator whose credential it is
     digest: str
     created: float
+    sensitive: bool = False  # internal read tokens only: minted for a grant that includes it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,3 +104,45 @@ def verify(parsed: ParsedToken, record: TokenRecord | None) -> bool:
         and record.id == parsed.id
         and hmac.compare_digest(record.digest, _digest(parsed.secret))
     )
+
+
+#: Internal read tokens: what the leader uses to read every node for a support command. They are
+#: never stored: a node checks them with a key derived from the cluster's credential (which every
+#: node holds) and refuses them once expired (a minute).
+INTERNAL_PREFIX = "mgds_"
+INTERNAL_TTL = 60.0
+
+
+def internal_key(cluster_credential: str) -> bytes:
+    return hmac.new(
+        cluster_credential.encode(), b"managed data internal read v1", hashlib.sha256
+    ).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def mint_internal(key: bytes, reader: str, sensitive: bool, now: float) -> str:
+    claims = json.dumps({"reader": reader, "sensitive": sensitive, "expires": now + INTERNAL_TTL})
+    body = _b64(claims.encode())
+    mac = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return f"{INTERNAL_PREFIX}{body}.{mac}"  # "." is in no base64url text
+
+
+def verify_internal(token: str, key: bytes | None, now: float) -> TokenRecord | None:
+    """The read token's record if `token` is an internal token signed with `key`, unexpired."""
+    if key is None or not token.startswith(INTERNAL_PREFIX):
+        return None
+    body, _, mac = token[len(INTERNAL_PREFIX) :].partition(".")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        reader, sensitive, expires = claims["reader"], claims["sensitive"], claims["expires"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(reader, str) or not isinstance(sensitive, bool) or now >= float(expires):
+        return None
+    return TokenRecord("internal", "read", None, reader, "", now, sensitive)

@@ -22,6 +22,7 @@ from contract.support.redaction import is_secret_key, redact, redact_config
 from contract.support.requests import AccessGrant
 
 __all__ = [
+    "DATA_COMMANDS",
     "ROLE_COMMANDS",
     "Decision",
     "SupportCommand",
@@ -38,10 +39,19 @@ class SupportCommand(StrEnum):
     CONFIG_GET = "config get"
     CONFIG_SET = "config set"
     LOGS_TAIL = "logs tail"
+    #: Monitoring data read from every node: sensitive fields masked unless the grant's
+    #: approval included sensitive data explicitly (`AccessGrant.sensitive_data`).
+    DATA_SESSIONS = "data sessions"
+    DATA_ACTIONS = "data actions"
+    DATA_LOGS = "data logs"
 
 
-_READ_ONLY = frozenset(
-    {SupportCommand.DIAGNOSTICS, SupportCommand.CONFIG_GET, SupportCommand.LOGS_TAIL}
+DATA_COMMANDS = frozenset(
+    {SupportCommand.DATA_SESSIONS, SupportCommand.DATA_ACTIONS, SupportCommand.DATA_LOGS}
+)
+_READ_ONLY = (
+    frozenset({SupportCommand.DIAGNOSTICS, SupportCommand.CONFIG_GET, SupportCommand.LOGS_TAIL})
+    | DATA_COMMANDS
 )
 ROLE_COMMANDS: dict[AccessRole, frozenset[SupportCommand]] = {
     AccessRole.VIEWER: _READ_ONLY,
