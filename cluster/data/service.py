@@ -2,7 +2,8 @@
 
 It opens the node's store, serves `cluster.data.api` over HTTPS on `data_listen` with the
 node's certificate, publishes its address (`data/endpoints/<node>`, ephemeral) and, every
-second, refreshes the tokens it accepts and applies forget and remask jobs it has not applied
+second, refreshes the tokens it accepts and the data settings (both read from ZooKeeper: a
+change is in force within about a second) and applies forget and remask jobs it has not applied
 yet; every minute it deletes what is past each environment's retention.
 
 Guarantees: the store is used from one thread only; a revoked token stops working within a
@@ -16,6 +17,7 @@ Does not guarantee: that ingest continues without ZooKeeper for longer than toke
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import time
@@ -181,17 +183,18 @@ class DataService:
             await asyncio.sleep(REFRESH_EVERY)
 
     async def _refresh(self, ctx: LeaderContext) -> None:
+        """Tokens first, then the settings, both from ZooKeeper: once a token is accepted,
+        every setting changed before it was created is in force too."""
         assert self.state is not None
-        snap = ctx.snapshot
-        settings = None
-        if snap is not None:
-            try:
-                settings = DataSettings.from_config(snap.config)
-            except ClusterError as e:
-                log.warning("data settings unreadable, keeping the last good ones: %s", e)
-        self.state.refresh(settings)
         tokens = await ctx.blocking(registry.list_tokens, ctx.zookeeper, ctx.paths)
-        self.state.refresh(None, tokens)
+        found = await ctx.blocking(ctx.zookeeper.find, ctx.paths.config)
+        settings = None
+        try:
+            config = json.loads(found[0]) if found is not None and found[0] else {}
+            settings = DataSettings.from_config(config if isinstance(config, dict) else {})
+        except (ValueError, ClusterError) as e:
+            log.warning("data settings unreadable, keeping the last good ones: %s", e)
+        self.state.refresh(settings, tokens)
 
     async def _endpoint(self, ctx: LeaderContext) -> None:
         path = registry.DataPaths(ctx.paths).endpoint(ctx.node)

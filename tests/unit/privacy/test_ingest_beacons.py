@@ -4,11 +4,12 @@ whole."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from cluster.data.ingest import BadInput, prepare_beacon, prepare_log_lines
+from cluster.data.ingest import BadInput, prepare_beacon, prepare_log_lines, prepare_otlp
 from cluster.data.settings import AppPrivacy, Environment
 
 PAGE = "https://shop.example.com/orders/123456?card=4111111111111111"
@@ -90,3 +91,22 @@ def test_log_lines_are_masked_by_the_rules_and_refused_whole() -> None:
     with pytest.raises(BadInput, match="line 2"):
         prepare_log_lines(b'{"message": "ok"}\n{"message": "x", "level": "loud"}',
                           Environment("prod"), 0)  # fmt: skip
+
+
+def test_otlp_json_logs_are_read_and_masked() -> None:
+    record = {
+        "timeUnixNano": "1700000000000000000",
+        "severityText": "ERROR",
+        "body": {"stringValue": "declined 4111111111111111"},
+        "attributes": [{"key": "client", "value": {"stringValue": "203.0.113.7"}},
+                       {"key": "retries", "value": {"intValue": "3"}}],
+    }  # fmt: skip
+    body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
+    [row] = prepare_otlp(body, Environment("prod"), 0)
+    assert (row.message, row.level, row.at) == ("declined <masked>", "error", 1_700_000_000.0)
+    assert row.attributes == {"client": "<masked>", "retries": "3"}
+    for bad in (b"[]", b'{"resourceLogs": 5}', b'{"resourceLogs": []}',
+                json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+                    {"body": {"kvlistValue": {}}}]}]}]}).encode()):  # fmt: skip
+        with pytest.raises(BadInput):
+            prepare_otlp(bad, Environment("prod"), 0)

@@ -1,6 +1,7 @@
 """The golden masking corpus (`masking_corpus.json`) through the pure masking stages: built-in
-detectors, a new environment's log rules (what capture and ingest apply), URI masking and IP
-masking (what storage applies). The node tests send the same cases through a real node."""
+detectors, a new environment's log rules (at capture by the forwarder, at ingest by a node),
+URI masking and IP masking (at storage). `tests/cluster/data/test_data_e2e.py` sends the log
+and URI cases through real nodes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cluster.cli.logs import capture_record
 from contract.privacy.detectors import mask_detected
 from contract.privacy.ip import mask_ip
 from contract.privacy.rules import DEFAULT_RULES, apply_rules
@@ -25,7 +27,8 @@ def test_detectors(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), CORPUS["log_default"])
 def test_a_new_environments_log_rules(text: str, expected: str) -> None:
-    assert apply_rules(text, DEFAULT_RULES) == expected
+    assert apply_rules(text, DEFAULT_RULES) == expected  # at ingest
+    assert capture_record(text, DEFAULT_RULES) == {"message": expected}  # at capture
 
 
 @pytest.mark.parametrize(("uri", "expected"), CORPUS["uri"])
