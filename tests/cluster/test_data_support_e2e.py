@@ -96,3 +96,4 @@ def test_support_reads_data_masked_unless_the_approval_says_so(
     }
     audit = cluster.cli("audit", "log", "--json").stdout
     assert '"sensitive_data": true' in audit
+    assert "sha256:" in audit and "ann@example.com" not in audit  # the searched tag, hashed
