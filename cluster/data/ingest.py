@@ -23,7 +23,7 @@ from cluster.data.settings import DataSettingsError, Environment, check_data_nam
 from cluster.data.store import ActionRow, LogRow, SessionRow
 from contract.privacy.detectors import mask_detected
 from contract.privacy.ip import mask_ip
-from contract.privacy.rules import apply_rules
+from contract.privacy.rules import apply_rules_many
 from contract.privacy.uri import mask_uri
 
 MAX_BEACON_BYTES = 64 * 1024
@@ -163,14 +163,23 @@ def _log_row(doc: Any, env: Environment, where: str, now: float) -> LogRow:
     for key, value in attributes.items():
         if len(key) > 128 or not isinstance(value, str) or len(value) > MAX_TEXT:
             raise BadInput(f"{where}: attribute {key[:40]!r} must be a string")
-    rules = env.rules
-    return LogRow(
-        env=env.name,
-        at=stamp,
-        level=level,
-        message=apply_rules(message, rules),
-        attributes={k: apply_rules(v, rules) for k, v in attributes.items()},
-    )
+    return LogRow(env=env.name, at=stamp, level=level, message=message, attributes=attributes)
+
+
+def _masked(rows: list[LogRow], env: Environment) -> list[LogRow]:
+    """The rows after the environment's processing rules, all texts of the batch at once
+    (`apply_rules_many` is several times faster per record than one text at a time)."""
+    if not env.rules:
+        return rows
+    texts = [r.message for r in rows]
+    for r in rows:
+        texts += r.attributes.values()
+    masked = iter(apply_rules_many(texts, env.rules))
+    messages = [next(masked) for _ in rows]
+    return [
+        LogRow(r.env, r.at, r.level, m, {k: next(masked) for k in r.attributes})
+        for r, m in zip(rows, messages, strict=True)
+    ]
 
 
 def prepare_log_lines(body: bytes, env: Environment, now: float) -> list[LogRow]:
@@ -189,7 +198,7 @@ def prepare_log_lines(body: bytes, env: Environment, now: float) -> list[LogRow]
         except ValueError:
             raise BadInput(f"log record on line {n} is not valid JSON") from None
         rows.append(_log_row(doc, env, f"log record on line {n}", now))
-    return rows
+    return _masked(rows, env)
 
 
 def _otlp_value(value: Any) -> str:
@@ -241,4 +250,4 @@ def prepare_otlp(body: bytes, env: Environment, now: float) -> list[LogRow]:
             "attributes": flat,
         }
         rows.append(_log_row(doc_row, env, where, now))
-    return rows
+    return _masked(rows, env)

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.privacy.detectors import CHOICES, DetectorName, expand, mask_detected
+from contract.privacy.detectors import (
+    CHOICES,
+    DetectorName,
+    expand,
+    mask_detected,
+    mask_detected_many,
+)
 
 MAX_PATTERN = 500
 MAX_RULES = 50
@@ -105,3 +111,20 @@ def apply_rules(text: str, rules: Sequence[ProcessingRule]) -> str:
     for rule in rules:
         text = rule.apply(text)
     return text
+
+
+def apply_rules_many(texts: list[str], rules: Sequence[ProcessingRule]) -> list[str]:
+    """`[apply_rules(t, rules) for t in texts]`, faster for a batch: the detectors of
+    consecutive detector rules run over all texts at once (`mask_detected_many`), patterns on
+    each text (an operator's pattern may span or look at whatever joins texts)."""
+    detectors: list[DetectorName] = []
+    for rule in rules:
+        if rule.detector is not None:
+            detectors += rule._detectors
+            continue
+        if detectors:
+            texts, detectors = mask_detected_many(texts, detectors), []
+        assert rule._compiled is not None
+        sub, replacement = rule._compiled.sub, rule.replacement
+        texts = [sub(replacement, t) for t in texts]
+    return mask_detected_many(texts, detectors) if detectors else texts

@@ -6,15 +6,16 @@ and URI cases through real nodes."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster.cli.logs import capture_record
-from contract.privacy.detectors import mask_detected
+from contract.privacy.detectors import mask_detected, mask_detected_many
 from contract.privacy.ip import mask_ip
-from contract.privacy.rules import DEFAULT_RULES, apply_rules
+from contract.privacy.rules import DEFAULT_RULES, ProcessingRule, apply_rules, apply_rules_many
 from contract.privacy.uri import mask_uri
 
 CORPUS: dict[str, Any] = json.loads((Path(__file__).parent / "masking_corpus.json").read_text())
@@ -39,3 +40,32 @@ def test_uri_masking(uri: str, expected: str) -> None:
 @pytest.mark.parametrize(("address", "mode", "expected"), CORPUS["ip"])
 def test_ip_masking(address: str, mode: Any, expected: str | None) -> None:
     assert mask_ip(address, mode) == expected
+
+
+def test_a_batch_is_masked_as_each_text_alone() -> None:
+    """Ingest masks a batch at once (`apply_rules_many`): joined texts must come out as each
+    text masked alone, whatever stands next to them (newlines and non-ASCII texts included)."""
+    texts = [t for t, _ in CORPUS["detect"]] + [t for t, _ in CORPUS["log_default"]]
+    texts += ["a\n4111111111111111\nann@example.com", "é 4111 1111 1111 1111", ""]
+    assert mask_detected_many(texts) == [mask_detected(t) for t in texts]
+    assert apply_rules_many(texts, DEFAULT_RULES) == [apply_rules(t, DEFAULT_RULES) for t in texts]
+    rules = (
+        *DEFAULT_RULES,
+        ProcessingRule("customer", pattern=r"customer=\w+"),
+        ProcessingRule("rest", detector="email"),
+        ProcessingRule("ids", detector="id"),
+    )
+    assert apply_rules_many(texts, rules) == [apply_rules(t, rules) for t in texts]
+
+
+def test_random_batches_are_masked_as_each_text_alone() -> None:
+    pieces = [*"0123456789 -.:@%abcdefABXYZ_+\n", "4111111111111111", "%40", "::", "é", "DE89"]
+    pieces += ["DE89370400440532013000", "ann@example.com", "192.168.1.10", "١٢٣٤٥٦"]
+    pieces += ["123e4567-e89b-12d3-a456-426614174000", "2001:db8::17"]
+    rnd = random.Random(15)
+    for _ in range(2000):
+        batch = [
+            "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+            for _ in range(rnd.randint(1, 5))
+        ]
+        assert mask_detected_many(batch) == [mask_detected(t) for t in batch], batch
