@@ -46,6 +46,9 @@ class NodeSettings:
     listen: str | None = None  # defaults to the roster's api_address
     zk_auth: str | None = None  # USER:PASSWORD: the cluster's credential (required)
     zk_ca: str | None = None  # the CA of ZooKeeper's TLS certificates (required)
+    data_listen: str | None = None  # HOST:PORT of the HTTPS data API (ingest, reads, /rum.js)
+    tls_cert: Path | None = None  # the data API's certificate chain (PEM)
+    tls_key: Path | None = None  # and its private key
 
     def __post_init__(self) -> None:
         check_name("cluster", self.cluster)
@@ -68,6 +71,13 @@ class NodeSettings:
             check_address(self.listen)
         if self.zk_auth is not None:
             check_credential(self.zk_auth)
+        if self.data_listen is not None:
+            check_address(self.data_listen)
+            if self.tls_cert is None or self.tls_key is None:
+                raise ValueError(
+                    "data_listen: the data API is served over HTTPS only: give tls_cert and "
+                    "tls_key (MANAGED_TLS_CERT, MANAGED_TLS_KEY)"
+                )
 
     def check_access(self) -> None:
         """What a node needs to reach its cluster at all: the credential every znode of the

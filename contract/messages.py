@@ -83,7 +83,15 @@ Text = Annotated[str, AfterValidator(_no_control_characters)]
 #: Captured output (log lines may carry terminal escapes): only NUL is refused.
 Output = Annotated[str, AfterValidator(_no_nul)]
 AccessRoleName = Literal["viewer", "user", "admin"]
-CommandName = Literal["diagnostics", "config get", "config set", "logs tail"]
+CommandName = Literal[
+    "diagnostics",
+    "config get",
+    "config set",
+    "logs tail",
+    "data sessions",
+    "data actions",
+    "data logs",
+]
 
 
 def _time_as_text(value: object) -> object:
@@ -392,7 +400,10 @@ class PendingCommand(Reply):
     id: str
     request_id: str
     engineer: str = Field(min_length=1)
-    command: str = Field(description="diagnostics, config get, config set or logs tail.")
+    command: str = Field(
+        description="diagnostics, config get, config set, logs tail, data sessions, data actions "
+        "or data logs."
+    )
     arguments: dict[str, Any] = Field(default_factory=dict)
     issued_at: WireTime | None = None
 
@@ -423,6 +434,11 @@ class SupportApproval(Request):
     ends_at: Text = Field(max_length=64)
     approver: ApprovalActor
     signature: Text = Field(max_length=256, description="Ed25519 signature, base64.")
+    sensitive_data: StrictBool | None = Field(
+        default=None,
+        description="true when the approval lets the engineer see sensitive monitoring data "
+        "(then signed too); absent otherwise.",
+    )
 
 
 class GrantTerms(Request):

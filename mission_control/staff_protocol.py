@@ -91,6 +91,9 @@ class GrantView(Reply):
     closed_at: datetime | None
     closed_by: str | None
     close_reason: str | None
+    sensitive_data: bool = Field(
+        default=False, description="The approval lets the engineer see sensitive data."
+    )
 
 
 class AccessRequestView(Reply):
@@ -135,6 +138,18 @@ class CommandArguments(Request):
         "null (null clears the setting).",
     )
     lines: StrictInt | None = Field(default=None, ge=1, le=MAX_LOG_LINES)
+    env: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        description="data sessions|actions|logs: the environment (required).",
+    )
+    user_tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="data sessions|actions: only this person's (shown masked unless the grant "
+        "includes sensitive data).",
+    )
 
     @field_validator("value")
     @classmethod
@@ -159,6 +174,11 @@ class CommandCreate(Request):
                 raise ValueError("config set needs arguments.key and arguments.value")
         elif has_value:
             raise ValueError(f"{self.command} takes no value")
+        is_data = self.command.startswith("data ")
+        if is_data and args.env is None:
+            raise ValueError(f"{self.command} needs arguments.env")
+        if not is_data and (args.env is not None or args.user_tag is not None):
+            raise ValueError(f"{self.command} takes no env or user_tag")
         return self
 
     def argument_map(self) -> dict[str, ArgumentValue]:

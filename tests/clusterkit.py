@@ -95,10 +95,11 @@ class ClusterUnderTest:
         key: str | None = None,
         hosts: str = "",
         timing: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Process:
         """Start `managed node run NODE`; `key` names the process if one node runs twice;
         `hosts`, the node's own connect string if not the cluster's; `timing`, settings in
-        place of `TIMING`."""
+        place of `TIMING`; `env` adds settings (`MANAGED_*`)."""
         key = key or node
         argv = [
             sys.executable,
@@ -114,7 +115,7 @@ class ClusterUnderTest:
             "--data-dir",
             str(data_dir or self.base / "data" / node),
         ]
-        env = {**(timing or TIMING), "MANAGED_ZK_AUTH": ZK_AUTH}
+        env = {**(timing or TIMING), "MANAGED_ZK_AUTH": ZK_AUTH, **(env or {})}
         proc = start(key, argv, self.base / "logs" / f"{key}.log", env=env)
         self.processes[key] = proc
         return proc

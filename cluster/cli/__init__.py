@@ -152,8 +152,12 @@ SUBCOMMANDS = {
     "backup": "cluster.cli.backup:backup",
     "certs": "cluster.cli.mc:certs",
     "cluster": "cluster.cli.cluster_cmd:cluster",
+    "data": "cluster.cli.data:data",
     "dev": "cluster.cli.dev:dev",
+    "env": "cluster.cli.data_env:env",
+    "logs": "cluster.cli.logs:logs",
     "mc": "cluster.cli.mc:mc",
     "node": "cluster.cli.node:node",
     "support": "cluster.cli.support:support",
+    "token": "cluster.cli.data_env:token",
 }

@@ -151,7 +151,7 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
         from cluster.link.exchange import MissionControlExchange
         from cluster.zk.probe import serving
 
-        handler = _support_handler(settings.zk_auth, data.path)
+        handler = _support_handler(settings, data.path)
         ca = settings.zk_ca
         assert ca is not None  # the settings refuse a node without ZooKeeper's CA
         return MissionControlExchange(
@@ -174,19 +174,44 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
         DeferredService("settings-guard", guard),
     ]
     node_services = [writer, drill_runner(data.path)]
+    if settings.data_listen is not None:
+        node_services.append(_data_service(settings, data.path))
     return NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
 
 
-def _support_handler(auth: str | None, data_dir: Path) -> HeartbeatHandler:
+def _data_service(settings: NodeSettings, data_dir: Path) -> LeaderService:
+    """Ingest, reads and /rum.js over HTTPS (`cluster.data`), loaded once the node serves."""
+    from cluster.leadership import DeferredService
+
+    listen, cert, key = settings.data_listen, settings.tls_cert, settings.tls_key
+    assert listen is not None and cert is not None and key is not None  # NodeSettings checks
+
+    def make() -> LeaderService:
+        from cluster.data.service import DataService  # deferred: start-up time
+
+        return DataService(data_dir, listen, cert, key, settings.zk_auth)
+
+    return DeferredService("data", make)
+
+
+def _support_handler(settings: NodeSettings, data_dir: Path) -> HeartbeatHandler:
     """Remote support handles heartbeats; loaded on the first one (leader only), so the
-    cryptography it needs does not delay a node's start-up."""
+    cryptography it needs does not delay a node's start-up. A node serving monitoring data also
+    answers the data commands (reading every node, masked as the grant says)."""
     loaded: list[HeartbeatHandler] = []
+    auth = settings.zk_auth
 
     async def handle(ctx: LeaderContext, reply: HeartbeatReply, now: datetime) -> None:
         if not loaded:
             from cluster.support.service import SupportService, node_log_path
 
-            loaded.append(SupportService(log_path=node_log_path(data_dir)).for_exchange(auth))
+            reader = None
+            if settings.data_listen is not None and auth:
+                from cluster.data.support_reads import SupportDataReader
+
+                reader = SupportDataReader(auth, settings.tls_cert)
+            service = SupportService(log_path=node_log_path(data_dir), data_reader=reader)
+            loaded.append(service.for_exchange(auth))
         await loaded[0](ctx, reply, now)
 
     return handle

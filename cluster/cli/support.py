@@ -297,13 +297,24 @@ def grants(g: Globals, as_json: bool) -> None:
 @click.argument("request_id", metavar="ID")
 @click.option("--for", "duration", help="Grant a shorter window than requested, e.g. 2h.")
 @click.option("--role", type=click.Choice(ROLES), help="Grant a lesser role.")
+@click.option(
+    "--sensitive-data",
+    is_flag=True,
+    help="Also let the engineer see sensitive monitoring data (user tags) unmasked.",
+)
 @operator_option
 @pass_globals
 @domain_errors
 def approve_cmd(
-    g: Globals, request_id: str, duration: str | None, role: str | None, operator: str
+    g: Globals,
+    request_id: str,
+    duration: str | None,
+    role: str | None,
+    sensitive_data: bool,
+    operator: str,
 ) -> None:
-    """Approve a pending request; the window starts now. Needs --zk-auth (signs the grant)."""
+    """Approve a pending request; the window starts now. Needs --zk-auth (signs the grant).
+    Monitoring data is shown masked to the engineer unless --sensitive-data is given."""
     from contract.support.policy import AccessRole, parse_duration
     from contract.support.requests import approve
 
@@ -323,10 +334,11 @@ def approve_cmd(
                 policy=policy,
                 role=AccessRole(role) if role else None,
                 duration=window,
+                sensitive_data=sensitive_data,
             ),
             now,
         )
-    click.echo(done.notice)
+    click.echo(done.notice + (" (with sensitive data)" if sensitive_data else ""))
 
 
 @support.command("deny")

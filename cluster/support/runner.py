@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 from cluster.model import ClusterSnapshot
 from cluster.support.settable import apply
 from contract.limits import MAX_LOG_LINES, MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS, printable
-from contract.support.commands import SupportCommand, check_config_key
+from contract.support.commands import DATA_COMMANDS, SupportCommand, check_config_key
 from contract.support.redaction import MARK, is_secret_key, redact, redact_config
 from contract.support.settable import SettingRefused
 
@@ -207,6 +207,22 @@ def _logs_tail(arguments: Mapping[str, Any], log_path: Path | None) -> CommandRe
     return CommandResult(CommandStatus.OK, f"last {len(got)} lines of {log_path.name}", output)
 
 
+#: `(kind, arguments, sensitive) -> (ok, summary, output)`: reads monitoring data for a data
+#: command (`cluster.data.support_reads`), given by the leader when its node serves data.
+DataRead = Callable[[str, Mapping[str, Any], bool], tuple[bool, str, str]]
+
+
+def _data(command: SupportCommand, arguments: Mapping[str, Any], read: DataRead | None,
+          sensitive: bool) -> CommandResult:  # fmt: skip
+    if read is None:
+        return _refused("this cluster's leader serves no monitoring data (data_listen)")
+    kind = command.value.split(" ", 1)[1]
+    ok, summary, output = read(kind, arguments, sensitive)
+    if not ok:
+        return _error(summary)
+    return CommandResult(CommandStatus.OK, summary, limit_output(redact(output)))
+
+
 def run_command(
     command: str,
     arguments: Mapping[str, Any],
@@ -214,8 +230,11 @@ def run_command(
     health_summary: Mapping[str, Any],
     config: Mapping[str, Any],
     log_path: Path | None,
+    data: DataRead | None = None,
+    sensitive_data: bool = False,
 ) -> CommandResult:
-    """Run one authorized support command; refusals and errors are results, not exceptions."""
+    """Run one authorized support command; refusals and errors are results, not exceptions.
+    Data commands show sensitive fields only when `sensitive_data` (the grant's)."""
     try:
         wanted = SupportCommand(command)
     except ValueError:
@@ -226,4 +245,6 @@ def run_command(
         return _config_get(config, arguments)
     if wanted is SupportCommand.CONFIG_SET:
         return _config_set(config, arguments)
+    if wanted in DATA_COMMANDS:
+        return _data(wanted, arguments, data, sensitive_data)
     return _logs_tail(arguments, log_path)

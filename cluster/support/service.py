@@ -23,11 +23,11 @@ malformed item is logged and skipped; it never stops the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -73,6 +73,9 @@ from contract.support.requests import (
     revoke,
 )
 
+if TYPE_CHECKING:
+    from cluster.data.support_reads import SupportDataReader  # loaded only by nodes serving data
+
 __all__ = ["VIA", "CommandItem", "RequestItem", "SupportService", "handle_heartbeat"]
 
 log = logging.getLogger(__name__)
@@ -102,9 +105,11 @@ class SupportService:
         cluster_id: str | None = None,
         log_path: Path | None = None,
         schedule: CheckpointSchedule | None = None,
+        data_reader: SupportDataReader | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.log_path = log_path
+        self.data_reader = data_reader
         self.schedule = schedule
         self._key: Ed25519PrivateKey | None = None
         self._protected = False
@@ -310,7 +315,18 @@ class SupportService:
 
     def _execute(self, store: SupportStore, item: CommandItem) -> tuple[CommandResult, list[Op]]:
         config, version = store.config()
+        # Read again here (the caller checked the grant a moment ago): what a data command may
+        # show depends on the grant's approval, and unmasked only when it says so.
+        stored = store.get(item.request_id)
+        grant = stored.request.grant if stored is not None else None
+        sensitive_data = grant is not None and grant.sensitive_data
         snapshot = zk.read_snapshot(store.client, store.paths)
+        reader = self.data_reader
+
+        def read_data(kind: str, arguments: Mapping[str, Any], sensitive: bool) -> Any:
+            assert reader is not None
+            return reader.read(store.client, store.paths, kind, arguments, item.engineer, sensitive)
+
         result = run_command(
             item.command,
             item.arguments,
@@ -318,6 +334,8 @@ class SupportService:
             store.health_summary(),
             config,
             self.log_path,
+            data=read_data if reader is not None else None,
+            sensitive_data=sensitive_data,
         )
         if result.new_config is None:
             return result, []

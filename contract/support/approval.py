@@ -3,7 +3,8 @@
 The cluster signs every grant (operator-approved or auto-approved by policy) with its Ed25519
 key. The signed bytes are a domain-separation prefix and the canonical JSON of: approval id (a
 unique random id, the grant id), request id, cluster id, engineer, role, window start and end,
-and the approver (name and kind). Changing any of them breaks the signature.
+and the approver (name and kind), and `sensitive_data: true` when the approval grants sensitive
+monitoring data (absent otherwise). Changing any of them breaks the signature.
 
 Replay guard: Mission Control remembers every approval id it has honoured (`ReplayGuard.claim`,
 which must be atomic: an INSERT into a table whose primary key is the id). An id can be
@@ -28,7 +29,13 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from contract.audit.canonical import CanonicalFormError, canonical_json, format_time, parse_time
+from contract.audit.canonical import (
+    CanonicalFormError,
+    JsonValue,
+    canonical_json,
+    format_time,
+    parse_time,
+)
 from contract.audit.events import Actor
 from contract.support.errors import ApprovalRejected
 from contract.support.policy import AccessRole
@@ -39,7 +46,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _signed_bytes(grant: AccessGrant) -> bytes:
-    fields = {
+    fields: dict[str, JsonValue] = {
         "approval_id": grant.grant_id,
         "request_id": grant.request_id,
         "cluster_id": grant.cluster_id,
@@ -49,6 +56,8 @@ def _signed_bytes(grant: AccessGrant) -> bytes:
         "ends_at": format_time(grant.ends_at),
         "approver": grant.approved_by.to_json(),
     }
+    if grant.sensitive_data:  # only then: approvals without it sign the same bytes as before
+        fields["sensitive_data"] = True
     return _DOMAIN + canonical_json(fields)
 
 
@@ -81,6 +90,7 @@ class SignedApproval:
             "ends_at": format_time(grant.ends_at),
             "approver": grant.approved_by.to_json(),
             "signature": base64.b64encode(self.signature).decode("ascii"),
+            **({"sensitive_data": True} if grant.sensitive_data else {}),
         }
 
     @classmethod
@@ -96,6 +106,7 @@ class SignedApproval:
                 starts_at=parse_time(str(data["starts_at"])),
                 ends_at=parse_time(str(data["ends_at"])),
                 approved_by=Actor.from_json(data["approver"]),
+                sensitive_data=data.get("sensitive_data") or False,
             )
             signature = base64.b64decode(str(data["signature"]), validate=True)
         except (KeyError, TypeError, ValueError, CanonicalFormError) as exc:

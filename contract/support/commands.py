@@ -11,6 +11,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ from contract.support.redaction import is_secret_key, redact, redact_config
 from contract.support.requests import AccessGrant
 
 __all__ = [
+    "DATA_COMMANDS",
     "ROLE_COMMANDS",
     "Decision",
     "SupportCommand",
@@ -38,10 +40,19 @@ class SupportCommand(StrEnum):
     CONFIG_GET = "config get"
     CONFIG_SET = "config set"
     LOGS_TAIL = "logs tail"
+    #: Monitoring data read from every node: sensitive fields masked unless the grant's
+    #: approval included sensitive data explicitly (`AccessGrant.sensitive_data`).
+    DATA_SESSIONS = "data sessions"
+    DATA_ACTIONS = "data actions"
+    DATA_LOGS = "data logs"
 
 
-_READ_ONLY = frozenset(
-    {SupportCommand.DIAGNOSTICS, SupportCommand.CONFIG_GET, SupportCommand.LOGS_TAIL}
+DATA_COMMANDS = frozenset(
+    {SupportCommand.DATA_SESSIONS, SupportCommand.DATA_ACTIONS, SupportCommand.DATA_LOGS}
+)
+_READ_ONLY = (
+    frozenset({SupportCommand.DIAGNOSTICS, SupportCommand.CONFIG_GET, SupportCommand.LOGS_TAIL})
+    | DATA_COMMANDS
 )
 ROLE_COMMANDS: dict[AccessRole, frozenset[SupportCommand]] = {
     AccessRole.VIEWER: _READ_ONLY,
@@ -103,6 +114,14 @@ def check_config_key(key: str) -> Decision:
     return Decision.allow(f"{key} may be changed")
 
 
+def _tag_hashed(arguments: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """A data command's user tag (a customer's e-mail, say) enters the audit log as a hash."""
+    tag = arguments.get("user_tag")
+    if not isinstance(tag, str):
+        return arguments
+    return {**arguments, "user_tag": "sha256:" + hashlib.sha256(tag.encode()).hexdigest()[:16]}
+
+
 def command_event(
     grant: AccessGrant | None,
     engineer: str,
@@ -116,7 +135,8 @@ def command_event(
 ) -> AuditEvent:
     """The audit event for a command attempt (refused or run), naming the engineer.
 
-    Arguments and the summary are redacted before they are recorded.
+    Arguments and the summary are redacted before they are recorded; a user tag is recorded
+    as a hash.
     """
     detail: dict[str, JsonValue] = {
         "command": command,
@@ -124,7 +144,7 @@ def command_event(
         "reason": decision.reason,
         "grant": grant.grant_id if grant is not None else None,
         "role": grant.role.value if grant is not None else None,
-        "arguments": redact_config(arguments or {}),
+        "arguments": redact_config(_tag_hashed(arguments or {})),
     }
     if result_summary is not None:
         detail["result"] = redact(result_summary)

@@ -57,7 +57,12 @@ def _aware(moment: datetime, what: str) -> None:
 
 @dataclass(frozen=True)
 class AccessGrant:
-    """An approved access window. `grant_id` is the unique id the signed approval carries."""
+    """An approved access window. `grant_id` is the unique id the signed approval carries.
+
+    `sensitive_data`: the engineer may see sensitive monitoring data (user tags) unmasked. Never
+    by default: only an approval that says so explicitly (`approve(..., sensitive_data=True)`)
+    sets it, and it is part of what the cluster signs.
+    """
 
     grant_id: str
     request_id: str
@@ -70,9 +75,12 @@ class AccessGrant:
     closed_at: datetime | None = None
     closed_by: Actor | None = None
     close_reason: str | None = None
+    sensitive_data: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", AccessRole(self.role))
+        if not isinstance(self.sensitive_data, bool):
+            raise RequestError("sensitive_data is true or false")
         _aware(self.starts_at, "grant start")
         _aware(self.ends_at, "grant end")
         if self.ends_at <= self.starts_at:
@@ -145,13 +153,16 @@ def _event(
     }
     grant = request.grant
     if grant is not None:
-        detail["grant"] = {
+        terms: dict[str, JsonValue] = {
             "id": grant.grant_id,
             "role": grant.role.value,
             "starts_at": format_time(grant.starts_at),
             "ends_at": format_time(grant.ends_at),
             "approved_by": grant.approved_by.to_json(),
         }
+        if grant.sensitive_data:
+            terms["sensitive_data"] = True
+        detail["grant"] = terms
     detail.update({k: v for k, v in extra.items() if v is not None})
     return AuditEvent(now, actor, action, request.cluster_id, request.id, detail)
 
@@ -185,6 +196,7 @@ def _grant(
     now: datetime,
     by: Actor,
     grant_id: str | None,
+    sensitive_data: bool = False,
 ) -> AccessGrant:
     return AccessGrant(
         grant_id=_new_grant_id(grant_id),
@@ -195,6 +207,7 @@ def _grant(
         starts_at=now,
         ends_at=now + duration,
         approved_by=by,
+        sensitive_data=sensitive_data,
     )
 
 
@@ -258,8 +271,10 @@ def approve(
     role: AccessRole | None = None,
     duration: timedelta | None = None,
     grant_id: str | None = None,
+    sensitive_data: bool = False,
 ) -> Transition:
-    """A cluster operator approves a pending request, optionally narrowing role and duration."""
+    """A cluster operator approves a pending request, optionally narrowing role and duration;
+    sensitive monitoring data only when `sensitive_data` says so explicitly."""
     _require_open_pending(request, now, "approve")
     if approver.kind is not ActorKind.OPERATOR:
         raise InvalidTransition("only a cluster operator can approve a support request")
@@ -281,7 +296,7 @@ def approve(
             f"{format_duration(request.duration)}"
         )
     granted = policy.cap_duration(wanted)
-    grant = _grant(request, granted_role, granted, now, approver, grant_id)
+    grant = _grant(request, granted_role, granted, now, approver, grant_id, sensitive_data)
     new = replace(
         request, state=RequestState.APPROVED, decided_at=now, decided_by=approver, grant=grant
     )

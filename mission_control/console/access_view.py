@@ -24,6 +24,9 @@ COMMAND_ORDER = (
     SupportCommand.DIAGNOSTICS,
     SupportCommand.CONFIG_GET,
     SupportCommand.LOGS_TAIL,
+    SupportCommand.DATA_SESSIONS,
+    SupportCommand.DATA_ACTIONS,
+    SupportCommand.DATA_LOGS,
     SupportCommand.CONFIG_SET,
 )
 

@@ -55,7 +55,7 @@ def access_request(form: Mapping[str, Any]) -> AccessRequestCreate:
 
 def command(form: Mapping[str, Any]) -> CommandCreate:
     fields: dict[str, Any] = pick(form, ("command",))
-    arguments: dict[str, Any] = pick(form, ("key", "value", "lines"))
+    arguments: dict[str, Any] = pick(form, ("key", "value", "lines", "env", "user_tag"))
     # A form carries text; the API's model takes the number of lines as a JSON number would.
     lines = arguments.get("lines")
     if isinstance(lines, str) and lines.isdigit():

@@ -102,6 +102,9 @@ def test_only_the_engineer_runs_commands_the_grant_role_allows_inside_the_window
         "diagnostics",
         "config get",
         "logs tail",
+        "data sessions",
+        "data actions",
+        "data logs",
     ]
     assert runnable_commands(view(role="user"), "alice", NOW)[-1] == "config set"
     assert runnable_commands(view(), "bob", NOW) == []
@@ -149,6 +152,9 @@ def test_forms_reuse_the_api_rules_and_name_the_bad_field() -> None:
     )
     tail = forms.command({"command": "logs tail", "lines": "200", "key": ""})
     assert tail.argument_map() == {"lines": 200}
+    data = forms.command({"command": "data sessions", "env": "prod", "user_tag": " "})
+    assert data.argument_map() == {"env": "prod"}
+    assert re.search("needs arguments.env", refusal(forms.command, {"command": "data logs"}))
     assert re.search(
         "config set needs", refusal(lambda: forms.command({"command": "config set", "key": "a.b"}))
     )

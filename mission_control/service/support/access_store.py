@@ -135,6 +135,7 @@ def to_view(stored: StoredRequest) -> AccessRequestView:
             closed_at=grant.closed_at,
             closed_by=grant.closed_by.name if grant.closed_by else None,
             close_reason=grant.close_reason,
+            sensitive_data=grant.sensitive_data,
         ),
         awaiting_cluster=stored.sync_state is not None,
     )

@@ -163,3 +163,30 @@ def test_replay_guard_forgets_only_ended_windows() -> None:
     assert guard.prune(T0 + timedelta(hours=2)) == 1
     assert len(guard) == 1
     assert not guard.claim("b", T0 + timedelta(hours=3))
+
+
+def test_sensitive_data_only_when_the_approval_says_so_and_it_is_signed() -> None:
+    plain = signed()
+    assert plain.grant.sensitive_data is False
+    assert "sensitive_data" not in plain.to_json()  # the same bytes as before the flag existed
+    transition = approve(
+        pending(), OPERATOR, APPROVED_AT, policy=SupportPolicy(), grant_id="g2",
+        sensitive_data=True,
+    )  # fmt: skip
+    grant = transition.request.grant
+    assert grant is not None and grant.sensitive_data
+    assert transition.event.detail["grant"]["sensitive_data"] is True  # type: ignore[index]
+    with_data = sign_approval(grant, KEY)
+    wire = with_data.to_json()
+    assert wire["sensitive_data"] is True
+    assert SignedApproval.from_json(wire) == with_data
+    assert check(with_data) == grant
+    # Adding the flag to an approval signed without it (or dropping it) breaks the signature.
+    forged = SignedApproval.from_json({**plain.to_json(), "sensitive_data": True})
+    with pytest.raises(ApprovalRejected):
+        check(forged)
+    stripped = {k: v for k, v in wire.items() if k != "sensitive_data"}
+    with pytest.raises(ApprovalRejected):
+        check(SignedApproval.from_json(stripped))
+    with pytest.raises(ApprovalRejected, match="malformed"):
+        SignedApproval.from_json({**wire, "sensitive_data": "yes"})
