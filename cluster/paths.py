@@ -150,6 +150,19 @@ class ClusterPaths:
         """The outcome of each part of a run, one child per part."""
         return f"{self.backup_run(backup_id)}/parts"
 
+    @property
+    def switchover(self) -> str:
+        """An operator's switchover request and its outcome (`managed switchover`)."""
+        return f"{self.base}/switchover"
+
+    @property
+    def history(self) -> str:
+        """One znode per leadership, named by the epoch it started with (`cluster history`)."""
+        return f"{self.base}/history"
+
+    def history_entry(self, epoch: int) -> str:
+        return f"{self.history}/{epoch:010d}"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 
@@ -158,4 +171,4 @@ class ClusterPaths:
 
     def persistent_nodes(self) -> tuple[str, ...]:
         """Containers created once per cluster (idempotently) before anything else runs."""
-        return (self.base, self.roster, self.live, self.outbox, self.outbox_dead)
+        return (self.base, self.roster, self.live, self.outbox, self.outbox_dead, self.history)

@@ -134,7 +134,8 @@ def main(
     zk_ca: str | None,
     verbose: bool,
 ) -> None:
-    """Operate a Managed cluster: nodes, status, backups, remote support, audit."""
+    """Operate a Managed cluster: nodes, status, backups, remote support, audit, switchover
+    and maintenance."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -153,7 +154,9 @@ SUBCOMMANDS = {
     "certs": "cluster.cli.mc:certs",
     "cluster": "cluster.cli.cluster_cmd:cluster",
     "dev": "cluster.cli.dev:dev",
+    "maintenance": "cluster.cli.operator:maintenance",
     "mc": "cluster.cli.mc:mc",
     "node": "cluster.cli.node:node",
     "support": "cluster.cli.support:support",
+    "switchover": "cluster.cli.operator:switchover",
 }

@@ -28,7 +28,7 @@ from cluster.cli.common import Globals, emit, json_option, pass_globals
 
 @click.group()
 def node() -> None:
-    """Cluster membership: join, run, leave, list."""
+    """Cluster membership: join, run, leave, list, drain."""
 
 
 @node.command()
@@ -56,6 +56,27 @@ def leave(g: Globals, node_id: str, force: bool) -> None:
     click.echo(f"{node_id} {'left' if removed else 'was not in'} cluster {g.cluster}")
 
 
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@pass_globals
+def drain(g: Globals, node_id: str) -> None:
+    """NODE never leads from now on; if it leads, it hands over at once (refused when no
+    other node could lead)."""
+    from cluster.cli.operator import drain_node  # deferred: `node run` need not load it
+
+    drain_node(g, node_id, on=True)
+
+
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@pass_globals
+def undrain(g: Globals, node_id: str) -> None:
+    """NODE may lead again."""
+    from cluster.cli.operator import drain_node  # deferred: `node run` need not load it
+
+    drain_node(g, node_id, on=False)
+
+
 @node.command("list")
 @json_option
 @pass_globals
@@ -70,6 +91,7 @@ def list_nodes(g: Globals, as_json: bool) -> None:
             "api_address": e.api_address,
             "live": snap.live_member(e.node) is not None,
             "leader": bool(snap.leader and snap.leader.node == e.node),
+            "drained": e.node in snap.drained,
         }
         for e in snap.roster
     ]
@@ -80,6 +102,7 @@ def list_nodes(g: Globals, as_json: bool) -> None:
         lines = [f"{'NODE':<16} {'DATACENTER':<12} {'API ADDRESS':<22} STATE"]
         for r in rows:
             state = ("live" if r["live"] else "down") + (", leader" if r["leader"] else "")
+            state += ", drained" if r["drained"] else ""
             lines.append(f"{r['id']:<16} {r['datacenter']:<12} {r['api_address']:<22} {state}")
         return "\n".join(lines)
 
