@@ -163,6 +163,24 @@ class ClusterPaths:
     def history_entry(self, epoch: int) -> str:
         return f"{self.history}/{epoch:010d}"
 
+    @property
+    def upgrade(self) -> str:
+        """Release verification state (`cluster.upgrade`)."""
+        return f"{self.base}/upgrade"
+
+    @property
+    def upgrade_trust(self) -> str:
+        """The trusted TUF metadata: pinned-root, root, timestamp, snapshot, targets."""
+        return f"{self.upgrade}/trust"
+
+    def upgrade_trusted(self, role: str) -> str:
+        return f"{self.upgrade_trust}/{role}"
+
+    @property
+    def upgrade_verified(self) -> str:
+        """The last release verified: {version, files, at}."""
+        return f"{self.upgrade}/verified"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 

@@ -118,6 +118,8 @@ class AlertKind(StrEnum):
     BACKUP_FAILED = "backup_failed"
     #: A setting that decides where data and credentials go changed (see `GuardedSetting`).
     SETTING_CHANGED = "setting_changed"
+    #: The cluster refused a release: bad signature, expired or older metadata, a rollback...
+    RELEASE_REFUSED = "release_refused"
 
 
 class Request(BaseModel):
@@ -455,9 +457,12 @@ GUARDED_SETTING_TITLES: Mapping[GuardedSetting, str] = {
 
 
 class ClusterEventBody(Request):
-    kind: Literal["backup_failed", "backup_succeeded", "setting_changed"] = Field(
-        description="backup_failed raises the backup_failed alert; backup_succeeded clears it; "
-        "setting_changed raises a setting_changed alert naming `setting`."
+    kind: Literal["backup_failed", "backup_succeeded", "setting_changed", "release_refused"] = (
+        Field(
+            description="backup_failed raises the backup_failed alert; backup_succeeded clears it; "
+            "setting_changed raises a setting_changed alert naming `setting`; release_refused "
+            "raises a release_refused alert (why, in `detail`)."
+        )
     )
     detail: Text = Field(default="", max_length=4000)
     setting: GuardedSetting | None = Field(

@@ -159,4 +159,5 @@ SUBCOMMANDS = {
     "node": "cluster.cli.node:node",
     "support": "cluster.cli.support:support",
     "switchover": "cluster.cli.operator:switchover",
+    "upgrade": "cluster.cli.upgrade:upgrade",
 }

@@ -189,3 +189,8 @@ def test_silence_after_three_intervals() -> None:
 def test_backup_events() -> None:
     assert event_alerts("backup_failed", "disk full") == {AlertKind.BACKUP_FAILED: "disk full"}
     assert event_alerts("backup_succeeded", "") == {AlertKind.BACKUP_FAILED: None}
+
+
+def test_a_refused_release_raises_its_alert() -> None:
+    detail = "expired: timestamp.json is expired"
+    assert event_alerts("release_refused", detail) == {AlertKind.RELEASE_REFUSED: detail}

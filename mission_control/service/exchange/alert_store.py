@@ -118,7 +118,7 @@ async def list_alerts(
 
 
 #: Kinds that only a person closes.
-ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED})
+ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED, AlertKind.RELEASE_REFUSED})
 
 
 async def acknowledge_alert(

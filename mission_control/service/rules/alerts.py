@@ -78,10 +78,13 @@ def silence_alert(
 def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) -> AlertChanges:
     """`backup_failed` raises the alert of that name; `backup_succeeded` clears it;
     `setting_changed` raises (or updates, when one is open) the cluster's `setting_changed`
-    alert with this change: nothing clears it but an operator (`acknowledge`)."""
+    alert with this change: nothing clears it but an operator (`acknowledge`); so does
+    `release_refused` with its own alert."""
     if kind == "setting_changed":
         label = GUARDED_SETTING_TITLES[setting] if setting else "a guarded setting changed"
         return {AlertKind.SETTING_CHANGED: f"{label}: {detail}" if detail else label}
     if kind == "backup_failed":
         return {AlertKind.BACKUP_FAILED: detail or "a backup failed"}
+    if kind == "release_refused":
+        return {AlertKind.RELEASE_REFUSED: detail or "a release was refused"}
     return {AlertKind.BACKUP_FAILED: None}
