@@ -20,6 +20,8 @@ from tuf.api.metadata import Metadata, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
 from cluster import zk
+from cluster.dev.mcserver import MissionControlServer
+from cluster.dev.processes import wait_until
 from cluster.link.outbox import Outbox
 from cluster.upgrade import trust
 from mission_control.service.releases.repository import Repository, load_signer, signers_of
@@ -221,3 +223,23 @@ def test_verified_offline_and_every_attack_refused(
 
     # The genuine bundle still verifies after all that.
     assert cluster.cli("upgrade", "verify", "--bundle", str(third)).returncode == 0
+
+
+def test_a_refused_release_reaches_mission_control_as_an_alert(
+    cluster: ClusterUnderTest, mc: MissionControlServer, signed: Vendor, tmp_path: Path
+) -> None:
+    cluster.enroll(mc)
+    cluster.start_nodes(1)
+    r = cluster.cli("upgrade", "trust", str(signed.repo / "metadata" / "1.root.json"))
+    assert r.returncode == 0, r.stderr
+    genuine = signed.bundle("9.0.0")
+    name = "targets/releases/9.0.0/managed_orchestrator-9.0.0-py3-none-any.whl"
+    tampered = rewrite(genuine, tmp_path / "tampered.tar", {name: b"PK evil"})
+    r = cluster.cli("upgrade", "verify", "--bundle", str(tampered))
+    assert r.returncode == 1 and "release refused (target)" in r.stderr, r.stderr
+
+    def alerted() -> bool:
+        shown = mc.cli("alerts", "list", "--cluster", cluster.name, "--json")
+        return any(a["kind"] == "release_refused" for a in json.loads(shown.stdout or "[]"))
+
+    assert wait_until(alerted, 60, 0.5), cluster.logs()

@@ -8,6 +8,7 @@ import pytest
 
 from contract.messages import AlertKind, HealthStatus, LicenseState, NodeHealth
 from mission_control.service.rules.alerts import (
+    SEVERITY,
     event_alerts,
     health_alerts,
     license_alerts,
@@ -194,3 +195,4 @@ def test_backup_events() -> None:
 def test_a_refused_release_raises_its_alert() -> None:
     detail = "expired: timestamp.json is expired"
     assert event_alerts("release_refused", detail) == {AlertKind.RELEASE_REFUSED: detail}
+    assert set(SEVERITY) == set(AlertKind)  # every kind can be stored

@@ -27,6 +27,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.LICENSE_OVERAGE: "warning",
     AlertKind.BACKUP_FAILED: "critical",
     AlertKind.SETTING_CHANGED: "warning",
+    AlertKind.RELEASE_REFUSED: "critical",  # someone may be feeding the cluster a bad release
 }
 
 
