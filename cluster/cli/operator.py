@@ -8,6 +8,7 @@ transaction, naming the credential's user as the operator.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,7 +87,7 @@ def request_switchover(
 
 
 @click.command()
-@click.option("--to", "target", required=True, metavar="NODE", help="The node to lead.")
+@click.option("--to", "target", default=None, metavar="NODE", help="The node to lead.")
 @click.option(
     "--at",
     "at_text",
@@ -94,9 +95,18 @@ def request_switchover(
     metavar="TIME",
     help="When (ISO 8601, UTC unless a zone is given); now if omitted.",
 )
+@click.option("--cancel", is_flag=True, help="Cancel the scheduled switchover instead.")
 @pass_globals
-def switchover(g: Globals, target: str, at_text: str | None) -> None:
-    """Move leadership to NODE (live, in the roster, healthy, not drained), now or at TIME."""
+def switchover(g: Globals, target: str | None, at_text: str | None, cancel: bool) -> None:
+    """Move leadership to NODE (live, in the roster, healthy, not drained), now or at TIME;
+    or cancel a scheduled one."""
+    if cancel:
+        if target or at_text:
+            raise click.UsageError("--cancel takes neither --to nor --at")
+        cancel_switchover(g)
+        return
+    if target is None:
+        raise click.UsageError("give --to NODE (or --cancel)")
     now = datetime.now(UTC)
     at = at_from_text(at_text, now)
     with g.session() as client:
@@ -124,6 +134,33 @@ def switchover(g: Globals, target: str, at_text: str | None) -> None:
     if seen[-1].state != "done":
         raise SwitchoverRefused(f"switchover to {target} cancelled: {seen[-1].outcome}")
     click.echo(f"switched over: {target} leads (epoch {snap.epoch.value})")
+
+
+def cancel_switchover(g: Globals) -> None:
+    """Cancel a scheduled switchover (compare-and-set, audited). One already handing over
+    cannot be: the lock is being given up."""
+    now = datetime.now(UTC)
+    actor = operator_actor(g, "managed switchover --cancel")
+    with g.session() as client:
+        zk.ensure_cluster(client, g.paths)
+        data, stat = client.get(g.paths.switchover)
+        current = Switchover.from_node(data)
+        if current is None or current.state != "scheduled":
+            state = f" (it is {current.state})" if current and current.open else ""
+            raise SwitchoverRefused(f"no scheduled switchover to cancel{state}")
+        record = replace(current, state="cancelled", outcome=f"cancelled by {actor.name}")
+        op = SetData(g.paths.switchover, dump(record.to_json()), stat.version)
+        detail: dict[str, Any] = {"at": when_text(current.at)}
+        event = AuditEvent(
+            now, actor, "cluster.switchover.cancelled", g.paths.cluster, current.to, detail
+        )
+        try:
+            AuditLog(client, g.paths).append([event], now, [op])
+        except OpFailed as e:
+            if isinstance(e.error, BadVersionError):
+                raise SwitchoverRefused("the switchover changed meanwhile: look again") from None
+            raise
+    click.echo(f"switchover to {current.to} at {when_text(current.at)} cancelled")
 
 
 # --- maintenance --------------------------------------------------------------------------

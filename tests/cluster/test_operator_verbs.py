@@ -120,6 +120,15 @@ def test_drain_hands_over_at_once_and_the_drained_node_never_leads(
 
     r = cluster.cli("node", "undrain", first)
     assert r.returncode == 0 and "may lead again" in r.stdout, r.stderr
+    # A scheduled switchover can be cancelled before it is due; then nothing happens.
+    assert "no scheduled switchover" in _refused(cluster, "switchover", "--cancel")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = cluster.cli("switchover", "--to", first, "--at", later)
+    assert r.returncode == 0, r.stderr
+    r = cluster.cli("switchover", "--cancel")
+    assert r.returncode == 0 and "cancelled" in r.stdout, r.stderr
+    s = cluster.snapshot().switchover
+    assert s is not None and s.state == "cancelled" and _leader(cluster) == other
     r = cluster.cli("switchover", "--to", first)
     assert r.returncode == 0, r.stderr + cluster.logs()
     assert _leader(cluster) == first
@@ -130,4 +139,5 @@ def test_drain_hands_over_at_once_and_the_drained_node_never_leads(
     assert audit.returncode == 0, audit.stderr
     actions = [e["action"] for e in json.loads(audit.stdout)]
     assert actions.count("node.drained") == 1 and actions.count("node.undrained") == 1
-    assert actions.count("cluster.switchover") == 1
+    assert actions.count("cluster.switchover") == 2
+    assert actions.count("cluster.switchover.cancelled") == 1
