@@ -53,13 +53,13 @@ def test_switchover_now_and_at_a_time_and_history_across_a_sigkill(
     assert _leader(cluster) == target
 
     # At a set time: nothing happens before it, the named node leads after it.
-    at = datetime.now(UTC) + timedelta(seconds=3)
+    at = datetime.now(UTC) + timedelta(seconds=12)  # a CLI may take seconds to start here
     r = cluster.cli("switchover", "--to", third, "--at", at.isoformat())
     assert r.returncode == 0 and "scheduled" in r.stdout, r.stderr
     assert "already scheduled" in _refused(cluster, "switchover", "--to", first)
     assert "switchover to" in cluster.cli("cluster", "status").stdout
     assert _leader(cluster) == target
-    assert wait_until(lambda: _leader(cluster) == third, 15), cluster.logs()
+    assert wait_until(lambda: _leader(cluster) == third, 30), cluster.logs()
     assert datetime.now(UTC) >= at
 
     # SIGKILL the leader: the next one records that the lock was lost without a handover.
