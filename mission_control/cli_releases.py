@@ -51,6 +51,7 @@ def _refusals(work: click.Command) -> click.Command:
     return work
 
 
+@_refusals
 @releases.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(file: Path) -> None:

@@ -141,6 +141,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         settings.check_access()
     except ValueError as e:
         raise ConfigError(f"invalid settings: {e}") from e
+    _launch_current_version(settings.resolved_data_dir)
     # Claim the data directory before writing anything into it: a second node refused here
     # must not append to the first node's log.
     data = claim(settings.resolved_data_dir, settings.cluster, settings.node)
@@ -150,6 +151,21 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         data.release()
         raise
     asyncio.run(daemon.run())
+
+
+def _launch_current_version(data_dir: Path) -> None:
+    """The launcher: when an installed release is current (`managed upgrade apply`) and it is
+    not this one, exec that release's `managed` with the same arguments (returns only when
+    this version is the one to run)."""
+    import sys
+
+    from cluster.upgrade.install import current_version, exec_version, launch_target
+    from cluster.version import VERSION
+
+    entry = launch_target(data_dir, VERSION)
+    wanted = current_version(data_dir)
+    if entry is not None and wanted is not None:
+        exec_version(entry, wanted, sys.argv[1:])
 
 
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:

@@ -58,15 +58,23 @@ class VerifiedRelease:
         return [{"name": n, "length": size, "sha256": h} for n, size, h in self.files]
 
 
-def _newer(version: str, installed: str | None) -> bool:
+def _newer(version: str, installed: str | None, equal_ok: bool) -> bool:
     try:
-        return installed is None or Version(version) > Version(installed)
+        if installed is None:
+            return True
+        if equal_ok:
+            return Version(version) >= Version(installed)
+        return Version(version) > Version(installed)
     except InvalidVersion:
         raise ReleaseRefused("bundle", f"release version {version!r} is not a version") from None
 
 
 def _check_with_tuf(
-    fetcher: BundleFetcher, trusted: trust.Trusted, work: Path, installed: str | None
+    fetcher: BundleFetcher,
+    trusted: trust.Trusted,
+    work: Path,
+    installed: str | None,
+    equal_ok: bool,
 ) -> tuple[VerifiedRelease, dict[str, bytes]]:
     mdir = work / "metadata"
     mdir.mkdir()
@@ -89,7 +97,7 @@ def _check_with_tuf(
     }
     if not named:
         raise ReleaseRefused("target", f"release {version} is not in the signed targets")
-    if not _newer(version, installed):
+    if not _newer(version, installed, equal_ok):
         raise ReleaseRefused(
             "rollback", f"release {version} is not newer than the installed {installed}"
         )
@@ -112,14 +120,19 @@ def _check_with_tuf(
 
 
 def check(
-    fetcher: BundleFetcher, trusted: trust.Trusted, installed: str | None, into: Path | None = None
+    fetcher: BundleFetcher,
+    trusted: trust.Trusted,
+    installed: str | None,
+    into: Path | None = None,
+    equal_ok: bool = False,
 ) -> tuple[VerifiedRelease, dict[str, bytes]]:
     """Verify the bundle against `trusted`; returns the release and the new trusted set.
-    `into`: where the verified files go (a temporary directory, removed, when None)."""
+    `into`: where the verified files go (a temporary directory, removed, when None);
+    `equal_ok`: a release equal to `installed` is accepted (another node already runs it)."""
     with tempfile.TemporaryDirectory(prefix="managed-verify-") as tmp:
         work = Path(tmp)
         try:
-            release, after = _check_with_tuf(fetcher, trusted, work, installed)
+            release, after = _check_with_tuf(fetcher, trusted, work, installed, equal_ok)
         except tuf_errors.UnsignedMetadataError as e:
             raise ReleaseRefused("signature", str(e)) from None
         except tuf_errors.ExpiredMetadataError as e:
@@ -145,6 +158,7 @@ def verify_bundle(
     bundle: Path,
     installed: str | None,
     into: Path | None = None,
+    equal_ok: bool = False,
 ) -> tuple[VerifiedRelease, list[Op]]:
     """Verify `bundle`; returns the release and the operations that record it (the trusted
     set moved forward, the verified release), for the caller's transaction."""
@@ -153,7 +167,7 @@ def verify_bundle(
     except BundleError as e:
         raise ReleaseRefused("bundle", str(e)) from None
     before = trust.read(client, paths)
-    release, after = check(fetcher, before, installed, into)
+    release, after = check(fetcher, before, installed, into, equal_ok)
     ops = trust.advance_ops(paths, before, after)
     record = trust.verified_record(release.version, release.to_json(), time.time())
     exists = client.exists(paths.upgrade_verified) is not None

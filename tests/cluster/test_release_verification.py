@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from clusterkit import ZK_AUTH, ClusterUnderTest
+from releasekit import Vendor, vendor, wheel
 from tuf.api.metadata import Metadata, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
@@ -25,22 +24,6 @@ from cluster.dev.processes import wait_until
 from cluster.link.outbox import Outbox
 from cluster.upgrade import trust
 from mission_control.service.releases.repository import Repository, load_signer, signers_of
-
-
-def vendor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mission_control.cli", "releases", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def wheel(tmp: Path, version: str, body: bytes = b"") -> Path:
-    """A file standing for the project's wheel (installing real wheels is not tested here)."""
-    path = tmp / f"managed_orchestrator-{version}-py3-none-any.whl"
-    path.write_bytes(b"PK wheel of " + version.encode() + body)
-    return path
 
 
 def rewrite(bundle: Path, out: Path, change: dict[str, bytes | None]) -> Path:
@@ -58,33 +41,6 @@ def rewrite(bundle: Path, out: Path, change: dict[str, bytes | None]) -> Path:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out
-
-
-class Vendor:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.repo = base / "repo"
-        self.keys = [base / f"vendor-{i}.pem" for i in range(3)]
-        for key in self.keys:
-            r = vendor("keygen", str(key))
-            assert r.returncode == 0, r.stderr
-            assert key.stat().st_mode & 0o777 == 0o600
-        r = vendor("init", "--repo", str(self.repo), *self._keys(3), "--threshold", "2")
-        assert r.returncode == 0 and "threshold 2" in r.stdout, r.stderr
-
-    def _keys(self, n: int) -> list[str]:
-        return [a for k in self.keys[:n] for a in ("--key", str(k))]
-
-    def publish(self, version: str, keys: int = 2) -> subprocess.CompletedProcess[str]:
-        dist = wheel(self.base, version)
-        return vendor(
-            "publish", str(dist), "--version", version, "--repo", str(self.repo), *self._keys(keys)
-        )
-
-    def bundle(self, version: str) -> Path:
-        r = self.publish(version)
-        assert r.returncode == 0, r.stderr
-        return self.repo / "bundles" / f"managed-{version}.tar"
 
 
 @pytest.fixture

@@ -76,7 +76,12 @@ def generate_key(path: Path) -> str:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise ReleaseRefused(f"cannot write the key to {path}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     return str(SSlibKey.from_crypto(key.public_key()).keyid)
