@@ -77,7 +77,21 @@ def test_apply_installs_beside_the_running_version_and_the_node_restarts_into_it
     r = cluster.cli(*apply)
     assert r.returncode == 1 and "release refused (rollback)" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+    # A release that cannot be installed (its wheels lack the dependencies): one line, audited,
+    # and the node keeps starting what it ran.
+    lacking = signed.bundle("0.1.2", files=[project_wheel(tmp_path / "lacking", "0.1.2")])
+    n2 = cluster.base / "data" / "n2"
+    args = ("upgrade", "apply", "--bundle", str(lacking), "--data-dir", str(n2))
+    r = cluster.cli(*args, timeout=120)
+    assert r.returncode == 1 and "installing 0.1.2 failed" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (n2 / "versions" / "current").exists()
+    assert not (n2 / "versions" / "0.1.2" / ".complete").exists()
+
     entries = json.loads(cluster.cli("audit", "log", "--json").stdout)
     installed = [e for e in entries if e["action"] == "upgrade.installed"]
     assert [(e["subject"], e["detail"]["node"]) for e in installed] == [(NEW, "n1")]
+    failed = [e for e in entries if e["action"] == "upgrade.install_failed"]
+    assert [(e["subject"], e["detail"]["node"]) for e in failed] == [("0.1.2", "n2")]
     assert nodes == ["n1", "n2"]
