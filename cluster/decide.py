@@ -26,11 +26,19 @@ class Decision:
     reason: str
 
 
-def decide(snapshot: ClusterSnapshot, me: str, session_id: int, connected: bool) -> Decision:
+def decide(
+    snapshot: ClusterSnapshot,
+    me: str,
+    session_id: int,
+    connected: bool,
+    now: float | None = None,
+) -> Decision:
     """Decide this node's next step.
 
     `session_id` is this node's ZooKeeper session: the leader znode is ours only if it is the
     ephemeral owner, so a node that lost its session never mistakes an old record for its own.
+    `now` (this node's clock) bounds a switchover: without it a due switchover is not handed
+    over, and a lock given up for another node is left to it for as long as it is live.
     """
     if not connected:
         return Decision(Action.FOLLOW, "ZooKeeper connection suspended: no leader-only work")
@@ -51,6 +59,9 @@ def decide(snapshot: ClusterSnapshot, me: str, session_id: int, connected: bool)
                 Action.PAUSE,
                 f"I hold the lock but have no quorum ({quorum.have}/{quorum.need}): paused",
             )
+        handing = _handing_over(snapshot, me, now)
+        if handing is not None:
+            return handing
         return Decision(Action.LEAD, "no action: I am the leader with the lock")
     if leader is not None and leader.node == me:
         return Decision(
@@ -60,8 +71,44 @@ def decide(snapshot: ClusterSnapshot, me: str, session_id: int, connected: bool)
         return Decision(Action.FOLLOW, f"following {leader.node} (epoch {leader.epoch})")
     if snapshot.live_member(me) is None:
         return Decision(Action.FOLLOW, "not registered live yet: cannot lead")
+    if me in snapshot.drained:
+        return Decision(Action.FOLLOW, f"{me} is drained: never takes the lock")
+    waiting = _left_to_another(snapshot, me, now)
+    if waiting is not None:
+        return waiting
     if not quorum.ok:
         return Decision(
             Action.FOLLOW, f"no leader and no quorum ({quorum.have}/{quorum.need}): waiting"
         )
     return Decision(Action.ACQUIRE, f"no leader, quorum {quorum.have}/{quorum.need}: acquiring")
+
+
+def _handing_over(snapshot: ClusterSnapshot, me: str, now: float | None) -> Decision | None:
+    """RELEASE when this leader is drained (and another node can take the lock), or when a
+    switchover to another node that can lead is due; None otherwise."""
+    if me in snapshot.drained:
+        others = [e.node for e in snapshot.roster if e.node != me and snapshot.can_lead(e.node)]
+        if others:
+            return Decision(Action.RELEASE, f"{me} is drained: handing the lock over")
+    s = snapshot.switchover
+    if (
+        s is not None
+        and s.state == "scheduled"
+        and s.to != me
+        and now is not None
+        and now >= s.at
+        and snapshot.can_lead(s.to)
+    ):
+        return Decision(Action.RELEASE, f"switchover to {s.to}: handing the lock over")
+    return None
+
+
+def _left_to_another(snapshot: ClusterSnapshot, me: str, now: float | None) -> Decision | None:
+    """FOLLOW while the lock was given up for another node that is still live, until the
+    switchover's deadline: the node it was meant for takes it, not whoever is quickest."""
+    s = snapshot.switchover
+    if s is None or s.state != "handing-over" or s.to == me:
+        return None
+    if snapshot.live_member(s.to) is None or (now is not None and now >= s.deadline):
+        return None
+    return Decision(Action.FOLLOW, f"switchover to {s.to} in progress: leaving the lock to it")

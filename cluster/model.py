@@ -30,6 +30,11 @@ def _load(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _operator_section(config: dict[str, Any]) -> dict[str, Any]:
+    section = config.get(OPERATOR_SECTION)
+    return section if isinstance(section, dict) else {}
+
+
 def resources_json(resources: NodeResources | None) -> dict[str, Any] | None:
     """`resources` as JSON for a znode or a reply (None: nothing measured yet)."""
     return None if resources is None else resources.to_json()
@@ -100,16 +105,19 @@ class LiveMember:
     started_at: float
     health: NodeResources | None
     session_id: int = 0
+    health_error: str | None = None
 
     @classmethod
     def from_node(cls, node: str, data: bytes, session_id: int = 0) -> LiveMember:
         d = _load(data)
+        error = d.get("health_error")
         return cls(
             node=node,
             version=str(d.get("version", "")),
             started_at=float(d.get("started_at", 0.0)),
             health=parse_resources(d.get("health")),
             session_id=session_id,
+            health_error=str(error) if error else None,
         )
 
 
@@ -172,6 +180,69 @@ def quorum_of(roster: frozenset[str], live: frozenset[str]) -> Quorum:
     return Quorum(have=len(roster & live), need=len(roster) // 2 + 1)
 
 
+#: The cluster config's section of operator settings (`managed maintenance`, `node drain`).
+OPERATOR_SECTION = "operator"
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """Maintenance mode: automatic leader-only actions (scheduled backups, upgrades) pause."""
+
+    since: float
+    by: str
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": self.since, "by": self.by, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Switchover:
+    """An operator's request that leadership move to `to` (at `at`, or at once).
+
+    `state`: `scheduled` (the leader hands over when due), `handing-over` (the lock was given
+    up for `to`; the others leave it to `to` until `deadline`), `done` or `cancelled` (kept so
+    the CLI can tell what happened; a new request replaces it)."""
+
+    to: str
+    at: float
+    requested_at: float
+    by: str
+    state: str = "scheduled"
+    deadline: float = 0.0
+    outcome: str = ""
+
+    @classmethod
+    def from_node(cls, data: bytes) -> Switchover | None:
+        d = _load(data)
+        if not d.get("to"):
+            return None
+        return cls(
+            to=str(d["to"]),
+            at=float(d.get("at", 0.0)),
+            requested_at=float(d.get("requested_at", 0.0)),
+            by=str(d.get("by", "")),
+            state=str(d.get("state", "scheduled")),
+            deadline=float(d.get("deadline", 0.0)),
+            outcome=str(d.get("outcome", "")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "at": self.at,
+            "requested_at": self.requested_at,
+            "by": self.by,
+            "state": self.state,
+            "deadline": self.deadline,
+            "outcome": self.outcome,
+        }
+
+    @property
+    def open(self) -> bool:
+        return self.state in ("scheduled", "handing-over")
+
+
 @dataclass(frozen=True)
 class ClusterSnapshot:
     """Everything a node needs to decide what to do, read at one moment."""
@@ -182,6 +253,7 @@ class ClusterSnapshot:
     leader: Leader | None
     epoch: Epoch
     config: dict[str, Any] = field(default_factory=dict)
+    switchover: Switchover | None = None
 
     @property
     def roster_ids(self) -> frozenset[str]:
@@ -221,6 +293,35 @@ class ClusterSnapshot:
 
     def live_member(self, node: str) -> LiveMember | None:
         return next((m for m in self.live if m.node == node), None)
+
+    @property
+    def drained(self) -> frozenset[str]:
+        """Nodes that never take the lock (`managed node drain`)."""
+        nodes = _operator_section(self.config).get("drained")
+        return frozenset(str(n) for n in nodes) if isinstance(nodes, list) else frozenset()
+
+    @property
+    def maintenance(self) -> Maintenance | None:
+        """Maintenance mode, when on (`managed maintenance on`)."""
+        m = _operator_section(self.config).get("maintenance")
+        if not isinstance(m, dict):
+            return None
+        try:
+            return Maintenance(
+                float(m.get("since", 0.0)), str(m.get("by", "")), str(m.get("reason", ""))
+            )
+        except (TypeError, ValueError):
+            return Maintenance(0.0, "")
+
+    def can_lead(self, node: str) -> bool:
+        """In the roster, live, not drained and not reporting a failing health probe."""
+        live = self.live_member(node)
+        return (
+            self.member(node) is not None
+            and live is not None
+            and live.health_error is None
+            and node not in self.drained
+        )
 
     def status_json(self, reachable: Mapping[str, bool] | None = None) -> dict[str, Any]:
         """The `managed cluster status --json` document: the fields DESIGN.md fixes, plus

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
-from cluster import zk
+from cluster import history, switchover, zk
 from cluster.aio import wait_event, within
 from cluster.config import NodeSettings
 from cluster.datadir import DataDir, claim
@@ -96,6 +96,7 @@ class NodeDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._data_dir = data_dir
         self._tasks: set[asyncio.Future[Any]] = set()  # fire-and-forget work, kept referenced
+        self._term: history.Leadership | None = None  # this leadership's history entry
 
     # --- the LeaderContext protocol -------------------------------------------------------
 
@@ -186,6 +187,8 @@ class NodeDaemon:
             "health": resources_json(self._live.probe.last),
             "health_error": self._live.probe.error,
             "data_dir": str(self.settings.resolved_data_dir),
+            "maintenance": bool(snap and snap.maintenance),
+            "drained": bool(snap and self.node in snap.drained),
         }
 
     @property
@@ -310,7 +313,7 @@ class NodeDaemon:
         snap = await self._read()
         session_id = self._session_id()
         await self._publish_live(snap, session_id)
-        decision = decide(snap, self.node, session_id, self._connected)
+        decision = decide(snap, self.node, session_id, self._connected, self._clock())
         if decision.reason != self._decision.reason:
             log.info("decision: %s", decision.reason)
         self._decision = decision
@@ -331,12 +334,13 @@ class NodeDaemon:
             self.metrics.is_leader.set(1)
             log.info("took leadership with epoch %d", fence.epoch)
             snap = await self._read()
-            self._decision = decide(snap, self.node, session_id, self._connected)
+            self._decision = decide(snap, self.node, session_id, self._connected, self._clock())
         action = self._decision.action
         if action is Action.LEAD:
             if self._fence is None:
                 # Same session, same lock (e.g. after a restart of this object): re-derive it.
                 self._fence = zk.Fence(snap.epoch.value, snap.epoch.version)
+            await self._record_leadership(snap)
             await self._write_health_summary(snap)
             # SUSPENDED or a step-down may have come during that write: start only if we still
             # lead (connected, fence held); otherwise the next tick decides again.
@@ -358,10 +362,18 @@ class NodeDaemon:
         leader write is fenced and Mission Control refuses older epochs; it keeps the next leader
         from waiting while a service finishes (a backup commit may take seconds)."""
         fence = self._fence or zk.Fence(snap.epoch.value, snap.epoch.version)
+        ops = self._closing_ops(reason)
+        record = switchover.handing_over(snap, self.node, self._clock())
+        if record is not None:
+            ops.append(zk.SetData(self.paths.switchover, dump(record.to_json())))
         self._drop_fence(reason)
         try:
             await self.blocking(
-                zk.fenced_commit, self._client, self.paths, fence, [zk.Delete(self.paths.leader)]
+                zk.fenced_commit,
+                self._client,
+                self.paths,
+                fence,
+                [zk.Delete(self.paths.leader), *ops],
             )
             log.info("released the leader lock (epoch %d)", fence.epoch)
         except (FencedOut, NoNodeError):
@@ -383,10 +395,35 @@ class NodeDaemon:
         summary = snap.health_summary(self.node, fence.epoch, self._clock())
         await self.fenced([zk.SetData(self.paths.health, dump(summary))])
 
+    async def _record_leadership(self, snap: ClusterSnapshot) -> None:
+        """Open this leadership's history entry (once per term), and settle a switchover
+        record that this leadership ends or that can no longer happen."""
+        fence = self._fence
+        assert fence is not None
+        if self._term is None:
+            since = snap.leader.since if snap.leader else self._clock()
+            term = history.Leadership(self.node, fence.epoch, since)
+            timeout = self.settings.retry_timeout
+            ops = await self.blocking(history.opening_ops, self._client, self.paths, term, timeout)
+            if ops:
+                await self.fenced(ops)
+            self._term = term
+        settled = switchover.settled(snap, self.node, self._clock())
+        if settled is not None:
+            await self.fenced([zk.SetData(self.paths.switchover, dump(settled.to_json()))])
+            log.info("switchover to %s %s: %s", settled.to, settled.state, settled.outcome)
+
+    def _closing_ops(self, why: str) -> list[zk.Op]:
+        """The close of this leadership's history entry, for the write that gives the lock up."""
+        if self._term is None or self._fence is None:
+            return []
+        return [history.closing_op(self.paths, self._term, self._clock(), why)]
+
     def _drop_fence(self, reason: str) -> None:
         if self._fence is not None:
             log.info("stepping down: %s", reason)
         self._fence = None
+        self._term = None
         self.metrics.is_leader.set(0)
         self.metrics.leader_work_active.set(0)
 
@@ -404,10 +441,11 @@ class NodeDaemon:
         # Hand over first, as `_release` does: with the fence dropped no leader write can
         # follow, and the next leader need not wait while the services finish.
         fence = self._fence
+        ops: list[zk.Op] = [*self._closing_ops("handed over on shutdown (SIGTERM)")]
         self._drop_fence("shutting down")
         try:
             if self._connected:
-                ops: list[zk.Op] = [zk.Delete(self._live.path)]
+                ops.append(zk.Delete(self._live.path))
                 if fence is not None:
                     # Hand over: lock and live znode go in one fenced transaction.
                     await self.blocking(

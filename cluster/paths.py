@@ -162,6 +162,37 @@ class ClusterPaths:
     def backup_drill(self, drill_id: str) -> str:
         return f"{self.backup_drills}/{drill_id}"
 
+    @property
+    def switchover(self) -> str:
+        """An operator's switchover request and its outcome (`managed switchover`)."""
+        return f"{self.base}/switchover"
+
+    @property
+    def history(self) -> str:
+        """One znode per leadership, named by the epoch it started with (`cluster history`)."""
+        return f"{self.base}/history"
+
+    def history_entry(self, epoch: int) -> str:
+        return f"{self.history}/{epoch:010d}"
+
+    @property
+    def upgrade(self) -> str:
+        """Release verification state (`cluster.upgrade`)."""
+        return f"{self.base}/upgrade"
+
+    @property
+    def upgrade_trust(self) -> str:
+        """The trusted TUF metadata: pinned-root, root, timestamp, snapshot, targets."""
+        return f"{self.upgrade}/trust"
+
+    def upgrade_trusted(self, role: str) -> str:
+        return f"{self.upgrade_trust}/{role}"
+
+    @property
+    def upgrade_verified(self) -> str:
+        """The last release verified: {version, files, at}."""
+        return f"{self.upgrade}/verified"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 
@@ -170,4 +201,4 @@ class ClusterPaths:
 
     def persistent_nodes(self) -> tuple[str, ...]:
         """Containers created once per cluster (idempotently) before anything else runs."""
-        return (self.base, self.roster, self.live, self.outbox, self.outbox_dead)
+        return (self.base, self.roster, self.live, self.outbox, self.outbox_dead, self.history)

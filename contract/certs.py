@@ -47,7 +47,9 @@ def _san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+def atomic_write(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` beside `path` with `mode`, fsync, rename over: a reader sees the old file
+    or the new one, never half of either."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)
@@ -132,15 +134,15 @@ def write_dev_ca(
     )
     pem = serialization.Encoding.PEM
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(paths.ca_cert, ca_cert.public_bytes(pem), 0o644)
-    _atomic_write(
+    atomic_write(paths.ca_cert, ca_cert.public_bytes(pem), 0o644)
+    atomic_write(
         paths.server_key,
         server_key.private_bytes(
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
         0o600,
     )
-    _atomic_write(
+    atomic_write(
         paths.server_cert, server_cert.public_bytes(pem) + ca_cert.public_bytes(pem), 0o644
     )
     return paths

@@ -148,6 +148,8 @@ class AlertKind(StrEnum):
     DATACENTER_LOST = "datacenter_lost"
     #: A lost data center came back (its nodes rejoined as followers): closed by a person.
     DATACENTER_BACK = "datacenter_back"
+    #: The cluster refused a release: bad signature, expired or older metadata, a rollback...
+    RELEASE_REFUSED = "release_refused"
 
 
 class Request(BaseModel):
@@ -548,11 +550,17 @@ class DrillReport(Request):
 
 class ClusterEventBody(Request):
     kind: Literal[
-        "backup_failed", "backup_succeeded", "setting_changed", "drill_failed", "drill_succeeded"
+        "backup_failed",
+        "backup_succeeded",
+        "setting_changed",
+        "drill_failed",
+        "drill_succeeded",
+        "release_refused",
     ] = Field(
         description="backup_failed raises the backup_failed alert; backup_succeeded clears it; "
         "setting_changed raises a setting_changed alert naming `setting`; drill_failed raises "
-        "the drill_failed alert and drill_succeeded clears it, both carrying `drill`."
+        "the drill_failed alert and drill_succeeded clears it, both carrying `drill`; "
+        "release_refused raises a release_refused alert (why, in `detail`)."
     )
     detail: Text = Field(default="", max_length=4000)
     setting: GuardedSetting | None = Field(

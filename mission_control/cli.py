@@ -32,6 +32,7 @@ from mission_control.cli_common import (
     table,
     when,
 )
+from mission_control.cli_releases import releases
 from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
@@ -50,6 +51,7 @@ def main() -> None:
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(audit)
+main.add_command(releases)
 
 
 # --- serve ------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Started when the node leads with quorum and stopped at once on SUSPENDED, LOST, 
 or step-down (`cluster.leadership.LeaderService`). While it runs:
 - it first fails any run a previous leader left in progress (`RunDriver.recover`);
 - it keeps an APScheduler cron job (UTC) in step with the configured schedule; a fire starts a
-  run, or, if one is in progress (the ZooKeeper guard) or backups are paused, only advances the
-  schedule mark, so fires are coalesced and never overlap;
+  run, or, if one is in progress (the ZooKeeper guard), backups are paused or the cluster is in
+  maintenance (`managed maintenance on`), only advances the schedule mark, so fires are
+  coalesced and never overlap;
 - on start it compares the schedule mark in ZooKeeper with the cron expression: fire times that
   passed while no leader ran them are caught up with exactly one run;
 - it turns `managed backup run` requests into runs, all pending requests into one run.
@@ -178,9 +179,14 @@ class BackupLeader:
         self, ctx: LeaderContext, driver: RunDriver, expression: str, trigger: Trigger, now: float
     ) -> None:
         settings = BackupSettings.from_config(ctx.snapshot.config if ctx.snapshot else {})
-        if settings.paused:
-            mark = ScheduleMark(expression=expression, handled_through=now, note="paused: skipped")
+        skipped = "paused" if settings.paused else None
+        if ctx.snapshot is not None and ctx.snapshot.maintenance is not None:
+            skipped = "maintenance"  # automatic leader-only work waits (`managed maintenance`)
+        if skipped is not None:
+            note = f"{skipped}: skipped"
+            mark = ScheduleMark(expression=expression, handled_through=now, note=note)
             await self._advance(ctx, mark)
+            log.info("scheduled backup %s", note)
             return
         mark = ScheduleMark(expression=expression, handled_through=now, note=f"{trigger} run")
         op = await ctx.blocking(store.mark_op, ctx.zookeeper, ctx.paths, mark)

@@ -134,7 +134,8 @@ def main(
     zk_ca: str | None,
     verbose: bool,
 ) -> None:
-    """Operate a Managed cluster: nodes, status, backups, remote support, audit."""
+    """Operate a Managed cluster: nodes, status, backups, remote support, audit, switchover
+    and maintenance."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -156,8 +157,11 @@ SUBCOMMANDS = {
     "dev": "cluster.cli.dev:dev",
     "env": "cluster.cli.data_env:env",
     "logs": "cluster.cli.logs:logs",
+    "maintenance": "cluster.cli.operator:maintenance",
     "mc": "cluster.cli.mc:mc",
     "node": "cluster.cli.node:node",
     "support": "cluster.cli.support:support",
+    "switchover": "cluster.cli.operator:switchover",
     "token": "cluster.cli.data_env:token",
+    "upgrade": "cluster.cli.upgrade:upgrade",
 }

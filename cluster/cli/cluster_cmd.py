@@ -1,16 +1,19 @@
-"""`managed cluster status|secure`."""
+"""`managed cluster status|history|secure`."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from cluster import zk
+from cluster.backups.text import when_text
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 from cluster.zk import probe
 from cluster.zk.client import trusted_ca
+from cluster.model import ClusterSnapshot
 
 
 @click.group()
@@ -50,6 +53,7 @@ def status(g: Globals, as_json: bool) -> None:
             f"quorum    {'ok' if q['ok'] else 'NOT MET'} ({q['have']} live, {q['need']} needed)",
             f"rule      {doc['quorum_rule']['reason']}",
             f"license   {_license_line(lic)}",
+            *_operator_lines(snap),
             "",
             f"{'DATACENTER':<16} {'NODES':<8} {'ZOOKEEPER':<10} STATE",
             *(_datacenter_line(dc) for dc in doc["datacenters"]),
@@ -111,6 +115,21 @@ def datacenters(g: Globals, sites: tuple[str, ...], witness: str | None, clear: 
     click.echo("data centers cleared" if declared is None else "data centers declared")
 
 
+def _operator_lines(snap: ClusterSnapshot) -> list[str]:
+    """Maintenance, drained nodes and an open switchover, when there are any."""
+    lines = []
+    m = snap.maintenance
+    if m is not None:
+        why = f": {m.reason}" if m.reason else ""
+        lines.append(f"maintenance ON since {when_text(m.since)} (by {m.by}){why}")
+    if snap.drained:
+        lines.append(f"drained   {', '.join(sorted(snap.drained))} (never lead)")
+    s = snap.switchover
+    if s is not None and s.open:
+        lines.append(f"switchover to {s.to} {s.state} (at {when_text(s.at)})")
+    return lines
+
+
 def _license_line(lic: dict[str, Any]) -> str:
     from cluster.link.licensing import license_line
 
@@ -118,12 +137,34 @@ def _license_line(lic: dict[str, Any]) -> str:
 
 
 @cluster.command()
+@json_option
+@pass_globals
+def history(g: Globals, as_json: bool) -> None:
+    """Each leadership, oldest first: node, epoch, start, end and why it ended."""
+    from cluster.history import read
+
+    with g.session() as client:
+        entries = read(client, g.paths)
+    rows = [e.to_json() for e in entries]
+
+    def text() -> str:
+        if not rows:
+            return f"cluster {g.cluster}: no leadership recorded yet"
+        lines = [f"{'EPOCH':>6}  {'NODE':<16} {'START':<22} {'END':<22} WHY IT ENDED"]
+        for e in entries:
+            ended = e.ended or ("leading" if e.end is None else "")
+            start, end = when_text(e.start), when_text(e.end)
+            lines.append(f"{e.epoch:>6}  {e.node:<16} {start:<22} {end:<22} {ended}")
+        return "\n".join(lines)
+
+    emit(as_json, rows, text)
+
+
+@cluster.command()
 @pass_globals
 def secure(g: Globals) -> None:
     """Give every znode of a cluster made by an earlier version the cluster's ACL (the one
     upgrade step; idempotent, recorded in the audit log)."""
-    from datetime import UTC, datetime
-
     from cluster.audit.store import AuditLog
     from cluster.errors import ClusterError
     from cluster.lockdown import WrongCredential, close_cluster

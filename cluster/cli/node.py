@@ -28,7 +28,7 @@ from cluster.cli.common import Globals, emit, json_option, pass_globals
 
 @click.group()
 def node() -> None:
-    """Cluster membership: join, run, leave, list."""
+    """Cluster membership: join, run, leave, list, drain."""
 
 
 @node.command()
@@ -56,6 +56,27 @@ def leave(g: Globals, node_id: str, force: bool) -> None:
     click.echo(f"{node_id} {'left' if removed else 'was not in'} cluster {g.cluster}")
 
 
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@pass_globals
+def drain(g: Globals, node_id: str) -> None:
+    """NODE never leads from now on; if it leads, it hands over at once (refused when no
+    other node could lead)."""
+    from cluster.cli.operator import drain_node  # deferred: `node run` need not load it
+
+    drain_node(g, node_id, on=True)
+
+
+@node.command()
+@click.argument("node_id", metavar="NODE")
+@pass_globals
+def undrain(g: Globals, node_id: str) -> None:
+    """NODE may lead again."""
+    from cluster.cli.operator import drain_node  # deferred: `node run` need not load it
+
+    drain_node(g, node_id, on=False)
+
+
 @node.command("list")
 @json_option
 @pass_globals
@@ -70,6 +91,7 @@ def list_nodes(g: Globals, as_json: bool) -> None:
             "api_address": e.api_address,
             "live": snap.live_member(e.node) is not None,
             "leader": bool(snap.leader and snap.leader.node == e.node),
+            "drained": e.node in snap.drained,
         }
         for e in snap.roster
     ]
@@ -80,6 +102,7 @@ def list_nodes(g: Globals, as_json: bool) -> None:
         lines = [f"{'NODE':<16} {'DATACENTER':<12} {'API ADDRESS':<22} STATE"]
         for r in rows:
             state = ("live" if r["live"] else "down") + (", leader" if r["leader"] else "")
+            state += ", drained" if r["drained"] else ""
             lines.append(f"{r['id']:<16} {r['datacenter']:<12} {r['api_address']:<22} {state}")
         return "\n".join(lines)
 
@@ -118,6 +141,7 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         settings.check_access()
     except ValueError as e:
         raise ConfigError(f"invalid settings: {e}") from e
+    _launch_current_version(settings.resolved_data_dir)
     # Claim the data directory before writing anything into it: a second node refused here
     # must not append to the first node's log.
     data = claim(settings.resolved_data_dir, settings.cluster, settings.node)
@@ -127,6 +151,21 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         data.release()
         raise
     asyncio.run(daemon.run())
+
+
+def _launch_current_version(data_dir: Path) -> None:
+    """The launcher: when an installed release is current (`managed upgrade apply`) and it is
+    not this one, exec that release's `managed` with the same arguments (returns only when
+    this version is the one to run)."""
+    import sys
+
+    from cluster.upgrade.install import current_version, exec_version, launch_target
+    from cluster.version import VERSION
+
+    entry = launch_target(data_dir, VERSION)
+    wanted = current_version(data_dir)
+    if entry is not None and wanted is not None:
+        exec_version(entry, wanted, sys.argv[1:])
 
 
 def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:

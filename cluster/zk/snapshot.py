@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry
+from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntry, Switchover
 from cluster.paths import ClusterPaths
 from cluster.zk.client import Watcher, ZooKeeper
 
@@ -34,6 +34,7 @@ def ensure_cluster(zk: ZooKeeper, paths: ClusterPaths, timeout: float = 5.0) -> 
         (paths.config, b"{}"),
         (paths.health, b"{}"),
         (paths.mission_control, b"{}"),
+        (paths.switchover, b"{}"),  # exists, so a watch on it sees the first request
     )
     for path, initial in initial_values:
         zk.create_if_missing(path, initial, timeout)
@@ -55,7 +56,8 @@ def read_snapshot(
     timeout: float = 5.0,
     watch: Watcher | None = None,
 ) -> ClusterSnapshot:
-    """Read roster, live members, leader, epoch and config; `watch` fires on any change of them.
+    """Read roster, live members, leader, epoch, config and a switchover request; `watch` fires
+    on any change of them but the epoch.
 
     Raises `ZooKeeperUnavailable` when ZooKeeper cannot answer, its errors otherwise.
     """
@@ -63,7 +65,9 @@ def read_snapshot(
     live_req = zk.request_children(paths.live, watch, timeout)
     leader_req = zk.request_get(paths.leader, watch, timeout)
     epoch_req = zk.request_get(paths.epoch, None, timeout)
-    config_req = zk.request_get(paths.config, None, timeout)
+    # Watched: draining the leader or a switchover request must act at once, not next loop.
+    config_req = zk.request_get(paths.config, watch, timeout)
+    switchover_req = zk.request_get(paths.switchover, watch, timeout)
     roster_ids = roster_req.get_or_none() or []
     live_ids = live_req.get_or_none() or []
     roster_data = [zk.request_get(paths.roster_member(n), None, timeout) for n in roster_ids]
@@ -85,6 +89,7 @@ def read_snapshot(
     epoch = Epoch.from_node(epoch_got[0], epoch_got[1].version) if epoch_got else Epoch(0, -1)
     config_got = config_req.get_or_none()
     config = parse_config(config_got[0]) if config_got else {}
+    switchover_got = switchover_req.get_or_none()
     return ClusterSnapshot(
         cluster=paths.cluster,
         roster=tuple(sorted(roster, key=lambda e: e.node)),
@@ -92,4 +97,5 @@ def read_snapshot(
         leader=leader,
         epoch=epoch,
         config=config,
+        switchover=Switchover.from_node(switchover_got[0]) if switchover_got else None,
     )

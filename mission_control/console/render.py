@@ -36,6 +36,7 @@ ALERT_LABELS: dict[AlertKind, str] = {
     AlertKind.LICENSE_EXPIRED: "License expired",
     AlertKind.LICENSE_EXPIRING: "License expiring",
     AlertKind.LICENSE_OVERAGE: "License overage",
+    AlertKind.RELEASE_REFUSED: "Release refused",
 }
 
 

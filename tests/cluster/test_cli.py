@@ -26,6 +26,7 @@ def test_join_is_idempotent_and_list_shows_the_roster(cluster: ClusterUnderTest)
             "api_address": "127.0.0.1:7001",
             "live": False,
             "leader": False,
+            "drained": False,
         }
     ]
 

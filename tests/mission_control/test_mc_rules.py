@@ -8,6 +8,7 @@ import pytest
 
 from contract.messages import AlertKind, HealthStatus, LicenseState, NodeHealth
 from mission_control.service.rules.alerts import (
+    SEVERITY,
     event_alerts,
     health_alerts,
     license_alerts,
@@ -189,3 +190,9 @@ def test_silence_after_three_intervals() -> None:
 def test_backup_events() -> None:
     assert event_alerts("backup_failed", "disk full") == {AlertKind.BACKUP_FAILED: "disk full"}
     assert event_alerts("backup_succeeded", "") == {AlertKind.BACKUP_FAILED: None}
+
+
+def test_a_refused_release_raises_its_alert() -> None:
+    detail = "expired: timestamp.json is expired"
+    assert event_alerts("release_refused", detail) == {AlertKind.RELEASE_REFUSED: detail}
+    assert set(SEVERITY) == set(AlertKind)  # every kind can be stored

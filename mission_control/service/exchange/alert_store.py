@@ -123,7 +123,9 @@ async def list_alerts(
 
 
 #: Kinds that only a person closes.
-ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED, AlertKind.DATACENTER_BACK})
+ACKNOWLEDGED_BY_HAND = frozenset(
+    {AlertKind.SETTING_CHANGED, AlertKind.DATACENTER_BACK, AlertKind.RELEASE_REFUSED}
+)
 
 
 async def acknowledge_alert(

@@ -42,6 +42,7 @@ class AlertFilter(BaseModel):
         "setting_changed",
         "datacenter_lost",
         "datacenter_back",
+        "release_refused",
     ] = ""
     cluster: str = Field(default="", max_length=128)
     page: int = Field(default=1, ge=1, le=1_000_000)

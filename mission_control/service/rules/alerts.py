@@ -30,6 +30,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.SETTING_CHANGED: "warning",
     AlertKind.DATACENTER_LOST: "critical",
     AlertKind.DATACENTER_BACK: "warning",
+    AlertKind.RELEASE_REFUSED: "critical",  # someone may be feeding the cluster a bad release
 }
 
 
@@ -82,7 +83,8 @@ def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) 
     """`backup_failed` raises the alert of that name; `backup_succeeded` clears it; so do
     `drill_failed` and `drill_succeeded` for `drill_failed` (a backup that cannot be restored);
     `setting_changed` raises (or updates, when one is open) the cluster's `setting_changed`
-    alert with this change: nothing clears it but an operator (`acknowledge`)."""
+    alert with this change: nothing clears it but an operator (`acknowledge`); so does
+    `release_refused` with its own alert."""
     if kind == "setting_changed":
         label = GUARDED_SETTING_TITLES[setting] if setting else "a guarded setting changed"
         return {AlertKind.SETTING_CHANGED: f"{label}: {detail}" if detail else label}
@@ -92,4 +94,6 @@ def event_alerts(kind: str, detail: str, setting: GuardedSetting | None = None) 
         return {AlertKind.DRILL_FAILED: detail or "a restore drill failed"}
     if kind == "drill_succeeded":
         return {AlertKind.DRILL_FAILED: None}
+    if kind == "release_refused":
+        return {AlertKind.RELEASE_REFUSED: detail or "a release was refused"}
     return {AlertKind.BACKUP_FAILED: None}

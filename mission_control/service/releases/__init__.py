@@ -1,0 +1,1 @@
+"""Releases: the vendor's TUF-signed release repository and its offline bundles."""
