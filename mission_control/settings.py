@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=30, gt=0, le=86400)
     dedupe_retention_days: int = Field(default=30, ge=1, le=3650)
     credential_cache_s: float = Field(default=30, ge=0, le=3600)
+    # GitHub's secret scanning keys document (or another reporter's, same format): whose signed
+    # leak reports `POST /api/v1/leaks` accepts. None: staff tokens only.
+    leak_reporter_keys_file: Path | None = None
     enrollment_token_ttl_days: int = Field(default=7, ge=1, le=365)
     support_pending_ttl_s: float = Field(default=4 * 86400, gt=0, le=365 * 86400)
     staff_session_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)

@@ -155,5 +155,6 @@ SUBCOMMANDS = {
     "dev": "cluster.cli.dev:dev",
     "mc": "cluster.cli.mc:mc",
     "node": "cluster.cli.node:node",
+    "secrets": "contract.secret_scan_command:secrets",
     "support": "cluster.cli.support:support",
 }

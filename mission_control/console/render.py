@@ -30,6 +30,7 @@ ALERT_LABELS = {
     "license_overage": "License overage",
     "backup_failed": "Backup failed",
     "setting_changed": "Setting changed",
+    "credential_leaked": "Credential leaked",
 }
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.audit.canonical import JsonValue, format_time
 from contract.audit.events import Actor, ActorKind, AuditEvent
@@ -199,6 +200,34 @@ async def logout(ctx: ServiceContext, token: str, identity: StaffIdentity) -> No
         )
         event = AuditEvent(now, identity.actor, "staff.logout", auth.AUDIT_SCOPE, identity.user)
         await audit_log.record(conn, ctx, [event])
+
+
+async def revoke_leaked_token(
+    conn: AsyncConnection,
+    ctx: ServiceContext,
+    token_hash: str,
+    now: datetime,
+    *,
+    by: Actor,
+    where: dict[str, JsonValue],
+) -> bool:
+    """Revoke the staff token whose digest is `token_hash`, reported leaked, inside `conn`'s
+    transaction; audited (`staff.token.leaked`, naming its owner). False when no token has it."""
+    owner = await conn.scalar(
+        select(staff_tokens.c.user_name).where(staff_tokens.c.token_hash == token_hash)
+    )
+    if owner is None:
+        return False
+    await conn.execute(
+        update(staff_tokens)
+        .where(staff_tokens.c.token_hash == token_hash, staff_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    detail: dict[str, JsonValue] = {"token_id": token_hash[:12], **where}
+    event = AuditEvent(now, by, "staff.token.leaked", auth.AUDIT_SCOPE, owner, detail)
+    await audit_log.record(conn, ctx, [event])
+    log.warning("staff token %s of %s reported leaked: revoked", token_hash[:12], owner)
+    return True
 
 
 def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:

@@ -3,9 +3,9 @@
 Guarantees: at most one open alert per (cluster, kind), even with concurrent writers (the
 partial unique index plus INSERT .. ON CONFLICT DO NOTHING); clearing only touches open alerts;
 history is kept (a cleared alert keeps its row, a new occurrence gets a new row). Alerts that no
-report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed) stay open until an
-operator acknowledges them (`acknowledge_alert`, audited); the others cannot be acknowledged,
-their own condition clears them.
+report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed, credential_leaked) stay
+open until an operator acknowledges them (`acknowledge_alert`, audited); the others cannot be
+acknowledged, their own condition clears them.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ async def list_alerts(
 
 
 #: Kinds that only a person closes.
-ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED})
+ACKNOWLEDGED_BY_HAND = frozenset({AlertKind.SETTING_CHANGED, AlertKind.CREDENTIAL_LEAKED})
 
 
 async def acknowledge_alert(

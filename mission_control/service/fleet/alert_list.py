@@ -39,6 +39,7 @@ class AlertFilter(BaseModel):
         "license_overage",
         "backup_failed",
         "setting_changed",
+        "credential_leaked",
     ] = ""
     cluster: str = Field(default="", max_length=128)
     page: int = Field(default=1, ge=1, le=1_000_000)

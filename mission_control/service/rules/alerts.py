@@ -27,6 +27,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.LICENSE_OVERAGE: "warning",
     AlertKind.BACKUP_FAILED: "critical",
     AlertKind.SETTING_CHANGED: "warning",
+    AlertKind.CREDENTIAL_LEAKED: "critical",
 }
 
 
