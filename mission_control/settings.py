@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
+from mission_control.staff.directory import LdapDirectory
 
 DEFAULT_DB_URL = "sqlite:///mission-control.db"
 DEFAULT_CIPHERS = ":".join(
@@ -55,6 +56,8 @@ class Settings(BaseSettings):
     # GitHub's secret scanning keys document (or another reporter's, same format): whose signed
     # leak reports `POST /api/v1/leaks` accepts. None: staff tokens only.
     leak_reporter_keys_file: Path | None = None
+    # Staff sign-in through the customer's LDAP directory (docs/security.md#directory-sign-in).
+    ldap: LdapDirectory | None = None
     enrollment_token_ttl_days: int = Field(default=7, ge=1, le=365)
     support_pending_ttl_s: float = Field(default=4 * 86400, gt=0, le=365 * 86400)
     staff_session_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)

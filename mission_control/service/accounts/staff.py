@@ -33,6 +33,7 @@ from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidState
 from mission_control.staff import auth
+from mission_control.staff.auth import StaffAccount
 from mission_control.staff.identity import StaffIdentity
 from mission_control.staff.throttle import source_key
 from mission_control.staff.tokens import PREFIX, issue_token, token_digest
@@ -241,7 +242,7 @@ def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
     )
 
 
-async def _throttled(
+async def throttled_login(
     ctx: ServiceContext, username: str, source: str, now: datetime, until: datetime
 ) -> LoginResult:
     # Anyone can keep trying: bound the audit writes (one entry per source and minute).
@@ -264,6 +265,28 @@ async def _throttled(
     return LoginResult(None, message, waits_until=until)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt, counted: when, from where (throttle key), the stored account if any,
+    and until when this source must wait (None: go on and check)."""
+
+    now: datetime
+    source: str
+    account: StaffAccount | None
+    waits_until: datetime | None
+
+
+async def begin_attempt(ctx: ServiceContext, username: str, source: str | None) -> Attempt:
+    """Count the attempt (`login_throttle.claim`) before any secret is checked, whatever the
+    method, and read the account."""
+    now = ctx.clock()
+    key = source_key(source)
+    async with ctx.engine.begin() as conn:
+        claim = await login_throttle.claim(ctx, conn, key, username, now)
+        account = await user_store.load_account(ctx, conn, username)
+    return Attempt(now, key, account, claim.waits_until)
+
+
 async def login(
     ctx: ServiceContext, username: str, password: str, code: str, *, source: str | None
 ) -> LoginResult:
@@ -274,13 +297,10 @@ async def login(
     any secret is checked; while those records wait, the attempt is refused at once (throttled).
     A success forgets the (source, name) record. Unknown names, disabled accounts and wrong
     factors get the same line at the same cost; the audit log gets the exact reason."""
-    now = ctx.clock()
-    key = source_key(source)
-    async with ctx.engine.begin() as conn:
-        claim = await login_throttle.claim(ctx, conn, key, username, now)
-        account = await user_store.load_account(ctx, conn, username)
-    if claim.waits_until is not None:
-        return await _throttled(ctx, username, key, now, claim.waits_until)
+    attempt = await begin_attempt(ctx, username, source)
+    now, key, account = attempt.now, attempt.source, attempt.account
+    if attempt.waits_until is not None:
+        return await throttled_login(ctx, username, key, now, attempt.waits_until)
     outcome = await asyncio.to_thread(
         auth.login, account, username, password, code, now, hasher=ctx.support.hasher
     )
