@@ -6,10 +6,12 @@ settings that would send the password in clear."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from mc_api import Api, serving_api
 from mc_kit import FakeClock
@@ -127,3 +129,24 @@ def test_settings_never_send_a_password_in_clear(directory: Directory) -> None:
         settings_for(directory, user_dn="uid=fixed,ou=people")
     assert role_for(["mc-support", "mc-operators"], settings_for(directory).roles) == "operator"
     assert role_for(["coffee-club"], settings_for(directory).roles) is None
+
+
+async def test_the_console_login_page_offers_the_directory(api: Api) -> None:
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=api.url)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(api.url + "/console/login") as page:
+            html = await page.text()
+        assert 'value="ldap"' in html
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert token is not None
+        form = {
+            "csrf_token": token.group(1),
+            "method": "ldap",
+            "username": "olga",
+            "password": DIRECTORY["olga"][0],
+            "totp": "",
+        }
+        async with http.post(api.url + "/console/login", data=form, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        async with http.get(api.url + "/console/") as home:
+            assert home.status == 200 and "olga" in await home.text()
