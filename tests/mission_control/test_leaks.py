@@ -18,10 +18,11 @@ from mc_api import Api, serving_api
 from mc_kit import FakeClock
 from mc_messages import health_json
 from mcs_staff import staff_token as new_staff_token
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from contract.credentials import CredentialKind, kind_of
-from mission_control.db.schema import audit_log
+from mission_control.db.schema import audit_log, clusters
+from mission_control.service.accounts.bearer import digest
 from mission_control.service.exchange import alert_store
 from mission_control.service.fleet import enrollment
 from mission_control.service.fleet.leak_reporters import (
@@ -188,3 +189,18 @@ def test_a_bad_keys_file_is_one_line(tmp_path: Path) -> None:
             load_reporter_keys(path)
         assert str(path) in str(caught.value) and "\n" not in str(caught.value)
     assert load_reporter_keys(_keys_document(tmp_path / "good.json")).keys.keys() == {KEY_ID}
+
+
+async def test_a_credential_of_the_older_format_works_until_rotated(api: Api) -> None:
+    cluster, _ = await api.enroll("acme")
+    old = f"mcc.{cluster}.{'x' * 43}"  # as issued before the checksummed format
+    async with api.admin.engine.begin() as conn:
+        await conn.execute(
+            update(clusters).where(clusters.c.id == cluster).values(credential_hash=digest(old))
+        )
+    assert (await _health(api, cluster, old))[0] == 200
+    rotate = f"/api/v1/clusters/{cluster}/credential/rotate"
+    status, rotated = await api.call("POST", rotate, {}, old)
+    assert status == 200 and kind_of(rotated["credential"]) is CredentialKind.CLUSTER
+    assert (await _health(api, cluster, old))[0] == 401
+    assert (await _health(api, cluster, rotated["credential"]))[0] == 200
