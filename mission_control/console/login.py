@@ -34,7 +34,7 @@ INSECURE_NOTICE = (
 )
 
 
-def _login_form(
+def render_login_form(
     request: web.Request, *, error: str = "", username: str = "", status: int = 200
 ) -> web.Response:
     token = csrf.new_token()
@@ -54,6 +54,7 @@ def _login_form(
             "username": username,
             "next": safe_next(request.query.get("next")),
             "ldap": request.config_dict[SETTINGS].ldap is not None,
+            "oidc": request.config_dict[SETTINGS].oidc,
         },
         status=status,
     )
@@ -62,7 +63,7 @@ def _login_form(
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    return _login_form(request)
+    return render_login_form(request)
 
 
 def _field(form: Mapping[str, object], name: str) -> str:
@@ -73,7 +74,7 @@ def _field(form: Mapping[str, object], name: str) -> str:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not csrf.tokens_match(_field(form, csrf.FIELD), request.cookies.get(csrf.LOGIN_COOKIE)):
-        return _login_form(
+        return render_login_form(
             request,
             error="The login form expired or did not come from this page: try again.",
             status=403,
@@ -83,7 +84,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     code = _field(form, "totp").replace(" ", "")
     ldap = request.config_dict[SETTINGS].ldap if _field(form, "method") == "ldap" else None
     if not username or not password or not (code or ldap):
-        return _login_form(
+        return render_login_form(
             request,
             error="Enter your username, password and the 6-digit code.",
             username=username,
@@ -98,7 +99,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     else:
         outcome = await request.app[DIRECTORY].verify(username, password, code, source=source)
     if isinstance(outcome, str):
-        return _login_form(request, error=outcome, username=username, status=401)
+        return render_login_form(request, error=outcome, username=username, status=401)
     cookie, _session = await open_session(ctx.engine, outcome, ctx.clock())
     response = web.Response(status=303, headers={"Location": safe_next(_field(form, "next"))})
     cookies.set_session(response, cookie)

@@ -22,29 +22,16 @@ import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
-from sqlalchemy import insert, update
 
-from contract.audit.canonical import JsonValue
-from contract.audit.events import Actor, ActorKind, AuditEvent
-from contract.messages import StaffRole
-from mission_control.db.schema import users
-from mission_control.service.accounts import audit_log, login_throttle
+from mission_control.service.accounts.directory_admission import admit
 from mission_control.service.accounts.staff import LoginResult, begin_attempt, throttled_login
 from mission_control.service.context import ServiceContext
-from mission_control.staff import auth
-from mission_control.staff.directory import LdapDirectory, role_for
-from mission_control.staff.identity import StaffIdentity
-from mission_control.staff.totp import verify_totp
-
-SECOND_FACTOR_ROLES = frozenset({StaffRole.SUPPORT_L2, StaffRole.SUPPORT_L3})
-#: What the local account of a directory person holds instead of a password hash.
-NO_LOCAL_PASSWORD = "!directory"
+from mission_control.staff.directory import LdapDirectory
 
 
 @dataclass(frozen=True)
@@ -93,19 +80,6 @@ def ask_directory(directory: LdapDirectory, username: str, password: str) -> Dir
             conn.unbind()
 
 
-def _event(
-    username: str, now: datetime, accepted: bool, detail: dict[str, JsonValue]
-) -> AuditEvent:
-    return AuditEvent(
-        now,
-        Actor(username, ActorKind.STAFF, via="ldap"),
-        "staff.login" if accepted else "staff.login.failed",
-        auth.AUDIT_SCOPE,
-        username,
-        {"method": "ldap", **detail},
-    )
-
-
 async def login_ldap(
     ctx: ServiceContext,
     directory: LdapDirectory,
@@ -118,56 +92,19 @@ async def login_ldap(
     """Check `username`'s password with the directory and, for support roles, their TOTP
     code: the identity (with the directory's role), or the one refusal line."""
     attempt = await begin_attempt(ctx, username, source)
-    now, key, account = attempt.now, attempt.source, attempt.account
     if attempt.waits_until is not None:
-        return await throttled_login(ctx, username, key, now, attempt.waits_until)
+        return await throttled_login(
+            ctx, username, attempt.source, attempt.now, attempt.waits_until
+        )
     answer = await asyncio.to_thread(ask_directory, directory, username, password)
-    role = role_for(answer.groups or (), directory.roles)
-    groups: list[JsonValue] = list(answer.groups or ())
-    reason = answer.reason
-    step: int | None = None
-    if answer.groups is not None and role is None:
-        reason = "in no group mapped to a role"
-    elif account is not None and account.disabled:
-        reason = "account disabled"
-    elif role in SECOND_FACTOR_ROLES:
-        if account is None or not account.totp_secret:
-            reason = "support role needs a second factor: no TOTP enrolled (users add)"
-        else:
-            totp = verify_totp(account.totp_secret, code, account.last_totp_step, now)
-            step, reason = (
-                totp.step,
-                "" if totp.step is not None else f"TOTP refused: {totp.reason}",
-            )
-    async with ctx.engine.begin() as conn:
-        if role is None or reason:
-            detail: dict[str, JsonValue] = {"reason": reason, "groups": groups}
-            await audit_log.record(conn, ctx, [_event(username, now, False, detail)])
-            return LoginResult(None, auth.REFUSED)
-        if account is None:
-            await conn.execute(
-                insert(users).values(
-                    name=username,
-                    role=role.value,
-                    password_hash=NO_LOCAL_PASSWORD,
-                    totp_secret="",
-                    created_at=now,
-                    disabled=False,
-                )
-            )
-        else:
-            values: dict[str, object] = {"role": role.value}
-            where = [users.c.name == username]
-            if step is not None:  # the code is claimed: never accepted twice
-                values["last_totp_step"] = step
-                last = users.c.last_totp_step
-                where.append(last.is_(None) | (last < step))
-            done = await conn.execute(update(users).where(*where).values(**values))
-            if done.rowcount != 1:
-                detail = {"reason": "TOTP refused: code already used", "groups": groups}
-                await audit_log.record(conn, ctx, [_event(username, now, False, detail)])
-                return LoginResult(None, auth.REFUSED)
-        await login_throttle.forget(conn, key, username)
-        detail = {"reason": "directory password accepted", "groups": groups, "role": role.value}
-        await audit_log.record(conn, ctx, [_event(username, now, True, detail)])
-    return LoginResult(StaffIdentity(username, role), "welcome")
+    return await admit(
+        ctx,
+        attempt,
+        username,
+        answer.groups,
+        answer.reason,
+        directory.roles,
+        code,
+        method="ldap",
+        accepted="directory password accepted",
+    )
