@@ -108,3 +108,27 @@ def verify_id_token(
         expires_at=exp,
         name=name if isinstance(name, str) else "",
     )
+
+
+def verify_approver(
+    token: str,
+    jwks: Mapping[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    approver_groups: frozenset[str],
+    now: int,
+    groups_claim: str = "groups",
+) -> VerifiedPerson:
+    """The person an approval's embedded ID token proves, when they are in one of
+    `approver_groups` (the cluster's setting); `IdentityRefused` otherwise. The same check on
+    the operator's machine, the leader and Mission Control: whoever holds the token and the
+    provider's keys reaches the same answer."""
+    if not approver_groups:
+        raise IdentityRefused("no approver groups are configured: nobody may approve")
+    person = verify_id_token(
+        token, jwks, issuer=issuer, client_id=client_id, now=now, groups_claim=groups_claim
+    )
+    if not approver_groups.intersection(person.groups):
+        raise IdentityRefused(f"{person.label} is in none of the approver groups")
+    return person

@@ -154,6 +154,7 @@ SUBCOMMANDS = {
     "cluster": "cluster.cli.cluster_cmd:cluster",
     "dev": "cluster.cli.dev:dev",
     "mc": "cluster.cli.mc:mc",
+    "login": "cluster.cli.login:login",
     "node": "cluster.cli.node:node",
     "secrets": "contract.secret_scan_command:secrets",
     "support": "cluster.cli.support:support",

@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
-from contract.identity import IdentityRefused, verify_id_token
+from contract.identity import IdentityRefused, verify_approver, verify_id_token
 
 ISSUER = "https://idp.example.org"
 CLIENT = "mission-control"
@@ -92,3 +92,30 @@ def test_an_altered_or_unsigned_or_hmac_token_is_refused() -> None:
         verify(token(secret, alg="HS256"))
     with pytest.raises(IdentityRefused, match="key set"):
         verify_id_token(token(), {"keys": "no"}, issuer=ISSUER, client_id=CLIENT, now=NOW)
+
+
+APPROVERS = frozenset({"cluster-approvers"})
+
+
+def approver(raw: str) -> Any:
+    return verify_approver(
+        raw, JWKS, issuer=ISSUER, client_id=CLIENT, approver_groups=APPROVERS, now=NOW
+    )
+
+
+def test_an_approver_is_a_verified_person_in_an_approver_group() -> None:
+    assert approver(token()).label == "jane (248289761001)"
+    with pytest.raises(IdentityRefused, match="none of the approver groups"):
+        approver(token(groups=["staff"]))
+    with pytest.raises(IdentityRefused, match="expired"):
+        approver(token(exp=NOW - 3600))
+    header, payload, signature = token().split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["groups"] = ["cluster-approvers", "root"]
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    with pytest.raises(IdentityRefused, match="signature"):
+        approver(f"{header}.{forged}.{signature}")
+    with pytest.raises(IdentityRefused, match="no approver groups"):
+        verify_approver(
+            token(), JWKS, issuer=ISSUER, client_id=CLIENT, approver_groups=frozenset(), now=NOW
+        )
