@@ -51,11 +51,12 @@ class Provider:
 
 
 @contextmanager
-def oidc_provider(base: Path) -> Iterator[Provider]:
+def oidc_provider(base: Path, token_lifetime_s: int = 3600) -> Iterator[Provider]:
     base.mkdir(parents=True, exist_ok=True)
     tls = write_dev_ca(base / "tls", ["127.0.0.1"])
     port = free_port()
     argv = [sys.executable, str(SERVE), str(port), str(tls.server_cert), str(tls.server_key)]
+    argv.append(str(token_lifetime_s))
     process = start("oidc-provider", argv, base / "log")
     provider = Provider(f"https://127.0.0.1:{port}", tls)
     try:

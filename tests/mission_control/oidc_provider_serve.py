@@ -2,7 +2,7 @@
 (authlib's server side: authorization code flow with PKCE, ID tokens signed with its RSA key)
 served over TLS on loopback, so the issuer is ``https://127.0.0.1:PORT``.
 
-Usage: python oidc_provider_serve.py PORT CERT KEY
+Usage: python oidc_provider_serve.py PORT CERT KEY [TOKEN_LIFETIME_S]
 People are set with the provider's own ``PUT /users/{sub}`` (their claims, including `groups`
 and `amr`, go into the ID token). One test switch: ``POST /test/publish-other-key`` makes the
 provider publish another key than the one it signs with (a token "signed by the wrong key").
@@ -11,6 +11,7 @@ provider publish another key than the one it signs with (a token "signed by the 
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import flask
 from joserfc.jwk import KeySet, RSAKey
@@ -20,7 +21,8 @@ from werkzeug.serving import run_simple
 
 def main() -> None:
     port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    app = provider_app(require_nonce=True)
+    lifetime = timedelta(seconds=int(sys.argv[4]) if len(sys.argv) > 4 else 3600)
+    app = provider_app(require_nonce=True, access_token_max_age=lifetime)
     other = {"keys": None}
 
     original_jwks = app.view_functions["oidc-provider-mock.jwks"]
