@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,8 +34,9 @@ class OidcProvider(BaseModel):
     client_secret: str = Field(default="", description="Empty: a public client (PKCE only).")
     scopes: tuple[str, ...] = ("openid", "profile", "email", "groups")
     groups_claim: str = "groups"
-    #: The ID token claim that names the Mission Control account (falls back to `sub`).
-    username_claim: str = "preferred_username"
+    #: What names the Mission Control account: the token's `preferred_username` (the subject
+    #: when absent or not a plain name: letters, digits, ``._@-``), or always the subject.
+    username_claim: Literal["preferred_username", "sub"] = "preferred_username"
     roles: dict[str, StaffRole] = Field(min_length=1, description="group name -> role")
     trusted_amr: tuple[str, ...] = Field(
         default=(), description='amr values accepted as the second factor, e.g. ["mfa"]'

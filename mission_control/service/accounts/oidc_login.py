@@ -18,6 +18,7 @@ provider's certificate is verified (its `ca_file` or the system's store).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from mission_control.service.accounts.staff import LoginResult, begin_attempt, t
 from mission_control.service.context import ServiceContext
 from mission_control.staff.oidc import OidcProvider, provider_second_factor
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 #: How long a browser may take at the provider between `start` and `finish`.
 FLOW_TTL_S = 600
 
@@ -155,9 +157,11 @@ def finish(provider: OidcProvider, flow: Flow, callback_url: str, now: int) -> V
         raise OidcRefused(f"the ID token was refused: {e}") from None
 
 
-def username_of(provider: OidcProvider, person: VerifiedPerson, claims_name: str) -> str:
-    """The Mission Control account name: the configured claim, else the subject."""
-    return claims_name if provider.username_claim != "sub" and claims_name else person.subject
+def username_of(provider: OidcProvider, person: VerifiedPerson) -> str:
+    """The Mission Control account name: the person's plain name when configured and
+    present, else the provider's subject."""
+    plain = _PLAIN_NAME.fullmatch(person.name) is not None
+    return person.name if provider.username_claim != "sub" and plain else person.subject
 
 
 async def login_oidc(
@@ -169,7 +173,7 @@ async def login_oidc(
     source: str | None,
 ) -> LoginResult:
     """Admit a verified person: role from their groups, second factor for support roles."""
-    username = username_of(provider, person, person.name)
+    username = username_of(provider, person)
     attempt = await begin_attempt(ctx, username, source)
     if attempt.waits_until is not None:
         return await throttled_login(
