@@ -9,6 +9,11 @@
 - `support`: the remote-support request state machine, policy, signed approvals, commands and
   redaction rules.
 - `certs`: the certificate profile (a CA and server certificates) of dev stacks and tests.
+- `identity`: an OpenID Connect ID token verified against the provider's keys.
+- `credentials`: the format of every secret the product issues (prefix, base62, checksum).
+- `secret_scan`, `secret_scan_command`: finding those credentials in files and git history,
+  and the `secrets scan` command both CLIs mount.
 
-Pure logic and models only: nothing here does I/O or imports `cluster` or `mission_control`.
+Pure logic and models only, except the scanner, which reads the files and repositories its
+caller names; nothing here imports `cluster` or `mission_control`.
 """

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    RootModel,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -35,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract import credentials
 from contract.audit.canonical import format_time
 from contract.datacenters import MAX_SITE_SERVERS, MAX_SITES, DatacenterState
 from contract.limits import (
@@ -113,7 +115,11 @@ CREDENTIAL_PREFIX = "mcc"
 
 
 def cluster_id_of(credential: str) -> str | None:
-    """The cluster id a credential names, or None if it is not a cluster credential."""
+    """The cluster id a credential names, or None if it is not a cluster credential (of the
+    current format, `contract.credentials`, or the older ``mcc.<id>.<secret>``)."""
+    parsed = credentials.parse(credential)
+    if parsed is not None:
+        return parsed.cluster_id
     parts = credential.split(".")
     if len(parts) != 3 or parts[0] != CREDENTIAL_PREFIX or not parts[1]:
         return None
@@ -150,6 +156,8 @@ class AlertKind(StrEnum):
     DATACENTER_BACK = "datacenter_back"
     #: The cluster refused a release: bad signature, expired or older metadata, a rollback...
     RELEASE_REFUSED = "release_refused"
+    #: A credential of the cluster was reported leaked and revoked (`POST /api/v1/leaks`).
+    CREDENTIAL_LEAKED = "credential_leaked"
 
 
 class Request(BaseModel):
@@ -199,6 +207,56 @@ class EnrollReply(Reply):
     name: str
     geography: Geography
     credential: str = Field(description="The cluster's own bearer credential, shown once.")
+    renewal_secret: str | None = Field(
+        default=None,
+        description="The cluster's renewal secret (`mcr_`), shown once: after its credential is "
+        "reported leaked, it buys one new credential (`credential/renew`); never sent otherwise.",
+    )
+
+
+class CredentialRequest(Request):
+    """The (empty) body of `credential/rotate` and `credential/renew`: what proves the cluster
+    is its bearer, the current credential or the renewal secret."""
+
+
+class CredentialReply(Reply):
+    """A new credential and renewal secret (rotation or renewal); the old ones are void."""
+
+    cluster_id: str
+    credential: str
+    renewal_secret: str
+
+
+# --- leak reports (GitHub's secret scanning partner format) ------------------------------------
+
+
+class LeakedToken(BaseModel):
+    """One match a secret scanner reports: GitHub sends `token`, `type`, `url`, `source`; more
+    fields may come and are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token: str = Field(min_length=1, max_length=1024)
+    type: str = Field(default="", max_length=128)
+    url: str = Field(default="", max_length=4096)
+    source: str = Field(default="", max_length=64)
+
+
+class LeakReport(RootModel[Annotated[list[LeakedToken], Field(min_length=1, max_length=1000)]]):
+    """The body of `POST /api/v1/leaks`: a JSON array of matches."""
+
+
+class LeakVerdict(Reply):
+    """What became of one reported token (GitHub's feedback format, by hash: the token is never
+    sent back)."""
+
+    token_hash: str = Field(description="SHA-256 of the token, hex.")
+    token_type: str
+    label: Literal["true_positive", "false_positive"]
+
+
+class LeakReply(RootModel[list[LeakVerdict]]):
+    """One verdict per reported token, in order."""
 
 
 # --- health -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mission_control.api.auth import CredentialCache
-from mission_control.api.keys import CREDENTIALS
+from mission_control.api.keys import CREDENTIALS, LEAK_REPORTERS
 from mission_control.api.middleware import json_errors
 from mission_control.api.protocol_errors import answer_in_json
 from mission_control.api.routes import ROUTES
@@ -34,6 +34,7 @@ from mission_control.secrets_key import SecretsKey
 from mission_control.service.accounts import users
 from mission_control.service.context import Clock, ServiceContext, utc_now
 from mission_control.service.exchange.monitor import run_forever
+from mission_control.service.fleet.leak_reporters import load_reporter_keys
 from mission_control.service.support.access_requests import sweep_support_forever
 from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
@@ -80,6 +81,7 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[CREDENTIALS] = CredentialCache(settings.credential_cache_s)
+    app[LEAK_REPORTERS] = load_reporter_keys(settings.leak_reporter_keys_file)
     app[OPENAPI] = json.dumps(build_document(ROUTES, _version())).encode()
     register(app, ROUTES)
     answer_in_json(app)

@@ -20,6 +20,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from contract.messages import Geography
+from contract.secret_scan_command import secrets
 from mission_control.cli_common import (
     ROW_ID,
     FiniteFloat,
@@ -52,6 +53,7 @@ main.add_command(users)
 main.add_command(tokens)
 main.add_command(audit)
 main.add_command(releases)
+main.add_command(secrets)
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -109,6 +111,7 @@ def serve(
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
     # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
     from mission_control import serving
+    from mission_control.service.fleet.leak_reporters import ReporterKeysError, load_reporter_keys
     from mission_control.tls import server_context
 
     settings = settings_from(
@@ -130,6 +133,10 @@ def serve(
         serving.check_workers(settings)
     except (serving.WorkersNeedPostgreSQL, UnsupportedDatabaseURL) as error:
         raise click.ClickException(str(error)) from None
+    try:
+        load_reporter_keys(settings.leak_reporter_keys_file)
+    except ReporterKeysError as error:
+        raise click.ClickException(f"leak reporter keys: {error}") from None
     context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         _warn_if_open(settings.tls_key)

@@ -13,6 +13,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
+from mission_control.staff.directory import LdapDirectory
+from mission_control.staff.oidc import OidcProvider
 
 DEFAULT_DB_URL = "sqlite:///mission-control.db"
 DEFAULT_CIPHERS = ":".join(
@@ -52,6 +54,13 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=30, gt=0, le=86400)
     dedupe_retention_days: int = Field(default=30, ge=1, le=3650)
     credential_cache_s: float = Field(default=30, ge=0, le=3600)
+    # GitHub's secret scanning keys document (or another reporter's, same format): whose signed
+    # leak reports `POST /api/v1/leaks` accepts. None: staff tokens only.
+    leak_reporter_keys_file: Path | None = None
+    # Staff sign-in through the customer's LDAP directory (docs/security.md#directory-sign-in).
+    ldap: LdapDirectory | None = None
+    # Staff sign-in through the customer's OpenID Connect provider (docs/security.md#oidc).
+    oidc: OidcProvider | None = None
     enrollment_token_ttl_days: int = Field(default=7, ge=1, le=365)
     support_pending_ttl_s: float = Field(default=4 * 86400, gt=0, le=365 * 86400)
     staff_session_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)

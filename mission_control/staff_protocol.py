@@ -33,6 +33,14 @@ class LoginRequest(Request):
     totp: str = Field(min_length=1, max_length=16, description="The current 6-digit TOTP code.")
 
 
+class DirectoryLoginRequest(Request):
+    username: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str = Field(
+        default="", max_length=16, description="The TOTP code: required for support roles."
+    )
+
+
 class LoginReply(Reply):
     token: str = Field(description="Bearer token for the staff API; shown once.")
     user: str

@@ -2,9 +2,11 @@
 # Installs the Debian packages the project runs against, only those that are missing:
 # ZooKeeper (jars started by the project itself, with the netty jars its TLS port needs),
 # Chromium and libatomic1 (console browser tests: Playwright's driver needs libatomic),
-# PostgreSQL (binaries for a throwaway test instance where none is running), and Debian 12's
-# own Python 3.11 with venv (`make test` runs the unit and backup tests under it too), and
-# iproute2 (`ip netns`: the data-center partition test's namespaces and veth links).
+# PostgreSQL (binaries for a throwaway test instance where none is running), Debian 12's
+# own Python 3.11 with venv (`make test` runs the unit and backup tests under it too),
+# iproute2 (`ip netns`: the data-center partition test's namespaces and veth links), git (the
+# secret scanner reads history), and OpenLDAP's slapd and tools (staff sign-in tests start
+# their own directory server).
 set -euo pipefail
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
@@ -15,6 +17,9 @@ dpkg -s libatomic1 >/dev/null 2>&1 || need+=(libatomic1)
 [ -x /usr/bin/python3.11 ] || need+=(python3.11)
 /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3.11-venv)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v git >/dev/null 2>&1 || need+=(git)
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}" >&2
 SUDO=""

@@ -92,8 +92,8 @@ def _fetch_copies(g: Globals, client: ZooKeeper) -> ClusterCheckpoints | None:
     """Mission Control's copies of the checkpoints, or None when the cluster is not enrolled."""
     from cluster.backups.config_store import read_config
     from cluster.link.client import MissionControlClient
+    from cluster.link.credentials import CREDENTIAL_SECRET
     from cluster.link.errors import MessageRejected, MissionControlUnavailable
-    from cluster.link.exchange import CREDENTIAL_SECRET
     from cluster.link.settings import Link
     from cluster.secrets import SecretsUnavailable, read_secret
 

@@ -11,9 +11,9 @@ import click
 from cluster import zk
 from cluster.backups.text import when_text
 from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.model import ClusterSnapshot
 from cluster.zk import probe
 from cluster.zk.client import trusted_ca
-from cluster.model import ClusterSnapshot
 
 
 @click.group()

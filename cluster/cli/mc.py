@@ -1,4 +1,4 @@
-"""`managed mc enroll|status` and `managed certs dev-ca|zookeeper`."""
+"""`managed mc enroll|rotate-credential|status` and `managed certs dev-ca|zookeeper`."""
 
 from __future__ import annotations
 
@@ -121,6 +121,18 @@ def enroll(
         f"enrolled cluster {g.cluster} as {enrolled.name} ({enrolled.cluster_id}, "
         f"geography {enrolled.geography})"
     )
+
+
+@mc.command("rotate-credential")
+@pass_globals
+def rotate_credential(g: Globals) -> None:
+    """Replace this cluster's Mission Control credential and renewal secret with new ones (the
+    old ones stop working at once); a credential of the older format moves to the current one."""
+    from cluster.link.credentials import rotate
+
+    with g.session() as client:
+        reply = rotate(client, g.paths, g.zk_auth)
+    click.echo(f"rotated the Mission Control credential of cluster {reply.cluster_id}")
 
 
 def mc_status(client: ZooKeeper, g: Globals) -> dict[str, Any]:

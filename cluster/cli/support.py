@@ -75,6 +75,35 @@ def _operator(name: str) -> Actor:
     return Actor(name.strip(), ActorKind.OPERATOR)
 
 
+def _decider(store: SupportStore, operator: str) -> Actor:
+    """Who decides: with the cluster's `approver_groups` set, the verified person of the
+    operator's `managed login` (in one of those groups, checked against the provider's keys
+    now); otherwise the `--operator` name."""
+    import os
+    import time
+    from pathlib import Path
+
+    from cluster.operator_identity import LoginFailed, identity_path, verified_approver
+    from contract.audit.events import Actor, ActorKind
+
+    policy, _ = store.policy()
+    if not policy.approver_groups:
+        return _operator(operator)
+    ca = os.environ.get("MANAGED_OIDC_CA")
+    try:
+        person = verified_approver(
+            identity_path(),
+            issuer=policy.approver_issuer,
+            client_id=policy.approver_client_id,
+            approver_groups=policy.approver_groups,
+            ca_file=Path(ca) if ca else None,
+            now=time.time(),
+        )
+    except LoginFailed as e:
+        raise click.ClickException(str(e)) from e
+    return Actor(person.label, ActorKind.OPERATOR, via=f"oidc {person.issuer}")
+
+
 def _require_credential(g: Globals, doing: str) -> None:
     """Changing support state needs the credential: say so before connecting."""
     if not g.zk_auth:
@@ -124,6 +153,12 @@ def _csv(value: str) -> list[str]:
 @click.option("--roles", help="Roles that may be requested, comma separated (viewer,user,admin).")
 @click.option("--preapproved", help="Engineers approved at once, comma separated ('' for none).")
 @click.option("--pending-ttl", help="How long a request waits for a decision, e.g. 4d.")
+@click.option(
+    "--approver-groups",
+    help="Groups whose verified members may decide (managed login), comma separated.",
+)
+@click.option("--approver-issuer", help="The OpenID Connect provider approvers log in at.")
+@click.option("--approver-client-id", help="The client id `managed login` uses there.")
 @operator_option
 @json_option
 @pass_globals
@@ -135,6 +170,9 @@ def mode(
     roles: str | None,
     preapproved: str | None,
     pending_ttl: str | None,
+    approver_groups: str | None,
+    approver_issuer: str | None,
+    approver_client_id: str | None,
     operator: str,
     as_json: bool,
 ) -> None:
@@ -152,6 +190,12 @@ def mode(
         changes["preapproved"] = _csv(preapproved)
     if pending_ttl is not None:
         changes["pending_ttl"] = pending_ttl
+    if approver_groups is not None:
+        changes["approver_groups"] = _csv(approver_groups)
+    if approver_issuer is not None:
+        changes["approver_issuer"] = approver_issuer
+    if approver_client_id is not None:
+        changes["approver_client_id"] = approver_client_id
     # Validate before touching ZooKeeper: bad input changes nothing.
     SupportPolicy.from_config({**SupportPolicy().to_config(), **changes})
     if changes:
@@ -159,7 +203,8 @@ def mode(
     with g.session() as client:
         store = _store(g, client, need_key=False)
         if changes:
-            actor = _operator(operator)
+            # Once approver groups are set, changing them (or anything) needs an approver.
+            actor = _decider(store, operator)
             policy = store.set_policy(
                 lambda old: SupportPolicy.from_config({**old.to_config(), **changes}),
                 actor,
@@ -178,6 +223,8 @@ def mode(
                 f"roles         {', '.join(doc['allowed_roles'])}",
                 f"preapproved   {', '.join(doc['preapproved']) or '-'}",
                 f"pending ttl   {doc['pending_ttl']}",
+                f"approvers     {', '.join(doc['approver_groups']) or '-'}"
+                + (f" at {doc['approver_issuer']}" if doc["approver_groups"] else ""),
             ]
         ),
     )
@@ -319,10 +366,10 @@ def approve_cmd(
     from contract.support.requests import approve
 
     window = parse_duration(duration) if duration is not None else None
-    actor = _operator(operator)
     _require_credential(g, "approving")
     with g.session() as client:
         store = _store(g, client, need_key=True)
+        actor = _decider(store, operator)
         policy, _ = store.policy()
         now = _now()
         done = store.change(
@@ -353,10 +400,10 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
 
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
-    actor = _operator(operator)
     _require_credential(g, "denying")
     with g.session() as client:
         store = _store(g, client, need_key=False)
+        actor = _decider(store, operator)
         now = _now()
         done = store.change(request_id, lambda r: deny(r, actor, now, reason), now)
     click.echo(done.notice)
@@ -373,12 +420,12 @@ def revoke_cmd(g: Globals, request_id: str, reason: str | None, yes: bool, opera
     """End a running grant now; the next command under it is refused."""
     from contract.support.requests import revoke
 
-    actor = _operator(operator)
     _require_credential(g, "revoking")
     if not yes and not _confirm(f"End the engineer's access under request {request_id} now?"):
         raise click.ClickException("not revoked (answer y, or pass --yes)")
     with g.session() as client:
         store = _store(g, client, need_key=False)
+        actor = _decider(store, operator)
         now = _now()
         done = store.change(request_id, lambda r: revoke(r, actor, now, reason), now)
     click.echo(done.notice)

@@ -35,6 +35,7 @@ from contract.messages import (
     ClusterMessage,
     ConsumptionReply,
     ConsumptionReport,
+    CredentialReply,
     EnrollReply,
     EnrollRequest,
     EventReply,
@@ -198,6 +199,25 @@ class MissionControlClient:
         """Exchange the one-time token for a credential; the client keeps using it."""
         body = EnrollRequest(token=token).model_dump_json().encode()
         reply = self._parse(EnrollReply, await self._post("enroll", body, None))
+        self.credential = reply.credential
+        return reply
+
+    async def rotate_credential(self) -> CredentialReply:
+        """A new credential and renewal secret for the current credential (which then stops
+        working); the client keeps using the new credential."""
+        cluster_id = self.cluster_id
+        if self.credential is None or cluster_id is None:
+            raise MessageRejected(401, "unauthorized", "no cluster credential: enroll first")
+        path = f"clusters/{cluster_id}/credential/rotate"
+        reply = self._parse(CredentialReply, await self._post(path, b"{}", self.credential))
+        self.credential = reply.credential
+        return reply
+
+    async def renew_credential(self, cluster_id: str, renewal_secret: str) -> CredentialReply:
+        """After Mission Control revoked the credential for a leak: a new pair for the renewal
+        secret (which is sent nowhere else)."""
+        path = f"clusters/{cluster_id}/credential/renew"
+        reply = self._parse(CredentialReply, await self._post(path, b"{}", renewal_secret))
         self.credential = reply.credential
         return reply
 

@@ -17,12 +17,13 @@ from typing import Any
 
 from cluster import zk
 from cluster.errors import ClusterError
-from cluster.link.exchange import CREDENTIAL_SECRET
+from cluster.link.credentials import CREDENTIAL_SECRET, RENEWAL_SECRET, secret_op
 from cluster.link.settings import DEFAULT_OUTAGE_LIMIT_DAYS, OutboxBound, check_outage_limit_days
 from cluster.paths import ClusterPaths
-from cluster.secrets import parse_auth, read_secret, secret_acl
-from cluster.zk import Create, Op, SetData, ZooKeeper
+from cluster.secrets import parse_auth, read_secret
+from cluster.zk import SetData, ZooKeeper
 from cluster.zk.errors import BadVersionError
+from contract.messages import EnrollReply
 
 
 class EnrollmentError(ClusterError):
@@ -53,7 +54,7 @@ def preflight(client: ZooKeeper, paths: ClusterPaths, auth: str | None) -> None:
     read_secret(client, paths, auth, CREDENTIAL_SECRET)  # wrong credential -> clear error
 
 
-async def exchange_token(url: str, token: str, ca_file: str | None) -> tuple[Enrolled, str]:
+async def exchange_token(url: str, token: str, ca_file: str | None) -> tuple[Enrolled, EnrollReply]:
     from cluster.link.client import MissionControlClient
     from cluster.link.errors import MessageRejected, MissionControlUnavailable
 
@@ -64,7 +65,7 @@ async def exchange_token(url: str, token: str, ca_file: str | None) -> tuple[Enr
         raise EnrollmentError(f"Mission Control refused the enrollment: {e}") from e
     except (MissionControlUnavailable, ValueError) as e:
         raise EnrollmentError(str(e)) from e
-    return Enrolled(reply.cluster_id, reply.name, reply.geography), reply.credential
+    return Enrolled(reply.cluster_id, reply.name, reply.geography), reply
 
 
 def store(
@@ -74,23 +75,21 @@ def store(
     enrolled: Enrolled,
     credential: str,
     link: dict[str, Any],
+    renewal: str | None = None,
 ) -> None:
-    """Credential and link in one transaction (retried if the config changed meanwhile)."""
-    protection = secret_acl(auth)
-    secret_path = f"{paths.base}/secrets/{CREDENTIAL_SECRET}"
+    """Credential, renewal secret and link in one transaction (retried if the config changed
+    meanwhile)."""
     client.ensure_path(f"{paths.base}/secrets")
     for _ in range(10):
         data, stat = client.get(paths.config)
         config = json.loads(data or b"{}")
         config["mission_control"] = {**link, "cluster_id": enrolled.cluster_id}
         config.setdefault("geography", enrolled.geography)
-        secret: Op = (
-            SetData(secret_path, credential.encode())
-            if client.exists(secret_path)
-            else Create(secret_path, credential.encode(), acl=tuple(protection))
-        )
+        secrets = [secret_op(client, paths, auth, CREDENTIAL_SECRET, credential)]
+        if renewal is not None:
+            secrets.append(secret_op(client, paths, auth, RENEWAL_SECRET, renewal))
         updated = json.dumps(config, sort_keys=True).encode()
-        outcome = client.commit([secret, SetData(paths.config, updated, stat.version)])
+        outcome = client.commit([*secrets, SetData(paths.config, updated, stat.version)])
         results = outcome.results
         if outcome.applied:
             return
@@ -124,7 +123,7 @@ def enroll(
     if ca_file:
         check_ca_file(ca_file)
     preflight(client, paths, auth)
-    enrolled, credential = asyncio.run(exchange_token(url, token, ca_file))
+    enrolled, reply = asyncio.run(exchange_token(url, token, ca_file))
     link: dict[str, Any] = {
         "url": url,
         "intervals": intervals,
@@ -135,5 +134,5 @@ def enroll(
     }
     if ca_pem:
         link["ca_pem"] = ca_pem
-    store(client, paths, auth, enrolled, credential, link)
+    store(client, paths, auth, enrolled, reply.credential, link, reply.renewal_secret)
     return enrolled

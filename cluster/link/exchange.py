@@ -17,7 +17,9 @@ A refusal of one message's content (400, 413, 422, or a 409 such as `message_id_
 that message to `outbox-dead` for an operator, so the queue keeps moving. Any other refusal
 (401 credential refused, 403, 404 cluster unknown, ...) is a problem of the link, not of the
 message: every message stays queued, the state's `link` says what is wrong (`managed mc
-status`), one error is logged, and delivery is retried with back-off.
+status`), one error is logged, and delivery is retried with back-off. A 401
+`credential_revoked` (the credential was reported leaked) is first answered by renewing it
+(`cluster.link.credentials.renew_after_leak`), after which delivery goes on with the new one.
 
 The outbox is bounded during long outages (`cluster.link.outbox.Outbox.trim`,
 `cluster.link.settings.OutboxBound`).
@@ -42,6 +44,7 @@ from cluster.aio import cancel_and_wait, within
 from cluster.errors import ClusterError, FencedOut
 from cluster.guarded import SettingsGuard
 from cluster.leadership import LeaderContext
+from cluster.link.credentials import CREDENTIAL_SECRET, renew_after_leak
 from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from cluster.link.licensing import (
     Enforcement,
@@ -78,7 +81,6 @@ if TYPE_CHECKING:  # aiohttp is loaded only on the leader, when it first talks (
 
 log = logging.getLogger(__name__)
 
-CREDENTIAL_SECRET = "mc-credential"
 SWITCH_REPORT_TIMEOUT = 10.0  # seconds to report a link change through the old link
 LINK_RETRY_MAX = 60.0  # seconds between attempts while Mission Control refuses the link
 MISCONFIGURED_RETRY = 30.0
@@ -231,6 +233,8 @@ class MissionControlExchange:
                 await self._link_trouble(ctx, "epoch refused", str(e))
                 log.warning("Mission Control refused our epoch (%s): a newer leader exists", e)
                 raise FencedOut(str(e)) from e
+            if e.code == "credential_revoked" and await renew_after_leak(ctx, link, self._auth):
+                raise LinkRefused("renewed", "credential renewed after a leak report") from e
             state, line = link_problem(e.status, str(e))
             await self._link_trouble(ctx, state, line)
             raise LinkRefused(state, line) from e

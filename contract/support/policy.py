@@ -13,7 +13,14 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from contract.support.errors import PolicyError
 
@@ -88,6 +95,9 @@ class SupportPolicy(BaseModel):
     - `allowed_roles`: roles that may be requested at all.
     - `preapproved`: engineers whose requests are approved at once in `approval` mode.
     - `pending_ttl`: how long a request may wait for a decision.
+    - `approver_groups`: when set, approving, denying and revoking need the operator's
+      `managed login` at `approver_issuer` (client `approver_client_id`), verified, in one of
+      these groups; the decision then names the verified person.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,6 +107,9 @@ class SupportPolicy(BaseModel):
     allowed_roles: frozenset[AccessRole] = frozenset(AccessRole)
     preapproved: frozenset[str] = frozenset()
     pending_ttl: timedelta = DEFAULT_PENDING_TTL
+    approver_groups: frozenset[str] = frozenset()
+    approver_issuer: str = ""
+    approver_client_id: str = ""
 
     @field_validator("max_grant", "pending_ttl", mode="before")
     @classmethod
@@ -131,11 +144,21 @@ class SupportPolicy(BaseModel):
             raise ValueError("engineer names must not be empty")
         return value
 
+    @model_validator(mode="after")
+    def _check_approvers(self) -> SupportPolicy:
+        if self.approver_groups and not (
+            self.approver_issuer.startswith("https://") and self.approver_client_id
+        ):
+            raise ValueError(
+                "approver groups need approver_issuer (https://...) and approver_client_id"
+            )
+        return self
+
     @field_serializer("max_grant", "pending_ttl")
     def _write_duration(self, value: timedelta) -> str:
         return format_duration(value)
 
-    @field_serializer("allowed_roles", "preapproved")
+    @field_serializer("allowed_roles", "preapproved", "approver_groups")
     def _write_set(self, value: frozenset[str]) -> list[str]:
         return sorted(str(v) for v in value)
 

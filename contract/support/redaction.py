@@ -5,10 +5,11 @@ marker) and the surrounding text is kept so the output stays useful; `redact` is
 
 Covered: PEM blocks (also a block cut off by the end of the text), `Authorization:` headers,
 `Bearer`/`Basic` credentials, URL user-info passwords, JWTs, AWS access key ids, well-known token
-formats (GitHub, Slack, our own ``mct_`/`mcc_` tokens), and `key=value` / `key: value` /
-`"key": "value"` pairs whose key names a secret (`is_secret_key`: password, pass, pwd,
-passphrase, secret, token, credential(s), auth, authorization, cookie, signature, and phrases such
-as api key, access key, private key, session id, client secret, encryption key). An unquoted
+formats (GitHub, Slack, our own ``mcc_``/``mct_``/``mce_``/``mcr_`` credentials and their
+older dotted forms), and `key=value` / `key: value` / `"key": "value"` pairs whose key names a
+secret (`is_secret_key`: password, pass, pwd, passphrase, secret, token, credential(s), auth,
+authorization, cookie, signature, and phrases such as api key, access key, private key, session
+id, client secret, encryption key). An unquoted
 `key: value` hides the rest of the line (`passphrase: two words here`); command-line flags hide
 their argument (`--zk-auth admin:s3cret`, `--password hunter2`); a bare `password hunter2` hides
 the next word unless it is an ordinary word (`wrong password for alice` is kept).
@@ -103,7 +104,8 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MARK),
     (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), MARK),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,})"), MARK),
-    (re.compile(r"\bmc[tc]_[A-Za-z0-9_-]{16,}"), MARK),
+    # Ours: `contract.credentials` (mcc_, mct_, mce_, mcr_) and the older dotted forms.
+    (re.compile(r"\bmc[tcer]_[A-Za-z0-9_-]{16,}|\bmc[ces]\.[A-Za-z0-9_.-]{16,}"), MARK),
     (
         re.compile(
             r"""(?x)

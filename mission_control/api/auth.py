@@ -44,6 +44,10 @@ class CredentialCache:
             return None
         return entry[0]
 
+    def clear(self) -> None:
+        """Forget everything (a credential was revoked: it must not stay accepted here)."""
+        self._entries.clear()
+
     def put(self, credential: str, cluster_id: str) -> None:
         if self._ttl_s <= 0:
             return

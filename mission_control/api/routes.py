@@ -26,6 +26,8 @@ from contract.messages import (
     LicenseReply,
 )
 from mission_control.api.bodies import json_reply, read_body, read_query
+from mission_control.api.credential_routes import CREDENTIAL_ROUTES
+from mission_control.api.directory_routes import DIRECTORY_ROUTES
 from mission_control.api.handlers import (
     CLUSTER_ERRORS,
     authenticate_staff_request,
@@ -182,4 +184,6 @@ ROUTES: tuple[Route, ...] = (
         reply=None,
     ),
     *SUPPORT_ROUTES,
+    *CREDENTIAL_ROUTES,
+    *DIRECTORY_ROUTES,
 )

@@ -62,6 +62,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     source = request_source(request)
     result = await staff.login(ctx, body.username, body.password, body.totp, source=source)
+    return await session_reply(request, result)
+
+
+async def session_reply(request: web.Request, result: staff.LoginResult) -> web.Response:
+    """A session token for an accepted login (any method), or its refusal."""
+    ctx = request.app[CONTEXT]
     if result.identity is None:
         raise (LoginThrottled if result.throttled else LoginRefused)(result.message)
     identity = result.identity

@@ -30,6 +30,14 @@ def _set(response: web.StreamResponse, name: str, value: str, path: str) -> None
     response.set_cookie(name, value, path=path, httponly=True, samesite="Strict", secure=True)
 
 
+def set_lax(response: web.StreamResponse, name: str, value: str, path: str, max_age: int) -> None:
+    """A cookie the browser sends back on a top-level navigation from another site (an
+    identity provider's redirect to the callback): SameSite=Lax, still HttpOnly and Secure."""
+    response.set_cookie(
+        name, value, path=path, httponly=True, samesite="Lax", secure=True, max_age=max_age
+    )
+
+
 def _clear(response: web.StreamResponse, name: str, path: str) -> None:
     response.del_cookie(name, path=path, httponly=True, samesite="Strict", secure=True)
 

@@ -47,7 +47,16 @@ from mission_control.service.refusals import Refused
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AUTO_REFRESH = "auto"
-PUBLIC_ROUTES = frozenset({"console.login", "console.login.submit", "console.static"})
+PUBLIC_ROUTES = frozenset(
+    {
+        "console.login",
+        "console.login.submit",
+        "console.login.oidc",
+        "console.login.oidc.callback",
+        "console.login.oidc.totp",
+        "console.static",
+    }
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -1,7 +1,9 @@
 """Login and logout handlers.
 
 Login: the form posts username, password and TOTP code with a double-submit CSRF token; the
-`StaffDirectory` decides; on success a fresh session is created (any session cookie the browser
+`StaffDirectory` decides (or, when `MISSION_CONTROL_LDAP` is set and the form's `method` is
+``ldap``, the customer's directory: `service.accounts.ldap_login`, the code needed for support
+roles only); on success a fresh session is created (any session cookie the browser
 had is replaced) and the browser goes to the page it came for (console paths only). A refusal
 re-renders the form with the directory's one line and status 401, and creates nothing.
 Logout (POST, CSRF-checked by the guard) deletes the session, clears the cookie and writes a
@@ -15,12 +17,14 @@ from collections.abc import Mapping
 import aiohttp_jinja2
 from aiohttp import web
 
-from mission_control.app_keys import CONTEXT
+from mission_control.app_keys import CONTEXT, SETTINGS
 from mission_control.console import cookies, csrf
 from mission_control.console.guard import safe_next
 from mission_control.console.keys import DIRECTORY, SESSION_POLICY, current_session
 from mission_control.request_source import request_source
 from mission_control.service.accounts.console_sessions import log_out, open_session
+from mission_control.service.accounts.ldap_login import login_ldap
+from mission_control.staff.identity import StaffIdentity
 
 MAX_FIELD = 1024
 LOGIN_PATH = cookies.LOGIN_PATH
@@ -30,7 +34,7 @@ INSECURE_NOTICE = (
 )
 
 
-def _login_form(
+def render_login_form(
     request: web.Request, *, error: str = "", username: str = "", status: int = 200
 ) -> web.Response:
     token = csrf.new_token()
@@ -49,6 +53,8 @@ def _login_form(
             "insecure": INSECURE_NOTICE if cookies.insecure_origin(request) else "",
             "username": username,
             "next": safe_next(request.query.get("next")),
+            "ldap": request.config_dict[SETTINGS].ldap is not None,
+            "oidc": request.config_dict[SETTINGS].oidc,
         },
         status=status,
     )
@@ -57,7 +63,7 @@ def _login_form(
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    return _login_form(request)
+    return render_login_form(request)
 
 
 def _field(form: Mapping[str, object], name: str) -> str:
@@ -68,7 +74,7 @@ def _field(form: Mapping[str, object], name: str) -> str:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not csrf.tokens_match(_field(form, csrf.FIELD), request.cookies.get(csrf.LOGIN_COOKIE)):
-        return _login_form(
+        return render_login_form(
             request,
             error="The login form expired or did not come from this page: try again.",
             status=403,
@@ -76,18 +82,24 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = _field(form, "username").strip()
     password = _field(form, "password")
     code = _field(form, "totp").replace(" ", "")
-    if not username or not password or not code:
-        return _login_form(
+    ldap = request.config_dict[SETTINGS].ldap if _field(form, "method") == "ldap" else None
+    if not username or not password or not (code or ldap):
+        return render_login_form(
             request,
             error="Enter your username, password and the 6-digit code.",
             username=username,
             status=400,
         )
-    directory = request.app[DIRECTORY]
-    outcome = await directory.verify(username, password, code, source=request_source(request))
-    if isinstance(outcome, str):
-        return _login_form(request, error=outcome, username=username, status=401)
     ctx = request.config_dict[CONTEXT]
+    source = request_source(request)
+    outcome: StaffIdentity | str
+    if ldap is not None:
+        result = await login_ldap(ctx, ldap, username, password, code, source=source)
+        outcome = result.identity if result.identity is not None else result.message
+    else:
+        outcome = await request.app[DIRECTORY].verify(username, password, code, source=source)
+    if isinstance(outcome, str):
+        return render_login_form(request, error=outcome, username=username, status=401)
     cookie, _session = await open_session(ctx.engine, outcome, ctx.clock())
     response = web.Response(status=303, headers={"Location": safe_next(_field(form, "next"))})
     cookies.set_session(response, cookie)

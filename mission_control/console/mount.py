@@ -22,7 +22,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from mission_control.app_keys import CONTEXT
-from mission_control.console import access_pages, audit_page, license_edit, login, pages
+from mission_control.console import (
+    access_pages,
+    audit_page,
+    license_edit,
+    login,
+    oidc_login,
+    pages,
+)
 from mission_control.console.directory import (
     DirectoryFactory,
     DirectoryNotFound,
@@ -137,6 +144,13 @@ def setup_console(
     console.router.add_get("/login", login.login_form, name="console.login")
     console.router.add_post("/login", login.login_submit, name="console.login.submit")
     console.router.add_post("/logout", login.logout, name="console.logout")
+    console.router.add_get("/login/oidc", oidc_login.start_sign_in, name="console.login.oidc")
+    console.router.add_get(
+        "/login/oidc/callback", oidc_login.callback, name="console.login.oidc.callback"
+    )
+    console.router.add_post(
+        "/login/oidc/totp", oidc_login.second_factor, name="console.login.oidc.totp"
+    )
     console.router.add_static("/static", STATIC, name="console.static")
     app.add_subapp(PREFIX + "/", console)
 

@@ -71,6 +71,11 @@ clusters = Table(
     Column("enrollment_expires_at", UTCDateTime()),
     Column("credential_hash", String(64), unique=True),
     Column("enrolled_at", UTCDateTime()),
+    # The renewal secret (`mcr_`) buys one new credential after a leak; the leaked credential's
+    # digest is kept so its next use is told `credential_revoked` (migration 0008).
+    Column("renewal_hash", String(64), unique=True),
+    Column("leaked_credential_hash", String(64), index=True),
+    Column("credential_leaked_at", UTCDateTime()),
     Column("last_epoch", BigInteger, nullable=False, server_default="0"),
     Column("last_health_at", UTCDateTime()),
     Column("health_status", String(16)),

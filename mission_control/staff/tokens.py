@@ -1,8 +1,10 @@
 """Staff API tokens for scripts: issued per user, shown once, stored only as a SHA-256 digest.
 
-Format: `mct_` + 43 URL-safe characters (256 random bits). The prefix lets log redaction and
-secret scanners recognise a leaked token. SHA-256 is enough for storage because the token has
-full entropy: there is nothing to brute-force that is cheaper than guessing 256 bits. A token acts
+Format: `contract.credentials` (``mct_`` + 30 base62 characters, 178 random bits, + a CRC32
+checksum), so log redaction and secret scanners recognise a leaked token; tokens of the older
+format (`mct_` + 43 URL-safe characters) keep working until revoked. SHA-256 is enough for
+storage because the token has full entropy: there is nothing to brute-force that is cheaper than
+guessing the random part. A token acts
 with its owner's current role, looked up at each use, so demoting or disabling a user takes effect
 at once.
 """
@@ -11,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-PREFIX = "mct_"
-TOKEN_BYTES = 32
+from contract.credentials import CredentialKind, issue
+
+PREFIX = CredentialKind.STAFF_TOKEN.value + "_"
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ def issue_token(
     now: datetime,
     *,
     label: str = "",
-    random_text: Callable[[int], str] = secrets.token_urlsafe,
+    random: str | None = None,
 ) -> IssuedToken:
-    """A new token for `owner`; `random_text` is injectable for tests."""
+    """A new token for `owner`; `random` (30 base62 characters) is injectable for tests."""
     if not owner.strip():
         raise ValueError("a token needs an owner")
-    plaintext = PREFIX + random_text(TOKEN_BYTES)
+    plaintext = issue(CredentialKind.STAFF_TOKEN, random=random)
     record = StaffToken(
         owner=owner,
         digest=token_digest(plaintext),

@@ -31,6 +31,7 @@ MISSION_CONTROL_ONLY = {
     "argon2-cffi": "argon2",
     "pyotp": "pyotp",
     "jinja2": "jinja2",
+    "ldap3": "ldap3",
 }
 #: What only a node needs.
 NODE_ONLY = {

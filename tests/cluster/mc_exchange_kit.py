@@ -145,9 +145,13 @@ def dead_kinds(cluster: ClusterUnderTest) -> list[str]:
 
 
 def credential_of(cluster: ClusterUnderTest) -> str:
+    return secret_of(cluster, "mc-credential")
+
+
+def secret_of(cluster: ClusterUnderTest, name: str) -> str:
     client = zk.connect(cluster.hosts, auth=ZK_AUTH)
     try:
-        secret = read_secret(client, cluster.paths, ZK_AUTH, "mc-credential")
+        secret = read_secret(client, cluster.paths, ZK_AUTH, name)
     finally:
         zk.close(client)
     assert secret is not None

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from mc_kit import FakeClock, make_settings, running
 from sqlalchemy import func, select
 
+from mission_control.app import create_app
+from mission_control.db.engine import create_engine
 from mission_control.db.schema import messages
 from mission_control.service.context import ServiceContext
 from mission_control.service.fleet import enrollment
@@ -48,3 +53,15 @@ class Api:
     async def stored_messages(self) -> int:
         async with self.admin.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(messages)) or 0)
+
+
+@asynccontextmanager
+async def serving_api(db_url: str, clock: FakeClock, **settings: object) -> AsyncIterator[Api]:
+    """An in-process server with these settings (no background sweep), and its client."""
+    engine = create_engine(db_url)
+    try:
+        app = create_app(make_settings(db_url, **settings), clock=clock, background=False)
+        async with running(app) as url, aiohttp.ClientSession() as http:
+            yield Api(url, http, ServiceContext(engine=engine, clock=clock))
+    finally:
+        await engine.dispose()

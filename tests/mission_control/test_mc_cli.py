@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from mc_postgres import fresh_database
 
 from contract.certs import write_dev_ca
+from contract.credentials import CredentialKind, kind_of
 from mission_control.cli import main
 
 
@@ -35,7 +36,8 @@ def one_line_error(result: Result, code: int = 1) -> str:
 def test_create_prints_only_the_token(db: str) -> None:
     result = run("clusters", "create", "acme", "--geography", "EU", "--db", db)
     assert result.exit_code == 0
-    assert result.stdout.count("\n") == 1 and result.stdout.startswith("mce.")
+    assert result.stdout.count("\n") == 1
+    assert kind_of(result.stdout.strip()) is CredentialKind.ENROLLMENT
     assert "acme" in result.stderr
     again = run("clusters", "create", "acme", "--geography", "US", "--db", db)
     assert "exists already" in one_line_error(again)

@@ -12,7 +12,8 @@ from mc_messages import consumption, event, health, heartbeat, license_check
 from mcs_staff import staff_token
 from sqlalchemy import func, select
 
-from contract.messages import AlertKind, ClusterEvent, HealthStatus, LicenseState
+from contract.credentials import CredentialKind, kind_of
+from contract.messages import AlertKind, ClusterEvent, HealthStatus, LicenseState, cluster_id_of
 from mission_control.db.schema import consumption as consumption_table
 from mission_control.db.schema import messages, restore_drills
 from mission_control.errors import (
@@ -48,7 +49,8 @@ async def test_enrollment_token_works_once(ctx: ServiceContext) -> None:
     created = await enrollment.create_cluster(ctx, "acme", "EU")
     reply = await enrollment.enroll(ctx, created.enrollment_token)
     assert reply.cluster_id == created.id and reply.geography == "EU"
-    assert reply.credential.startswith(f"mcc.{created.id}.")
+    assert cluster_id_of(reply.credential) == created.id
+    assert kind_of(reply.credential) is CredentialKind.CLUSTER
     with pytest.raises(InvalidCredential):
         await enrollment.enroll(ctx, created.enrollment_token)
     assert await enrollment.authenticate_cluster(ctx, reply.credential) == created.id

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.audit.canonical import JsonValue, format_time
 from contract.audit.events import Actor, ActorKind, AuditEvent
@@ -32,6 +33,7 @@ from mission_control.service.accounts import users as user_store
 from mission_control.service.context import ServiceContext
 from mission_control.service.refusals import InvalidState
 from mission_control.staff import auth
+from mission_control.staff.auth import StaffAccount
 from mission_control.staff.identity import StaffIdentity
 from mission_control.staff.throttle import source_key
 from mission_control.staff.tokens import PREFIX, issue_token, token_digest
@@ -201,6 +203,34 @@ async def logout(ctx: ServiceContext, token: str, identity: StaffIdentity) -> No
         await audit_log.record(conn, ctx, [event])
 
 
+async def revoke_leaked_token(
+    conn: AsyncConnection,
+    ctx: ServiceContext,
+    token_hash: str,
+    now: datetime,
+    *,
+    by: Actor,
+    where: dict[str, JsonValue],
+) -> bool:
+    """Revoke the staff token whose digest is `token_hash`, reported leaked, inside `conn`'s
+    transaction; audited (`staff.token.leaked`, naming its owner). False when no token has it."""
+    owner = await conn.scalar(
+        select(staff_tokens.c.user_name).where(staff_tokens.c.token_hash == token_hash)
+    )
+    if owner is None:
+        return False
+    await conn.execute(
+        update(staff_tokens)
+        .where(staff_tokens.c.token_hash == token_hash, staff_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    detail: dict[str, JsonValue] = {"token_id": token_hash[:12], **where}
+    event = AuditEvent(now, by, "staff.token.leaked", auth.AUDIT_SCOPE, owner, detail)
+    await audit_log.record(conn, ctx, [event])
+    log.warning("staff token %s of %s reported leaked: revoked", token_hash[:12], owner)
+    return True
+
+
 def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
     return AuditEvent(
         now,
@@ -212,7 +242,7 @@ def _failed_event(username: str, now: datetime, reason: str) -> AuditEvent:
     )
 
 
-async def _throttled(
+async def throttled_login(
     ctx: ServiceContext, username: str, source: str, now: datetime, until: datetime
 ) -> LoginResult:
     # Anyone can keep trying: bound the audit writes (one entry per source and minute).
@@ -235,6 +265,28 @@ async def _throttled(
     return LoginResult(None, message, waits_until=until)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt, counted: when, from where (throttle key), the stored account if any,
+    and until when this source must wait (None: go on and check)."""
+
+    now: datetime
+    source: str
+    account: StaffAccount | None
+    waits_until: datetime | None
+
+
+async def begin_attempt(ctx: ServiceContext, username: str, source: str | None) -> Attempt:
+    """Count the attempt (`login_throttle.claim`) before any secret is checked, whatever the
+    method, and read the account."""
+    now = ctx.clock()
+    key = source_key(source)
+    async with ctx.engine.begin() as conn:
+        claim = await login_throttle.claim(ctx, conn, key, username, now)
+        account = await user_store.load_account(ctx, conn, username)
+    return Attempt(now, key, account, claim.waits_until)
+
+
 async def login(
     ctx: ServiceContext, username: str, password: str, code: str, *, source: str | None
 ) -> LoginResult:
@@ -245,13 +297,10 @@ async def login(
     any secret is checked; while those records wait, the attempt is refused at once (throttled).
     A success forgets the (source, name) record. Unknown names, disabled accounts and wrong
     factors get the same line at the same cost; the audit log gets the exact reason."""
-    now = ctx.clock()
-    key = source_key(source)
-    async with ctx.engine.begin() as conn:
-        claim = await login_throttle.claim(ctx, conn, key, username, now)
-        account = await user_store.load_account(ctx, conn, username)
-    if claim.waits_until is not None:
-        return await _throttled(ctx, username, key, now, claim.waits_until)
+    attempt = await begin_attempt(ctx, username, source)
+    now, key, account = attempt.now, attempt.source, attempt.account
+    if attempt.waits_until is not None:
+        return await throttled_login(ctx, username, key, now, attempt.waits_until)
     outcome = await asyncio.to_thread(
         auth.login, account, username, password, code, now, hasher=ctx.support.hasher
     )

@@ -3,9 +3,10 @@
 Guarantees: at most one open alert per (cluster, kind), even with concurrent writers (the
 partial unique index plus INSERT .. ON CONFLICT DO NOTHING); clearing only touches open alerts;
 history is kept (a cleared alert keeps its row, a new occurrence gets a new row). Alerts that no
-report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed, datacenter_back) stay
-open until an operator acknowledges them (`acknowledge_alert`, audited); the others cannot be
-acknowledged, their own condition clears them.
+report of the cluster clears (`ACKNOWLEDGED_BY_HAND`: setting_changed, datacenter_back,
+release_refused, credential_leaked) stay open until an operator acknowledges them
+(`acknowledge_alert`, audited); the others cannot be acknowledged, their own condition clears
+them.
 """
 
 from __future__ import annotations
@@ -124,7 +125,12 @@ async def list_alerts(
 
 #: Kinds that only a person closes.
 ACKNOWLEDGED_BY_HAND = frozenset(
-    {AlertKind.SETTING_CHANGED, AlertKind.DATACENTER_BACK, AlertKind.RELEASE_REFUSED}
+    {
+        AlertKind.SETTING_CHANGED,
+        AlertKind.DATACENTER_BACK,
+        AlertKind.RELEASE_REFUSED,
+        AlertKind.CREDENTIAL_LEAKED,
+    }
 )
 
 

@@ -43,6 +43,7 @@ class AlertFilter(BaseModel):
         "datacenter_lost",
         "datacenter_back",
         "release_refused",
+        "credential_leaked",
     ] = ""
     cluster: str = Field(default="", max_length=128)
     page: int = Field(default=1, ge=1, le=1_000_000)

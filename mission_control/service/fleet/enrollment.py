@@ -4,8 +4,11 @@ Guarantees:
 - An enrollment token works once: the exchange is a conditional UPDATE that also clears the
   token, so two clusters racing with the same token cannot both get a credential.
 - Tokens expire (`ServiceContext.enrollment_token_ttl`); only digests are stored.
-- A credential names its cluster (``mcc.<cluster id>.<secret>``) so the client knows which
-  cluster it speaks for; the server trusts only the stored digest, never the embedded id.
+- Enrolling gives the cluster its credential and its renewal secret (`credentials`).
+- A credential names its cluster (``mcc_<cluster id><random><checksum>``, `contract.credentials`;
+  credentials of the older ``mcc.<cluster id>.<secret>`` form keep working until rotated) so the
+  client knows which cluster it speaks for; the server trusts only the stored digest, never the
+  embedded id.
 """
 
 from __future__ import annotations
@@ -17,18 +20,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contract.audit.events import Actor, AuditEvent
-from contract.messages import (
-    CREDENTIAL_PREFIX,
-    EnrollReply,
-    Geography,
-    cluster_id_of,
-)
+from contract.credentials import CredentialKind, issue
+from contract.messages import EnrollReply, Geography, cluster_id_of
 from mission_control.db.schema import clusters
 from mission_control.errors import AlreadyExists, InvalidCredential
 from mission_control.service.accounts import audit_log
-from mission_control.service.accounts.bearer import digest, new_secret
+from mission_control.service.accounts.bearer import digest
 from mission_control.service.context import ServiceContext
-from mission_control.service.fleet import credential_lookup
+from mission_control.service.fleet import credential_lookup, credentials
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ async def create_cluster(
     transaction) as done `by` this person when given."""
     now = ctx.clock()
     cluster_id = str(uuid.uuid4())
-    token = new_secret("mce")
+    token = issue(CredentialKind.ENROLLMENT)
     try:
         async with ctx.engine.begin() as conn:
             await conn.execute(
@@ -70,7 +69,6 @@ async def create_cluster(
 async def enroll(ctx: ServiceContext, token: str) -> EnrollReply:
     """Exchange a one-time enrollment token for the cluster's own credential."""
     now = ctx.clock()
-    credential_secret = new_secret("x").removeprefix("x.")
     async with ctx.engine.begin() as conn:
         row = (
             await conn.execute(
@@ -82,7 +80,7 @@ async def enroll(ctx: ServiceContext, token: str) -> EnrollReply:
         ).first()
         if row is None:
             raise InvalidCredential("unknown, expired or already used enrollment token")
-        credential = f"{CREDENTIAL_PREFIX}.{row.id}.{credential_secret}"
+        credential, renewal = credentials.new_pair(row.id)
         result = await conn.execute(
             update(clusters)
             .where(clusters.c.id == row.id, clusters.c.enrollment_token_hash == digest(token))
@@ -90,13 +88,18 @@ async def enroll(ctx: ServiceContext, token: str) -> EnrollReply:
                 enrollment_token_hash=None,
                 enrollment_expires_at=None,
                 credential_hash=digest(credential),
+                renewal_hash=digest(renewal),
                 enrolled_at=now,
             )
         )
         if result.rowcount != 1:
             raise InvalidCredential("unknown, expired or already used enrollment token")
     return EnrollReply(
-        cluster_id=row.id, name=row.name, geography=row.geography, credential=credential
+        cluster_id=row.id,
+        name=row.name,
+        geography=row.geography,
+        credential=credential,
+        renewal_secret=renewal,
     )
 
 
@@ -106,5 +109,6 @@ async def authenticate_cluster(ctx: ServiceContext, credential: str) -> str:
         raise InvalidCredential("not a cluster credential")
     cluster_id = await credential_lookup.lookup(ctx.engine, digest(credential))
     if cluster_id is None:
+        await credentials.check_not_revoked(ctx, credential)
         raise InvalidCredential("unknown cluster credential")
     return str(cluster_id)

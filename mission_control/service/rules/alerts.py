@@ -31,6 +31,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.DATACENTER_LOST: "critical",
     AlertKind.DATACENTER_BACK: "warning",
     AlertKind.RELEASE_REFUSED: "critical",  # someone may be feeding the cluster a bad release
+    AlertKind.CREDENTIAL_LEAKED: "critical",
 }
 
 

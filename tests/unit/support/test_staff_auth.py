@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from argon2 import PasswordHasher
 
+from contract.credentials import CredentialKind, kind_of
 from mission_control.staff.auth import REFUSED, LoginOutcome, StaffAccount, login
 from mission_control.staff.passwords import (
     WeakPassword,
@@ -252,8 +253,9 @@ def test_tokens_are_prefixed_random_and_stored_hashed() -> None:
     assert token_matches(issued.plaintext, issued.record)
     assert not token_matches(issued.plaintext + "x", issued.record)
     assert issue_token("erik", T0).plaintext != issued.plaintext
-    fixed = issue_token("erik", T0, random_text=lambda n: "A" * 43)
-    assert fixed.plaintext == PREFIX + "A" * 43 and fixed.record.hint == "mct_AAAA…"
+    fixed = issue_token("erik", T0, random="A" * 30)
+    assert fixed.plaintext.startswith(PREFIX + "A" * 30) and fixed.record.hint == "mct_AAAA…"
+    assert kind_of(fixed.plaintext) is CredentialKind.STAFF_TOKEN
     with pytest.raises(ValueError):
         issue_token(" ", T0)
 

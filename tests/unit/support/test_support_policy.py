@@ -76,6 +76,9 @@ def test_from_config_parses_and_round_trips() -> None:
         "allowed_roles": ["user", "viewer"],
         "preapproved": ["bob"],
         "pending_ttl": "1d",
+        "approver_groups": [],
+        "approver_issuer": "",
+        "approver_client_id": "",
     }
     assert SupportPolicy.from_config(stored) == policy
 
@@ -91,6 +94,8 @@ def test_from_config_parses_and_round_trips() -> None:
         ({"allowed_roles": ["root"]}, "allowed_roles"),
         ({"preapproved": [" "]}, "preapproved"),
         ({"colour": "blue"}, "colour"),
+        ({"approver_groups": ["ops"], "approver_client_id": "cli"}, "approver_issuer"),
+        ({"approver_groups": ["ops"], "approver_issuer": "http://idp"}, "approver_issuer"),
     ],
 )
 def test_bad_settings_give_one_line(config: dict[str, object], fragment: str) -> None:

@@ -1,0 +1,117 @@
+"""Approvals by a verified person: with `approver_groups` set on the cluster, approving,
+denying, revoking and changing the support settings need the operator's `managed login` at the
+cluster's provider (a real device-flow provider process), verified against its keys and in an
+approver group; the decision and the audit log name the verified person, never the
+`--operator` name. Without a login, with an expired one, or as a person outside the groups:
+refused, nothing changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from device_kit import CLIENT, DeviceProvider, device_provider, run_login
+from supportkit import CliResult, Leader, request_item
+
+from cluster.audit.store import AuditLog
+from cluster.operator_identity import StoredIdentity, load_identity, save_identity
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceProvider]:
+    with device_provider(tmp_path_factory.mktemp("device-provider")) as running:
+        yield running
+
+
+def env_for(home: Path, provider: DeviceProvider) -> dict[str, str]:
+    return {"XDG_CONFIG_HOME": str(home), "MANAGED_OIDC_CA": str(provider.tls.ca_cert)}
+
+
+def require_approvers(
+    leader: Leader, provider: DeviceProvider, home: Path, *more: str
+) -> CliResult:
+    """`managed support mode ... --approver-groups cluster-approvers` at `provider`."""
+    group, issuer, client = "cluster-approvers", provider.issuer, CLIENT
+    return leader.cli(
+        "support",
+        "mode",
+        *more,
+        "--approver-groups",
+        group,
+        "--approver-issuer",
+        issuer,
+        "--approver-client-id",
+        client,
+        env=env_for(home, provider),
+    )
+
+
+def test_only_a_verified_approver_decides_and_is_named(
+    leader: Leader, provider: DeviceProvider, tmp_path: Path
+) -> None:
+    olga, tim, nobody = tmp_path / "olga", tmp_path / "tim", tmp_path / "nobody"
+    changed = require_approvers(leader, provider, nobody, "approval", "--operator", "root")
+    assert changed.returncode == 0, changed.stderr
+    assert "approvers     cluster-approvers at https://" in changed.stdout
+    item = request_item(
+        cluster=leader.paths.cluster,
+        role="user",
+        hours=2,
+        requested_at=datetime.now(UTC) - timedelta(minutes=1),
+    )
+    leader.heartbeat(datetime.now(UTC), [item])
+
+    # Nobody logged in: refused, whatever --operator says; the request stays pending.
+    refused = leader.cli(
+        "support", "approve", item["id"], "--operator", "root", env=env_for(nobody, provider)
+    )
+    assert refused.returncode == 1 and "managed login" in refused.stderr, refused.stderr
+    # A verified person outside the approver groups: refused.
+    assert run_login(provider, tim, "u-1002", approve=True).returncode == 0
+    refused = leader.cli("support", "approve", item["id"], env=env_for(tim, provider))
+    assert refused.returncode == 1 and "none of the approver groups" in refused.stderr
+    # A login whose stored token was altered (groups added) does not verify.
+    stored = load_identity(tim / "managed" / "identity.json", time.time())
+    header, payload, signature = stored.id_token.split(".")
+    forged = StoredIdentity(**{**stored.__dict__, "id_token": f"{header}.{payload}x.{signature}"})
+    save_identity(tim / "managed" / "identity.json", forged)
+    refused = leader.cli("support", "approve", item["id"], env=env_for(tim, provider))
+    assert refused.returncode == 1 and "not allowed to decide" in refused.stderr
+    # Nor may anyone but an approver remove the requirement.
+    refused = leader.cli("support", "mode", "--approver-groups", "", env=env_for(tim, provider))
+    assert refused.returncode == 1
+    assert json.loads(leader.cli("support", "requests", "--json").stdout)[0]["state"] == "pending"
+
+    assert run_login(provider, olga, "u-1001", approve=True).returncode == 0
+    approved = leader.cli(
+        "support", "approve", item["id"], "--operator", "root", env=env_for(olga, provider)
+    )
+    assert approved.returncode == 0, approved.stderr
+    assert "approved by olga (u-1001)" in approved.stdout
+    (decision,) = leader.outbox("support/decision")
+    assert decision.payload["by"] == "olga (u-1001)"
+    entries = AuditLog(leader.client, leader.paths).entries()
+    approval = [e for e in entries if e.action == "support.approved"]
+    assert [(e.actor.name, e.actor.via) for e in approval] == [
+        ("olga (u-1001)", f"oidc {provider.issuer}")
+    ]
+    assert all(e.actor.name != "root" for e in entries if e.action.startswith("support.approv"))
+
+
+def test_an_expired_login_is_refused(
+    leader: Leader, provider: DeviceProvider, tmp_path: Path
+) -> None:
+    set_up = require_approvers(leader, provider, tmp_path)
+    assert set_up.returncode == 0, set_up.stderr
+    save_identity(
+        tmp_path / "managed" / "identity.json",
+        StoredIdentity(
+            provider.issuer, CLIENT, "a.b.c", "u-1001", "olga", ("cluster-approvers",), 1
+        ),
+    )
+    refused = leader.cli("support", "mode", "off", env=env_for(tmp_path, provider))
+    assert refused.returncode == 1 and "expired" in refused.stderr, refused.stderr
