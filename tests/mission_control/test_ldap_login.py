@@ -94,6 +94,16 @@ async def test_refusals_are_one_line_and_audited(api: Api) -> None:
     assert status == 401
 
 
+async def test_a_directory_person_never_enters_the_local_break_glass_admin(api: Api) -> None:
+    # A local admin named like a directory person: the directory cannot sign in as it, nor
+    # change its role (a directory name is not proof of owning the local account).
+    await users.add_user(api.admin, "olga", StaffRole.ADMIN, "a long local password 2", by=ADMIN)
+    status, reply = await login(api, "olga")
+    assert (status, reply["error"]["code"]) == (401, "login_refused"), reply
+    roles = {u.name: u.role for u in await users.list_users(api.admin)}
+    assert roles["olga"] == StaffRole.ADMIN
+
+
 async def test_support_roles_need_their_second_factor(api: Api, clock: FakeClock) -> None:
     # No TOTP enrolled yet: refused, even with the right directory password.
     assert (await login(api, "sam", totp="123456"))[0] == 401

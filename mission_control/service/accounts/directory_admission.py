@@ -8,6 +8,8 @@ Guarantees (the same for every directory method):
 - A support role needs a second factor: the built-in TOTP of the local account of the same
   name, unless the method vouches for one (`provider_factor`: an OIDC `amr` the settings trust).
   A TOTP code is claimed in the same transaction: never accepted twice.
+- A local admin account with its own password (the break-glass account) is never entered, nor
+  its role changed, through a directory: a directory person of the same name is refused.
 - Every evaluated attempt is one audit entry (`staff.login` / `staff.login.failed`) with the
   method, the groups and the exact reason; every refusal is the same line to the person.
 """
@@ -78,6 +80,12 @@ async def admit(
         reason = "in no group mapped to a role"
     elif account is not None and account.disabled:
         reason = "account disabled"
+    elif (
+        account is not None
+        and account.role == StaffRole.ADMIN
+        and account.password_hash != NO_LOCAL_PASSWORD
+    ):
+        reason = "the name of a local admin account (break-glass): signs in only locally"
     elif needs_totp(role, provider_factor):
         if account is None or not account.totp_secret:
             reason = "support role needs a second factor: no TOTP enrolled (users add)"
