@@ -319,7 +319,9 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(
         assert wait_until(dc2_acting, 30, 0.05), diagnose(survivors, setup)
         took = time.monotonic() - t0
         new, new_epoch = found[-1]
-        print(f"dc1 cut off: {old} stopped after {fenced:.2f} s, {new} acting after {took:.2f} s")
+        cut = datetime.fromtimestamp(cut_at, UTC).strftime("%H:%M:%S.%f")[:-3]
+        print(f"dc1 cut off at {cut} UTC (to read against the node logs): {old} stopped after")
+        print(f"{fenced:.2f} s, {new} acting after {took:.2f} s")
         assert fenced <= FENCE_BOUND, fenced
         assert took <= TAKEOVER_BOUND, took
         assert fenced < took  # never both sides at once
