@@ -9,6 +9,10 @@ host any address of theirs.
 
     python -m cluster.dev.relay [--delay 0.05] [--netns NAME] 127.0.0.1:7001=169.254.77.1:2281 ...
 
+`--listen-netns NAME` is the other way round: the listening sockets are made inside NAME, the
+connections from the namespace the relay starts in (a site reaches a service on the host's
+loopback only through the hub, so cutting the site's link cuts that service off too).
+
 Stops on SIGTERM. It keeps no state: a test stops it by PID.
 """
 
@@ -31,13 +35,17 @@ CLONE_NEWNET = 0x40000000
 CHUNK = 65536
 
 
+def _setns(fd: int, name: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), f"setns into {name} failed")
+
+
 def enter_netns(name: str) -> None:
     """Move this thread (and the threads it starts from now on) into namespace `name`."""
     fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {name} failed")
+        _setns(fd, name)
     finally:
         os.close(fd)
 
@@ -104,12 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("pairs", nargs="+", metavar="LISTEN=TARGET")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds each way")
     ap.add_argument("--netns", help="reach the targets inside this network namespace")
+    ap.add_argument("--listen-netns", help="listen inside this network namespace")
     args = ap.parse_args(argv)
+    home = None
+    if args.listen_netns:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)  # the way back
+        enter_netns(args.listen_netns)
     routes = []
     for pair in args.pairs:
         listen, _, target = pair.partition("=")
         listener = socket.create_server(check_address(listen), reuse_port=False)
         routes.append((listener, check_address(target)))
+    if home is not None:
+        _setns(home, "the relay's own namespace")
+        os.close(home)
     if args.netns:
         enter_netns(args.netns)  # before any thread: they all start inside it
     stop = threading.Event()

@@ -15,16 +15,20 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import SESSION_TIMEOUT, TIMING, ZK_AUTH, http_get
-from netns_kit import SiteNetwork, unavailable
+from clusterkit import SESSION_TIMEOUT, TIMING, ZK_AUTH, http_get, managed
+from mc_exchange_kit import received, rows
+from netns_kit import SUBNET, SiteNetwork, unavailable
 
 from cluster import roster, zk
+from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import Process, free_port, start, wait_until
 from cluster.dev.sites import layout
 from cluster.dev.zookeeper import Ensemble, ZkServer, ZooKeeperTLS
@@ -45,6 +49,8 @@ SITE_OF_SERVER = {1: "dc1", 2: "dc1", 3: "dc2", 4: "dc2", 5: "witness"}
 # reacts). What must never fail is the order, asserted below: stopped before the other acts.
 FENCE_BOUND = SESSION_TIMEOUT + 2
 TAKEOVER_BOUND = SESSION_TIMEOUT + 2 + 4  # as for a killed data center (test_datacenters.py)
+# A delivery whose bytes had passed the hub before the cut may be stored just after it.
+IN_FLIGHT = 0.5
 
 
 @dataclass
@@ -75,9 +81,14 @@ class Partitioned:
         hosts = self.hosts(sites)
         return zk.connect(hosts, auth=ZK_AUTH, ca_file=str(self.tls.ca_cert), timeout=5)
 
-    def relay(self, netns: str, pairs: list[str]) -> None:
-        argv = [sys.executable, "-m", "cluster.dev.relay", "--netns", netns, *pairs]
-        proc = start(f"relay-{netns}", argv, self.base / "logs" / f"relay-{netns}.log")
+    def relay(self, netns: str, pairs: list[str], option: str = "--netns") -> None:
+        """A relay listening here and reaching into `netns` (option "--listen-netns": the other
+        way round; "": started inside `netns`, both ends there)."""
+        where = option and [option, netns]
+        inside = [] if option else ["ip", "netns", "exec", netns]
+        argv = [*inside, sys.executable, "-m", "cluster.dev.relay", *where, *pairs]
+        name = f"relay-{netns}-{len(self.relays)}"
+        proc = start(name, argv, self.base / "logs" / f"{name}.log")
         self.relays.append(proc)
         assert wait_until(lambda: "relaying" in proc.log_tail(), 20), proc.log_tail()
 
@@ -127,6 +138,43 @@ def cut_cluster(tmp_path: Path) -> Iterator[Partitioned]:
         yield setup
     finally:
         setup.close()
+
+
+def reach_mission_control(setup: Partitioned, mc: MissionControlServer) -> None:
+    """Make `mc` (on the host's loopback) answer at its own URL inside each data center, only
+    through the hub: cutting a data center's link cuts it off from Mission Control too."""
+    hub = f"{SUBNET}.254:4443"
+    setup.relay(setup.net.hub, [f"{hub}=127.0.0.1:{mc.port}"], "--listen-netns")
+    for site in ("dc1", "dc2"):
+        setup.relay(setup.net.ns(site), [f"127.0.0.1:{mc.port}={hub}"], "")
+
+
+def enroll(setup: Partitioned, mc: MissionControlServer) -> None:
+    """Create the cluster at Mission Control with a license and enroll it (short intervals)."""
+    token = mc.create_cluster(setup.paths.cluster)
+    r = mc.cli(
+        "licenses", "set", setup.paths.cluster, "--host-units", "500", "--expires", "2031-01-01"
+    )
+    assert r.returncode == 0, r.stderr
+    r = managed(
+        *("--zk", setup.hosts(), "--cluster", setup.paths.cluster, "--zk-auth", ZK_AUTH),
+        *("mc", "enroll", mc.url, token, "--ca-file", str(mc.ca_file)),
+        *("--health-interval", "0.5", "--license-interval", "1", "--heartbeat-interval", "0.5"),
+        env={"MANAGED_ZK_CA": str(setup.tls.ca_cert)},
+    )
+    assert r.returncode == 0 and "enrolled" in r.stdout, r.stderr
+
+
+def stored(mc: MissionControlServer) -> list[tuple[float, int, str]]:
+    """(received at, epoch, kind) of every message Mission Control accepted and stored, in
+    the order it received them."""
+    found = rows(mc, "SELECT received_at, epoch, kind FROM messages ORDER BY received_at")
+    return [(_seconds(at), int(epoch), kind) for at, epoch, kind in found]
+
+
+def _seconds(at: str) -> float:
+    when = datetime.fromisoformat(at)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def start_node(setup: Partitioned, node: str) -> None:
@@ -220,7 +268,9 @@ class SummaryWatch:
         return self.seen
 
 
-def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partitioned) -> None:
+def test_a_cut_off_data_center_is_fenced_and_the_other_leads(
+    cut_cluster: Partitioned, mc: MissionControlServer
+) -> None:
     setup = cut_cluster
     assert setup.ensemble is not None
     client = setup.connect()
@@ -228,6 +278,8 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
     try:
         topology = layout([s.address for s in setup.ensemble.servers], 2, True)
         write_topology(client, setup.paths, topology, Actor("test", ActorKind.OPERATOR))
+        reach_mission_control(setup, mc)
+        enroll(setup, mc)
         for node, site in NODES.items():
             address = f"{setup.net.address(site)}:{8100 + int(node[1:])}"
             roster.join(client, setup.paths, node, site, address)
@@ -246,7 +298,10 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
         assert setup.status(old)["leader_work_active"] is True
         watch = SummaryWatch(setup)
         assert wait_until(lambda: bool(watch.seen), 10)
+        has = lambda epoch: any(e == epoch for _, e, _ in stored(mc))  # noqa: E731
+        assert wait_until(lambda: has(old_epoch), 30), logs(setup)
 
+        cut_at = time.time()
         setup.net.cut("dc1")
         t0 = time.monotonic()
         # The side without ZooKeeper's quorum stops leader-only work (watched from inside dc1).
@@ -264,7 +319,9 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
         assert wait_until(dc2_acting, 30, 0.05), diagnose(survivors, setup)
         took = time.monotonic() - t0
         new, new_epoch = found[-1]
-        print(f"dc1 cut off: {old} stopped after {fenced:.2f} s, {new} acting after {took:.2f} s")
+        cut = datetime.fromtimestamp(cut_at, UTC).strftime("%H:%M:%S.%f")[:-3]
+        print(f"dc1 cut off at {cut} UTC (to read against the node logs): {old} stopped after")
+        print(f"{fenced:.2f} s, {new} acting after {took:.2f} s")
         assert fenced <= FENCE_BOUND, fenced
         assert took <= TAKEOVER_BOUND, took
         assert fenced < took  # never both sides at once
@@ -280,6 +337,9 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
         assert wait_until(lambda: list(roles().values()).count("leader") == 1, 20), roles()
         assert wait_until(lambda: roles()[new] == "leader", 10), roles()
         assert acting(survivors, setup) == (new, new_epoch)
+        healed_at = time.time()
+        after_heal = lambda: any(at > healed_at + 1 for at, _, _ in stored(mc))  # noqa: E731
+        assert wait_until(lambda: has(new_epoch) and after_heal(), 30), logs(setup)
     finally:
         zk.close(client)
         zk.close(survivors)
@@ -288,3 +348,16 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(cut_cluster: Partit
     assert seen[0] == (old_epoch, old) and seen[-1] == (new_epoch, new), seen
     assert [e for e in seen if e != (old_epoch, old) and e != (new_epoch, new)] == [], seen
     assert seen.count((old_epoch, old)) == 1 and seen.count((new_epoch, new)) == 1, seen
+    # What Mission Control accepted: never an older epoch after a newer one; after the cut only
+    # the new leader's (its epoch) but for a delivery already past the hub when dc1 was cut.
+    accepted = stored(mc)
+    epochs = [e for _, e, _ in accepted]
+    assert epochs == sorted(epochs), accepted
+    late = [(at - cut_at, e, k) for at, e, k in accepted if at > cut_at and e != new_epoch]
+    assert all(e == old_epoch and after <= IN_FLIGHT for after, e, _ in late), late
+    assert rows(mc, "SELECT last_epoch FROM clusters")[0][0] == new_epoch
+    # Anything else the old leader sent after the new epoch arrived was refused as stale (409).
+    answers = Counter(status for _, status in received(mc))
+    assert set(answers) <= {200, 409}, answers
+    by_epoch = dict(Counter(epochs))
+    print(f"Mission Control stored {by_epoch} by epoch, answered {dict(answers)}, late {late}")
