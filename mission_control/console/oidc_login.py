@@ -80,9 +80,9 @@ def _open(ctx: ServiceContext, sealed: str | None, context: str) -> str:
         raise OidcRefused("the sign-in state was altered: start again") from None
 
 
-def _refused(request: web.Request, reason: str) -> web.Response:
+def _refused(request: web.Request, reason: str, status: int = 401) -> web.Response:
     log.info("OpenID Connect sign-in refused: %s", reason)
-    response = render_login_form(request, error=f"Sign-in refused: {reason}", status=401)
+    response = render_login_form(request, error=f"Sign-in refused: {reason}", status=status)
     response.del_cookie(FLOW_COOKIE, path=FLOW_PATH)
     response.del_cookie(PENDING_COOKIE, path=FLOW_PATH)
     return response
@@ -150,14 +150,15 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def second_factor(request: web.Request) -> web.StreamResponse:
-    provider = _provider(request)
-    ctx = request.config_dict[CONTEXT]
+    # The form's origin first, as every console form: a forged post learns nothing else.
     form = await request.post()
     sent = form.get(csrf.FIELD)
     if not isinstance(sent, str) or not csrf.tokens_match(
         sent, request.cookies.get(csrf.LOGIN_COOKIE)
     ):
-        return _refused(request, "the form did not come from this page")
+        return _refused(request, "the form did not come from this page", status=403)
+    provider = _provider(request)
+    ctx = request.config_dict[CONTEXT]
     try:
         pending = json.loads(_open(ctx, request.cookies.get(PENDING_COOKIE), _PENDING_CONTEXT))
         fields = pending["person"]

@@ -61,7 +61,13 @@ async def rotate(ctx: ServiceContext, cluster_id: str, credential: str) -> Crede
     """A new credential and renewal secret for the cluster `credential` (its current one)
     opens; the old pair stops working at once. Audited (`cluster.credential.rotated`)."""
     now = ctx.clock()
-    new_credential, renewal = new_pair(cluster_id)
+    refused = InvalidCredential(
+        "renewal refused: unknown renewal secret, or the credential was not revoked"
+    )
+    try:
+        new_credential, renewal = new_pair(cluster_id)
+    except ValueError:  # not a cluster id at all: no such cluster, and nothing to say more
+        raise refused from None
     async with ctx.engine.begin() as conn:
         done = await conn.execute(
             update(clusters)
@@ -79,7 +85,13 @@ async def renew(ctx: ServiceContext, cluster_id: str, renewal_secret: str) -> Cr
     """A new pair for a cluster whose credential was revoked for a leak, in exchange for its
     renewal secret (once). Audited (`cluster.credential.renewed`)."""
     now = ctx.clock()
-    new_credential, renewal = new_pair(cluster_id)
+    refused = InvalidCredential(
+        "renewal refused: unknown renewal secret, or the credential was not revoked"
+    )
+    try:
+        new_credential, renewal = new_pair(cluster_id)
+    except ValueError:  # not a cluster id at all: no such cluster, and nothing to say more
+        raise refused from None
     async with ctx.engine.begin() as conn:
         done = await conn.execute(
             update(clusters)
@@ -91,9 +103,7 @@ async def renew(ctx: ServiceContext, cluster_id: str, renewal_secret: str) -> Cr
             .values(**_stored(new_credential, renewal))
         )
         if done.rowcount != 1:
-            raise InvalidCredential(
-                "renewal refused: unknown renewal secret, or the credential was not revoked"
-            )
+            raise refused
         event = AuditEvent(now, CLUSTER_ACTOR, "cluster.credential.renewed", cluster_id, "")
         await audit_log.record(conn, ctx, [event])
     return CredentialReply(cluster_id=cluster_id, credential=new_credential, renewal_secret=renewal)
