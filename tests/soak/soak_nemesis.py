@@ -205,6 +205,8 @@ class Nemesis:
         self.cuts += 1
         self._record("cut", "+".join(sites), False, quorum_elsewhere=quorum)
         low, high = (3, 12) if quorum else (2, 8)
+        if self._leader_next:  # the leader's site, past its session: the other side takes over
+            low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
         self._hold(low, high)
         self._heal_cut()
         self._record("heal-cut", "+".join(sites), True)
