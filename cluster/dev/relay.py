@@ -5,7 +5,8 @@ a long link between two data centers would hold it. TLS passes through untouched
 With `--netns NAME` the listening sockets are made first, in the namespace the relay starts in,
 and the connections to the targets afterwards, inside network namespace NAME (`setns(2)`): a
 test outside the namespaces reaches servers that only listen inside them, without giving the
-host any address of theirs.
+host any address of theirs. `--netns /proc/PID/ns/net` goes the other way: a relay started
+inside a namespace (`ip netns exec`) listens there and reaches the host's loopback services.
 
     python -m cluster.dev.relay [--delay 0.05] [--netns NAME] 127.0.0.1:7001=169.254.77.1:2281 ...
 
@@ -42,8 +43,9 @@ def _setns(fd: int, name: str) -> None:
 
 
 def enter_netns(name: str) -> None:
-    """Move this thread (and the threads it starts from now on) into namespace `name`."""
-    fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    """Move this thread (and the threads it starts from now on) into namespace `name` (a name
+    from `ip netns`, or a path such as /proc/PID/ns/net: back out to the host's namespace)."""
+    fd = os.open(name if name.startswith("/") else f"/var/run/netns/{name}", os.O_RDONLY)
     try:
         _setns(fd, name)
     finally:

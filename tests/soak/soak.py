@@ -29,7 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-for extra in (HERE, ROOT / "tests" / "mission_control", ROOT):
+for extra in (HERE, ROOT / "tests" / "mission_control", ROOT / "tests", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
@@ -61,6 +61,8 @@ class SoakResult:
         lines = [f"soak seed {self.seed}: history {self.history}"]
         s = self.summary
         lines.append("faults: " + ", ".join(f"{k} {v}" for k, v in s["faults"].items()))
+        if s.get("cut_skipped"):
+            lines.append(f"  cut skipped: {s['cut_skipped']}")
         for op, outcomes in s["operations"].items():
             lines.append(f"  {op}: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
         lines.append("deliveries: " + ", ".join(f"{k}: {v}" for k, v in s["deliveries"].items()))
@@ -124,14 +126,17 @@ def _run(seconds: float, seed: int, base: Path, backup_every: float) -> SoakResu
         finally:
             if observer is not None:
                 observer.stop()
-            stack.close()
-            # Read once nothing sends any more: every answer the proxy recorded is in.
-            applied = _applied_at_mc(db_url)
-            history.record("final", "mc-applied", "info", {"message_ids": applied})
-            left = stack.leftovers()
-            history.record("final", "leftovers", "info", {"alive": left})
-            stack.kill_leftovers(left)
-            history.close()
+            try:
+                stack.close()
+                # Read once nothing sends any more: every answer the proxy recorded is in.
+                applied = _applied_at_mc(db_url)
+                history.record("final", "mc-applied", "info", {"message_ids": applied})
+                left = stack.leftovers()
+                history.record("final", "leftovers", "info", {"alive": left})
+                stack.kill_leftovers(left)
+            finally:
+                stack.destroy_sites()
+                history.close()
     return judge(history_path, seed)
 
 

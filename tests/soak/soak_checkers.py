@@ -398,6 +398,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 def summary(history: Sequence[Event], verdicts: Sequence[Verdict]) -> dict[str, Any]:
     """Faults by kind, operations by outcome, recovery times, and each invariant's checks."""
     faults = Counter(str(e.value["kind"]) for e in _of(history, "nemesis", "fault", "ok"))
+    skipped = [e.value.get("cut_skipped") for e in _of(history, "stack", "sites")]
+    faults.setdefault("cut", 0)  # said even when none was cut (and why, if none could be)
     ops: dict[str, Counter[str]] = defaultdict(Counter)
     for e in history:
         if e.process == "workload" and e.outcome in ("ok", "fail"):
@@ -421,6 +423,7 @@ def summary(history: Sequence[Event], verdicts: Sequence[Verdict]) -> dict[str, 
     }
     return {
         "faults": dict(sorted(faults.items())),
+        "cut_skipped": next((str(r) for r in skipped if r), None),
         "operations": {op: dict(c) for op, c in sorted(ops.items())},
         "deliveries": dict(sorted(deliveries.items())),
         "recovery_s": times,

@@ -3,16 +3,21 @@
 Kinds: SIGKILL a node (restarted later), SIGSTOP a node (often the leader, sometimes past its
 session timeout, so it is fenced) then SIGCONT, kill one or two ZooKeeper servers (a minority
 of five), now and then exactly three (a majority: no quorum for a few seconds), restart
-Mission Control (SIGTERM or SIGKILL), kill an S3 endpoint and start it again. Each fault is
+Mission Control (SIGTERM or SIGKILL), kill an S3 endpoint and start it again, and, where the
+sites run in network namespaces (`soak_sites`), cut a site's link (half the time the leader's;
+one cut in four isolates `a` and `b` both, so no side has ZooKeeper's majority) and heal it.
+Each fault is
 recorded when injected and when healed (`heals: true`); `heal_all` ends every fault still
 open and is recorded as `heal-all`; the last heal is the instant the recovery bound counts
 from.
 
 Guarantees: never more than two nodes down or paused at once, never more than two ZooKeeper
-servers down except in the `zk-majority` fault, which ends within 8 s; the same seed gives the
+servers down except in the `zk-majority` fault, which ends within 8 s (a cut that leaves no
+majority anywhere is held as briefly, a minority site's cut 3-12 s); the same seed gives the
 same sequence of choices (timing still varies with the machine); every kind comes once before
-the weighted draws: first a pause of the leader past its session timeout and a kill of the
-leader, then the other kinds in a seeded order.
+the weighted draws: first a pause of the leader past its session timeout, a cut of the
+leader's site (where links can be cut) and a kill of the leader, then the other kinds in a
+seeded order.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 
 from soak_history import History
 from soak_observer import Observer
+from soak_sites import CUTS, SITE_OF_NODE, SITE_OF_SERVER
 from soak_stack import SESSION_TIMEOUT, SoakStack
 
 from cluster.dev.zookeeper import ZkServer
@@ -36,6 +42,7 @@ KINDS = {
     "zk-majority": 1,
     "restart-mc": 2,
     "kill-s3": 1,
+    "cut": 2,
 }
 CORE_NODES = tuple(f"n{i}" for i in range(1, 6))
 #: The first two faults, on the leader: a pause past its session timeout, then a kill.
@@ -60,6 +67,11 @@ class Nemesis:
         self.killed: set[str] = set()
         self.zk_down: list[ZkServer] = []
         self.s3_down: set[str] = set()
+        self.cut_sites: tuple[str, ...] = ()
+        self.cuts = 0
+        sites = stack.sites
+        # Links are cut only where the sites are namespaces; elsewhere the summary says why not.
+        self.kinds = {k: w for k, w in KINDS.items() if k != "cut" or not (sites and sites.skipped)}
         self._leader_next = False
 
     def _record(self, kind: str, target: str, heals: bool, **extra: object) -> None:
@@ -72,11 +84,15 @@ class Nemesis:
 
     def run(self) -> None:
         self._hold(3, 6)
-        kinds, weights = zip(*KINDS.items(), strict=True)
+        kinds, weights = zip(*self.kinds.items(), strict=True)
         # Every kind once first, the leader's faults leading (a short run still meets each, and
         # a leader change), then by weight.
-        rest = [k for k in kinds if k not in LEADER_FIRST]
-        first = [*self.random.sample(rest, len(rest)), *reversed(LEADER_FIRST)]
+        # A cut of the leader's site, where there are sites to cut, between the two: the
+        # leader the pause brought in is alive and acting when its site is cut off.
+        rest = [k for k in kinds if k not in (*LEADER_FIRST, "cut")]
+        pause, kill = LEADER_FIRST
+        cut = ["cut"] if "cut" in kinds else []
+        first = [*self.random.sample(rest, len(rest)), kill, *cut, pause]
         self._leader_next = True
         while not self.stop.is_set():
             kind = first.pop() if first else self.random.choices(kinds, weights)[0]
@@ -87,7 +103,7 @@ class Nemesis:
             self._hold(1, 5)
 
     def _inject(self, kind: str) -> None:
-        self._leader_next = self._leader_next and kind in LEADER_FIRST
+        self._leader_next = self._leader_next and kind in (*LEADER_FIRST, "cut")
         actions: dict[str, Callable[[], None]] = {
             "kill-node": self._kill_node,
             "pause-node": self._pause_node,
@@ -95,6 +111,7 @@ class Nemesis:
             "zk-majority": lambda: self._kill_zk(3, 2, 8),
             "restart-mc": self._restart_mc,
             "kill-s3": self._kill_s3,
+            "cut": self._cut,
         }
         actions[kind]()
 
@@ -168,9 +185,52 @@ class Nemesis:
         self.s3_down.discard(region)
         self._record("start-s3", region, True)
 
+    def _pick_cut(self) -> tuple[str, ...]:
+        draw = self.random.random()
+        leader = self.observer.leader
+        if leader in SITE_OF_NODE and not self.cuts:
+            return (SITE_OF_NODE[leader],)
+        if draw < 0.25:
+            return CUTS[-1]  # `a` and `b` apart: no majority anywhere
+        if leader in SITE_OF_NODE and draw < 0.625:
+            return (SITE_OF_NODE[leader],)
+        return self.random.choice(CUTS[:-1])
+
+    def _cut(self) -> None:
+        assert self.stack.sites is not None and self.stack.ensemble is not None
+        sites = self._pick_cut()
+        quorum = len(sites) == 1  # the others keep a majority of ZooKeeper
+        self.stack.sites.cut(sites)
+        self.cut_sites = sites
+        self.cuts += 1
+        self._record("cut", "+".join(sites), False, quorum_elsewhere=quorum)
+        low, high = (3, 12) if quorum else (2, 8)
+        if self._leader_next:  # the leader's site, past its session: the other side takes over
+            low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
+        self._hold(low, high)
+        self._heal_cut()
+        self._record("heal-cut", "+".join(sites), True)
+        # Healed when the link is back (a leader behind it may act at once); the servers
+        # behind it serving again is recorded apart.
+        ready = self._cut_ready(sites)
+        self.history.record("nemesis", "cut-ready", "ok" if ready else "fail", {"sites": sites})
+
+    def _heal_cut(self) -> None:
+        if self.cut_sites and self.stack.sites is not None:
+            self.stack.sites.heal(self.cut_sites)
+        self.cut_sites = ()
+
+    def _cut_ready(self, sites: tuple[str, ...]) -> bool:
+        """The cut ends when the servers behind it serve again (they rejoin the quorum)."""
+        assert self.stack.ensemble is not None
+        servers = self.stack.ensemble.servers
+        return self._zk_ready([s for s in servers if SITE_OF_SERVER[s.myid] in sites])
+
     def heal_all(self) -> None:
         """End every fault still open (after `run` returned); records what it healed."""
-        healed = [f"resume {n}" for n in sorted(self.paused)]
+        healed = [f"heal cut {'+'.join(self.cut_sites)}"] if self.cut_sites else []
+        self._heal_cut()
+        healed += [f"resume {n}" for n in sorted(self.paused)]
         for node in sorted(self.paused):
             self.stack.nodes[node].signal(signal.SIGCONT)
         self.paused.clear()

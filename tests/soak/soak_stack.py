@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 from soak_history import History
 from soak_proxy import RecordingProxy
+from soak_sites import Sites
 
 from cluster import roster, zk
 from cluster.dev.mcserver import MissionControlServer
@@ -93,6 +94,7 @@ class SoakStack:
     addresses: dict[str, str] = field(default_factory=dict)
     staff_token: str = ""
     engineer_token: str = ""
+    sites: Sites | None = None
 
     @property
     def pid_dir(self) -> Path:
@@ -100,8 +102,11 @@ class SoakStack:
 
     @property
     def hosts(self) -> str:
+        """The connect string for the soak itself (observer, operator's CLI): through the
+        hub's relay where the servers run in namespaces."""
         assert self.ensemble is not None
-        return self.ensemble.connect_string
+        reach = [f"127.0.0.1:{s.reach[1]}" for s in self.ensemble.servers if s.reach]
+        return ",".join(reach) or self.ensemble.connect_string
 
     @property
     def paths(self) -> ClusterPaths:
@@ -111,10 +116,10 @@ class SoakStack:
     def key_file(self) -> Path:
         return self.base / "backup-key.pem"
 
-    def env(self) -> dict[str, str]:
+    def env(self, hosts: str | None = None) -> dict[str, str]:
         assert self.ensemble is not None
         return {
-            "MANAGED_ZK": self.hosts,
+            "MANAGED_ZK": hosts or self.hosts,
             "MANAGED_CLUSTER": CLUSTER,
             "MANAGED_ZK_AUTH": ZK_AUTH,
             CA_ENV: str(self.ensemble.ca_file),
@@ -126,7 +131,14 @@ class SoakStack:
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.ensemble = Ensemble(self.base / "zk", size=5, pid_dir=self.pid_dir)
+        self.sites = Sites.plan(self.base, self.pid_dir)
+        self.history.record("stack", "sites", "info", {"cut_skipped": self.sites.skipped})
+        tls = self.sites.tls(self.base / "zk" / "tls")
+        servers = self.sites.servers(self.base / "zk", tls)
+        self.ensemble = Ensemble(
+            self.base / "zk", size=5, pid_dir=self.pid_dir, tls=tls, servers=servers
+        )
+        self.sites.create(servers)
         self.ensemble.start()
         self.ensemble.wait_ready(120)
         os.environ[CA_ENV] = str(self.ensemble.ca_file)
@@ -146,6 +158,7 @@ class SoakStack:
             self.mc.ca_file,
         )
         self.proxy.start()
+        self.sites.reach_host([self.proxy.port, *(e.port for e in self.s3.values())])
         client = zk.connect(self.hosts, auth=ZK_AUTH, timeout=20)
         try:
             for i in range(1, 6):
@@ -160,7 +173,8 @@ class SoakStack:
             raise RuntimeError("no leader within 60 s:\n" + self.node_logs())
 
     def _join(self, client: zk.ZooKeeper, node: str) -> None:
-        address = f"127.0.0.1:{free_port()}"
+        assert self.sites is not None
+        address = self.sites.node_address(node)
         roster.join(client, self.paths, node, f"dc{int(node[1:]) % 2 + 1}", address)
         self.addresses[node] = address
 
@@ -248,13 +262,14 @@ class SoakStack:
         return self.base / "data" / node
 
     def start_node(self, node: str) -> None:
-        argv = [sys.executable, "-m", "cluster", "node", "run", node, "--data-dir"]
-        argv.append(str(self.data_dir(node)))
+        assert self.sites is not None and self.ensemble is not None
+        argv = [*self.sites.node_prefix(node), sys.executable, "-m", "cluster", "node", "run"]
+        argv += [node, "--data-dir", str(self.data_dir(node))]
         self.nodes[node] = start(
             f"node-{node}",
             argv,
             self.base / "logs" / f"{node}.log",
-            env=self.env(),
+            env=self.env(self.ensemble.connect_string),  # inside its site: the servers' own
             pid_dir=self.pid_dir,
         )
         self.history.record("stack", "spawn", "info", {"name": node, "pid": self.nodes[node].pid})
@@ -322,6 +337,8 @@ class SoakStack:
         found += [e.process for e in self.s3.values() if e.process is not None]
         if self.ensemble is not None:
             found += [s.process for s in self.ensemble.servers if s.process is not None]
+        if self.sites is not None:
+            found += self.sites.relays
         return found
 
     def close(self) -> None:
@@ -344,9 +361,17 @@ class SoakStack:
                 known = any(a["pid"] == proc.pid for a in alive)
                 if mine in cmdline and proc.pid not in ancestors and not known:
                     alive.append({"pid": proc.pid, "name": cmdline[:120]})
+        if self.sites is not None:  # anything still inside a namespace the soak made
+            known_pids = {a["pid"] for a in alive}
+            alive += [a for a in self.sites.leftovers() if a["pid"] not in known_pids]
         return alive
 
     def kill_leftovers(self, found: list[dict[str, Any]]) -> None:
         for entry in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry["pid"]), signal.SIGKILL)
+
+    def destroy_sites(self) -> None:
+        """Remove the namespaces (after every process in them has stopped)."""
+        if self.sites is not None:
+            self.sites.destroy()

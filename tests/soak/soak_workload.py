@@ -27,8 +27,6 @@ from soak_backups import verify_and_restore
 from soak_history import History
 from soak_stack import SoakStack
 
-from cluster.dev.processes import free_port
-
 BACKUP_LINE = re.compile(r"backup (\S+) (ok|failed)")
 
 
@@ -190,7 +188,8 @@ class Workload:
     def _membership(self) -> None:
         if self.stop.wait(self.seconds / 3):
             return
-        address = f"127.0.0.1:{free_port()}"
+        assert self.stack.sites is not None
+        address = self.stack.sites.node_address("n6")
         self.stack.addresses["n6"] = address
         if not self._op(
             "node-join",

@@ -25,3 +25,5 @@ def test_short_soak_keeps_every_invariant(tmp_path: Path) -> None:
     assert checked["epochs only grow"] >= 3, report  # the leader's pause and kill moved it
     assert checked["outbox delivered exactly once, in order"] > 20, report
     assert sum(result.summary["faults"].values()) >= 4, report
+    # Links were cut for real where the machine has namespaces; elsewhere the summary says why.
+    assert result.summary["faults"]["cut"] >= 1 or result.summary["cut_skipped"], report

@@ -338,7 +338,25 @@ def test_first_violation_and_summary() -> None:
     assert first is not None and first.invariant == "single leader"
     assert "4:" in first.describe() and "6:" in first.describe()
     s = summary(h, verdicts)
-    assert s["faults"] == {"kill-node": 1, "restart-node": 1}
+    assert s["faults"] == {"cut": 0, "kill-node": 1, "restart-node": 1}
+    assert s["cut_skipped"] is None
     assert s["operations"] == {"backup": {"ok": 1}}
     assert s["recovery_s"]["count"] == 1 and s["recovery_s"]["median"] == 1.0
     assert [v["ok"] for v in s["invariants"]] == [False, False]
+
+
+def test_summary_says_why_no_link_was_cut() -> None:
+    reason = "network namespaces need root"
+    h = history(
+        (0.5, "stack", "sites", "info", {"cut_skipped": reason}),
+        (1.0, "nemesis", "fault", "ok", {"kind": "kill-node", "target": "n1", "heals": False}),
+    )
+    s = summary(h, [])
+    assert s["faults"]["cut"] == 0 and s["cut_skipped"] == reason
+    cut = history(
+        (0.5, "stack", "sites", "info", {"cut_skipped": None}),
+        (1.0, "nemesis", "fault", "ok", {"kind": "cut", "target": "a", "heals": False}),
+        (2.0, "nemesis", "fault", "ok", {"kind": "heal-cut", "target": "a", "heals": True}),
+    )
+    s = summary(cut, [])
+    assert s["faults"] == {"cut": 1, "heal-cut": 1} and s["cut_skipped"] is None
