@@ -26,6 +26,7 @@ from cluster.dev.processes import wait_until
 from cluster.secrets import read_secret
 from cluster.support.keys import public_pem
 from contract.audit.chain import AuditEntry, Checkpoint, append
+from contract.messages import cluster_id_of
 from contract.support.approval import SignedApproval, sign_approval
 from contract.support.requests import AccessGrant
 
@@ -157,12 +158,19 @@ def test_request_approve_run_end_and_audit(
     rewrite_history_and_verify(cluster, mc)
 
 
+def _cluster_id(credential: str) -> str:
+    """The cluster a credential names (whatever its format)."""
+    cluster_id = cluster_id_of(credential)
+    assert cluster_id is not None, "not a cluster credential"
+    return cluster_id
+
+
 def rewrite_history_and_verify(cluster: ClusterUnderTest, mc: MissionControlServer) -> None:
     """Someone who can write ZooKeeper (even with the credential) rewrites the whole log
     consistently: entries re-hashed, head, checkpoints re-signed with a new key that replaces
     support/public-key. Only Mission Control's copies and pinned key can tell."""
     credential = secret(cluster, "mc-credential").decode()
-    cluster_id = credential.split(".")[1]
+    cluster_id = _cluster_id(credential)
     staff = Staff.__new__(Staff)
     staff.mc, staff.token = mc, credential
 
@@ -333,7 +341,7 @@ def test_revoke_from_either_side_and_forged_replayed_or_foreign_approvals(
     # Forged and replayed approvals, posted with the cluster's own credential.
     assert cluster.cli("support", "mode", "approval").returncode == 0
     credential = secret(cluster, "mc-credential").decode()
-    cluster_id = credential.split(".")[1]
+    cluster_id = _cluster_id(credential)
     key = serialization.load_pem_private_key(secret(cluster, "support-signing-key"), None)
     assert isinstance(key, Ed25519PrivateKey)
     approved = json.loads(zk_get(cluster, cluster.paths.support_request(first)))["approval"]
@@ -394,7 +402,7 @@ def test_revoke_from_either_side_and_forged_replayed_or_foreign_approvals(
         "by": "mallory",
         "approval": approved,
     }
-    other_id = other_credential.split(".")[1]
+    other_id = _cluster_id(other_credential)
     code, reply = as_cluster(mc, other_id, other_credential, "support/decision", body)
     assert code == 404, reply
     code, reply = as_cluster(mc, cluster_id, other_credential, "support/decision", body)
