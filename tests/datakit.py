@@ -72,6 +72,15 @@ class DataCluster:
         assert r.returncode == 0, r.stderr
         return dict(json.loads(r.stdout))
 
+    def wait_token_known(self, token: str, nodes: list[str], timeout: float = 15) -> None:
+        """Until every node in `nodes` knows `token` (nodes pick new tokens up within about a
+        second): a known token of another scope is refused with 403, an unknown one with 401."""
+
+        def known() -> bool:
+            return all(self.request(n, "/v1/capture-rules", token=token)[0] != 401 for n in nodes)
+
+        assert wait_until(known, timeout), f"token not known on {nodes} after {timeout} s"
+
     def url(self, node: str, path: str) -> str:
         return f"https://{self.data[node]}{path}"
 

@@ -23,6 +23,8 @@ def test_logs_ship_masks_before_sending(cluster: ClusterUnderTest, tmp_path: Pat
            "--replacement", "customer=<masked>")  # fmt: skip
     ingest = dc.cli("token", "create", "--env", "prod", "--scope", "ingest").strip()
     reader = dc.cli("token", "create", "--scope", "read", "--for", "alice").strip()
+    dc.wait_token_known(ingest, ["n1"])
+    dc.wait_token_known(reader, ["n1"])
     log = tmp_path / "app.log"
     log.write_text(
         "paid with 4111 1111 1111 1111 from 203.0.113.9 customer=ann\n"
