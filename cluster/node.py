@@ -214,18 +214,11 @@ class NodeDaemon:
         runner: Any = None
         try:
             await self._connect()
-            if self._stop.is_set():
+            snap = await self._register()
+            if snap is None:  # asked to stop before ZooKeeper answered
                 return
-            await self.blocking(zk.ensure_cluster, self._client, self.paths)
-            snap = await self._read()
             member = snap.member(self.node)
-            if member is None:
-                raise MembershipError(
-                    f"node {self.node} is not in the roster of cluster {self.settings.cluster}: "
-                    f"run `managed node join {self.node} ...` first"
-                )
-            # Register live first: the HTTP stack and metrics are loaded only after that.
-            await self._publish_live(snap, self._session_id())
+            assert member is not None  # checked by _register
             self.metrics = NodeMetrics()
             self.metrics.zk_connected.set(1 if self._connected else 0)
             from cluster import api
@@ -243,6 +236,31 @@ class NodeDaemon:
             if runner is not None:
                 await runner.cleanup()
             self._data_dir.release()
+
+    async def _register(self) -> ClusterSnapshot | None:
+        """Read the cluster and register live, riding out ZooKeeper trouble (a server that has
+        just rejoined, a session lost at once): a node that is starting keeps trying until it is
+        registered or asked to stop. Only a node missing from the roster is fatal.
+
+        Register live first: the HTTP stack and metrics are loaded only after that."""
+        delay = 0.25
+        while not self._stop.is_set():
+            try:
+                await self.blocking(zk.ensure_cluster, self._client, self.paths)
+                snap = await self._read()
+                if snap.member(self.node) is None:
+                    raise MembershipError(
+                        f"node {self.node} is not in the roster of cluster "
+                        f"{self.settings.cluster}: run `managed node join {self.node} ...` first"
+                    )
+                await self._publish_live(snap, self._session_id())
+                return snap
+            except (ZooKeeperUnavailable, ZooKeeperError) as e:
+                why = str(e) or type(e).__name__
+                log.warning("starting: ZooKeeper unavailable (%s): retrying", why)
+            await wait_event(self._stop, delay)
+            delay = min(delay * 2, self.settings.loop_interval)
+        return None
 
     async def _connect(self) -> None:
         assert self._loop is not None
