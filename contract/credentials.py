@@ -4,10 +4,13 @@ A credential reads ``<kind>_<body><checksum>``, as GitHub's tokens do:
 
 - ``<kind>`` names what it opens: ``mcc`` a cluster's Mission Control credential, ``mct`` a
   staff API or console session token, ``mce`` a one-time enrollment token, ``mcr`` a cluster's
-  renewal secret (it buys a new cluster credential after a leak, nothing else).
+  renewal secret (it buys a new cluster credential after a leak, nothing else); ``mci`` and
+  ``mcd`` a cluster's monitoring-data tokens (ingest: writes one environment; data read: an
+  operator's credential for reading data), issued by the cluster itself, not by Mission Control.
 - ``<body>`` is base62 (``0-9A-Za-z``). A cluster credential's body starts with the cluster id
-  (the UUID's 32 hex digits), so the client knows which cluster it speaks for; every body ends
-  with 30 random base62 characters (178 bits).
+  (the UUID's 32 hex digits), so the client knows which cluster it speaks for; a data token's
+  with its record id (12 hex digits), so the node finds its stored digest in one lookup; every
+  body ends with 30 random base62 characters (178 bits).
 - ``<checksum>`` is the CRC32 of everything before it (prefix, underscore and body, ASCII),
   in base62, left-padded with ``0`` to 6 characters.
 
@@ -33,6 +36,7 @@ from enum import StrEnum
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30
 CHECKSUM_LENGTH = 6
+RECORD_ID_LENGTH = 12
 _CLUSTER_ID_LENGTH = 32
 
 
@@ -43,12 +47,18 @@ class CredentialKind(StrEnum):
     STAFF_TOKEN = "mct"
     ENROLLMENT = "mce"
     RENEWAL = "mcr"
+    DATA_INGEST = "mci"
+    DATA_READ = "mcd"
+
+    @property
+    def id_length(self) -> int:
+        """Hex digits of the id the body starts with (a cluster's, a data token's record)."""
+        return _ID_LENGTHS.get(self, 0)
 
     @property
     def body_length(self) -> int:
         """Characters between the underscore and the checksum."""
-        extra = _CLUSTER_ID_LENGTH if self is CredentialKind.CLUSTER else 0
-        return extra + RANDOM_LENGTH
+        return self.id_length + RANDOM_LENGTH
 
     @property
     def length(self) -> int:
@@ -65,6 +75,13 @@ _LEAK_TYPES = {
     CredentialKind.STAFF_TOKEN: "managed_staff_token",
     CredentialKind.ENROLLMENT: "managed_enrollment_token",
     CredentialKind.RENEWAL: "managed_cluster_renewal_secret",
+    CredentialKind.DATA_INGEST: "managed_data_ingest_token",
+    CredentialKind.DATA_READ: "managed_data_read_token",
+}
+_ID_LENGTHS = {
+    CredentialKind.CLUSTER: _CLUSTER_ID_LENGTH,
+    CredentialKind.DATA_INGEST: RECORD_ID_LENGTH,
+    CredentialKind.DATA_READ: RECORD_ID_LENGTH,
 }
 
 #: A candidate: a kind's prefix and its run of base62 (bytes, so scanners need not decode
@@ -73,6 +90,7 @@ _LEAK_TYPES = {
 _CANDIDATE = re.compile(
     b"mc[" + b"".join(kind.value[2:].encode() for kind in CredentialKind) + b"]_[0-9A-Za-z]+"
 )
+_RECORD_ID = re.compile(f"[0-9a-f]{{{RECORD_ID_LENGTH}}}")
 _WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
@@ -94,18 +112,37 @@ def random_base62(length: int = RANDOM_LENGTH) -> str:
     return "".join(secrets.choice(BASE62) for _ in range(length))
 
 
-def issue(kind: CredentialKind, *, cluster_id: str | None = None, random: str | None = None) -> str:
-    """A new credential of `kind`; a cluster credential names `cluster_id` (a UUID).
-    `random` (30 base62 characters) is injectable for tests."""
+def issue(
+    kind: CredentialKind,
+    *,
+    cluster_id: str | None = None,
+    record_id: str | None = None,
+    random: str | None = None,
+) -> str:
+    """A new credential of `kind`; a cluster credential names `cluster_id` (a UUID), a data
+    token its `record_id` (12 lowercase hex digits). `random` (30 base62 characters) is
+    injectable for tests."""
     body = random if random is not None else random_base62()
     if len(body) != RANDOM_LENGTH or any(c not in BASE62 for c in body):
         raise ValueError(f"the random part must be {RANDOM_LENGTH} base62 characters")
-    if kind is CredentialKind.CLUSTER:
-        if cluster_id is None:
-            raise ValueError("a cluster credential names its cluster")
+    if (cluster_id is not None) != (kind is CredentialKind.CLUSTER):
+        raise ValueError(
+            "a cluster credential names its cluster"
+            if cluster_id is None
+            else f"a {kind.value} credential names no cluster"
+        )
+    if (record_id is not None) != (kind.id_length == RECORD_ID_LENGTH):
+        raise ValueError(
+            f"a {kind.value} credential names its record"
+            if record_id is None
+            else f"a {kind.value} credential names no record"
+        )
+    if cluster_id is not None:
         body = uuid.UUID(cluster_id).hex + body
-    elif cluster_id is not None:
-        raise ValueError(f"a {kind.value} credential names no cluster")
+    elif record_id is not None:
+        if not _RECORD_ID.fullmatch(record_id):
+            raise ValueError(f"a record id is {RECORD_ID_LENGTH} lowercase hex digits")
+        body = record_id + body
     head = f"{kind.value}_{body}"
     return head + checksum(head)
 
@@ -114,6 +151,8 @@ def issue(kind: CredentialKind, *, cluster_id: str | None = None, random: str | 
 class ParsedCredential:
     kind: CredentialKind
     cluster_id: str | None
+    record_id: str | None = None  # data tokens: the record holding the token's digest
+    random: str = ""  # the random part: what a data token's stored digest is of
 
 
 def parse(text: str) -> ParsedCredential | None:
@@ -128,13 +167,18 @@ def parse(text: str) -> ParsedCredential | None:
     head, check = text[:-CHECKSUM_LENGTH], text[-CHECKSUM_LENGTH:]
     if checksum(head) != check:
         return None
-    cluster_id = None
+    cluster_id = record_id = None
+    ident, random = rest[: kind.id_length], rest[kind.id_length : kind.body_length]
     if kind is CredentialKind.CLUSTER:
         try:
-            cluster_id = str(uuid.UUID(hex=rest[:_CLUSTER_ID_LENGTH]))
+            cluster_id = str(uuid.UUID(hex=ident))
         except ValueError:
             return None
-    return ParsedCredential(kind, cluster_id)
+    elif kind.id_length:
+        if not _RECORD_ID.fullmatch(ident):
+            return None
+        record_id = ident
+    return ParsedCredential(kind, cluster_id, record_id, random)
 
 
 def kind_of(text: str) -> CredentialKind | None:

@@ -1,10 +1,12 @@
 """Data tokens: ingest tokens (write one environment's data) and read tokens (an operator's
 credential for reading data). Only a token's SHA-256 is stored; the token is shown once.
 
-Format: `mgd<scope letter>_<id>_<secret>_<check>`: a recognisable prefix (a secret scanner finds
-leaked tokens), the record's id, 32 random bytes (URL-safe base64) and a CRC-32 of the rest, so
-a mistyped token is refused before any lookup. Guarantees: `verify` compares digests in constant
-time; a token of one scope never passes as another.
+Format: the product's one credential format (`contract.credentials`): `mci_` (ingest) or `mcd_`
+(data read), the record's id (12 hex digits), 30 random base62 characters and a checksum, so
+`managed secrets scan` finds a leaked token and a mistyped one is refused before any lookup.
+Tokens of the earlier form (`mgd<i|r>_<id>_<secret>_<crc32 hex>`) keep working until revoked.
+Guarantees: `verify` compares digests in constant time; a token of one scope never passes as
+another.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from contract.credentials import RECORD_ID_LENGTH, CredentialKind, issue, parse
+
 Scope = Literal["ingest", "read"]
 SCOPES: tuple[str, ...] = get_args(Scope)
-_SHAPE = re.compile(r"mgd([ir])_([0-9a-f]{12})_([A-Za-z0-9_-]{43})_([0-9a-f]{8})")
+_KINDS: dict[Scope, CredentialKind] = {
+    "ingest": CredentialKind.DATA_INGEST,
+    "read": CredentialKind.DATA_READ,
+}
+_SCOPES: dict[CredentialKind, Scope] = {kind: scope for scope, kind in _KINDS.items()}
+#: The earlier form, still accepted: `mgd<scope letter>_<id>_<secret>_<crc32 hex>`.
+_OLD_SHAPE = re.compile(r"mgd([ir])_([0-9a-f]{12})_([A-Za-z0-9_-]{43})_([0-9a-f]{8})")
 
 
 def _check(text: str) -> str:
@@ -81,20 +91,28 @@ def new_token(
     scope: Scope, env: str | None, operator: str | None, now: float
 ) -> tuple[str, TokenRecord]:
     """A fresh token (shown once) and the record to store."""
-    token_id = secrets.token_hex(6)
-    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-    body = f"mgd{scope[0]}_{token_id}_{secret}"
-    record = TokenRecord(token_id, scope, env, operator, _digest(secret), now)
-    return f"{body}_{_check(body)}", record
+    token_id = secrets.token_hex(RECORD_ID_LENGTH // 2)
+    token = issue(_KINDS[scope], record_id=token_id)
+    parsed = parse(token)
+    assert parsed is not None
+    record = TokenRecord(token_id, scope, env, operator, _digest(parsed.random), now)
+    return token, record
 
 
 def parse_token(token: str) -> ParsedToken | None:
     """The token's parts, or None when it is not a well-formed token at all."""
-    match = _SHAPE.fullmatch(token.strip())
-    if match is None or _check(token.strip()[:-9]) != match.group(4):
+    text = token.strip()
+    parsed = parse(text)
+    if parsed is not None:
+        scope = _SCOPES.get(parsed.kind)
+        if scope is None or parsed.record_id is None:
+            return None  # a credential of another kind (a cluster's, a staff token...)
+        return ParsedToken(scope, parsed.record_id, parsed.random)
+    match = _OLD_SHAPE.fullmatch(text)
+    if match is None or _check(text[:-9]) != match.group(4):
         return None
-    scope: Scope = "ingest" if match.group(1) == "i" else "read"
-    return ParsedToken(scope, match.group(2), match.group(3))
+    old_scope: Scope = "ingest" if match.group(1) == "i" else "read"
+    return ParsedToken(old_scope, match.group(2), match.group(3))
 
 
 def verify(parsed: ParsedToken, record: TokenRecord | None) -> bool:

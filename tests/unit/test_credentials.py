@@ -35,7 +35,11 @@ CLUSTER = "0b7c5a9e-3f52-4d1c-9a57-2a1f0e6c4b11"
 def test_every_kind_has_a_fixed_length_and_a_valid_checksum() -> None:
     for kind in CredentialKind:
         assert kind.value.startswith("mc") and len(kind.value) == 3  # `find` relies on it
-        credential = issue(kind, cluster_id=CLUSTER if kind is CredentialKind.CLUSTER else None)
+        credential = issue(
+            kind,
+            cluster_id=CLUSTER if kind is CredentialKind.CLUSTER else None,
+            record_id="0123456789ab" if kind.id_length == 12 else None,
+        )
         assert len(credential) == kind.length and credential.startswith(kind.value + "_")
         assert kind_of(credential) is kind and kind_for_leak_type(kind.leak_type) is kind
         head = credential[:-6]
@@ -55,6 +59,24 @@ def test_a_cluster_credential_names_its_cluster_and_the_old_form_still_does() ->
         issue(CredentialKind.STAFF_TOKEN, cluster_id=CLUSTER)
     with pytest.raises(ValueError):
         issue(CredentialKind.STAFF_TOKEN, random="short")
+
+
+def test_a_data_token_names_its_record_and_nothing_else() -> None:
+    token = issue(CredentialKind.DATA_INGEST, record_id="0123456789ab", random="R" * 30)
+    parsed = parse(token)
+    assert parsed is not None and parsed.record_id == "0123456789ab" and parsed.random == "R" * 30
+    assert parsed.cluster_id is None
+    assert [f.kind for f in find(f"INGEST_TOKEN={token}".encode())] == [CredentialKind.DATA_INGEST]
+    for bad in (
+        {},  # no record
+        {"record_id": "0123456789AB"},  # upper case: not what a node issues
+        {"record_id": "0123"},
+        {"record_id": "0123456789ab", "cluster_id": CLUSTER},
+    ):
+        with pytest.raises(ValueError):
+            issue(CredentialKind.DATA_READ, **bad)
+    with pytest.raises(ValueError):
+        issue(CredentialKind.STAFF_TOKEN, record_id="0123456789ab")
 
 
 def test_one_changed_character_breaks_the_checksum() -> None:

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import binascii
+import hashlib
+
 from cluster.data.tokens import (
     INTERNAL_TTL,
+    ParsedToken,
+    TokenRecord,
     internal_key,
     mint_internal,
     new_token,
@@ -12,19 +17,37 @@ from cluster.data.tokens import (
     verify,
     verify_internal,
 )
+from contract.credentials import CredentialKind, issue, kind_of
 
 
 def test_a_token_is_checked_by_shape_checksum_scope_and_digest() -> None:
     text, record = new_token("ingest", "prod", None, 1.0)
     parsed = parse_token(text)
     assert parsed is not None and verify(parsed, record)
-    assert text.startswith("mgdi_") and record.digest not in text
+    assert text.startswith("mci_") and record.digest not in text
+    assert kind_of(text) is CredentialKind.DATA_INGEST  # the secret scanner finds it
     assert parse_token(text[:-1] + ("0" if text[-1] != "0" else "1")) is None  # checksum
     other, other_record = new_token("read", None, "alice", 1.0)
     other_parsed = parse_token(other)
     assert other_parsed is not None
     assert not verify(other_parsed, record) and not verify(parsed, other_record)
     assert parse_token("mgdi_not-a-token") is None
+    assert other.startswith("mcd_") and kind_of(other) is CredentialKind.DATA_READ
+    # A credential of another kind is no data token, however valid.
+    assert parse_token(issue(CredentialKind.STAFF_TOKEN)) is None
+
+
+def test_tokens_of_the_earlier_form_keep_working_until_revoked() -> None:
+    secret = "A" * 43
+    body = f"mgdr_0123456789ab_{secret}"
+    old = f"{body}_{binascii.crc32(body.encode()):08x}"
+    parsed = parse_token(old)
+    assert parsed == ParsedToken("read", "0123456789ab", secret)
+    record = TokenRecord(
+        "0123456789ab", "read", None, "alice", hashlib.sha256(secret.encode()).hexdigest(), 1.0
+    )
+    assert verify(parsed, record)
+    assert parse_token(old[:-1] + ("0" if old[-1] != "0" else "1")) is None
 
 
 def test_internal_tokens_need_the_clusters_credential_and_expire() -> None:
