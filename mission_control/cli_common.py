@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from contract.messages import Name
+from contract.validation import first_error
 from mission_control.db.engine import UnsupportedDatabaseURL, create_engine
 from mission_control.db.migrate import ensure_current, upgrade
 from mission_control.errors import ServiceError
@@ -63,9 +64,8 @@ def settings_from(**overrides: Any) -> Settings:
     except SettingsError as error:  # a MISSION_CONTROL_* variable that is not JSON where needed
         raise click.ClickException(f"invalid setting: {error}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise click.ClickException(f"invalid setting {where}: {first['msg']}") from None
+        where, message = first_error(error, "settings")
+        raise click.ClickException(f"invalid setting {where}: {message}") from None
 
 
 def run_on_db(db_url: str, work: Callable[[ServiceContext], Awaitable[T]], migrate: bool) -> T:

@@ -19,6 +19,7 @@ from backup.errors import BackupError
 from cluster.backups.drill_settings import DrillSettings
 from cluster.backups.errors import BackupConfigError
 from cluster.backups.queued import missing_setting
+from contract.validation import first_error
 
 if TYPE_CHECKING:
     from backup.residency import ResidencyPolicy
@@ -69,9 +70,8 @@ class BackupSettings(BaseModel):
         try:
             return cls.model_validate(section)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BackupConfigError(f"backup setting {where}: {first['msg']}") from exc
+            where, message = first_error(exc, "backup")
+            raise BackupConfigError(f"backup setting {where}: {message}") from exc
 
     @property
     def retention(self) -> RetentionPolicy:

@@ -88,10 +88,12 @@ def configure(
 
 
 def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    from pydantic import ValidationError
+
+    from contract.validation import first_error
+
+    if isinstance(exc, ValidationError):
+        return ": ".join(first_error(exc, "drill"))
     return str(exc)
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from contract.support.errors import PolicyError
+from contract.validation import first_error
 
 HARD_MAX_GRANT = timedelta(days=7)
 DEFAULT_PENDING_TTL = timedelta(days=4)
@@ -168,9 +169,8 @@ class SupportPolicy(BaseModel):
         try:
             return cls.model_validate(dict(data or {}))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "support"
-            raise PolicyError(f"invalid support setting {where}: {first['msg']}") from None
+            where, message = first_error(exc, "support")
+            raise PolicyError(f"invalid support setting {where}: {message}") from None
 
     def to_config(self) -> dict[str, Any]:
         """The mapping to store; `from_config(to_config())` returns an equal policy."""

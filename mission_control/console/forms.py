@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from contract.validation import first_error
 from mission_control.service.fleet.admin import MAX_HOST_UNITS
 from mission_control.staff_protocol import AccessRequestCreate, CommandCreate
 
@@ -33,9 +34,7 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(dict(fields))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "form"
-        message = str(first["msg"]).removeprefix("Value error, ")
+        where, message = first_error(error, "form")
         raise web.HTTPBadRequest(text=f"invalid {where}: {message}") from None
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
+from contract.validation import first_error
 from mission_control.app_keys import CONTEXT
 from mission_control.console import (
     access_pages,
@@ -75,9 +76,8 @@ def _settings(settings: ConsoleSettings | None) -> ConsoleSettings:
     try:
         return ConsoleSettings()
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "console"
-        raise ConsoleMisconfigured(f"invalid console setting {where}: {first['msg']}") from None
+        where, message = first_error(error, "console")
+        raise ConsoleMisconfigured(f"invalid console setting {where}: {message}") from None
 
 
 def _factory(settings: ConsoleSettings, given: DirectoryFactory | None) -> DirectoryFactory:
