@@ -100,7 +100,7 @@ DIRECT = Links(0.0, TIMING, sync_limit=2, takeover_bound=SESSION_TIMEOUT + 2 + 4
 # asking a silent server notices only at a pause of a third of the session in its requests,
 # long after its session expired on dc2's side, then reconnects, each try on a server behind
 # the cut costing kazoo's connect timeout (the session timeout). Measured: 10.8-11.6 s with
-# dc2's nodes on dc2's or the witness's servers, 21-26 s with one on a dc1 server (figures in
+# dc2's nodes on dc2's or the witness's servers, 20-26 s with one on a dc1 server (figures in
 # docs/architecture.md). Bound: four sessions and 5 s for load.
 ACROSS_50_MS = Links(INTER_SITE_DELAY, WAN_TIMING, sync_limit=4, takeover_bound=45)
 
