@@ -27,6 +27,15 @@ TIMING = {
     "MANAGED_LOOP_INTERVAL": "0.5",
     "MANAGED_RETRY_TIMEOUT": "0.7",
 }
+INTER_SITE_DELAY = 0.05  # seconds each way on every link between two sites
+# A round trip between sites costs 100 ms and a write four crossings: the product's default
+# timings (docs/architecture.md, Settings), not the 2 s session of the loopback tests, whose
+# 0.7 s bound on each ZooKeeper call a loaded test machine misses across such links.
+WAN_TIMING = {
+    "MANAGED_SESSION_TIMEOUT": "10",
+    "MANAGED_LOOP_INTERVAL": "2",
+    "MANAGED_RETRY_TIMEOUT": "4",
+}
 ZK_AUTH = "operators:test-secret"  # opens the test clusters' secrets
 
 

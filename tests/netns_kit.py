@@ -96,6 +96,17 @@ class SiteNetwork:
     def heal(self, site: str) -> None:
         run("ip", "-n", self.hub, "link", "set", self._port(site), "master", "br0")
 
+    def delay(self, site: str, seconds: float) -> str | None:
+        """Hold back every packet leaving `site` by `seconds` (`tc ... netem` on its link): each
+        crossing between two sites then takes that much longer one way, while a site's own
+        traffic (its loopback) does not. Returns why it cannot be done here (None: done)."""
+        if shutil.which("tc") is None:
+            return "the `tc` command (iproute2) is not installed"
+        delay = f"{seconds * 1000:g}ms"
+        argv = ["tc", "-n", self.ns(site), "qdisc", "add", "dev", "eth0", "root", "netem"]
+        done = subprocess.run([*argv, "delay", delay], capture_output=True, text=True, timeout=30)
+        return None if done.returncode == 0 else f"`tc ... netem`: {done.stderr.strip()}"
+
     def exec_prefix(self, site: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns(site)]
 

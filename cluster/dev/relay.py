@@ -10,6 +10,9 @@ inside a namespace (`ip netns exec`) listens there and reaches the host's loopba
 
     python -m cluster.dev.relay [--delay 0.05] [--netns NAME] 127.0.0.1:7001=169.254.77.1:2281 ...
 
+The relay accepts a connection before it has reached the target; if the target cannot be
+reached within `--connect-timeout` it drops the accepted one.
+
 `--listen-netns NAME` is the other way round: the listening sockets are made inside NAME, the
 connections from the namespace the relay starts in (a site reaches a service on the host's
 loopback only through the hub, so cutting the site's link cuts that service off too).
@@ -87,9 +90,11 @@ def _copy(src: socket.socket, dst: socket.socket, delay: float) -> None:
     held.put((time.monotonic() + delay, b""))
 
 
-def _relay(client: socket.socket, target: tuple[str, int], delay: float) -> None:
+def _relay(
+    client: socket.socket, target: tuple[str, int], delay: float, connect_timeout: float
+) -> None:
     try:
-        upstream = socket.create_connection(target, timeout=5)
+        upstream = socket.create_connection(target, timeout=connect_timeout)
     except OSError:
         _close(client)
         return
@@ -100,13 +105,16 @@ def _relay(client: socket.socket, target: tuple[str, int], delay: float) -> None
         threading.Thread(target=_copy, args=(a, b, delay), daemon=True).start()
 
 
-def _serve(listener: socket.socket, target: tuple[str, int], delay: float) -> None:
+def _serve(
+    listener: socket.socket, target: tuple[str, int], delay: float, connect_timeout: float
+) -> None:
     while True:
         try:
             client, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=_relay, args=(client, target, delay), daemon=True).start()
+        relay = (client, target, delay, connect_timeout)
+        threading.Thread(target=_relay, args=relay, daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--delay", type=float, default=0.0, help="seconds each way")
     ap.add_argument("--netns", help="reach the targets inside this network namespace")
     ap.add_argument("--listen-netns", help="listen inside this network namespace")
+    ap.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=5.0,
+        help="seconds to reach a target before dropping the accepted connection (longer than "
+        "the client's own: a connection to a target cut off then waits on the client's timeout, "
+        "as it would without the relay)",
+    )
     args = ap.parse_args(argv)
     home = None
     if args.listen_netns:
@@ -137,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     for listener, target in routes:
-        threading.Thread(target=_serve, args=(listener, target, args.delay), daemon=True).start()
+        serve = (listener, target, args.delay, args.connect_timeout)
+        threading.Thread(target=_serve, args=serve, daemon=True).start()
     print(f"relaying {len(routes)} routes", flush=True)
     stop.wait()
 

@@ -76,8 +76,10 @@ class DelayedLinks:
             for s in servers
         )
 
-    def pairs(self, servers: list[ZkServer]) -> list[str]:
-        """`LISTEN=TARGET` for the relay, once every route and connect string was asked for."""
+    def pairs(self, servers: list[ZkServer], from_site: str | None = None) -> list[str]:
+        """`LISTEN=TARGET` for the relay, once every route and connect string was asked for;
+        with `from_site`, only the links leaving that site (for a relay inside its own network
+        namespace, where its listeners are the ones that site's routes name)."""
         by_id = {s.myid: s for s in servers}
         target = {
             "quorum": lambda s: s.peer_port,
@@ -86,7 +88,8 @@ class DelayedLinks:
         }
         return [
             f"127.0.0.1:{port}={by_id[myid].host}:{target[kind](by_id[myid])}"
-            for (_site, myid, kind), port in sorted(self.listeners.items())
+            for (site, myid, kind), port in sorted(self.listeners.items())
+            if from_site in (None, site)
         ]
 
 

@@ -6,6 +6,13 @@ watches from outside through relays (`cluster.dev.relay`): ZooKeeper's client po
 hub, each data center's node APIs from inside that data center, so it still sees dc1 while dc1
 is cut off. dc1 holds the leader; its link is taken off the bridge; then put back.
 
+Twice: with the sites' links as fast as the machine's, and with 50 ms held back each way on
+every crossing between two sites (`netem` on each site's link where the kernel has it, else a
+delaying relay inside each site that every connection to another site's server goes through:
+the servers' quorum and election, the nodes' ZooKeeper sessions; nodes do not talk to each
+other). The cut is the same real cut either way: the relays are inside the sites, so the link
+taken off the bridge carries their traffic too.
+
 Skipped, with the reason, where the machine cannot create namespaces.
 """
 
@@ -23,15 +30,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import SESSION_TIMEOUT, TIMING, ZK_AUTH, http_get, managed
+from clusterkit import (
+    INTER_SITE_DELAY,
+    SESSION_TIMEOUT,
+    TIMING,
+    WAN_TIMING,
+    ZK_AUTH,
+    http_get,
+    managed,
+)
 from mc_exchange_kit import received, rows
 from netns_kit import SUBNET, SiteNetwork, unavailable
 
 from cluster import roster, zk
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import Process, free_port, start, wait_until
-from cluster.dev.sites import layout
-from cluster.dev.zookeeper import Ensemble, ZkServer, ZooKeeperTLS
+from cluster.dev.sites import DelayedLinks, layout
+from cluster.dev.zookeeper import Ensemble, Route, ZkServer, ZooKeeperTLS, direct
 from cluster.errors import ZooKeeperUnavailable
 from cluster.paths import ClusterPaths
 from cluster.topology_store import write_topology
@@ -44,13 +59,50 @@ SITES = ["dc1", "dc2", "witness"]
 NODES = {"n1": "dc1", "n2": "dc1", "n3": "dc2", "n4": "dc2"}
 SURVIVORS = ("dc2", "witness")
 SITE_OF_SERVER = {1: "dc1", 2: "dc1", 3: "dc2", 4: "dc2", 5: "witness"}
-# The issue asks for the session timeout: 1.0-2.0 s measured at load 10-15; at load 17-18 one
-# run took 2.75 s (kazoo notices a silent server after 2/3 of the session, then the loop
-# reacts). What must never fail is the order, asserted below: stopped before the other acts.
-FENCE_BOUND = SESSION_TIMEOUT + 2
-TAKEOVER_BOUND = SESSION_TIMEOUT + 2 + 4  # as for a killed data center (test_datacenters.py)
 # A delivery whose bytes had passed the hub before the cut may be stored just after it.
 IN_FLIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Links:
+    """The links between sites in one variant: the delay each way across them, and the timings
+    that suit it (docs/architecture.md, "What the timings must satisfy")."""
+
+    delay: float  # seconds each way on every crossing between two sites
+    timing: dict[str, str]  # the nodes' MANAGED_* timings
+    #: Ticks a ZooKeeper server waits for its quorum: it drops its clients after that, which
+    #: must stay below the session timeout (the cut-off leader stops before dc2 may take over).
+    sync_limit: int
+    #: Seconds from the cut until a dc2 node acts (correctness bound, with slack for load).
+    takeover_bound: float
+
+    @property
+    def session_timeout(self) -> float:
+        return float(self.timing["MANAGED_SESSION_TIMEOUT"])
+
+    @property
+    def fence_bound(self) -> float:
+        """The issue asks for the session timeout. With 2 s: 1.0-2.0 s measured at load 10-15;
+        at load 17-18 one run took 2.75 s (kazoo notices a silent server after 2/3 of the
+        session, then the loop reacts). What must never fail is the order, asserted below:
+        stopped before the other side acts."""
+        return self.session_timeout + 2
+
+
+# Test timings: 1 s (2 ticks) for a server to drop its clients, against a 2 s session; the
+# takeover bound as for a killed data center (test_datacenters.py).
+DIRECT = Links(0.0, TIMING, sync_limit=2, takeover_bound=SESSION_TIMEOUT + 2 + 4)
+# 100 ms a round trip between sites: the product's default timings (10 s session), as for the
+# killed data center across such links (test_datacenters.py); 2 s for a server to drop its
+# clients leaves the quorum room for a slow round trip on a loaded machine. Taking over needs
+# both dc2 nodes live (the data-center rule), and a dc2 node whose session is on a dc1 server
+# must lose it first: kazoo counts every request it sends as a ping, so a node that keeps
+# asking a silent server notices only at a pause of a third of the session in its requests,
+# long after its session expired on dc2's side, then reconnects, each try on a server behind
+# the cut costing kazoo's connect timeout (the session timeout). Measured: 10.8-11.6 s with
+# dc2's nodes on dc2's or the witness's servers, 20-26 s with one on a dc1 server (figures in
+# docs/architecture.md). Bound: four sessions and 5 s for load.
+ACROSS_50_MS = Links(INTER_SITE_DELAY, WAN_TIMING, sync_limit=4, takeover_bound=45)
 
 
 @dataclass
@@ -60,7 +112,10 @@ class Partitioned:
     base: Path
     net: SiteNetwork
     tls: ZooKeeperTLS
+    links: Links
     ensemble: Ensemble | None = None
+    zk_hosts: dict[str, str] = field(default_factory=dict)  # site -> its nodes' connect string
+    delayed_by: str = "nothing"  # what holds back the traffic between sites
     relays: list[Process] = field(default_factory=list)
     nodes: dict[str, Process] = field(default_factory=dict)
     api: dict[str, str] = field(default_factory=dict)  # node -> relay HOST:PORT
@@ -81,12 +136,12 @@ class Partitioned:
         hosts = self.hosts(sites)
         return zk.connect(hosts, auth=ZK_AUTH, ca_file=str(self.tls.ca_cert), timeout=5)
 
-    def relay(self, netns: str, pairs: list[str], option: str = "--netns") -> None:
+    def relay(self, netns: str, pairs: list[str], option: str = "--netns", *extra: str) -> None:
         """A relay listening here and reaching into `netns` (option "--listen-netns": the other
-        way round; "": started inside `netns`, both ends there)."""
+        way round; "": started inside `netns`, both ends there); `extra`: more options."""
         where = option and [option, netns]
         inside = [] if option else ["ip", "netns", "exec", netns]
-        argv = [*inside, sys.executable, "-m", "cluster.dev.relay", *where, *pairs]
+        argv = [*inside, sys.executable, "-m", "cluster.dev.relay", *where, *extra, *pairs]
         name = f"relay-{netns}-{len(self.relays)}"
         proc = start(name, argv, self.base / "logs" / f"{name}.log")
         self.relays.append(proc)
@@ -104,28 +159,32 @@ class Partitioned:
         self.net.destroy()
 
 
-@pytest.fixture
-def cut_cluster(tmp_path: Path) -> Iterator[Partitioned]:
+@pytest.fixture(
+    params=[pytest.param(DIRECT, id="direct"), pytest.param(ACROSS_50_MS, id="50ms-between-sites")]
+)
+def cut_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Partitioned]:
     net = SiteNetwork(SITES)
     hosts = ["127.0.0.1", "localhost", *(net.address(s) for s in SITES)]
-    setup = Partitioned(tmp_path, net, ZooKeeperTLS.create(tmp_path / "tls", hosts))
+    tls = ZooKeeperTLS.create(tmp_path / "tls", hosts)
+    setup = Partitioned(tmp_path, net, tls, request.param)
     try:
         net.create()
         servers = []
         for myid, site in SITE_OF_SERVER.items():
-            server = ZkServer(myid, 2281, 2888, 3888, tmp_path / "zk", setup.tls)
+            # Each server's ports are its own; it listens on its site's address.
+            server = ZkServer(myid, 2281 + myid, 2880 + myid, 3880 + myid, tmp_path / "zk", tls)
             server.host, server.netns = net.address(site), net.ns(site)
             server.reach = ("127.0.0.1", free_port())
             servers.append(server)
-        # A server cut off from its quorum drops its clients after 1 s (2 ticks), well within
-        # the nodes' session timeout (2 s): the cut-off leader stops before dc2 may take over.
+        route = delay_between_sites(setup, servers)
         setup.ensemble = Ensemble(
-            tmp_path / "zk", size=5, tls=setup.tls, servers=servers, sync_limit=2
+            tmp_path / "zk",
+            size=5,
+            tls=tls,
+            servers=servers,
+            sync_limit=setup.links.sync_limit,
+            route=route,
         )
-        # Each server listens on the same ports in its own namespace: only the address differs.
-        for s in servers:
-            s.client_port = 2281 + s.myid
-            s.peer_port, s.election_port = 2880 + s.myid, 3880 + s.myid
         setup.relay(net.hub, [f"127.0.0.1:{s.reach[1]}={s.address}" for s in servers if s.reach])
         setup.ensemble.start()
         setup.ensemble.wait_ready(90)
@@ -138,6 +197,37 @@ def cut_cluster(tmp_path: Path) -> Iterator[Partitioned]:
         yield setup
     finally:
         setup.close()
+
+
+def delay_between_sites(setup: Partitioned, servers: list[ZkServer]) -> Route:
+    """Hold back `setup.links.delay` on every crossing between two sites: with `netem` on each
+    site's link where the kernel has it, else with a delaying relay inside each site that every
+    connection to another site's server goes through. Sets each site's connect string for its
+    nodes and what delays (`setup.delayed_by`); returns how the servers reach each other."""
+    every = ",".join(s.address for s in servers)
+    setup.zk_hosts = {site: every for site in set(NODES.values())}
+    delay = setup.links.delay
+    if not delay:
+        return direct
+    no_netem = setup.net.delay(SITES[0], delay)
+    if no_netem is None:
+        for site in SITES[1:]:
+            if failed := setup.net.delay(site, delay):
+                raise RuntimeError(failed)
+        setup.delayed_by = "netem on each site's link"
+        return direct
+    links = DelayedLinks(SITE_OF_SERVER)
+    for a in servers:  # every route asked for now, so that each relay knows all of its own
+        for b in servers:
+            links.route(a, b)
+    setup.zk_hosts = {site: links.connect_string(site, servers) for site in setup.zk_hosts}
+    # Reaching a server behind the cut waits on the client's own timeout, as on a real cut
+    # (kazoo: its session timeout), not on the relay's.
+    between_sites = ("--delay", str(delay), "--connect-timeout", "60")
+    for site in SITES:
+        setup.relay(setup.net.ns(site), links.pairs(servers, site), "", *between_sites)
+    setup.delayed_by = f"a relay inside each site (no netem here: {no_netem})"
+    return links.route
 
 
 def reach_mission_control(setup: Partitioned, mc: MissionControlServer) -> None:
@@ -192,8 +282,8 @@ def start_node(setup: Partitioned, node: str) -> None:
         str(setup.base / "data" / node),
     ]
     env = {
-        **TIMING,
-        "MANAGED_ZK": setup.ensemble.connect_string,
+        **setup.links.timing,
+        "MANAGED_ZK": setup.zk_hosts[site],
         "MANAGED_CLUSTER": setup.paths.cluster,
         "MANAGED_ZK_AUTH": ZK_AUTH,
         "MANAGED_ZK_CA": str(setup.tls.ca_cert),
@@ -316,14 +406,19 @@ def test_a_cut_off_data_center_is_fenced_and_the_other_leads(
             found.append(got)
             return True
 
-        assert wait_until(dc2_acting, 30, 0.05), diagnose(survivors, setup)
+        assert wait_until(dc2_acting, setup.links.takeover_bound + 10, 0.05), diagnose(
+            survivors, setup
+        )
         took = time.monotonic() - t0
         new, new_epoch = found[-1]
         cut = datetime.fromtimestamp(cut_at, UTC).strftime("%H:%M:%S.%f")[:-3]
-        print(f"dc1 cut off at {cut} UTC (to read against the node logs): {old} stopped after")
-        print(f"{fenced:.2f} s, {new} acting after {took:.2f} s")
-        assert fenced <= FENCE_BOUND, fenced
-        assert took <= TAKEOVER_BOUND, took
+        links = setup.links
+        print(f"{links.delay * 1000:g} ms each way between sites, by {setup.delayed_by};")
+        print(f"session {links.session_timeout:g} s. dc1 cut off at {cut} UTC (to read against")
+        print(f"the node logs): {old} stopped after {fenced:.2f} s,", end=" ")
+        print(f"{new} acting after {took:.2f} s")
+        assert fenced <= links.fence_bound, fenced
+        assert took <= links.takeover_bound, took
         assert fenced < took  # never both sides at once
         # While cut off, dc1 still has its processes, and none of them acts.
         assert all(setup.nodes[n].alive() for n in NODES)

@@ -18,7 +18,14 @@ from typing import Any
 
 import psutil
 import pytest
-from clusterkit import SESSION_TIMEOUT, ZK_AUTH, ClusterUnderTest, managed
+from clusterkit import (
+    INTER_SITE_DELAY,
+    SESSION_TIMEOUT,
+    WAN_TIMING,
+    ZK_AUTH,
+    ClusterUnderTest,
+    managed,
+)
 from mc_exchange_kit import kept_ids, outbox_messages, rows
 
 from cluster import zk
@@ -284,15 +291,6 @@ def witness_lost_changes_nothing(
         zk.close(client)
 
 
-INTER_SITE_DELAY = 0.05  # seconds each way on every link between two sites
-# A round trip between sites costs 100 ms and a write four crossings: the product's default
-# timings (docs/architecture.md, Settings), not the 2 s session of the loopback tests, whose
-# 0.7 s bound on each ZooKeeper call a loaded test machine misses across such links.
-WAN_TIMING = {
-    "MANAGED_SESSION_TIMEOUT": "10",
-    "MANAGED_LOOP_INTERVAL": "2",
-    "MANAGED_RETRY_TIMEOUT": "4",
-}
 WAN_SESSION_TIMEOUT = float(WAN_TIMING["MANAGED_SESSION_TIMEOUT"])
 
 
