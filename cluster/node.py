@@ -97,6 +97,10 @@ class NodeDaemon:
         self._data_dir = data_dir
         self._tasks: set[asyncio.Future[Any]] = set()  # fire-and-forget work, kept referenced
         self._term: history.Leadership | None = None  # this leadership's history entry
+        # When ZooKeeper last answered a call of this node's, and whether leader work is
+        # stopped because it has been silent too long since (see `_check_silence`).
+        self._answered = time.monotonic()
+        self._silent = False
 
     # --- the LeaderContext protocol -------------------------------------------------------
 
@@ -110,18 +114,25 @@ class NodeDaemon:
 
     @property
     def leading(self) -> bool:
-        return self._fence is not None and self._connected and self._decision.action is Action.LEAD
+        return (
+            self._fence is not None
+            and self._connected
+            and not self._silent
+            and self._decision.action is Action.LEAD
+        )
 
     async def blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking ZooKeeper calls in the executor, bounded by `retry_timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            return await within(
+            result = await within(
                 self.settings.retry_timeout,
                 loop.run_in_executor(self._executor, partial(fn, *args, **kwargs)),
             )
         except TimeoutError as e:
             raise ZooKeeperUnavailable("ZooKeeper call timed out") from e
+        self._answered = time.monotonic()  # the session was alive at the server just now
+        return result
 
     async def fenced(self, ops: Sequence[zk.Op]) -> list[zk.Applied]:
         fence = self._fence
@@ -163,7 +174,7 @@ class NodeDaemon:
         `follower`."""
         if self._fence is None:
             return "follower"
-        return "leader" if self._connected else "leader-suspended"
+        return "leader" if self._connected and not self._silent else "leader-suspended"
 
     def status(self) -> dict[str, Any]:
         snap = self._snapshot
@@ -297,6 +308,8 @@ class NodeDaemon:
 
     async def _loop_forever(self) -> None:
         while not self._stop.is_set():
+            # Before the tick: its read may block for the call's bound, past the silence's.
+            await self._check_silence()
             started = time.monotonic()
             self._wake.clear()  # a change seen during this tick wakes the next one at once
             try:
@@ -308,7 +321,37 @@ class NodeDaemon:
             except FencedOut:
                 pass
             self.metrics.loop_seconds.observe(time.monotonic() - started)
-            await wait_event(self._wake, self.settings.loop_interval)
+            await wait_event(self._wake, self._next_wait())
+
+    @property
+    def _silence_bound(self) -> float:
+        """How long a leader may go without an answer from ZooKeeper: two thirds of the
+        session, kazoo's own bound for a missed ping. The server expires the session only after
+        the whole of it, so the leader stops before anyone else can take over."""
+        return self.settings.session_timeout * 2 / 3
+
+    async def _check_silence(self) -> None:
+        """Stop leader-only work once ZooKeeper has answered none of this node's calls for
+        `_silence_bound`, as SUSPENDED would. kazoo raises SUSPENDED only after a pause in the
+        node's requests, and a node that keeps asking (the loop, the backup part writer) may
+        never pause: a leader cut off from its server's side of a partition would go on. One
+        slow read does not stop a healthy leader; the next answer lets it lead again."""
+        silent = time.monotonic() - self._answered
+        if self._fence is None or self._silent or silent < self._silence_bound:
+            return
+        self._silent = True
+        log.warning("ZooKeeper silent for %.1fs: leader work stopped until it answers", silent)
+        self._decision = Decision(Action.FOLLOW, "ZooKeeper silent: leader work stopped")
+        await self.services.stop()
+        self.metrics.leader_work_active.set(0)
+
+    def _next_wait(self) -> float:
+        """The pause before the next tick: the loop's interval, or less for a leader that must
+        look at ZooKeeper's silence again before then."""
+        if self._fence is None or self._silent:
+            return self.settings.loop_interval
+        left = self._silence_bound - (time.monotonic() - self._answered)
+        return max(0.01, min(self.settings.loop_interval, left))
 
     def _watch(self, _event: Any) -> None:
         loop = self._loop
@@ -320,6 +363,7 @@ class NodeDaemon:
             zk.read_snapshot, self._client, self.paths, self.settings.retry_timeout, self._watch
         )
         self._snapshot = snap
+        self._silent = False  # ZooKeeper answers again: this tick decides whether to lead
         return snap
 
     async def _tick(self) -> None:
