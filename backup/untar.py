@@ -5,8 +5,8 @@ Why not `tarfile`: its stream mode copies every byte through a buffer of its own
 it, re-resolves every name for its "data" filter, and keeps a TarInfo per member for the whole
 archive, so memory grows with the file count. This reader writes each file's bytes from the
 caller's buffers (`os.write` of the frame's view), resolves names once, and keeps nothing per
-member but the directories whose modes are set last. It cost a restore about half the CPU that
-`tarfile` did (docs/benchmarks.md).
+member but the directories whose modes are set last. A restore's user CPU in process fell to
+about half of what it was with `tarfile` (docs/benchmarks.md).
 
 Guarantees:
 - Reads what `backup.archive` writes (POSIX.1-2001 pax as Python's tarfile writes it) and plain
