@@ -13,8 +13,8 @@ Guarantees:
   ustar/v7: header checksums are checked (`tarfile.TarInfo.frombuf`), pax extended headers
   (`x`) supply `path`, `linkpath`, `size` and `mtime` of the next entry. Anything else (global
   pax headers, GNU long names, sparse files, unknown types) is refused as unsupported, and a
-  stream that ends before its end-of-archive block, inside a header or inside a file, is
-  refused as malformed: UnsafeArchiveError, one line, naming the entry.
+  stream that ends before its end-of-archive block, inside a header or inside a file, or a
+  name holding a NUL byte, is refused as malformed: UnsafeArchiveError, one line.
 - Every entry passes `backup.tarsafety.safe_entry` before anything is written for it. Names are
   resolved through symlinks (`os.path.realpath`) once the destination may hold one (it was not
   empty, or the archive made a symlink); before that, no name can be redirected and lexical
@@ -172,8 +172,8 @@ def next_member(stream: _Input) -> tarfile.TarInfo | None:
         raise UnsafeArchiveError(
             f"archive refused, unsupported entry: {member.name!r} of type {member.type!r}"
         )
-    if not member.name or member.size < 0:
-        raise malformed("an entry without a name or with a negative size")
+    if not member.name or member.size < 0 or "\0" in member.name + member.linkname:
+        raise malformed("an entry without a name, with a NUL in a name, or a negative size")
     return member
 
 

@@ -130,3 +130,14 @@ def test_names_resolve_through_links_already_in_the_destination(out: Path, tmp_p
 def test_a_hard_link_to_nothing_is_malformed(out: Path) -> None:
     with pytest.raises(UnsafeArchiveError, match="malformed.*does not hold"):
         extract_archive(entries((entry("hard", tarfile.LNKTYPE, "missing"), b"")), out)
+
+
+def test_a_nul_in_a_pax_name_is_malformed(out: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("placeholder")
+        info.pax_headers = {"path": "evil\0name"}
+        tar.addfile(info)
+    buffer.seek(0)
+    with pytest.raises(UnsafeArchiveError, match="malformed.*NUL"):
+        extract_archive(buffer, out)
