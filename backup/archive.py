@@ -1,4 +1,4 @@
-"""A node data directory as a byte stream (deterministic tar) and back (safe extraction).
+"""A node data directory as a byte stream (deterministic tar).
 
 Guarantees:
 - `DirectoryStream` produces the tar lazily, on the reader's thread, straight into the reader's
@@ -11,10 +11,7 @@ Guarantees:
   shrinks under us), `read` raises; the stream never ends early or skips what it could not
   list, so an incomplete tar can never be sealed as complete. The tree is listed once, when the
   stream is made (`DirectoryStream.tree`), and `tree_totals` counts that same listing.
-- `extract_archive` refuses absolute names, `..`, links pointing outside the destination and
-  device files (`backup.tarsafety`, the same rules on every supported Python, 3.11.2 included),
-  raising UnsafeArchiveError. Directories get their recorded permission bits back (without
-  group/other write, and always owner rwx).
+- Reading such a stream back into a directory is `backup.untar.extract_archive`.
 Sockets and FIFOs in the data directory are skipped (they are not data).
 """
 
@@ -28,8 +25,6 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from backup.errors import BackupError
-from backup.streams import Readable
-from backup.tarsafety import UnsafeArchiveError, safe_entry
 
 READ_BYTES = 1024 * 1024
 
@@ -222,45 +217,3 @@ def tree_totals(tree: Sequence[Path]) -> tuple[int, int]:
             files += info.st_size
             padded += -(-info.st_size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
     return files, padded + len(tree) * ENTRY_OVERHEAD + tarfile.RECORDSIZE * 2
-
-
-#: tarfile's own "data" filter where this Python has it (3.11.4+), applied after our rules.
-_TARFILE_FILTER: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-_TARFILE_REFUSAL: tuple[type[Exception], ...] = tuple(
-    error for error in (getattr(tarfile, "FilterError", None),) if error is not None
-)
-
-
-def extract_archive(
-    source: Readable, destination: Path, inventory: dict[str, int] | None = None
-) -> None:
-    """Extract a tar stream into `destination` (an existing directory), refusing unsafe entries
-    (`backup.tarsafety`). Entries are extracted as they arrive; directory modes and times are
-    set last, so a read-only directory cannot stop its own contents from being restored.
-    `inventory`, when given, receives each regular file's name and size as the archive says."""
-    root = os.path.realpath(destination)
-    directories: list[tuple[str, int, float]] = []
-    try:
-        with tarfile.open(  # type: ignore[call-overload]
-            fileobj=source, mode="r|", bufsize=READ_BYTES, copybufsize=READ_BYTES
-        ) as tar:
-            for member in tar:
-                entry = safe_entry(member, root)
-                tar.extract(member, root, set_attrs=False, **_TARFILE_FILTER)
-                if inventory is not None and member.isreg():
-                    inventory[os.path.normpath(member.name)] = member.size
-                path = os.path.join(root, member.name)
-                if entry.mode is None:
-                    continue
-                if member.isdir():
-                    directories.append((path, entry.mode, member.mtime))
-                else:
-                    os.chmod(path, entry.mode)
-                    os.utime(path, (member.mtime, member.mtime))
-    except _TARFILE_REFUSAL as exc:
-        raise UnsafeArchiveError(f"archive refused, unsafe entry: {exc}") from exc
-    except tarfile.TarError as exc:
-        raise UnsafeArchiveError(f"archive is malformed: {exc}") from exc
-    for path, mode, mtime in reversed(directories):
-        os.chmod(path, mode)
-        os.utime(path, (mtime, mtime))

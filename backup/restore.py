@@ -19,7 +19,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from backup.archive import extract_archive
 from backup.atomic import fsync_directory
 from backup.catalogue import load_manifest
 from backup.errors import ConfigError, IntegrityError
@@ -30,6 +29,7 @@ from backup.manifest import PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.streams import ChunkReader
 from backup.targets import Target
+from backup.untar import extract_archive
 
 MAX_BYTES_PART = 256 * 1024 * 1024
 

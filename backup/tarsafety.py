@@ -13,8 +13,8 @@ order (so a symlink extracted earlier is followed when a later name is resolved)
   recorded bits (as above) plus owner rwx, so the restore can finish. Ownership is never
   restored: the files belong to whoever restores.
 
-Where tarfile has the "data" filter, extraction applies it as well (defence in depth); these
-rules are at least as strict, so the result is the same on every version.
+Extraction (`backup.untar`) does not go through tarfile, so these rules are the only ones, the
+same on every Python; they are at least as strict as tarfile's "data" filter.
 """
 
 from __future__ import annotations
@@ -43,24 +43,31 @@ def _inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
-def safe_entry(member: tarfile.TarInfo, destination: str) -> SafeEntry:
+def safe_entry(
+    member: tarfile.TarInfo, destination: str, *, links_possible: bool = True
+) -> SafeEntry:
     """`member` checked against the rules above for extraction into `destination` (a real
     path: `os.path.realpath` of the restore target). Raises `UnsafeArchiveError` naming the
-    entry and the rule."""
+    entry and the rule.
+
+    `links_possible=False` says `destination` holds no symlink (it was empty and the archive
+    made none yet): names then resolve lexically, which is exact there and spares `realpath`'s
+    `lstat` of every path component."""
     name = member.name
+    resolve = os.path.realpath if links_possible else os.path.normpath
 
     def refuse(why: str) -> UnsafeArchiveError:
         return UnsafeArchiveError(f"archive refused, unsafe entry: {name!r} {why}")
 
     if name.startswith("/") or os.path.isabs(name):
         raise refuse("has an absolute path")
-    if not _inside(os.path.realpath(os.path.join(destination, name)), destination):
+    if not _inside(resolve(os.path.join(destination, name)), destination):
         raise refuse("would be written outside the destination")
     if member.issym() or member.islnk():
         if os.path.isabs(member.linkname):
             raise refuse(f"links to an absolute path ({member.linkname!r})")
         base = os.path.dirname(name) if member.issym() else ""
-        target = os.path.realpath(os.path.join(destination, base, member.linkname))
+        target = resolve(os.path.join(destination, base, member.linkname))
         if not _inside(target, destination):
             raise refuse(f"links outside the destination ({member.linkname!r})")
     mode = member.mode & 0o755

@@ -22,8 +22,16 @@ polling included, as a user sees them. Peak RSS is that of the node process that
 drills (its high-water mark reset before each run) and of the restore and verify processes
 (goal < 200 MiB). Before every timed step the data is read once (warm page cache for both
 sides) and `sync` flushes earlier steps' dirty pages.
+(d) and (v) also give a CPU ratio: the plain side's CPU (user + system of this process while it
+streams, plus `tar`'s) over the command's own (its process and children, from
+`getrusage(RUSAGE_CHILDREN)`), what a machine whose two cores are shared can still show when its
+wall times scatter. The S3 endpoint's CPU is reported beside it, for each side: it serves both.
+`--compare-with DIR` runs the same restore and verify commands from another checkout (its
+`backup` and `cluster` packages first on PYTHONPATH, e.g. a `git worktree` of the base commit),
+alternating with this one and the plain side in every round, so old and new code are measured
+in the same session on the same backup.
 Run: .venv/bin/python benchmarks/backup.py [--size 1GiB] [--rounds 3] [--only abcdve]
-     [--workdir D] [--zk-servers 3] [--json]
+     [--workdir D] [--zk-servers 3] [--compare-with DIR] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -162,6 +171,8 @@ class Bench:
     def key(self) -> Path:
         return self.work / "customer.key"
 
+    compare_with: Path | None = None  # another checkout whose code `timed(..., other=True)` runs
+
     def managed(self, *args: str, cluster: str | None = None, timeout: float = 3600) -> str:
         assert self.ensemble is not None
         argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
@@ -173,27 +184,41 @@ class Bench:
             raise SystemExit(f"managed {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def timed(self, *args: str, cluster: str | None = None) -> dict[str, float]:
-        """Run a `managed` command; its wall time and the node's (or its own) peak RSS."""
+    def timed(
+        self, *args: str, cluster: str | None = None, other: bool = False
+    ) -> dict[str, float]:
+        """Run a `managed` command (from `compare_with`'s code if `other`); its wall time, its
+        own CPU (process and children), the node's and S3 endpoints' CPU, the node's and its
+        own peak RSS."""
         assert self.ensemble is not None and self.node is not None
         argv = [sys.executable, "-m", "cluster", "--zk", self.ensemble.connect_string]
         argv += ["--cluster", cluster or self.cluster, "--zk-auth", ZK_AUTH, *args]
+        code = self.compare_with if other else None
+        env = {**os.environ, "PYTHONPATH": str(code)} if code else None
         s3 = [s.pid for s in self.servers.values()]
         node_cpu, s3_cpu = cpu_seconds([self.node.pid]), cpu_seconds(s3)
+        children = children_cpu()
         started = time.monotonic()
         with PeakRss(self.node.pid) as node:
             proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                cwd=code,
+                env=env,
             )
             with PeakRss(proc.pid) as own:
                 out, err = proc.communicate(timeout=3600)
         seconds = time.monotonic() - started
+        cli_cpu = children_cpu() - children
         if proc.returncode != 0:
             raise SystemExit(f"managed {' '.join(args)} failed: {err.decode().strip()}")
         return {
             "seconds": seconds,
             "node_rss_mib": node.mib,
             "cli_rss_mib": own.mib,
+            "cpu_s": cli_cpu,
             "node_cpu_s": cpu_seconds([self.node.pid]) - node_cpu,
             "s3_cpu_s": cpu_seconds(s3) - s3_cpu,
         }
@@ -258,28 +283,59 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's children that have been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu() -> float:
+    """User + system CPU seconds of this process (all its threads) and its waited children."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime + children_cpu()
+
+
+Side = Callable[[], "float | dict[str, float]"]
+
+
 def compare(
     rounds: int,
-    baseline: Callable[[], float],
+    baseline: Side,
     ours: Callable[[], dict[str, float]],
     ratio: Callable[[float, float], float],
     rss_of: str = "node",
+    old: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Alternate the two sides `rounds` times; per-round ratios and their median. Peak RSS is
-    the node's (`rss_of="node"`) or the command's own (`"cli"`)."""
-    base_s: list[float] = []
-    runs: list[dict[str, float]] = []
+    """Alternate the sides `rounds` times (the order rotates every round); per-round ratios and
+    their median. Peak RSS is the node's (`rss_of="node"`) or the command's own (`"cli"`).
+    Where both sides report `cpu_s`, the same ratio of CPU seconds too. `old`, when given, is
+    the same command from another checkout, measured against the same baseline (key `old`)."""
+    sides: list[Side] = [baseline, ours, *([old] if old else [])]
+    results: list[list[dict[str, float]]] = [[] for _ in sides]
     for n in range(rounds):
-        if n % 2 == 0:
-            base_s.append(baseline())
-            runs.append(ours())
-        else:
-            runs.append(ours())
-            base_s.append(baseline())
-    per_round = [round(ratio(b, o["seconds"]), 3) for b, o in zip(base_s, runs, strict=True)]
+        for k in range(len(sides)):
+            index = (n + k) % len(sides)
+            measured = sides[index]()
+            results[index].append(measured if isinstance(measured, dict) else {"seconds": measured})
+    out = summary(results[0], results[1], ratio, rss_of)
+    if old:
+        out["old"] = summary(results[0], results[2], ratio, rss_of)
+    return out
+
+
+def summary(
+    base: list[dict[str, float]],
+    runs: list[dict[str, float]],
+    ratio: Callable[[float, float], float],
+    rss_of: str,
+) -> dict[str, Any]:
+    """Per-round and median ratios of `runs` against `base` (wall, and CPU where measured)."""
+    per_round = [
+        round(ratio(b["seconds"], o["seconds"]), 3) for b, o in zip(base, runs, strict=True)
+    ]
     rss = "node_rss_mib" if "node" in rss_of else "cli_rss_mib"
-    return {
-        "baseline_s": [round(s, 2) for s in base_s],
+    out: dict[str, Any] = {
+        "baseline_s": [round(b["seconds"], 2) for b in base],
         "ours_s": [round(r["seconds"], 2) for r in runs],
         "per_round": per_round,
         "median": statistics.median(per_round),
@@ -288,6 +344,18 @@ def compare(
         "node_cpu_s": round(statistics.median(r.get("node_cpu_s", 0.0) for r in runs), 2),
         "s3_cpu_s": round(statistics.median(r.get("s3_cpu_s", 0.0) for r in runs), 2),
     }
+    if all("cpu_s" in r for r in (*base, *runs)):
+        cpu_rounds = [
+            round(ratio(b["cpu_s"], o["cpu_s"]), 3) for b, o in zip(base, runs, strict=True)
+        ]
+        out |= {
+            "baseline_cpu_s": [round(b["cpu_s"], 2) for b in base],
+            "ours_cpu_s": [round(r["cpu_s"], 2) for r in runs],
+            "cpu_per_round": cpu_rounds,
+            "cpu_median": statistics.median(cpu_rounds),
+            "baseline_s3_cpu_s": round(statistics.median(b["s3_cpu_s"] for b in base), 2),
+        }
+    return out
 
 
 def run(bench: Bench, total: int, rounds: int, only: str) -> dict[str, Any]:
@@ -380,40 +448,60 @@ def reading(
     destination = bench.work / "restored"
     out: dict[str, Any] = {}
 
-    def download_untar() -> float:
-        shutil.rmtree(destination, ignore_errors=True)
-        destination.mkdir()
-        subprocess.run(["sync"], check=True, timeout=300)
-        started = time.monotonic()
+    s3 = [s.pid for s in bench.servers.values()]
+
+    def plain(step: Callable[[], None]) -> dict[str, float]:
+        """Time `step` (this process and the children it waits for): wall, CPU, S3's CPU."""
+        cpu, s3_cpu, started = own_cpu(), cpu_seconds(s3), time.monotonic()
+        step()
+        return {
+            "seconds": time.monotonic() - started,
+            "cpu_s": own_cpu() - cpu,
+            "s3_cpu_s": cpu_seconds(s3) - s3_cpu,
+        }
+
+    def untar() -> None:
         untar = subprocess.Popen(["tar", "-x", "-C", str(destination)], stdin=subprocess.PIPE)
         assert untar.stdin is not None
         streamed(client, "plain.tar", untar.stdin.write)
         untar.stdin.close()
         if untar.wait() != 0:
             raise SystemExit("tar -x failed")
-        return time.monotonic() - started
 
-    def restore_once() -> dict[str, float]:
+    def download_untar() -> dict[str, float]:
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.mkdir()
+        subprocess.run(["sync"], check=True, timeout=300)
+        return plain(untar)
+
+    def restore_once(other: bool = False) -> dict[str, float]:
         shutil.rmtree(destination, ignore_errors=True)
         subprocess.run(["sync"], check=True, timeout=300)
         return bench.timed(
             "backup", "restore", backup_id, "--key", str(bench.key), "--target", primary,
             f"--data-dir=n1={destination}", cluster=f"restored{uuid.uuid4().hex[:8]}",
+            other=other,
         )  # fmt: skip
 
-    def plain_read() -> float:
-        started = time.monotonic()
+    def read_all() -> None:
         for key in stored:
             streamed(client, key, len)
-        return time.monotonic() - started
 
-    def verify_once() -> dict[str, float]:
-        return bench.timed("backup", "verify", backup_id, "--key", str(bench.key))
+    def verify_once(other: bool = False) -> dict[str, float]:
+        return bench.timed("backup", "verify", backup_id, "--key", str(bench.key), other=other)
+
+    def old_side(step: Callable[..., dict[str, float]]) -> Callable[[], dict[str, float]] | None:
+        return (lambda: step(other=True)) if bench.compare_with else None
 
     if "d" in only:
-        out["d_restore"] = compare(rounds, download_untar, restore_once, lambda b, o: b / o, "cli")
+        out["d_restore"] = compare(
+            rounds, download_untar, restore_once, lambda b, o: b / o, "cli", old_side(restore_once)
+        )
     if "v" in only:
-        out["v_verify"] = compare(rounds, plain_read, verify_once, lambda b, o: b / o, "cli")
+        out["v_verify"] = compare(
+            rounds, lambda: plain(read_all), verify_once, lambda b, o: b / o, "cli",
+            old_side(verify_once),
+        )  # fmt: skip
     if "e" in only:
         scratch = bench.work / "scratch"
         bench.managed(
@@ -464,14 +552,29 @@ def report(results: dict[str, Any]) -> str:
             f"{label} ratio {value:6.3f}  {verdict:<22}  peak RSS {rss:6.1f} MiB "
             f"(goal < {RSS_GOAL_MIB:.0f}: {rss_note})"
         )
-        if "node_cpu_s" in results[key]:
-            r = results[key]
-            lines.append(
-                f"    ours: median {statistics.median(r['ours_s']):.2f} s wall, node CPU "
-                f"{r['node_cpu_s']:.2f} s, S3 endpoints' CPU {r['s3_cpu_s']:.2f} s; plain: "
-                f"median {statistics.median(r['baseline_s']):.2f} s"
-            )
+        lines += details(results[key])
+        if "old" in results[key]:
+            old = results[key]["old"]
+            lines.append(f"    old code (--compare-with): ratio {old['median']:6.3f}")
+            lines += details(old)
     return "\n".join(lines)
+
+
+def details(r: dict[str, Any]) -> list[str]:
+    """The medians behind a ratio: wall and CPU seconds of both sides."""
+    lines = [
+        f"    ours: median {statistics.median(r['ours_s']):.2f} s wall, node CPU "
+        f"{r['node_cpu_s']:.2f} s, S3 endpoints' CPU {r['s3_cpu_s']:.2f} s; plain: "
+        f"median {statistics.median(r['baseline_s']):.2f} s"
+    ]
+    if "cpu_median" in r:
+        lines.append(
+            f"    CPU ratio {r['cpu_median']:6.3f}: ours median "
+            f"{statistics.median(r['ours_cpu_s']):.2f} s (command + children), plain "
+            f"{statistics.median(r['baseline_cpu_s']):.2f} s; S3 endpoint's CPU "
+            f"{r['s3_cpu_s']:.2f} s for ours, {r['baseline_s3_cpu_s']:.2f} s for plain"
+        )
+    return lines
 
 
 def main() -> None:
@@ -483,6 +586,12 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--zk-servers", type=int, default=3, choices=(1, 3, 5))
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. the base commit): its restore and verify alternate with ours",
+    )
     parser.add_argument("--json", action="store_true", help="also print the raw results")
     options = parser.parse_args()
     try:
@@ -491,7 +600,9 @@ def main() -> None:
         parser.error(f"--size {options.size!r}: write e.g. 1GiB or 32MiB")
     work = Path(tempfile.mkdtemp(prefix="backup-bench-", dir=options.workdir))
     try:
-        with Bench(work, options.zk_servers).running(total) as bench:
+        bench = Bench(work, options.zk_servers)
+        bench.compare_with = options.compare_with and options.compare_with.resolve()
+        with bench.running(total):
             results = run(bench, total, max(1, options.rounds), options.only)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Storage targets for backup objects: `file://` directories and `s3://` buckets.
 
 `open_target(location)` is the one way to get a `Target` for a parsed URL. The S3 backend
-(boto3, about 0.2 s to import) is loaded only when an `s3://` target is opened or
+(botocore, about 0.2 s to import) is loaded only when an `s3://` target is opened or
 `S3Target` is asked for, so file-only commands and nodes do not pay for it.
 """
 

@@ -1,5 +1,5 @@
-"""`s3://` target: objects in a bucket under a prefix, through boto3 with an explicit region
-and endpoint.
+"""`s3://` target: objects in a bucket under a prefix, through botocore (what boto3
+wraps) with an explicit region and endpoint.
 
 Guarantees:
 - `put` streams: small objects go up in one PutObject, larger ones as a multipart upload whose
@@ -14,7 +14,7 @@ Guarantees:
 - Every S3 failure surfaces as a one-line TargetError naming the target and object.
 - `bucket_location` asks S3 where the bucket really is (GetBucketLocation), for the run-time
   residency check.
-- A process has one boto3 client per region and endpoint (`make_s3_client`), shared by its
+- A process has one S3 client per region and endpoint (`make_s3_client`), shared by its
   threads, so a node writing to several targets does not hold a copy of botocore's S3 model
   per target and per run.
 """
@@ -25,9 +25,9 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -67,26 +67,31 @@ S3Errors = (ClientError, BotoCoreError)
 
 _clients: dict[tuple[str, str | None], S3Client] = {}
 _clients_lock = threading.Lock()
-_session: boto3.session.Session | None = None
+_session: botocore.session.Session | None = None
 
 
 def make_s3_client(location: S3Location) -> S3Client:
     """A client bound to the location's region and endpoint (path-style for custom endpoints).
 
-    One client per region and endpoint per process, from one boto3 session: each session loads
-    its own copy of the S3 service model (about 12 MiB), and clients are thread-safe."""
+    One client per region and endpoint per process, from one botocore session: each session
+    loads its own copy of the S3 service model (about 12 MiB), and clients are thread-safe.
+    botocore directly, not boto3: boto3 adds nothing these calls use and imports s3transfer,
+    about 0.05 s of CPU at every `managed backup verify` or `restore` start-up."""
     global _session
     key = (location.region, location.endpoint)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             if _session is None:
-                _session = boto3.session.Session()
-            client = _clients[key] = _session.client(
-                "s3",
-                region_name=location.region,
-                endpoint_url=location.endpoint,
-                config=_client_config(location),
+                _session = botocore.session.get_session()
+            client = _clients[key] = cast(
+                "S3Client",
+                _session.create_client(
+                    "s3",
+                    region_name=location.region,
+                    endpoint_url=location.endpoint,
+                    config=_client_config(location),
+                ),
             )
         return client
 

@@ -78,6 +78,14 @@ def make_tree(root: Path, *, big: int = 3 * 1024 * 1024) -> Path:
 
 
 @pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An empty directory to extract into."""
+    target = tmp_path / "out"
+    target.mkdir()
+    return target
+
+
+@pytest.fixture
 def data_tree(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "node-data")
 

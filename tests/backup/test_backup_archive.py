@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 
 import backup.archive as archive
-from backup.archive import (
-    ArchiveSourceError,
-    DirectoryStream,
-    UnsafeArchiveError,
-    extract_archive,
-)
+from backup.archive import ArchiveSourceError, DirectoryStream
+from backup.tarsafety import UnsafeArchiveError
+from backup.untar import extract_archive
 
 
 def tar_bytes(root: Path) -> bytes:

@@ -1,29 +1,17 @@
-"""Safe extraction by the project's own rules, as on Python 3.11.2 (no tarfile "data" filter).
-
-Each test runs twice: with tarfile's filter as this Python has it, and with it switched off, so
-the refusals are shown to come from `backup.tarsafety` alone."""
+"""Safe extraction by the project's own rules (`backup.tarsafety`), the same on every Python
+(3.11.2 has no tarfile "data" filter, and `backup.untar` does not use tarfile's extraction)."""
 
 from __future__ import annotations
 
 import io
 import stat
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import backup.archive as archive
-from backup.archive import extract_archive
 from backup.tarsafety import UnsafeArchiveError, safe_entry
-
-
-@pytest.fixture(params=["tarfile-filter", "own-rules-only"], autouse=True)
-def rules(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "own-rules-only":
-        monkeypatch.setattr(archive, "_TARFILE_FILTER", {})
-        monkeypatch.setattr(archive, "_TARFILE_REFUSAL", ())
-    yield str(request.param)
+from backup.untar import extract_archive
 
 
 def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644):
@@ -43,13 +31,6 @@ def tar_of(*entries: tarfile.TarInfo, data: bytes = b"x") -> io.BytesIO:
                 tar.addfile(info)
     buffer.seek(0)
     return buffer
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    target = tmp_path / "out"
-    target.mkdir()
-    return target
 
 
 @pytest.mark.parametrize(
