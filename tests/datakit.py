@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -121,5 +122,8 @@ def beacon(app: str, session: str, *events: dict[str, Any], **extra: Any) -> byt
     return json.dumps(doc).encode()
 
 
-def load(page: str, at: float = 1_700_000_000_000) -> dict[str, Any]:
+def load(page: str, at: float | None = None) -> dict[str, Any]:
+    """A page load at `at` (milliseconds since the epoch), by default now: an older one is
+    deleted by the node's retention sweep (every minute) while a slow test still reads it."""
+    at = time.time() * 1000 if at is None else at
     return {"type": "load", "at": at, "name": "page load", "page": page, "duration_ms": 120}

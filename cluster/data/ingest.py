@@ -148,7 +148,11 @@ def _same(text: str) -> str:
     return text
 
 
-def _log_row(doc: Any, env: Environment, where: str, now: float) -> LogRow:
+#: A validated log record before masking: time, level, message, attributes.
+Record = tuple[float, str, str, dict[str, str]]
+
+
+def _log_record(doc: Any, where: str, now: float) -> Record:
     if not isinstance(doc, dict):
         raise BadInput(f"{where}: not a JSON object")
     message = _text(doc, "message", MAX_TEXT, where)
@@ -163,22 +167,22 @@ def _log_row(doc: Any, env: Environment, where: str, now: float) -> LogRow:
     for key, value in attributes.items():
         if len(key) > 128 or not isinstance(value, str) or len(value) > MAX_TEXT:
             raise BadInput(f"{where}: attribute {key[:40]!r} must be a string")
-    return LogRow(env=env.name, at=stamp, level=level, message=message, attributes=attributes)
+    return stamp, level, message, attributes
 
 
-def _masked(rows: list[LogRow], env: Environment) -> list[LogRow]:
-    """The rows after the environment's processing rules, all texts of the batch at once
-    (`apply_rules_many` is several times faster per record than one text at a time)."""
+def _masked_rows(records: list[Record], env: Environment) -> list[LogRow]:
+    """The rows to store: the records after the environment's processing rules, all texts of
+    the batch at once (`apply_rules_many` is several times faster per record than one text at
+    a time), each row built once."""
     if not env.rules:
-        return rows
-    texts = [r.message for r in rows]
-    for r in rows:
-        texts += r.attributes.values()
-    masked = iter(apply_rules_many(texts, env.rules))
-    messages = [next(masked) for _ in rows]
+        return [LogRow(env.name, *record) for record in records]
+    texts = [message for _, _, message, _ in records]
+    texts += [value for *_, attrs in records for value in attrs.values()]
+    masked = apply_rules_many(texts, env.rules)
+    messages, values = masked[: len(records)], iter(masked[len(records) :])
     return [
-        LogRow(r.env, r.at, r.level, m, {k: next(masked) for k in r.attributes})
-        for r, m in zip(rows, messages, strict=True)
+        LogRow(env.name, at, level, message, {k: next(values) for k in attrs} if attrs else attrs)
+        for (at, level, _, attrs), message in zip(records, messages, strict=True)
     ]
 
 
@@ -191,14 +195,14 @@ def prepare_log_lines(body: bytes, env: Environment, now: float) -> list[LogRow]
     lines = [line for line in text.splitlines() if line.strip()]
     if not 1 <= len(lines) <= MAX_LOG_RECORDS:
         raise BadInput(f"send 1 to {MAX_LOG_RECORDS} log records, one JSON object per line")
-    rows = []
+    records = []
     for n, line in enumerate(lines, 1):
         try:
             doc = json.loads(line)
         except ValueError:
             raise BadInput(f"log record on line {n} is not valid JSON") from None
-        rows.append(_log_row(doc, env, f"log record on line {n}", now))
-    return _masked(rows, env)
+        records.append(_log_record(doc, f"log record on line {n}", now))
+    return _masked_rows(records, env)
 
 
 def _otlp_value(value: Any) -> str:
@@ -249,5 +253,5 @@ def prepare_otlp(body: bytes, env: Environment, now: float) -> list[LogRow]:
             "timestamp": at_ms,
             "attributes": flat,
         }
-        rows.append(_log_row(doc_row, env, where, now))
-    return _masked(rows, env)
+        rows.append(_log_record(doc_row, where, now))
+    return _masked_rows(rows, env)

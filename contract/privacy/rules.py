@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from contract.privacy.detectors import (
@@ -125,6 +126,5 @@ def apply_rules_many(texts: list[str], rules: Sequence[ProcessingRule]) -> list[
         if detectors:
             texts, detectors = mask_detected_many(texts, detectors), []
         assert rule._compiled is not None
-        sub, replacement = rule._compiled.sub, rule.replacement
-        texts = [sub(replacement, t) for t in texts]
+        texts = list(map(partial(rule._compiled.sub, rule.replacement), texts))
     return mask_detected_many(texts, detectors) if detectors else texts

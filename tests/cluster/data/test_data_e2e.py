@@ -59,7 +59,8 @@ def test_ingest_read_mask_search_remask_forget_on_three_nodes(cluster: ClusterUn
         assert status == 204
     # The golden corpus's URIs as pages of one beacon into n2 (app `corpus`, URI masking on,
     # user tags off): masked at storage.
-    pages = [load(uri, at=1_600_000_000_000 + i) for i, (uri, _) in enumerate(CORPUS["uri"])]
+    now_ms = time.time() * 1000  # recent: the retention sweep keeps them while the test reads
+    pages = [load(uri, at=now_ms + i) for i, (uri, _) in enumerate(CORPUS["uri"])]
     status, _ = dc.request("n2", "/v1/beacon", beacon("corpus", "sess-corpus-01", *pages),
                            token=ingest)  # fmt: skip
     assert status == 204
