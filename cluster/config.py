@@ -49,6 +49,9 @@ class NodeSettings:
     data_listen: str | None = None  # HOST:PORT of the HTTPS data API (ingest, reads, /rum.js)
     tls_cert: Path | None = None  # the data API's certificate chain (PEM)
     tls_key: Path | None = None  # and its private key
+    # The CA of the approvers' OpenID Connect provider, when not in the system's store: the
+    # leader fetches its keys to check approvals (the same MANAGED_OIDC_CA `managed login` uses).
+    oidc_ca: Path | None = None
 
     def __post_init__(self) -> None:
         check_name("cluster", self.cluster)

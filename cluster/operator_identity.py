@@ -236,15 +236,16 @@ def verified_approver(
     approver_groups: frozenset[str],
     ca_file: Path | None,
     now: float,
-) -> VerifiedPerson:
+) -> tuple[VerifiedPerson, str]:
     """The operator's stored login, verified again against the provider's keys now, when they
-    are in one of `approver_groups`; `LoginFailed` (one line) otherwise."""
+    are in one of `approver_groups`, with the ID token that proves it (an approval embeds it);
+    `LoginFailed` (one line) otherwise."""
     stored = load_identity(path, now)
     if stored.issuer != issuer or stored.client_id != client_id:
         raise LoginFailed(f"this cluster's approvers log in at {issuer}: run `managed login`")
     jwks = fetch_keys(issuer, ca_file)
     try:
-        return verify_approver(
+        person = verify_approver(
             stored.id_token,
             jwks,
             issuer=issuer,
@@ -254,3 +255,4 @@ def verified_approver(
         )
     except IdentityRefused as e:
         raise LoginFailed(f"not allowed to decide: {e}") from None
+    return person, stored.id_token

@@ -18,9 +18,11 @@ Anything else raises `IdentityRefused` with one line that says which check faile
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -132,3 +134,48 @@ def verify_approver(
     if not approver_groups.intersection(person.groups):
         raise IdentityRefused(f"{person.label} is in none of the approver groups")
     return person
+
+
+T = TypeVar("T")
+
+
+class ProviderKeys:
+    """Each provider's published key set (JWKS), kept for `ttl_s` so that checking every
+    approval does not ask the provider each time.
+
+    `fetch(issuer)` does the I/O (each side has its own HTTP client and CA settings); it may
+    raise anything, and the error reaches the caller unchanged (a provider that does not answer
+    is not a refused identity). `check` runs a verification with the keys; when it refuses with
+    keys that came from the cache, they are fetched again and the check runs once more, so a
+    provider that rotated its keys within `ttl_s` is not mistaken for a forgery.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Mapping[str, Any]],
+        *,
+        ttl_s: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cached: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _fetched(self, issuer: str) -> Mapping[str, Any]:
+        keys = self._fetch(issuer)
+        with self._lock:
+            self._cached[issuer] = (self._clock() + self._ttl_s, keys)
+        return keys
+
+    def check(self, issuer: str, verify: Callable[[Mapping[str, Any]], T]) -> T:
+        """`verify(keys)` with `issuer`'s keys: cached ones, then fresh ones if they refuse."""
+        with self._lock:
+            cached = self._cached.get(issuer)
+        if cached is None or cached[0] <= self._clock():
+            return verify(self._fetched(issuer))
+        try:
+            return verify(cached[1])
+        except IdentityRefused:
+            return verify(self._fetched(issuer))

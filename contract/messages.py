@@ -482,6 +482,14 @@ class ApprovalActor(Request):
     via: Text | None = Field(default=None, max_length=256)
 
 
+class ApprovalIdentity(Request):
+    """The approver's OpenID Connect ID token and where it was issued (signed with the rest)."""
+
+    issuer: Text = Field(min_length=1, max_length=512)
+    client_id: Text = Field(min_length=1, max_length=256)
+    id_token: Text = Field(min_length=1, max_length=16384)
+
+
 class SupportApproval(Request):
     """A `contract.support.approval.SignedApproval` as JSON; times as the cluster wrote them."""
 
@@ -497,6 +505,11 @@ class SupportApproval(Request):
     sensitive_data: StrictBool | None = Field(
         default=None,
         description="true when the approval lets the engineer see sensitive monitoring data "
+        "(then signed too); absent otherwise.",
+    )
+    approver_identity: ApprovalIdentity | None = Field(
+        default=None,
+        description="The approver's ID token, when the cluster requires verified approvers "
         "(then signed too); absent otherwise.",
     )
 

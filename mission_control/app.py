@@ -36,6 +36,7 @@ from mission_control.service.context import Clock, ServiceContext, utc_now
 from mission_control.service.exchange.monitor import run_forever
 from mission_control.service.fleet.leak_reporters import load_reporter_keys
 from mission_control.service.support.access_requests import sweep_support_forever
+from mission_control.service.support.approvers import TrustedApprovers
 from mission_control.service.support.settings import SupportSettings
 from mission_control.settings import Settings
 
@@ -70,6 +71,7 @@ def service_context(
                 memory_cost=settings.password_memory_kib,
                 parallelism=settings.password_parallelism,
             ),
+            approvers=TrustedApprovers(settings.operator_providers),
         ),
     )
 

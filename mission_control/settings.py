@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
+from mission_control.service.support.approvers import OperatorProvider, check_distinct
 from mission_control.staff.directory import LdapDirectory
 from mission_control.staff.oidc import OidcProvider
 
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     ldap: LdapDirectory | None = None
     # Staff sign-in through the customer's OpenID Connect provider (docs/security.md#oidc).
     oidc: OidcProvider | None = None
+    # The customer's providers that prove which operator approved a support grant, per cluster
+    # (docs/security.md#verified-approvers). Empty: the cluster's signature alone decides.
+    operator_providers: tuple[OperatorProvider, ...] = ()
     enrollment_token_ttl_days: int = Field(default=7, ge=1, le=365)
     support_pending_ttl_s: float = Field(default=4 * 86400, gt=0, le=365 * 86400)
     staff_session_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400)
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key must be given together")
+        return self
+
+    @model_validator(mode="after")
+    def _one_provider_per_cluster(self) -> Settings:
+        check_distinct(self.operator_providers)
         return self
 
     @property

@@ -249,7 +249,9 @@ def _support_handler(settings: NodeSettings, data_dir: Path) -> HeartbeatHandler
                 from cluster.data.support_reads import SupportDataReader
 
                 reader = SupportDataReader(auth, settings.tls_cert)
-            service = SupportService(log_path=node_log_path(data_dir), data_reader=reader)
+            service = SupportService(
+                log_path=node_log_path(data_dir), data_reader=reader, oidc_ca=settings.oidc_ca
+            )
             loaded.append(service.for_exchange(auth))
         await loaded[0](ctx, reply, now)
 

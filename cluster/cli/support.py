@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cluster.support.store import SupportStore
     from cluster.zk import ZooKeeper
     from contract.audit.events import Actor
+    from contract.support.approval import ApproverIdentity
 
 # The domain (pydantic, cryptography) is imported inside the commands: `managed node run`
 # shares this CLI and must start in well under a second. These mirror `SupportMode` and
@@ -76,22 +77,30 @@ def _operator(name: str) -> Actor:
 
 
 def _decider(store: SupportStore, operator: str) -> Actor:
+    """Who decides (see `_verified_decider`)."""
+    actor, _ = _verified_decider(store, operator)
+    return actor
+
+
+def _verified_decider(store: SupportStore, operator: str) -> tuple[Actor, ApproverIdentity | None]:
     """Who decides: with the cluster's `approver_groups` set, the verified person of the
     operator's `managed login` (in one of those groups, checked against the provider's keys
-    now); otherwise the `--operator` name."""
+    now), with the ID token an approval embeds so the leader and Mission Control can check it
+    too; otherwise the `--operator` name, and no token."""
     import os
     import time
     from pathlib import Path
 
     from cluster.operator_identity import LoginFailed, identity_path, verified_approver
     from contract.audit.events import Actor, ActorKind
+    from contract.support.approval import ApproverIdentity
 
     policy, _ = store.policy()
     if not policy.approver_groups:
-        return _operator(operator)
+        return _operator(operator), None
     ca = os.environ.get("MANAGED_OIDC_CA")
     try:
-        person = verified_approver(
+        person, id_token = verified_approver(
             identity_path(),
             issuer=policy.approver_issuer,
             client_id=policy.approver_client_id,
@@ -101,7 +110,9 @@ def _decider(store: SupportStore, operator: str) -> Actor:
         )
     except LoginFailed as e:
         raise click.ClickException(str(e)) from e
-    return Actor(person.label, ActorKind.OPERATOR, via=f"oidc {person.issuer}")
+    actor = Actor(person.label, ActorKind.OPERATOR, via=f"oidc {person.issuer}")
+    identity = ApproverIdentity(policy.approver_issuer, policy.approver_client_id, id_token)
+    return actor, identity
 
 
 def _require_credential(g: Globals, doing: str) -> None:
@@ -369,7 +380,7 @@ def approve_cmd(
     _require_credential(g, "approving")
     with g.session() as client:
         store = _store(g, client, need_key=True)
-        actor = _decider(store, operator)
+        actor, identity = _verified_decider(store, operator)
         policy, _ = store.policy()
         now = _now()
         done = store.change(
@@ -384,6 +395,7 @@ def approve_cmd(
                 sensitive_data=sensitive_data,
             ),
             now,
+            identity=identity,
         )
     click.echo(done.notice + (" (with sensitive data)" if sensitive_data else ""))
 

@@ -114,9 +114,10 @@ def refuse_foreign(request: AccessRequest, cluster_id: str, now: datetime) -> Tr
 
 
 def withdraw(request: AccessRequest, now: datetime, reason: str | None) -> Transition:
-    """Mission Control refused an approval for this request (bad signature, expired there...):
-    a grant that can never be used is closed here too (`revoked` by `system`, with the reason)
-    instead of being shown as running; a request still pending here is denied."""
+    """Mission Control (bad signature, expired there...) or the leader (the approver is not
+    verified) refused an approval for this request: a grant that can never be used is closed
+    (`revoked` by `system`, with the reason) instead of being shown as running; a request still
+    pending here is denied."""
     note = reason or "Mission Control refused the approval"
     grant = request.grant
     if request.state is RequestState.PENDING:

@@ -7,11 +7,16 @@
    of the cluster's and Mission Control's deadlines); a request whose state Mission Control
    changed (`revoked` by staff, `ended` by the engineer, or `revoked` by `system` when Mission
    Control refused the cluster's approval) gets that transition;
-2. the sweep: pending requests past their deadline expire, grants past their window end;
-3. commands: each is checked with `authorize` (and must come from the grant's engineer) BEFORE it
-   runs, runs at most once per command id, and is answered with `support/command-result`. The
-   answer commits only if the request record is unchanged since the check, so a revocation that
-   lands while a command runs refuses it (and a `config set` is then not applied).
+2. the sweep: pending requests past their deadline expire, grants past their window end; with
+   approver groups set, each operator's approval is verified (`cluster.support.approvers`: the
+   embedded ID token, the provider's keys) and a refused one is withdrawn (`revoked` by
+   `system`, audited as `support.approval.refused` with the reason, reported to Mission
+   Control);
+3. commands: each is checked with `authorize` (and must come from the grant's engineer, under
+   an approval the leader verified) BEFORE it runs, runs at most once per command id, and is
+   answered with `support/command-result`. The answer commits only if the request record is
+   unchanged since the check, so a revocation that lands while a command runs refuses it (and
+   a `config set` is then not applied).
 
 Guarantees: every step is idempotent (a reply may repeat items; a repeated request or an answered
 command changes nothing) and is one ZooKeeper transaction (record, audit entry, outbox message;
@@ -39,6 +44,7 @@ from cluster.model import dump
 from cluster.paths import ClusterPaths
 from cluster.secrets import SecretsUnavailable
 from cluster.support import keys
+from cluster.support.approvers import ApproverCheck, ApproversUnreachable
 from cluster.support.items import (
     VIA,
     CommandItem,
@@ -53,7 +59,7 @@ from cluster.support.items import (
     via,
     withdraw,
 )
-from cluster.support.records import SupportStoreError, check_id
+from cluster.support.records import StoredRequest, SupportStoreError, check_id
 from cluster.support.runner import CommandResult, CommandStatus, run_command
 from cluster.support.store import SupportStore
 from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
@@ -94,7 +100,8 @@ class SupportService:
 
     `cluster_id` is the id Mission Control uses for this cluster in requests and grants; by
     default `mission_control.cluster_id` from the cluster config (written at enrollment), else
-    the cluster's name.
+    the cluster's name. `oidc_ca` is the CA of the approvers' provider's certificate (None: the
+    system's store).
     """
 
     name = "support"
@@ -106,6 +113,7 @@ class SupportService:
         log_path: Path | None = None,
         schedule: CheckpointSchedule | None = None,
         data_reader: SupportDataReader | None = None,
+        oidc_ca: Path | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.log_path = log_path
@@ -113,6 +121,7 @@ class SupportService:
         self.schedule = schedule
         self._key: Ed25519PrivateKey | None = None
         self._protected = False
+        self._approvers = ApproverCheck(oidc_ca)
 
     async def handle_heartbeat(
         self,
@@ -151,7 +160,8 @@ class SupportService:
             )
         try:
             done.extend(await ctx.blocking(self._sweep, store, now))
-        except SecretsUnavailable as exc:
+            done.extend(await ctx.blocking(self._check_approvals, store, now))
+        except (SecretsUnavailable, SupportStoreError) as exc:
             done.append(f"sweep skipped: {exc}")
         for command in commands:
             done.append(await self._guard(ctx, self._run_command, store, command, cluster_id, now))
@@ -254,6 +264,31 @@ class SupportService:
                 done.append(str(exc))
         return done
 
+    def _check_approvals(self, store: SupportStore, now: datetime) -> list[str]:
+        """Withdraw every running grant whose approval does not prove a verified approver."""
+        policy, _ = store.policy()
+        done = []
+        running = store.open()
+        self._approvers.forget_all_but({s.approval.approval_id for s in running if s.approval})
+        for stored in running:
+            try:
+                refusal = self._approvers.refusal(policy, stored)
+            except ApproversUnreachable as exc:
+                done.append(f"request {stored.request.id}: approver not checked yet: {exc}")
+                continue
+            if refusal is not None:
+                done.append(_withdraw(store, stored.request.id, refusal, now))
+        return done
+
+    def _verified_approval(self, store: SupportStore, stored: StoredRequest) -> Decision:
+        """Commands run only under an approval this leader verified (see `_check_approvals`)."""
+        policy, _ = store.policy()
+        try:
+            refusal = self._approvers.refusal(policy, stored)
+        except ApproversUnreachable as exc:
+            refusal = f"the approver cannot be checked yet: {exc}"
+        return Decision.refuse(refusal) if refusal else Decision.allow("approver verified")
+
     def _run_command(
         self, store: SupportStore, item: CommandItem, cluster_id: str, now: datetime
     ) -> str:
@@ -271,6 +306,9 @@ class SupportService:
                 decision = Decision.refuse(
                     f"grant {grant.grant_id} belongs to {grant.engineer}, not {item.engineer}"
                 )
+            if decision.allowed and stored is not None:
+                checked = self._verified_approval(store, stored)
+                decision = decision if checked.allowed else checked
             version = stored.version if stored is not None else None
             ops: list[Op] = []
             if decision.allowed:
@@ -343,6 +381,15 @@ class SupportService:
         if version < 0:
             return result, [Create(store.paths.config, data)]
         return result, [SetData(store.paths.config, data, version)]
+
+
+def _withdraw(store: SupportStore, request_id: str, reason: str, now: datetime) -> str:
+    """Close the grant of an approval the leader refused (`revoked` by `system`, audited as
+    `support.approval.refused` with `reason`, reported to Mission Control)."""
+    try:
+        return store.change(request_id, lambda current: withdraw(current, now, reason), now).notice
+    except InvalidTransition as exc:
+        return str(exc)
 
 
 def _enrolled_id(store: SupportStore) -> str:

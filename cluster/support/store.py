@@ -51,7 +51,7 @@ from contract.audit.canonical import format_time
 from contract.audit.chain import CheckpointSchedule
 from contract.audit.events import SYSTEM, Actor, AuditEvent
 from contract.messages import SupportCommandResultBody, SupportPolicyReportBody
-from contract.support.approval import SignedApproval, sign_approval
+from contract.support.approval import ApproverIdentity, SignedApproval, sign_approval
 from contract.support.policy import SupportPolicy
 from contract.support.requests import (
     TERMINAL_STATES,
@@ -228,14 +228,16 @@ class SupportStore:
         mid = self.outbox.stable_id("decision", request.id, request.state.value)
         return [self.outbox.message(decision, now.timestamp(), message_id=mid)]
 
-    def _approval(self, request: AccessRequest) -> SignedApproval | None:
+    def _approval(
+        self, request: AccessRequest, identity: ApproverIdentity | None = None
+    ) -> SignedApproval | None:
         if request.state is not RequestState.APPROVED or request.grant is None:
             return None
         if self.signer is None:
             raise SupportStoreError(
                 "approving needs the cluster's signing key: pass --zk-auth USER:PASSWORD"
             )
-        return sign_approval(request.grant, self.signer)
+        return sign_approval(request.grant, self.signer, identity)
 
     def record_arrival(
         self, transition: Transition, now: datetime, engineer_role: str | None = None
@@ -267,10 +269,13 @@ class SupportStore:
         request_id: str,
         step: Callable[[AccessRequest], Transition],
         now: datetime,
+        *,
+        identity: ApproverIdentity | None = None,
     ) -> Transition:
         """Apply `step` to request `request_id` (compare-and-set, re-decided on conflict).
 
         `step` raises `InvalidTransition` when the change is not allowed; nothing is written then.
+        An approval it makes is signed with the approver's `identity` embedded, when given.
         """
         self._ensure()
         for _ in range(MAX_ATTEMPTS):
@@ -279,7 +284,7 @@ class SupportStore:
                 raise SupportStoreError(f"no support request {request_id} on this cluster")
             transition = step(stored.request)
             request = transition.request
-            approval = self._approval(request) or stored.approval
+            approval = self._approval(request, identity) or stored.approval
             record = StoredRequest(request, approval, stored.engineer_role, stored.version)
             ops: list[Op] = [
                 SetData(self.paths.support_request(request.id), record.to_bytes(), stored.version)

@@ -3,8 +3,15 @@
 The cluster signs every grant (operator-approved or auto-approved by policy) with its Ed25519
 key. The signed bytes are a domain-separation prefix and the canonical JSON of: approval id (a
 unique random id, the grant id), request id, cluster id, engineer, role, window start and end,
-and the approver (name and kind), and `sensitive_data: true` when the approval grants sensitive
-monitoring data (absent otherwise). Changing any of them breaks the signature.
+and the approver (name and kind), `sensitive_data: true` when the approval grants sensitive
+monitoring data (absent otherwise), and `approver_identity` when the cluster requires verified
+approvers (absent otherwise): the approver's OpenID Connect ID token with the issuer and client
+it was obtained from. Changing any of them breaks the signature; approvals without the optional
+fields sign the same bytes as before they existed.
+
+The embedded ID token lets the leader and Mission Control each check, with the provider's own
+keys, that the person the approval names really approved (`verify_approver_identity`), so a
+holder of the cluster's credential (who can sign anything) cannot name a person who did not.
 
 Replay guard: Mission Control remembers every approval id it has honoured (`ReplayGuard.claim`,
 which must be atomic: an INSERT into a table whose primary key is the id). An id can be
@@ -37,6 +44,7 @@ from contract.audit.canonical import (
     parse_time,
 )
 from contract.audit.events import Actor
+from contract.identity import IdentityRefused, ProviderKeys, VerifiedPerson, verify_approver
 from contract.support.errors import ApprovalRejected
 from contract.support.policy import AccessRole
 from contract.support.requests import AccessGrant, AccessRequest
@@ -45,7 +53,26 @@ _DOMAIN = b"managed-support-approval-v1\n"
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _signed_bytes(grant: AccessGrant) -> bytes:
+@dataclass(frozen=True)
+class ApproverIdentity:
+    """The approver's ID token as their provider issued it, and where it is to be checked."""
+
+    issuer: str
+    client_id: str
+    id_token: str
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"issuer": self.issuer, "client_id": self.client_id, "id_token": self.id_token}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApproverIdentity:
+        fields = (data["issuer"], data["client_id"], data["id_token"])
+        if not all(isinstance(f, str) and f for f in fields):
+            raise ValueError("approver_identity needs issuer, client_id and id_token")
+        return cls(*fields)
+
+
+def _signed_bytes(grant: AccessGrant, identity: ApproverIdentity | None) -> bytes:
     fields: dict[str, JsonValue] = {
         "approval_id": grant.grant_id,
         "request_id": grant.request_id,
@@ -58,6 +85,8 @@ def _signed_bytes(grant: AccessGrant) -> bytes:
     }
     if grant.sensitive_data:  # only then: approvals without it sign the same bytes as before
         fields["sensitive_data"] = True
+    if identity is not None:  # likewise: only on clusters that require verified approvers
+        fields["approver_identity"] = identity.to_json()
     return _DOMAIN + canonical_json(fields)
 
 
@@ -70,13 +99,14 @@ class SignedApproval:
 
     grant: AccessGrant
     signature: bytes
+    identity: ApproverIdentity | None = None
 
     @property
     def approval_id(self) -> str:
         return self.grant.grant_id
 
     def signed_bytes(self) -> bytes:
-        return _signed_bytes(self.grant)
+        return _signed_bytes(self.grant, self.identity)
 
     def to_json(self) -> dict[str, Any]:
         grant = self.grant
@@ -91,6 +121,7 @@ class SignedApproval:
             "approver": grant.approved_by.to_json(),
             "signature": base64.b64encode(self.signature).decode("ascii"),
             **({"sensitive_data": True} if grant.sensitive_data else {}),
+            **({"approver_identity": self.identity.to_json()} if self.identity else {}),
         }
 
     @classmethod
@@ -109,15 +140,71 @@ class SignedApproval:
                 sensitive_data=data.get("sensitive_data") or False,
             )
             signature = base64.b64decode(str(data["signature"]), validate=True)
+            embedded = data.get("approver_identity")
+            identity = ApproverIdentity.from_json(embedded) if embedded is not None else None
         except (KeyError, TypeError, ValueError, CanonicalFormError) as exc:
             raise ApprovalRejected(f"malformed approval: {exc}") from None
-        return cls(grant, signature)
+        return cls(grant, signature, identity)
 
 
-def sign_approval(grant: AccessGrant, key: Ed25519PrivateKey) -> SignedApproval:
-    """Sign the opening of `grant` with the cluster's private key."""
+def sign_approval(
+    grant: AccessGrant, key: Ed25519PrivateKey, identity: ApproverIdentity | None = None
+) -> SignedApproval:
+    """Sign the opening of `grant` (and the approver's `identity`, when given) with the
+    cluster's private key."""
     opened = replace(grant, closed_at=None, closed_by=None, close_reason=None)
-    return SignedApproval(opened, key.sign(_signed_bytes(opened)))
+    return SignedApproval(opened, key.sign(_signed_bytes(opened, identity)), identity)
+
+
+def verify_approver_identity(
+    approval: SignedApproval,
+    keys: ProviderKeys,
+    *,
+    issuer: str,
+    client_id: str,
+    approver_groups: frozenset[str],
+    groups_claim: str = "groups",
+) -> VerifiedPerson:
+    """The person who approved, proven by the approval's embedded ID token with `issuer`'s keys
+    and in one of `approver_groups`, or `ApprovalRejected` (one line).
+
+    The token is checked at the approval's own signed time (the window's start), not now: an
+    approval forwarded late stays valid, and a token that had expired (or was not yet issued)
+    when the approval was signed never is. The approval must name the person the token proves,
+    so nobody is named who did not approve. The caller (leader, Mission Control) decides which
+    issuer, client and groups it trusts; a provider that does not answer raises what `keys`
+    raises, which is not a refusal.
+    """
+    grant, identity = approval.grant, approval.identity
+    label = f"approval {grant.grant_id}"
+    if identity is None:
+        raise ApprovalRejected(f"{label} embeds no verified approver, and one is required")
+    if (identity.issuer, identity.client_id) != (issuer, client_id):
+        raise ApprovalRejected(
+            f"{label}: the approver signed in at {identity.issuer} (client "
+            f"{identity.client_id}), not at the trusted {issuer} (client {client_id})"
+        )
+    at = int(grant.starts_at.timestamp())
+    try:
+        person = keys.check(
+            issuer,
+            lambda jwks: verify_approver(
+                identity.id_token,
+                jwks,
+                issuer=issuer,
+                client_id=client_id,
+                approver_groups=approver_groups,
+                now=at,
+                groups_claim=groups_claim,
+            ),
+        )
+    except IdentityRefused as e:
+        raise ApprovalRejected(f"{label}: the approver is not verified: {e}") from None
+    if grant.approved_by.name != person.label:
+        raise ApprovalRejected(
+            f"{label} names {grant.approved_by.name!r}, but its ID token proves {person.label!r}"
+        )
+    return person
 
 
 class ReplayGuard(Protocol):

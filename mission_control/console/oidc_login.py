@@ -32,10 +32,10 @@ from mission_control.errors import NotFound
 from mission_control.request_source import request_source
 from mission_control.service.accounts.console_sessions import open_session
 from mission_control.service.accounts.directory_admission import needs_totp
+from mission_control.service.accounts.oidc_documents import OidcRefused
 from mission_control.service.accounts.oidc_login import (
     FLOW_TTL_S,
     Flow,
-    OidcRefused,
     finish,
     login_oidc,
     start,

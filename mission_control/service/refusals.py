@@ -65,6 +65,14 @@ class ApprovalReplayed(Refused):
     http_status = 422
 
 
+class ApproverUnverifiable(Refused):
+    """The provider that would verify an approval's approver did not answer: nothing is
+    decided (503: the cluster sends the approval again later)."""
+
+    code = "approver_provider_unavailable"
+    http_status = 503
+
+
 class KeyConflict(Refused):
     """A cluster key different from the pinned one, or no pinned key yet (422: see
     `ClusterMessageRefused`)."""

@@ -3,6 +3,7 @@ their Ed25519 keys, staff with tokens, and signed approvals as a cluster would s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from mcs_staff import staff_token
 
 from contract.audit.canonical import format_time
 from contract.audit.events import Actor, ActorKind
-from contract.support.approval import sign_approval
+from contract.support.approval import ApproverIdentity, sign_approval
 from contract.support.policy import AccessRole
 from contract.support.requests import AccessGrant
 from mission_control.app import create_app
@@ -68,8 +69,11 @@ class Support:
         assert status == 200, reply
         return reply
 
-    async def cluster(self, name: str, *, pin: bool = True) -> Cluster:
-        created = await enrollment.create_cluster(self.ctx, name, "EU")
+    async def cluster(
+        self, name: str, *, pin: bool = True, created: enrollment.CreatedCluster | None = None
+    ) -> Cluster:
+        """A cluster enrolled (created now unless `created` before) with its key pinned."""
+        created = created or await enrollment.create_cluster(self.ctx, name, "EU")
         reply = await self.ok("POST", "/api/v1/enroll", {"token": created.enrollment_token})
         cluster = Cluster(reply["cluster_id"], reply["credential"])
         if pin:
@@ -112,6 +116,8 @@ class Support:
         approval_id: str | None = None,
         key: Ed25519PrivateKey | None = None,
         starts_at: datetime | None = None,
+        by: Actor = OLGA,
+        identity: ApproverIdentity | None = None,
     ) -> dict[str, Any]:
         start = starts_at or self.clock.now
         grant = AccessGrant(
@@ -122,9 +128,9 @@ class Support:
             role=AccessRole(role or request["role"]),
             starts_at=start,
             ends_at=start + timedelta(seconds=seconds or request["duration_seconds"]),
-            approved_by=OLGA,
+            approved_by=by,
         )
-        return sign_approval(grant, key or cluster.key).to_json()
+        return sign_approval(grant, key or cluster.key, identity).to_json()
 
     async def decide(
         self,
@@ -147,14 +153,23 @@ class Support:
         )
 
 
-@pytest.fixture(name="support")
-async def support_fixture(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Support]:
-    """Mission Control on loopback (SQLite) with the test clock; import into a test module."""
+@contextlib.asynccontextmanager
+async def support_running(
+    sqlite_url: str, clock: FakeClock, **settings: object
+) -> AsyncIterator[Support]:
+    """Mission Control on loopback (SQLite) with the test clock and these `settings`."""
     engine = create_engine(sqlite_url)
     cheap = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
-    app = create_app(make_settings(sqlite_url, **cheap), clock=clock)
+    app = create_app(make_settings(sqlite_url, **cheap, **settings), clock=clock)
     try:
         async with running(app) as url, aiohttp.ClientSession() as http:
             yield Support(url, http, ServiceContext(engine=engine, clock=clock), clock)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(name="support")
+async def support_fixture(sqlite_url: str, clock: FakeClock) -> AsyncIterator[Support]:
+    """Mission Control on loopback (SQLite) with the test clock; import into a test module."""
+    async with support_running(sqlite_url, clock) as support:
+        yield support

@@ -30,6 +30,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from contract.identity import IdentityRefused, VerifiedPerson, verify_id_token
 from mission_control.service.accounts.directory_admission import admit
+from mission_control.service.accounts.oidc_documents import OidcRefused, get_json
 from mission_control.service.accounts.staff import LoginResult, begin_attempt, throttled_login
 from mission_control.service.context import ServiceContext
 from mission_control.staff.oidc import OidcProvider, provider_second_factor
@@ -37,10 +38,6 @@ from mission_control.staff.oidc import OidcProvider, provider_second_factor
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 #: How long a browser may take at the provider between `start` and `finish`.
 FLOW_TTL_S = 600
-
-
-class OidcRefused(Exception):
-    """The sign-in did not prove a person; the message says which step failed."""
 
 
 @dataclass(frozen=True)
@@ -84,21 +81,9 @@ def _verify(provider: OidcProvider) -> str | bool:
     return str(provider.ca_file) if provider.ca_file else True
 
 
-def _get_json(session: OAuth2Session, url: str, what: str, timeout: float) -> dict[str, Any]:
-    try:
-        reply = session.get(url, timeout=timeout, withhold_token=True, verify=session.verify)
-        reply.raise_for_status()
-        document = reply.json()
-    except (requests.RequestException, ValueError) as e:
-        raise OidcRefused(f"the provider's {what} is unavailable: {type(e).__name__}") from None
-    if not isinstance(document, dict):
-        raise OidcRefused(f"the provider's {what} is not a JSON object")
-    return document
-
-
 def _metadata(provider: OidcProvider, session: OAuth2Session) -> dict[str, Any]:
     url = provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
-    meta = _get_json(session, url, "discovery document", provider.timeout_s)
+    meta = get_json(session, url, "discovery document", provider.timeout_s)
     if meta.get("issuer") != provider.issuer:
         raise OidcRefused("the provider's discovery document names another issuer")
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -142,7 +127,7 @@ def finish(provider: OidcProvider, flow: Flow, callback_url: str, now: int) -> V
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise OidcRefused("the provider returned no ID token")
-        jwks = _get_json(session, meta["jwks_uri"], "key set", provider.timeout_s)
+        jwks = get_json(session, meta["jwks_uri"], "key set", provider.timeout_s)
     try:
         return verify_id_token(
             id_token,

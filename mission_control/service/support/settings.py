@@ -6,6 +6,8 @@
 - `throttle`: the login throttle (`mission_control.staff.throttle`).
 - `hasher`: argon2id parameters for staff passwords (tests use cheaper ones).
 - `checkpoints`: when the audit log gets a new signed checkpoint.
+- `approvers`: the operator identity providers trusted per cluster
+  (`mission_control.service.support.approvers`); none by default.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from argon2 import PasswordHasher
 
 from contract.audit.chain import CheckpointSchedule
 from contract.support.policy import DEFAULT_PENDING_TTL
+from mission_control.service.support.approvers import TrustedApprovers
 from mission_control.staff.passwords import DEFAULT_HASHER
 from mission_control.staff.throttle import ThrottlePolicy
 
@@ -28,6 +31,7 @@ class SupportSettings:
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     hasher: PasswordHasher = DEFAULT_HASHER
     checkpoints: CheckpointSchedule = field(default_factory=CheckpointSchedule)
+    approvers: TrustedApprovers = field(default_factory=TrustedApprovers)
 
     def __post_init__(self) -> None:
         if self.pending_ttl <= timedelta(0) or self.session_ttl <= timedelta(0):

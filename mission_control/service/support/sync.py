@@ -14,6 +14,10 @@ Guarantees:
 - A refused approval is not silently dropped: the request (denied here if it was still pending)
   is listed to the cluster as `revoked` by `system` with the reason, until the cluster confirms,
   so the cluster closes the grant it believed running instead of showing it as approved.
+- With an operator identity provider trusted here for the cluster, the approval must also embed
+  a verified approver (`mission_control.service.support.approvers`), checked with that
+  provider's keys after the signature; refused like a forged approval otherwise. The audit
+  entry of an honoured approval says what Mission Control knows of the approver.
 - The first public key a cluster sends is pinned; a different one later is refused (422
   `public_key_conflict`) and audited.
 - Decisions on requests that are already in the reported state change nothing; a cluster
@@ -22,6 +26,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -54,6 +59,7 @@ from mission_control.service.exchange.ingest import Scope
 from mission_control.service.refusals import (
     ApprovalInvalid,
     ApprovalReplayed,
+    ApproverUnverifiable,
     ClusterMessageRefused,
     InvalidInput,
     InvalidState,
@@ -136,6 +142,8 @@ async def _approve(
         grant = verify_approval(approval, key, request=request, now=now, guard=guard)
     except ApprovalRejected as error:
         raise ApprovalInvalid(str(error)) from None
+    # After the signature: only the cluster's own approvals are worth asking its provider about.
+    approver = await asyncio.to_thread(ctx.support.approvers.check, request.cluster_id, approval)
     terms = message.grant
     if terms is not None and (terms.role, terms.starts_at, terms.ends_at) != (
         grant.role.value,
@@ -153,7 +161,9 @@ async def _approve(
         grant=grant,
     )
     actor = replace(grant.approved_by, via="cluster")
-    event = request_event(new, actor, "support.approved", now, approval_id=grant.grant_id)
+    event = request_event(
+        new, actor, "support.approved", now, approval_id=grant.grant_id, approver=approver
+    )
     return replace(stored, request=new), event
 
 
@@ -220,6 +230,9 @@ async def decision(ctx: ServiceContext, cluster_id: str, message: SupportDecisio
 
     try:
         return await accept(ctx, cluster_id, "support/decision", message, SupportAck, {}, effect)
+    except ApproverUnverifiable as error:
+        log.warning("cluster %s: approval for %s waits: %s", cluster_id, message.request_id, error)
+        raise  # 503: nothing decided, the cluster sends it again
     except (Refused, NotFound) as error:
         approval_id = message.approval.approval_id if message.approval else None
         await _refused(ctx, cluster_id, message.request_id, "support.decision.refused", error,

@@ -3,7 +3,9 @@ denying, revoking and changing the support settings need the operator's `managed
 cluster's provider (a real device-flow provider process), verified against its keys and in an
 approver group; the decision and the audit log name the verified person, never the
 `--operator` name. Without a login, with an expired one, or as a person outside the groups:
-refused, nothing changes."""
+refused, nothing changes. The approval embeds the approver's ID token, and the leader checks it
+again before it acts: approvals a holder of the cluster's credential wrote with a token that
+does not prove the person are withdrawn and audited."""
 
 from __future__ import annotations
 
@@ -14,11 +16,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from device_kit import CLIENT, DeviceProvider, device_provider, run_login
-from supportkit import CliResult, Leader, request_item
+from device_kit import CLIENT, DeviceProvider, device_provider, logged_in, run_login
+from supportkit import AUTH, CliResult, Leader, command_item, request_item
 
 from cluster.audit.store import AuditLog
 from cluster.operator_identity import StoredIdentity, load_identity, save_identity
+from cluster.support import keys
+from cluster.support.service import SupportService
+from cluster.support.store import SupportStore
+from contract.audit.events import Actor, ActorKind
+from contract.support.approval import ApproverIdentity
+from contract.support.requests import approve
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +123,78 @@ def test_an_expired_login_is_refused(
     )
     refused = leader.cli("support", "mode", "off", env=env_for(tmp_path, provider))
     assert refused.returncode == 1 and "expired" in refused.stderr, refused.stderr
+
+
+def one_character_changed(token: str) -> str:
+    header, payload, signature = token.split(".")
+    middle = len(signature) // 2
+    changed = "A" if signature[middle] != "A" else "B"
+    return f"{header}.{payload}.{signature[:middle]}{changed}{signature[middle + 1 :]}"
+
+
+def approve_with(
+    leader: Leader, provider: DeviceProvider, request_id: str, person: StoredIdentity,
+    token: str, at: datetime,
+) -> None:  # fmt: skip
+    """What a holder of the cluster's credential can do without the person: write and sign an
+    approval naming `person`, embedding `token`, through the store."""
+    signer = keys.signing_key(leader.client, leader.paths, AUTH)
+    store = SupportStore(leader.client, leader.paths, signer=signer, auth=AUTH)
+    policy, _ = store.policy()
+    actor = Actor(f"{person.name} ({person.subject})", ActorKind.OPERATOR)
+    identity = ApproverIdentity(provider.issuer, CLIENT, token)
+    store.change(request_id, lambda r: approve(r, actor, at, policy=policy), at, identity=identity)
+
+
+def test_the_leader_acts_only_on_approvals_that_prove_their_approver(
+    leader: Leader, provider: DeviceProvider, tmp_path: Path
+) -> None:
+    assert require_approvers(leader, provider, tmp_path).returncode == 0
+    service = SupportService(oidc_ca=provider.tls.ca_cert)
+    olga = logged_in(provider, tmp_path / "olga", "u-1001")
+    tim = logged_in(provider, tmp_path / "tim", "u-1002")
+    kim = logged_in(provider, tmp_path / "kim", "u-1003")  # tokens valid for one second
+    now = datetime.now(UTC)
+    cases = ("verified", "altered", "outsider", "expired")
+    items = {
+        case: request_item(cluster=leader.paths.cluster, role="user", hours=2, requested_at=now)
+        for case in cases
+    }
+    leader.heartbeat(now, list(items.values()), service=service)
+    approved = leader.cli(
+        "support", "approve", items["verified"]["id"], env=env_for(tmp_path / "olga", provider)
+    )
+    assert approved.returncode == 0, approved.stderr
+    forged = one_character_changed(olga.id_token)
+    approve_with(leader, provider, items["altered"]["id"], olga, forged, now)
+    approve_with(leader, provider, items["outsider"]["id"], tim, tim.id_token, now)
+    expired_at = datetime.fromtimestamp(kim.expires_at + 61, UTC)  # signed after it expired
+    approve_with(leader, provider, items["expired"]["id"], kim, kim.id_token, expired_at)
+
+    commands = {case: command_item(items[case]["id"], "diagnostics") for case in cases}
+    leader.heartbeat(datetime.now(UTC), [], list(commands.values()), service=service)
+
+    rows = {r["id"]: r for r in json.loads(leader.cli("support", "requests", "--json").stdout)}
+    assert {case: rows[items[case]["id"]]["state"] for case in cases} == {
+        "verified": "approved",
+        "altered": "revoked",
+        "outsider": "revoked",
+        "expired": "revoked",
+    }
+    results = {m.payload["command_id"]: m.payload for m in leader.outbox("support/command-result")}
+    assert results[commands["verified"]["id"]]["status"] == "ok"
+    assert all(results[commands[c]["id"]]["status"] == "refused" for c in cases[1:])
+    entries = AuditLog(leader.client, leader.paths).entries()
+    refused = {
+        e.subject: e.detail["note"] for e in entries if e.action == "support.approval.refused"
+    }
+    assert "signature does not verify" in refused[items["altered"]["id"]]
+    assert "none of the approver groups" in refused[items["outsider"]["id"]]
+    assert "expired" in refused[items["expired"]["id"]]
+    assert items["verified"]["id"] not in refused
+    # Each refusal reaches Mission Control as a revocation by `system`; the verified approval
+    # travels with the token that proves its approver.
+    decisions = {m.payload["request_id"]: m.payload for m in leader.outbox("support/decision")}
+    assert decisions[items["outsider"]["id"]]["state"] == "revoked"
+    embedded = decisions[items["verified"]["id"]]["approval"]["approver_identity"]
+    assert embedded == {"issuer": provider.issuer, "client_id": CLIENT, "id_token": olga.id_token}

@@ -3,7 +3,8 @@ on authlib's server side (Flask integration), for `managed login` tests, in its 
 over TLS: the issuer is ``https://127.0.0.1:PORT``.
 
 Usage: python device_provider_serve.py PORT CERT KEY CLIENT_ID PEOPLE_JSON
-PEOPLE_JSON maps a subject to its claims (``preferred_username``, ``groups``...). The person at
+PEOPLE_JSON maps a subject to its claims (``preferred_username``, ``groups``...), and optionally
+``lifetime_s``: how long that person's ID tokens are valid (default 300). The person at
 the device page is played by the test: ``POST /device {user_code, sub, approve}``.
 ID tokens are RS256 with the provider's key, published at ``/jwks``.
 """
@@ -102,8 +103,10 @@ def main() -> None:
             status, token, headers = super().create_token_response()
             sub = self.request.user
             now = int(time.time())
-            claims = {"iss": issuer, "aud": client_id, "sub": sub, "iat": now, "exp": now + 300}
-            claims.update(people.get(sub, {}))
+            person = dict(people.get(sub, {}))
+            lifetime = int(person.pop("lifetime_s", 300))
+            claims = {"iss": issuer, "aud": client_id, "sub": sub, "iat": now}
+            claims.update(person, exp=now + lifetime)
             token["id_token"] = jwt.encode(
                 {"alg": "RS256", "kid": "device-provider"}, claims, signing
             )

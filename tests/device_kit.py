@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.dev.processes import free_port, start, wait_until
+from cluster.operator_identity import StoredIdentity, identity_path, load_identity
 from contract.certs import DevCA, write_dev_ca
 
 SERVE = Path(__file__).with_name("device_provider_serve.py")
@@ -25,6 +26,8 @@ CLIENT = "managed-cli"
 PEOPLE = {
     "u-1001": {"preferred_username": "olga", "groups": ["cluster-approvers"]},
     "u-1002": {"preferred_username": "tim", "groups": ["staff"]},
+    # An approver whose ID tokens expire a second after they are issued.
+    "u-1003": {"preferred_username": "kim", "groups": ["cluster-approvers"], "lifetime_s": 1},
 }
 
 
@@ -103,3 +106,11 @@ def run_login(
             if process.poll() is None:
                 process.kill()
         return subprocess.CompletedProcess(argv, process.returncode, out, line + err)
+
+
+def logged_in(provider: DeviceProvider, home: Path, sub: str) -> StoredIdentity:
+    """`managed login` as `sub` (approved at the provider), and what it stored."""
+    done = run_login(provider, home, sub, approve=True)
+    assert done.returncode == 0, done.stderr
+    stored = identity_path({"XDG_CONFIG_HOME": str(home)})
+    return load_identity(stored, 0)
