@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,11 +103,14 @@ def _verify_and_record(
     via: str,
     into: Path | None = None,
     node_runs: str | None = None,
+    then: Callable[[VerifiedRelease], tuple[AuditEvent, zk.Op]] | None = None,
 ) -> VerifiedRelease:
     """Verify `bundle` and record it (trusted metadata forward, `upgrade.verified`), or record
     the refusal and raise it. `node_runs`: the version the node being upgraded runs; the
     release must be newer than it, and not older than any live node's (so a second node may
-    install what a first one already runs)."""
+    install what a first one already runs). `then`: what the verified release leads to (an
+    audit entry and an operation, written in the same transaction; it raises to refuse, and
+    then nothing is written)."""
     now = datetime.now(UTC)
     installed = installed_version(client, g)
     try:
@@ -121,14 +125,20 @@ def _verify_and_record(
         _record_refusal(client, g, refused, bundle, now, via)
         raise
     detail: dict[str, Any] = {"version": release.version, "bundle": bundle.name}
-    event = AuditEvent(
-        now, operator_actor(g, via), "upgrade.verified", g.cluster, release.version, detail
-    )
+    events = [
+        AuditEvent(
+            now, operator_actor(g, via), "upgrade.verified", g.cluster, release.version, detail
+        )
+    ]
+    if then is not None:
+        event, op = then(release)
+        events.append(event)
+        ops.append(op)
     try:
-        AuditLog(client, g.paths).append([event], now, ops)
+        AuditLog(client, g.paths).append(events, now, ops)
     except OpFailed as e:
         raise ReleaseRefused(
-            "bundle", f"the trusted metadata changed meanwhile ({e}); verify again"
+            "bundle", f"the trusted metadata or the plan changed meanwhile ({e}); try again"
         ) from None
     return release
 
@@ -181,13 +191,16 @@ def apply(g: Globals, bundle: Path, data_dir: Path | None, timeout: float) -> No
 
 
 def _start_plan(g: Globals, bundle: Path, timeout: float) -> None:
-    """Record the rolling upgrade plan (the leader carries it out), audited; refused while
-    another runs, during maintenance, or when it would make three versions at once."""
+    """Record the rolling upgrade plan (the leader carries it out) in the transaction that
+    records the verification, audited; refused, with nothing written, while another runs,
+    during maintenance, or when it would make three versions at once."""
     from cluster.upgrade import plan as plans
 
     via = "managed upgrade apply"
-    with g.session(timeout=30) as client:
-        release = _verify_and_record(client, g, bundle, via)
+    order: tuple[str, ...] = ()
+
+    def plan_for(release: VerifiedRelease) -> tuple[AuditEvent, zk.Op]:
+        nonlocal order
         snap = zk.read_snapshot(client, g.paths)
         got = client.find(g.paths.upgrade_plan)
         current = plans.Plan.from_bytes(got[0]) if got else None
@@ -212,8 +225,11 @@ def _start_plan(g: Globals, bundle: Path, timeout: float) -> None:
             else zk.SetData(g.paths.upgrade_plan, plan.to_bytes(), got[1].version)
         )
         detail: dict[str, Any] = {"order": list(order), "bundle": str(bundle)}
-        refused = "upgrade refused: another upgrade was planned meanwhile"
-        _write_plan(client, g, via, ("upgrade.planned", release.version, detail), op, refused)
+        actor = operator_actor(g, via)
+        return AuditEvent(now, actor, "upgrade.planned", g.cluster, plan.version, detail), op
+
+    with g.session(timeout=30) as client:
+        release = _verify_and_record(client, g, bundle, via, then=plan_for)
     click.echo(
         f"upgrade to {release.version} planned: {', '.join(order)} in turn (the leader last); "
         f"follow it with `managed upgrade status`"

@@ -169,4 +169,5 @@ def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
     actions = [(e["action"], e["subject"]) for e in entries if e["action"].startswith("upgrade.")]
     assert ("upgrade.done", NEW) in actions and ("upgrade.finalized", NEW) in actions
     assert ("upgrade.node_rolled_back", BROKEN) in actions
+    assert actions.count(("upgrade.verified", NEW)) == 1  # the refused second apply wrote nothing
     assert base != NEW
