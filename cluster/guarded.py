@@ -20,7 +20,6 @@ old one (the exchange delivers what is queued through the link it was using befo
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -29,10 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from cluster.aio import cancel_and_wait
 from cluster.audit.store import AuditLog
-from cluster.errors import ClusterError, FencedOut
-from cluster.leadership import LeaderContext
+from cluster.leadership import LeaderContext, PollingService
 from cluster.link.outbox import Outbox
 from cluster.model import dump
 from cluster.paths import ClusterPaths
@@ -170,32 +167,11 @@ def report_ops(
     return events, ops
 
 
-class SettingsGuard:
+class SettingsGuard(PollingService):
     """A `LeaderService`: looks every second; reports each change of a guarded setting."""
 
     name = "settings-guard"
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, ctx: LeaderContext) -> None:
-        self._task = asyncio.create_task(self._run(ctx), name=self.name)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-
-    async def _run(self, ctx: LeaderContext) -> None:
-        while True:
-            try:
-                await self.step(ctx)
-            except FencedOut:
-                return
-            except ClusterError as e:
-                log.warning("settings guard paused: %s", e)
-            except Exception:
-                log.exception("settings guard step failed")
-            await asyncio.sleep(LOOK_EVERY)
+    every = LOOK_EVERY
 
     async def step(self, ctx: LeaderContext) -> list[SettingChange]:
         """One look; the changes it reported."""

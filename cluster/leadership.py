@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, Protocol, TypeVar
 
-from cluster.aio import within
+from cluster.aio import cancel_and_wait, within
+from cluster.errors import ClusterError, FencedOut
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.zk import Applied, Fence, Op, ZooKeeper
@@ -87,6 +88,40 @@ class DeferredService:
     async def stop(self) -> None:
         if self._service is not None:
             await self._service.stop()
+
+
+class PollingService:
+    """A service that looks every `every` seconds (`step`) in a task of its own until stopped
+    or fenced out. A failed look is logged (a cluster error as a pause, anything else with its
+    traceback) and the next one tries again: one bad look never ends the service."""
+
+    name = "polling"
+    every = 1.0
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, ctx: LeaderContext) -> None:
+        self._task = asyncio.create_task(self._run(ctx), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def step(self, ctx: LeaderContext) -> object:
+        raise NotImplementedError
+
+    async def _run(self, ctx: LeaderContext) -> None:
+        while True:
+            try:
+                await self.step(ctx)
+            except FencedOut:
+                return
+            except ClusterError as e:
+                log.warning("%s paused: %s", self.name, e)
+            except Exception:
+                log.exception("%s step failed", self.name)
+            await asyncio.sleep(self.every)
 
 
 class LeaderServices:

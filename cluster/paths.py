@@ -193,6 +193,20 @@ class ClusterPaths:
         """The last release verified: {version, files, at}."""
         return f"{self.upgrade}/verified"
 
+    @property
+    def upgrade_plan(self) -> str:
+        """The rolling upgrade plan (`cluster.upgrade.plan`): created by the operator, moved
+        by the leader in fenced writes."""
+        return f"{self.upgrade}/plan"
+
+    @property
+    def upgrade_reports(self) -> str:
+        """One znode per node: what it did for the plan (installed, rolled back...)."""
+        return f"{self.upgrade}/reports"
+
+    def upgrade_report(self, node: str) -> str:
+        return f"{self.upgrade_reports}/{node}"
+
     def roster_member(self, node: str) -> str:
         return f"{self.roster}/{node}"
 

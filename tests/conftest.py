@@ -85,3 +85,12 @@ def mc(tmp_path: Path) -> Iterator[MissionControlServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dependency_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The wheels of `managed-orchestrator[node]`'s dependencies (`tests/wheelhouse.py`), made
+    once per session for the release tests."""
+    from wheelhouse import dependency_wheels
+
+    return dependency_wheels(tmp_path_factory.mktemp("wheelhouse"))

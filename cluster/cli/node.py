@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from cluster import roster, zk
-from cluster.errors import ConfigError
+from cluster.errors import ClusterError, ConfigError
 
 if TYPE_CHECKING:
     from cluster.config import NodeSettings
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cluster.leadership import LeaderContext, LeaderService
     from cluster.link.exchange import HeartbeatHandler
     from cluster.node import NodeDaemon
+    from cluster.upgrade.rollout import UpgradeNode
     from contract.messages import HeartbeatReply
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
@@ -146,11 +147,14 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
     # must not append to the first node's log.
     data = claim(settings.resolved_data_dir, settings.cluster, settings.node)
     try:
-        daemon = _daemon(settings, data)
+        daemon, upgrading = _daemon(settings, data)
     except BaseException:
         data.release()
         raise
     asyncio.run(daemon.run())
+    if upgrading.restart_requested:  # a rolling upgrade's turn: exec the new version
+        _launch_current_version(settings.resolved_data_dir)
+        raise ClusterError("the upgraded version is not installed: exiting for a restart")
 
 
 def _launch_current_version(data_dir: Path) -> None:
@@ -159,20 +163,26 @@ def _launch_current_version(data_dir: Path) -> None:
     this version is the one to run)."""
     import sys
 
-    from cluster.upgrade.install import current_version, exec_version, launch_target
+    from cluster.upgrade.install import current_version, exec_version, launch_target, settle_trial
     from cluster.version import VERSION
 
+    if settle_trial(data_dir) is not None:
+        logging.getLogger(__name__).error(
+            "the upgraded version stopped before it was confirmed healthy: rolled back"
+        )
     entry = launch_target(data_dir, VERSION)
     wanted = current_version(data_dir)
     if entry is not None and wanted is not None:
         exec_version(entry, wanted, sys.argv[1:])
 
 
-def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
-    """The daemon with its services, logging to its own data directory."""
+def _daemon(settings: NodeSettings, data: DataDir) -> tuple[NodeDaemon, UpgradeNode]:
+    """The daemon with its services, logging to its own data directory; and its part of a
+    rolling upgrade (which may ask for a restart into a new version)."""
     from cluster.backups.services import backup_leader, drill_leader, drill_runner, part_writer
     from cluster.leadership import DeferredService
     from cluster.node import NodeDaemon
+    from cluster.upgrade.rollout import UpgradeNode
 
     root_logger = logging.getLogger()
     logging.getLogger("kazoo").setLevel(logging.WARNING)
@@ -212,10 +222,20 @@ def _daemon(settings: NodeSettings, data: DataDir) -> NodeDaemon:
         drill_leader(),
         DeferredService("settings-guard", guard),
     ]
-    node_services = [writer, drill_runner(data.path)]
+    upgrading = UpgradeNode(data.path)
+    node_services = [writer, drill_runner(data.path), upgrading]
     if settings.data_listen is not None:
         node_services.append(_data_service(settings, data.path))
-    return NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
+    services.append(DeferredService("upgrade", _upgrade_leader))
+    daemon = NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
+    upgrading.stop_daemon = daemon.request_stop
+    return daemon, upgrading
+
+
+def _upgrade_leader() -> LeaderService:
+    from cluster.upgrade.rollout import UpgradeLeader  # deferred: start-up time
+
+    return UpgradeLeader()
 
 
 def _data_service(settings: NodeSettings, data_dir: Path) -> LeaderService:

@@ -8,9 +8,9 @@ transaction as the audit entry.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from cluster.cli.operator import operator_actor
 from cluster.errors import ConfigError
 from cluster.link.outbox import Outbox
 from cluster.upgrade import trust
+from cluster.upgrade.plan import RESTART_TIMEOUT
 from cluster.upgrade.verify import ReleaseRefused, VerifiedRelease, verify_bundle
 from cluster.version import VERSION
 from cluster.zk import OpFailed, ZooKeeper
@@ -102,11 +103,14 @@ def _verify_and_record(
     via: str,
     into: Path | None = None,
     node_runs: str | None = None,
+    then: Callable[[VerifiedRelease], tuple[AuditEvent, zk.Op]] | None = None,
 ) -> VerifiedRelease:
     """Verify `bundle` and record it (trusted metadata forward, `upgrade.verified`), or record
     the refusal and raise it. `node_runs`: the version the node being upgraded runs; the
     release must be newer than it, and not older than any live node's (so a second node may
-    install what a first one already runs)."""
+    install what a first one already runs). `then`: what the verified release leads to (an
+    audit entry and an operation, written in the same transaction; it raises to refuse, and
+    then nothing is written)."""
     now = datetime.now(UTC)
     installed = installed_version(client, g)
     try:
@@ -121,14 +125,20 @@ def _verify_and_record(
         _record_refusal(client, g, refused, bundle, now, via)
         raise
     detail: dict[str, Any] = {"version": release.version, "bundle": bundle.name}
-    event = AuditEvent(
-        now, operator_actor(g, via), "upgrade.verified", g.cluster, release.version, detail
-    )
+    events = [
+        AuditEvent(
+            now, operator_actor(g, via), "upgrade.verified", g.cluster, release.version, detail
+        )
+    ]
+    if then is not None:
+        event, op = then(release)
+        events.append(event)
+        ops.append(op)
     try:
-        AuditLog(client, g.paths).append([event], now, ops)
+        AuditLog(client, g.paths).append(events, now, ops)
     except OpFailed as e:
         raise ReleaseRefused(
-            "bundle", f"the trusted metadata changed meanwhile ({e}); verify again"
+            "bundle", f"the trusted metadata or the plan changed meanwhile ({e}); try again"
         ) from None
     return release
 
@@ -159,44 +169,120 @@ def _record_refusal(
 @click.option("--bundle", "bundle", required=True, type=BUNDLE, help="A release bundle (.tar).")
 @click.option(
     "--data-dir",
-    required=True,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="The data directory of the node on this machine.",
+    help="Install on this machine's node only (its data directory); no rolling upgrade.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=5.0),
+    default=RESTART_TIMEOUT,
+    show_default=True,
+    help="Seconds each node has to run the new version live and healthy, else it rolls back.",
 )
 @pass_globals
-def apply(g: Globals, bundle: Path, data_dir: Path) -> None:
-    """Verify a release bundle offline and install it beside the running version of the node
-    whose data directory is DATA_DIR; the node runs it from its next start (restart it)."""
+def apply(g: Globals, bundle: Path, data_dir: Path | None, timeout: float) -> None:
+    """Verify a release bundle offline and upgrade the cluster to it, node by node, the leader
+    last (the bundle must be at the same path on every node's machine). With --data-dir:
+    install it beside the running version of that node only (it runs it from its next start)."""
+    if data_dir is None:
+        _start_plan(g, bundle.resolve(), timeout)
+    else:
+        _install_here(g, bundle, data_dir)
+
+
+def _start_plan(g: Globals, bundle: Path, timeout: float) -> None:
+    """Record the rolling upgrade plan (the leader carries it out) in the transaction that
+    records the verification, audited; refused, with nothing written, while another runs,
+    during maintenance, or when it would make three versions at once."""
+    from cluster.upgrade import plan as plans
+
+    via = "managed upgrade apply"
+    order: tuple[str, ...] = ()
+
+    def plan_for(release: VerifiedRelease) -> tuple[AuditEvent, zk.Op]:
+        nonlocal order
+        snap = zk.read_snapshot(client, g.paths)
+        got = client.find(g.paths.upgrade_plan)
+        current = plans.Plan.from_bytes(got[0]) if got else None
+        refused = plans.refusal(snap, current, release.version)
+        if refused is not None:
+            raise ConfigError(f"upgrade refused: {refused}")
+        now = datetime.now(UTC)
+        order = plans.node_order(snap)
+        plan = plans.Plan(
+            id=f"{release.version}-{int(now.timestamp())}",
+            version=release.version,
+            bundle=str(bundle),
+            order=order,
+            nodes={n: plans.NodeStep() for n in order},
+            started=now.timestamp(),
+            by=operator_actor(g, via).name,
+            timeout=timeout,
+        )
+        op: zk.Op = (
+            zk.Create(g.paths.upgrade_plan, plan.to_bytes())
+            if got is None
+            else zk.SetData(g.paths.upgrade_plan, plan.to_bytes(), got[1].version)
+        )
+        detail: dict[str, Any] = {"order": list(order), "bundle": str(bundle)}
+        actor = operator_actor(g, via)
+        return AuditEvent(now, actor, "upgrade.planned", g.cluster, plan.version, detail), op
+
+    with g.session(timeout=30) as client:
+        release = _verify_and_record(client, g, bundle, via, then=plan_for)
+    click.echo(
+        f"upgrade to {release.version} planned: {', '.join(order)} in turn (the leader last); "
+        f"follow it with `managed upgrade status`"
+    )
+
+
+def _write_plan(
+    client: ZooKeeper,
+    g: Globals,
+    via: str,
+    audit: tuple[str, str, dict[str, Any]],
+    op: zk.Op,
+    refused: str,
+) -> None:
+    """Write the plan (`op`, a compare-and-set) with its audit entry (action, subject, detail)
+    in one transaction; `refused` is the line when the plan changed meanwhile."""
+    now = datetime.now(UTC)
+    action, subject, detail = audit
+    event = AuditEvent(now, operator_actor(g, via), action, g.cluster, subject, detail)
+    try:
+        AuditLog(client, g.paths).append([event], now, [op])
+    except OpFailed:
+        raise ConfigError(refused) from None
+
+
+def _install_here(g: Globals, bundle: Path, data_dir: Path) -> None:
+    """`apply --data-dir`: verify and install on this machine's node only."""
     from cluster.upgrade import install
 
     node = _node_of(data_dir, g.cluster)
     running = install.current_version(data_dir) or VERSION
     via = "managed upgrade apply"
+
+    def verify_into(incoming: Path) -> str:
+        with g.session(timeout=30) as client:
+            return _verify_and_record(client, g, bundle, via, incoming, running).version
+
     with install.install_lock(data_dir):
-        incoming = install.versions_dir(data_dir) / f".incoming-{os.getpid()}"
-        try:
-            with g.session(timeout=30) as client:
-                release = _verify_and_record(client, g, bundle, via, incoming, running)
-            wheels = install.staging_dir(data_dir, release.version)
-            if not install.is_installed(data_dir, release.version):
-                wheels.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                incoming.replace(wheels)
-        finally:
-            shutil.rmtree(incoming, ignore_errors=True)
+        version = install.stage(data_dir, verify_into)
         started = time.monotonic()
         try:
-            install.install(data_dir, release.version)
+            install.install(data_dir, version)
         except install.InstallError as e:
             failed = {"node": node, "error": str(e)}
-            _audit(g, via, "upgrade.install_failed", release.version, failed)
+            _audit(g, via, "upgrade.install_failed", version, failed)
             raise
-        install.make_current(data_dir, release.version, running)
+        install.make_current(data_dir, version, running)
     seconds = round(time.monotonic() - started)
     detail = {"node": node, "from": running, "seconds": seconds}
-    _audit(g, via, "upgrade.installed", release.version, detail)
+    _audit(g, via, "upgrade.installed", version, detail)
     click.echo(
-        f"release {release.version} installed for node {node} in {seconds} s "
-        f"({install.version_dir(data_dir, release.version)}); it runs from the node's next "
+        f"release {version} installed for node {node} in {seconds} s "
+        f"({install.version_dir(data_dir, version)}); it runs from the node's next "
         f"start: restart the node (its command stays `managed node run {node}`)"
     )
 
@@ -234,9 +320,11 @@ def status(g: Globals, as_json: bool) -> None:
         except trust.TrustError:
             trusted = None
         got = client.find(g.paths.upgrade_verified)
+        planned = client.find(g.paths.upgrade_plan)
     verified = json.loads(got[0]) if got else None
+    plan = json.loads(planned[0]) if planned else None
     nodes = {e.node: (m.version if (m := snap.live_member(e.node)) else None) for e in snap.roster}
-    doc = {"nodes": nodes, "trusted": trusted, "verified": verified}
+    doc = {"nodes": nodes, "trusted": trusted, "verified": verified, "plan": plan}
 
     def text() -> str:
         lines = [f"{'NODE':<16} VERSION"]
@@ -250,6 +338,51 @@ def status(g: Globals, as_json: bool) -> None:
             lines.append(
                 f"last verified release {verified['version']} ({when_text(verified['at'])})"
             )
+        if plan:
+            lines += _plan_lines(plan)
         return "\n".join(lines)
 
     emit(as_json, doc, text)
+
+
+def _plan_lines(plan: dict[str, Any]) -> list[str]:
+    state = plan["state"] + (", finalized" if plan.get("finalized") else "")
+    lines = [f"upgrade to {plan['version']}: {state} (started {when_text(plan['started'])})"]
+    if plan.get("reason"):
+        lines.append(f"  stopped: {plan['reason']}")
+    for node in plan["order"]:
+        step = plan["nodes"][node]
+        lines.append(
+            f"  {node:<16} {step['state']}" + (f"  {step['error']}" if step["error"] else "")
+        )
+    return lines
+
+
+@upgrade.command()
+@pass_globals
+def finalize(g: Globals) -> None:
+    """Make the finished upgrade final: the previous version is no longer a rollback target
+    (every node removes its `versions/previous`). Refused unless the last upgrade is done."""
+    from cluster.upgrade.plan import FINISHED, Plan
+
+    via = "managed upgrade finalize"
+    with g.session() as client:
+        got = client.find(g.paths.upgrade_plan)
+        if got is None:
+            raise ConfigError("finalize refused: no upgrade was made")
+        plan = Plan.from_bytes(got[0])
+        if plan.state != FINISHED:
+            raise ConfigError(
+                f"finalize refused: the upgrade to {plan.version} is {plan.state}, not done"
+            )
+        if plan.finalized:
+            click.echo(f"upgrade to {plan.version} already finalized")
+            return
+        done = replace(plan, finalized=True)
+        op = zk.SetData(g.paths.upgrade_plan, done.to_bytes(), got[1].version)
+        refused = "finalize refused: the plan changed meanwhile; try again"
+        _write_plan(client, g, via, ("upgrade.finalized", plan.version, {}), op, refused)
+    click.echo(
+        f"upgrade to {plan.version} finalized: nodes drop their previous version "
+        f"(no rollback target any more)"
+    )

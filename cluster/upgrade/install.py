@@ -9,6 +9,9 @@ versions/<V>/venv/        a virtual environment made by the running interpreter,
 versions/<V>/.complete    written last: a version without it is a half-done install, redone
 versions/current          symlink to <V>: the version `managed node run` starts
 versions/previous         symlink to the version that was current before (a rollback target)
+versions/trial            {version, pid, plan}: a version started by a rolling upgrade and not
+                          yet confirmed healthy by the leader (`start_trial`, `settle_trial`)
+versions/rolled-back      {version, plan, error}: a trial the launcher gave up (for the report)
 ```
 
 Guarantees: installs are serialised by an exclusive lock on `versions/.lock`; pip reads no
@@ -22,13 +25,15 @@ that version's own `managed` with the same arguments (`launch_target`).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cluster.errors import ClusterError
 
@@ -36,7 +41,12 @@ VERSIONS = "versions"
 CURRENT = "current"
 PREVIOUS = "previous"
 COMPLETE = ".complete"
+TRIAL = "trial"
+ROLLED_BACK = "rolled-back"
 LAUNCHED_ENV = "MANAGED_LAUNCHED_VERSION"  # set by the launcher: never exec twice
+#: Set by the launcher: the base installation's interpreter, whose pip installs every release
+#: (a release's own venv is made without pip, so a node running one installs the next with it).
+BASE_PYTHON_ENV = "MANAGED_BASE_PYTHON"
 DISTRIBUTION = "managed-orchestrator[node]"
 PIP_TIMEOUT = 600.0
 
@@ -102,6 +112,22 @@ def staging_dir(data_dir: Path, version: str) -> Path:
     return target / "wheels"
 
 
+def stage(data_dir: Path, verify_into: Callable[[Path], str]) -> str:
+    """Verify a release into a private directory (`verify_into` writes the verified files
+    there and returns the release's version) and move them to `versions/<V>/wheels` unless V
+    is installed already; returns V. Called under `install_lock`."""
+    incoming = versions_dir(data_dir) / f".incoming-{os.getpid()}"
+    try:
+        version = verify_into(incoming)
+        wheels = staging_dir(data_dir, version)
+        if not is_installed(data_dir, version):
+            wheels.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            incoming.replace(wheels)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return version
+
+
 def install(data_dir: Path, version: str) -> Path:
     """Make `versions/<V>/venv` from the verified wheels in `versions/<V>/wheels`; returns the
     entry point. Idempotent: an already complete install is kept."""
@@ -112,12 +138,13 @@ def install(data_dir: Path, version: str) -> Path:
     if venv.exists():
         shutil.rmtree(venv)
     python = venv / "bin" / "python"
-    # The venv belongs to the interpreter running now (Debian's python3.11 in production);
-    # pip is the running one too (`--python`), so the venv needs no bundled pip.
+    # The venv belongs to the base installation's interpreter (Debian's python3.11 in
+    # production); pip is the base's too (`--python`), so the venv needs no bundled pip.
+    base = base_python()
     steps = [
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        [base, "-m", "venv", "--without-pip", str(venv)],
         [
-            sys.executable,
+            base,
             "-m",
             "pip",
             "--python",
@@ -150,6 +177,11 @@ def install(data_dir: Path, version: str) -> Path:
         raise InstallError(f"installing {version} failed: the release has no `managed` command")
     (target / COMPLETE).write_text(version + "\n")
     return entry_point(data_dir, version)
+
+
+def base_python() -> str:
+    """The interpreter of the base installation (the one with pip), whichever version runs."""
+    return os.environ.get(BASE_PYTHON_ENV) or sys.executable
 
 
 def _relink(data_dir: Path, name: str, version: str) -> None:
@@ -193,6 +225,76 @@ def exec_version(entry: Path, version: str, args: list[str]) -> None:
     sees one process; signals reach the new version)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env[LAUNCHED_ENV] = version
+    env[BASE_PYTHON_ENV] = base_python()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(entry, [str(entry), *args], env)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def start_trial(data_dir: Path, version: str, plan: str) -> None:
+    """Make the installed `version` current on trial: this process (its PID, kept by exec)
+    starts it; any other start before `confirm_trial` finds the trial failed and goes back."""
+    record = {"version": version, "pid": os.getpid(), "plan": plan}
+    _write_atomic(versions_dir(data_dir) / TRIAL, json.dumps(record).encode())
+    make_current(data_dir, version, current_version(data_dir) or version)
+
+
+def confirm_trial(data_dir: Path) -> None:
+    """The leader saw the new version live and healthy: it stays, whatever restarts next."""
+    (versions_dir(data_dir) / TRIAL).unlink(missing_ok=True)
+
+
+def settle_trial(data_dir: Path) -> dict[str, Any] | None:
+    """The launcher's rollback, run at every `node run` before the version is chosen: a trial
+    still open in another process means the new version stopped before it was confirmed (it
+    failed at start, or the node was restarted meanwhile), so `current` goes back to `previous`
+    and the give-up is noted in `versions/rolled-back` for the node to report. Returns the note
+    written, or None."""
+    base = versions_dir(data_dir)
+    try:
+        trial = json.loads((base / TRIAL).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if trial.get("pid") == os.getpid():
+        return None  # this process is the trial itself, exec'ed into the new version
+    back = previous_version(data_dir)
+    if back is not None and back != trial.get("version"):
+        _relink(data_dir, CURRENT, back)
+    note = {
+        "version": str(trial.get("version")),
+        "plan": str(trial.get("plan")),
+        "error": f"it stopped before it was confirmed healthy; back on {back or 'the base'}",
+    }
+    _write_atomic(base / ROLLED_BACK, json.dumps(note).encode())
+    (base / TRIAL).unlink(missing_ok=True)
+    return note
+
+
+def rolled_back_note(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        note = json.loads((versions_dir(data_dir) / ROLLED_BACK).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) else None
+
+
+def forget_rollback(data_dir: Path) -> None:
+    (versions_dir(data_dir) / ROLLED_BACK).unlink(missing_ok=True)
+
+
+def prune_previous(data_dir: Path) -> bool:
+    """After `managed upgrade finalize`: the previous version is no longer a rollback target
+    (its link goes; its directory is removed unless current). True when something was pruned."""
+    back = previous_version(data_dir)
+    if back is None:
+        return False
+    (versions_dir(data_dir) / PREVIOUS).unlink(missing_ok=True)
+    if back != current_version(data_dir) and (versions_dir(data_dir) / back).is_dir():
+        shutil.rmtree(versions_dir(data_dir) / back, ignore_errors=True)
+    return True

@@ -12,17 +12,11 @@ import psutil
 import pytest
 from clusterkit import ClusterUnderTest
 from releasekit import Vendor
-from wheelhouse import dependency_wheels, project_wheel
+from wheelhouse import project_wheel
 
 from cluster.dev.processes import wait_until
 
 NEW = "0.1.1"
-
-
-@pytest.fixture(scope="session")
-def dependency_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The wheels of `managed-orchestrator[node]`'s dependencies, made once per session."""
-    return dependency_wheels(tmp_path_factory.mktemp("wheelhouse"))
 
 
 def _version_of(c: ClusterUnderTest, node: str) -> str | None:
