@@ -94,3 +94,9 @@ def dependency_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> list[Path
     from wheelhouse import dependency_wheels
 
     return dependency_wheels(tmp_path_factory.mktemp("wheelhouse"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (`slow`) first, in their order, then the rest: with two workers, a long
+    test handed out last would run alone at the end while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -53,7 +53,10 @@ from cluster.topology_store import write_topology
 from cluster.zk.errors import ZooKeeperError
 from contract.audit.events import Actor, ActorKind
 
-pytestmark = pytest.mark.skipif(bool(reason := unavailable()), reason=reason or "")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(reason := unavailable()), reason=reason or ""),
+]
 
 SITES = ["dc1", "dc2", "witness"]
 NODES = {"n1": "dc1", "n2": "dc1", "n3": "dc2", "n4": "dc2"}

@@ -37,6 +37,8 @@ from cluster.dev.zookeeper import Ensemble, ZkServer, ZooKeeperTLS
 from cluster.errors import ZooKeeperUnavailable
 from cluster.zk.errors import ZooKeeperError
 
+pytestmark = pytest.mark.slow  # minutes each: handed out first (tests/conftest.py)
+
 DC_LOSS_BOUND = SESSION_TIMEOUT + 2 + 4  # the issue asks for session timeout + 2 s
 DC1, DC2 = ("n1", "n2"), ("n3", "n4")
 NODES = {"n1": "dc1", "n2": "dc1", "n3": "dc2", "n4": "dc2"}
