@@ -133,7 +133,9 @@ def test_a_side_installed_alone_runs(side: str, tmp_path: Path) -> None:
     extra, packages, own, foreign, command = SIDES[side]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input"]
+    # No byte-compiling of every installed module: it costs install time, and what is
+    # checked here (which modules a command loads) does not depend on it.
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", "--no-compile"]
     # From a clean copy: a `build/` directory left in the tree would bring back stale modules.
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFT_BEHIND))

@@ -43,12 +43,13 @@ class Staff:
         assert r.returncode == 0, r.stderr
         self.totp = pyotp.parse_uri(r.stdout.strip())
         self.token = ""
+        # The very code the login used (read again later, it may be the next step's).
+        self.used_code = self.totp.now()
         code, body = self.call(
-            "POST", "/login", {"username": name, "password": PASSWORD, "totp": self.totp.now()}
+            "POST", "/login", {"username": name, "password": PASSWORD, "totp": self.used_code}
         )
         assert code == 200, body
         self.token = body["token"]
-        self.used_code = self.totp.now()
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         ctx = ssl.create_default_context(cafile=str(self.mc.ca_file))
