@@ -230,8 +230,13 @@ def delay_between_sites(setup: Partitioned, servers: list[ZkServer]) -> Route:
     # dc1's nodes get only the other sites' servers: the cut-off leader's session is then on a
     # server across the cut, the case kazoo never reports SUSPENDED for while the node keeps
     # asking (docs/architecture.md): the node's own bound on ZooKeeper's silence must stop it.
-    across = [s for s in servers if SITE_OF_SERVER[s.myid] != "dc1"]
-    setup.zk_hosts["dc1"] = links.connect_string("dc1", across)
+    # dc2's nodes get their own side's servers (dc2's and the witness's): a follower whose
+    # session is on a server across the cut has the same trouble, and the node's bound only
+    # stops leaders; such a follower may not notice for long (docs/architecture.md), which
+    # would hold up dc2's takeover.
+    outside_dc1 = [s for s in servers if SITE_OF_SERVER[s.myid] != "dc1"]
+    setup.zk_hosts["dc1"] = links.connect_string("dc1", outside_dc1)
+    setup.zk_hosts["dc2"] = links.connect_string("dc2", outside_dc1)
     # Reaching a server behind the cut waits on the client's own timeout, as on a real cut
     # (kazoo: its session timeout), not on the relay's.
     between_sites = ("--delay", str(delay), "--connect-timeout", "60")
