@@ -22,7 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from contract.credentials import RECORD_ID_LENGTH, CredentialKind, issue, parse
+from contract.credentials import (
+    RECORD_ID_LENGTH,
+    CredentialKind,
+    issue,
+    parse,
+    random_base62,
+)
 
 Scope = Literal["ingest", "read"]
 SCOPES: tuple[str, ...] = get_args(Scope)
@@ -92,11 +98,9 @@ def new_token(
 ) -> tuple[str, TokenRecord]:
     """A fresh token (shown once) and the record to store."""
     token_id = secrets.token_hex(RECORD_ID_LENGTH // 2)
-    token = issue(_KINDS[scope], record_id=token_id)
-    parsed = parse(token)
-    assert parsed is not None
-    record = TokenRecord(token_id, scope, env, operator, _digest(parsed.random), now)
-    return token, record
+    random = random_base62()
+    token = issue(_KINDS[scope], record_id=token_id, random=random)
+    return token, TokenRecord(token_id, scope, env, operator, _digest(random), now)
 
 
 def parse_token(token: str) -> ParsedToken | None:

@@ -48,9 +48,10 @@ def read_plan(client: ZooKeeper, paths: ClusterPaths) -> tuple[Plan, int] | None
 
 
 def read_reports(client: ZooKeeper, paths: ClusterPaths) -> dict[str, Report]:
+    nodes = client.children_or_none(paths.upgrade_reports)
     out: dict[str, Report] = {}
-    for node in client.children_or_none(paths.upgrade_reports):
-        got = client.find(paths.upgrade_report(node))
+    found = client.get_many(paths.upgrade_report(n) for n in nodes)
+    for node, got in zip(nodes, found, strict=True):
         report = Report.from_bytes(got[0]) if got else None
         if report is not None:
             out[node] = report
