@@ -48,7 +48,7 @@ from cluster.model import ClusterSnapshot, dump, resources_json
 from cluster.names import check_address
 from cluster.paths import ClusterPaths
 from cluster.version import VERSION
-from cluster.zk.errors import NoNodeError, ZooKeeperError
+from cluster.zk.errors import CONNECTION_LOST, NoNodeError, ZooKeeperError
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -101,6 +101,7 @@ class NodeDaemon:
         # stopped because it has been silent too long since (see `_check_silence`).
         self._answered = time.monotonic()
         self._silent = False
+        self._dropped_for: float | None = None  # the `_answered` of the last dropped silence
 
     # --- the LeaderContext protocol -------------------------------------------------------
 
@@ -131,6 +132,10 @@ class NodeDaemon:
             )
         except TimeoutError as e:
             raise ZooKeeperUnavailable("ZooKeeper call timed out") from e
+        except ZooKeeperError as e:
+            if not isinstance(e, CONNECTION_LOST):
+                self._answered = time.monotonic()  # an error is an answer too (no such node)
+            raise
         self._answered = time.monotonic()  # the session was alive at the server just now
         return result
 
@@ -307,21 +312,23 @@ class NodeDaemon:
         self._wake.set()
 
     async def _loop_forever(self) -> None:
-        while not self._stop.is_set():
-            # Before the tick: its read may block for the call's bound, past the silence's.
-            await self._check_silence()
-            started = time.monotonic()
-            self._wake.clear()  # a change seen during this tick wakes the next one at once
-            try:
-                await self._tick()
-            except (ZooKeeperUnavailable, ZooKeeperError) as e:
-                log.warning("loop: ZooKeeper unavailable (%s)", type(e).__name__)
-                if self._fence is not None and not self._connected:
-                    await self.services.stop()
-            except FencedOut:
-                pass
-            self.metrics.loop_seconds.observe(time.monotonic() - started)
-            await wait_event(self._wake, self._next_wait())
+        watchdog = asyncio.ensure_future(self._watch_silence())
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self._wake.clear()  # a change seen during this tick wakes the next one at once
+                try:
+                    await self._tick()
+                except (ZooKeeperUnavailable, ZooKeeperError) as e:
+                    log.warning("loop: ZooKeeper unavailable (%s)", type(e).__name__)
+                    if self._fence is not None and not self._connected:
+                        await self.services.stop()
+                except FencedOut:
+                    pass
+                self.metrics.loop_seconds.observe(time.monotonic() - started)
+                await wait_event(self._wake, self.settings.loop_interval)
+        finally:
+            watchdog.cancel()
 
     @property
     def _silence_bound(self) -> float:
@@ -331,13 +338,20 @@ class NodeDaemon:
         return self.settings.session_timeout * 2 / 3
 
     async def _check_silence(self) -> None:
-        """Stop leader-only work once ZooKeeper has answered none of this node's calls for
-        `_silence_bound`, as SUSPENDED would. kazoo raises SUSPENDED only after a pause in the
-        node's requests, and a node that keeps asking (the loop, the backup part writer) may
-        never pause: a leader cut off from its server's side of a partition would go on. One
-        slow read does not stop a healthy leader; the next answer lets it lead again."""
+        """Act on ZooKeeper having answered none of this node's calls for `_silence_bound`, as
+        kazoo would on a missed ping. kazoo counts every request it sends as a ping, so a node
+        that keeps asking (the loop, the backup part writer) may never notice a server cut off
+        behind a partition: no reset ever arrives. So this node drops the connection itself
+        (kazoo reconnects to another server, keeping the session if the quorum still holds
+        it), and a leader stops leader-only work at once, as on SUSPENDED. One slow read does
+        not stop a healthy leader for good; the next answer lets it lead again."""
         silent = time.monotonic() - self._answered
-        if self._fence is None or self._silent or silent < self._silence_bound:
+        if silent < self._silence_bound:
+            return
+        if self._dropped_for != self._answered and self._client.drop_connection():
+            self._dropped_for = self._answered  # once per silence: then kazoo's own retries
+            log.warning("ZooKeeper silent for %.1fs: connection dropped, reconnecting", silent)
+        if self._fence is None or self._silent:
             return
         self._silent = True
         log.warning("ZooKeeper silent for %.1fs: leader work stopped until it answers", silent)
@@ -345,13 +359,16 @@ class NodeDaemon:
         await self.services.stop()
         self.metrics.leader_work_active.set(0)
 
-    def _next_wait(self) -> float:
-        """The pause before the next tick: the loop's interval, or less for a leader that must
-        look at ZooKeeper's silence again before then."""
-        if self._fence is None or self._silent:
-            return self.settings.loop_interval
-        left = self._silence_bound - (time.monotonic() - self._answered)
-        return max(0.01, min(self.settings.loop_interval, left))
+    async def _watch_silence(self) -> None:
+        """Look at ZooKeeper's silence when it reaches the bound, whatever the loop is doing:
+        a tick's read may block for the call's bound, past the silence's."""
+        while not self._stop.is_set():
+            left = self._silence_bound - (time.monotonic() - self._answered)
+            if left > 0:
+                await wait_event(self._stop, left)
+                continue
+            await self._check_silence()
+            await wait_event(self._stop, self.settings.loop_interval)
 
     def _watch(self, _event: Any) -> None:
         loop = self._loop

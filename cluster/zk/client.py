@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -146,6 +147,24 @@ class ZooKeeper:
         self._auth = auth
         # What kazoo's own recipes (the lock) create gets the cluster's ACL too.
         self._client.default_acl = cluster_acl("/managed/clusters/-", auth)
+
+    def drop_connection(self) -> bool:
+        """Drop the connection to the current server, as kazoo does when a ping goes unanswered:
+        kazoo then reconnects to another server of the ensemble, keeping the session if the
+        quorum has not expired it. Whether there was a connection to drop.
+
+        Why this exists: kazoo counts every request it sends as a ping, so a client that keeps
+        asking a server that no longer answers (cut off by a partition: no reset ever arrives)
+        never notices. Shutting the socket down makes kazoo's next read see the end of the
+        stream; kazoo has no public call for this, hence the reach into its connection."""
+        sock = getattr(self._client._connection, "_socket", None)
+        if sock is None or not self._client.connected:
+            return False
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, not SSLSocket's: that one also drops the TLS state
+            # under kazoo's thread, which may be reading it. TLS then reads the end of stream.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        return True
 
     def close(self) -> None:
         try:

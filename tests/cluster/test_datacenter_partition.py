@@ -102,12 +102,9 @@ DIRECT = Links(0.0, TIMING, sync_limit=2, takeover_bound=SESSION_TIMEOUT + 2 + 4
 # killed data center across such links (test_datacenters.py); 2 s for a server to drop its
 # clients leaves the quorum room for a slow round trip on a loaded machine. Taking over needs
 # both dc2 nodes live (the data-center rule), and a dc2 node whose session is on a dc1 server
-# must lose it first: kazoo counts every request it sends as a ping, so a node that keeps
-# asking a silent server notices only at a pause of a third of the session in its requests,
-# long after its session expired on dc2's side, then reconnects, each try on a server behind
-# the cut costing kazoo's connect timeout (the session timeout). Measured: 10.8-11.6 s with
-# dc2's nodes on dc2's or the witness's servers, 20-26 s with one on a dc1 server (figures in
-# docs/architecture.md). Bound: four sessions and 5 s for load.
+# must first notice ZooKeeper's silence (two thirds of the session) and reconnect, each try on
+# a server behind the cut costing kazoo's connect timeout (the session timeout); figures in
+# docs/architecture.md. Bound: four sessions and 5 s for load.
 ACROSS_50_MS = Links(INTER_SITE_DELAY, WAN_TIMING, sync_limit=4, takeover_bound=45)
 
 
@@ -230,13 +227,11 @@ def delay_between_sites(setup: Partitioned, servers: list[ZkServer]) -> Route:
     # dc1's nodes get only the other sites' servers: the cut-off leader's session is then on a
     # server across the cut, the case kazoo never reports SUSPENDED for while the node keeps
     # asking (docs/architecture.md): the node's own bound on ZooKeeper's silence must stop it.
-    # dc2's nodes get their own side's servers (dc2's and the witness's): a follower whose
-    # session is on a server across the cut has the same trouble, and the node's bound only
-    # stops leaders; such a follower may not notice for long (docs/architecture.md), which
-    # would hold up dc2's takeover.
+    # dc2's nodes get every server: one whose session is on a dc1 server must notice the same
+    # silence and reconnect to its own side, or dc2 never takes over.
     outside_dc1 = [s for s in servers if SITE_OF_SERVER[s.myid] != "dc1"]
     setup.zk_hosts["dc1"] = links.connect_string("dc1", outside_dc1)
-    setup.zk_hosts["dc2"] = links.connect_string("dc2", outside_dc1)
+    setup.zk_hosts["dc2"] = links.connect_string("dc2", servers)
     # Reaching a server behind the cut waits on the client's own timeout, as on a real cut
     # (kazoo: its session timeout), not on the relay's.
     between_sites = ("--delay", str(delay), "--connect-timeout", "60")

@@ -7,17 +7,25 @@ import stat
 from pathlib import Path
 
 import psutil
+import pytest
 from clusterkit import managed
 
 from cluster.dev.stack import DevStack
 
 
-def test_dev_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_dev_up_detached_then_down_leaves_nothing_running_and_up_again_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    """The whole stack up and down; then `make demo` a second time over the stopped stack: its
+    nodes, cluster and enrollment are gone with their ports, so their state is replaced (and
+    nothing else in the directory)."""
     state = tmp_path / "stack"
     up = managed("dev", "up", "--detach", "--state-dir", str(state), timeout=300)
     pids = [json.loads(p.read_text())["pid"] for p in (state / "pids").glob("*.pid")]
     try:
         assert up.returncode == 0, up.stderr
+        assert "replacing the stopped dev stack" not in up.stderr
         info = json.loads((state / "stack.json").read_text())
         assert len(info["nodes"]) == 3 and info["mission_control"]["url"].startswith("https://")
         assert set(info["s3"]["endpoints"]) == {"eu-west-1", "eu-central-1"}
@@ -48,17 +56,13 @@ def test_dev_up_detached_then_down_leaves_nothing_running(tmp_path: Path) -> Non
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert managed("dev", "down", "--state-dir", str(state)).stdout.strip() == "nothing was running"
 
-
-def test_dev_up_again_over_a_stopped_stack_starts_afresh(tmp_path: Path) -> None:
-    """`make demo` a second time: the stopped stack's nodes, cluster and enrollment are gone
-    with their ports, so their state is replaced (and nothing else in the directory)."""
-    state = tmp_path / "stack"
-    for attempt in range(2):
+    try:
         up = managed("dev", "up", "--detach", "--state-dir", str(state), timeout=300)
+        assert up.returncode == 0, up.stderr
+        assert "replacing the stopped dev stack" in up.stderr
+    finally:
         down = managed("dev", "down", "--state-dir", str(state), timeout=120)
-        assert up.returncode == 0, (attempt, up.stderr)
-        assert ("replacing the stopped dev stack" in up.stderr) == (attempt == 1)
-        assert "stopped 9 processes" in down.stdout, down
+    assert "stopped 9 processes" in down.stdout, down
 
 
 def test_only_a_stopped_stacks_own_entries_are_removed(tmp_path: Path) -> None:

@@ -101,3 +101,26 @@ def test_commands_fail_with_one_line_when_the_ensemble_loses_quorum(
         assert r.stderr.count("\n") == 1 and "ZooKeeper" in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
         assert took < COMMAND_BOUND, (args, took)
+
+
+def test_a_dropped_connection_reconnects_to_a_server_and_keeps_the_session(
+    zk_ensemble: Ensemble,
+) -> None:
+    """What a node does when ZooKeeper stays silent (`NodeDaemon._check_silence`): drop the
+    connection; kazoo reconnects, to another server if one answers, with the same session."""
+    client = zk.make_client(
+        zk_ensemble.connect_string, 6.0, ZK_AUTH, ca_file=str(zk_ensemble.ca_file)
+    )
+    states: list[str] = []
+    client.add_listener(states.append)
+    client.start(10)
+    try:
+        session = client.session_id
+        assert session
+        assert client.drop_connection()
+        assert wait_until(lambda: zk.SUSPENDED in states and states[-1] == zk.CONNECTED, 10)
+        assert client.session_id == session and client.connected
+        assert client.exists("/") is not None  # and it answers
+    finally:
+        client.close()
+    assert not client.drop_connection()  # nothing to drop once closed

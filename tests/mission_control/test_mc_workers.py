@@ -120,6 +120,9 @@ def test_a_worker_that_will_not_stop_is_killed_after_the_grace_period(
     with serve(pg_url, port, extra=["--workers", "2"], log=tmp_path / "serve.log") as process:
         first, second = workers_of(process)
         second.suspend()  # SIGSTOP: it cannot handle SIGTERM
+        # Only once it is stopped: a SIGTERM that comes before the kernel has stopped it (the
+        # worker not yet scheduled, under load) is fatal while the worker still starts up.
+        assert wait_for(lambda: second.status() == psutil.STATUS_STOPPED, 10)
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(STOP_GRACE_S + 15) == 0
         assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
