@@ -1,9 +1,10 @@
 """Staff sign-in through a real SAML 2.0 identity provider (pysaml2's `Server`, in its own
 process over TLS, signing with a key the test made), driven by a real HTTP client following
-the redirect to the provider and posting its form back, as a browser does: a signed assertion
-lands the person in the console with their group's role; an unsigned one, an altered one and
-a person in no mapped group are refused with one line and no session; a support role types the
-built-in TOTP unless the settings trust the assertion's AuthnContextClassRef."""
+the redirect to the provider and posting its form back, as a browser does, and once in real
+Chromium across two sites (the provider's POST back is cross-site, as in production): a signed
+assertion lands the person in the console with their group's role; an unsigned one, an altered
+one and a person in no mapped group are refused with one line and no session; a support role
+types the built-in TOTP unless the settings trust the assertion's AuthnContextClassRef."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from mcs_staff import ADMIN, totp_code
+from playwright.async_api import async_playwright
 from saml_kit import MFA, PASSWORD, IdentityProvider, saml_idp
 from sso_site import Site, audit_of, serving_site
 
@@ -159,6 +161,28 @@ async def test_an_unsigned_assertion_is_refused(site: Site, browser: Browser, si
     assert_refused(await browser.sign_in("ada", sign=signed), "signature is missing")
     assert (await browser.console())[0] == 303
     assert await audit_of(site, "ada") == []
+
+
+async def test_a_staff_member_signs_in_in_chromium(site: Site) -> None:
+    # The console at localhost, the provider at 127.0.0.1: two sites, so the provider's POST
+    # back is cross-site as in production, and the flow cookie must still come back with it.
+    login = site.url.replace("127.0.0.1", "localhost") + "/console/login"
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            # The browser is the test's user: it is told to accept the throwaway CAs.
+            context = await chromium.new_context(ignore_https_errors=True)
+            context.set_default_timeout(10_000)
+            page = await context.new_page()
+            await page.goto(login)
+            await page.get_by_role("link", name="Sign in with Company single sign-on").click()
+            await page.locator("input[name=user]").fill("ada")
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(re.compile(r"//localhost:\d+/console/$"))
+            assert "ada" in await page.locator(".who .user").inner_text()
+            assert "admin" in await page.locator(".who .role").inner_text()
+        finally:
+            await chromium.close()
 
 
 async def test_an_assertion_signed_with_sha1_is_refused(site: Site, browser: Browser) -> None:
