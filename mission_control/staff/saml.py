@@ -8,7 +8,8 @@ second factor is the built-in TOTP unless the assertion's ``AuthnContextClassRef
 OIDC ``amr``); empty (the default) trusts none. Pure: the SAML conversation itself is
 `mission_control.service.accounts.saml_login` (pysaml2's client).
 
-Guarantees: the provider is known only from its metadata file (entity ID, signing
+Guarantees: the server does not start without the metadata file and `xmlsec1` (one line);
+the provider is known only from its metadata file (entity ID, signing
 certificate, single sign-on endpoint), never from what a response says of itself; assertions
 must be signed by that certificate; the audience must be `entity_id`.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FilePath
 
 from contract.messages import StaffRole
 
@@ -29,7 +30,7 @@ class SamlProvider(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: The provider's metadata (its administrator exports it): whose signatures count.
-    idp_metadata_file: Path
+    idp_metadata_file: FilePath
     #: This server's entity ID at the provider (the assertion's audience).
     entity_id: str = Field(min_length=1, max_length=1024)
     #: Where the provider posts its response; empty: this server's own
@@ -46,5 +47,6 @@ class SamlProvider(BaseModel):
     )
     #: How far the provider's clock may be from this server's (NotBefore/NotOnOrAfter).
     clock_skew_s: int = Field(default=60, ge=0, le=600)
-    xmlsec_binary: Path = Path("/usr/bin/xmlsec1")
+    #: Debian's `xmlsec1` (pysaml2 verifies signatures with it): a missing one stops the start.
+    xmlsec_binary: FilePath = Field(default_factory=lambda: Path("/usr/bin/xmlsec1"))
     label: str = Field(default="Company single sign-on (SAML)", max_length=80)

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from mcs_staff import ADMIN, totp_code
 from playwright.async_api import async_playwright
+from pydantic import ValidationError
 from saml_kit import MFA, PASSWORD, IdentityProvider, saml_idp
 from sso_site import Site, audit_of, serving_site
 
@@ -242,3 +243,10 @@ async def test_the_service_provider_metadata_names_the_consumer(site: Site) -> N
             text = await r.text()
     assert r.status == 200 and ENTITY_ID in text
     assert site.url + "/console/login/saml/acs" in text
+
+
+def test_settings_refuse_a_missing_metadata_file(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="idp_metadata_file"):
+        SamlProvider.model_validate(
+            {"idp_metadata_file": tmp_path / "absent.xml", "entity_id": ENTITY_ID, "roles": ROLES}
+        )
