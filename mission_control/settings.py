@@ -16,6 +16,7 @@ from mission_control.service.rules.policy import AlertPolicy, SizingPolicy
 from mission_control.service.support.approvers import OperatorProvider, check_distinct
 from mission_control.staff.directory import LdapDirectory
 from mission_control.staff.oidc import OidcProvider
+from mission_control.staff.saml import SamlProvider
 
 DEFAULT_DB_URL = "sqlite:///mission-control.db"
 DEFAULT_CIPHERS = ":".join(
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     ldap: LdapDirectory | None = None
     # Staff sign-in through the customer's OpenID Connect provider (docs/security.md#oidc).
     oidc: OidcProvider | None = None
+    # Staff sign-in through the customer's SAML 2.0 identity provider (docs/security.md#saml).
+    saml: SamlProvider | None = None
     # The customer's providers that prove which operator approved a support grant, per cluster
     # (docs/security.md#verified-approvers). Empty: the cluster's signature alone decides.
     operator_providers: tuple[OperatorProvider, ...] = ()

@@ -5,8 +5,8 @@
 # PostgreSQL (binaries for a throwaway test instance where none is running), Debian 12's
 # own Python 3.11 with venv (`make test` runs the unit and backup tests under it too),
 # iproute2 (`ip netns`: the data-center partition test's namespaces and veth links), git (the
-# secret scanner reads history), and OpenLDAP's slapd and tools (staff sign-in tests start
-# their own directory server).
+# secret scanner reads history), OpenLDAP's slapd and tools (staff sign-in tests start
+# their own directory server), and xmlsec1 (pysaml2 checks SAML signatures with it).
 set -euo pipefail
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
@@ -20,6 +20,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v git >/dev/null 2>&1 || need+=(git)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
+command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}" >&2
 SUDO=""

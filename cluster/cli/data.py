@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
-from cluster.cli.support import _operator, operator_option
+from cluster.cli.deciders import operator_actor, operator_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -142,7 +142,7 @@ def _job(g: Globals, operator: str, kind: str, env_name: str, tag: str | None, w
     with g.session() as client:
         registry.read_settings(client, g.paths).environment(env_name)
         serving = set(registry.endpoints(client, g.paths))
-        job = registry.submit_job(client, g.paths, _operator(operator), kind, env_name, tag)
+        job = registry.submit_job(client, g.paths, operator_actor(operator), kind, env_name, tag)
         deadline = time.monotonic() + wait
         reports: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -224,7 +224,7 @@ def _set_permission(g: Globals, name: str, grant: bool, operator: str) -> None:
 
     action = "data.sensitive.granted" if grant else "data.sensitive.revoked"
     with g.session() as client:
-        registry.change_settings(client, g.paths, _operator(operator), action, name, change)
+        registry.change_settings(client, g.paths, operator_actor(operator), action, name, change)
 
 
 @sensitive_data.command("grant")

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
-from cluster.cli.support import _operator, operator_option
+from cluster.cli.deciders import operator_actor, operator_option
 
 DNT = ("anonymous", "nothing")
 IP_MODES = ("all", "public", "off")
@@ -30,7 +30,7 @@ def _change(g: Globals, operator: str, action: str, subject: str, change: Any) -
 
     with g.session() as client:
         return registry.change_settings(
-            client, g.paths, _operator(operator), action, subject, change
+            client, g.paths, operator_actor(operator), action, subject, change
         )
 
 
@@ -267,7 +267,7 @@ def create_token(
         if env_name is not None:
             registry.read_settings(client, g.paths).environment(env_name)
         text, record = new_token(scope, env_name, holder, time.time())  # type: ignore[arg-type]
-        registry.add_token(client, g.paths, _operator(operator), record)
+        registry.add_token(client, g.paths, operator_actor(operator), record)
     click.echo(text)
 
 
@@ -303,5 +303,5 @@ def revoke(g: Globals, token_id: str, operator: str) -> None:
     from cluster.data import registry
 
     with g.session() as client:
-        registry.revoke_token(client, g.paths, _operator(operator), token_id)
+        registry.revoke_token(client, g.paths, operator_actor(operator), token_id)
     click.echo(f"token {token_id} revoked")

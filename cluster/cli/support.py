@@ -1,7 +1,8 @@
 """`managed support mode|requests|approve|deny|revoke|grants`: the cluster operator's decisions.
 
-Every change is recorded in the audit log under the operator's name (`--operator`, env
-`MANAGED_OPERATOR`, default the login name) and sent to Mission Control through the outbox.
+Every change is recorded in the audit log under the decider's name (`cluster.cli.deciders`:
+the `--operator` name, or the verified person of `managed login` once approver groups are set)
+and sent to Mission Control through the outbox.
 Every change needs the cluster's ZooKeeper credential (`--zk-auth`, env `MANAGED_ZK_AUTH`): the
 support state is writable only with it (`cluster.support.protection`), approving signs the grant
 with the cluster's key, and a decision names an operator, which only a credential holder may do.
@@ -11,7 +12,6 @@ Reading (`mode` without changes, `requests`, `grants`) needs no credential.
 from __future__ import annotations
 
 import functools
-import getpass
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from cluster.cli.common import Globals, emit, json_option, pass_globals
+from cluster.cli.deciders import decider, operator_option, verified_decider
 
 if TYPE_CHECKING:
     from cluster.support.records import StoredRequest
     from cluster.support.store import SupportStore
     from cluster.zk import ZooKeeper
-    from contract.audit.events import Actor
-    from contract.support.approval import ApproverIdentity
 
 # The domain (pydantic, cryptography) is imported inside the commands: `managed node run`
 # shares this CLI and must start in well under a second. These mirror `SupportMode` and
@@ -34,23 +33,6 @@ MODES = ("off", "approval", "allowed")
 ROLES = ("viewer", "user", "admin")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _login_name() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown-operator"
-
-
-def operator_option(f: F) -> F:
-    return click.option(
-        "--operator",
-        envvar="MANAGED_OPERATOR",
-        default=_login_name,
-        show_default="your login name",
-        help="Who decides; recorded in the audit log (env MANAGED_OPERATOR).",
-    )(f)
 
 
 def domain_errors(f: F) -> F:
@@ -66,53 +48,6 @@ def domain_errors(f: F) -> F:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def _operator(name: str) -> Actor:
-    from contract.audit.events import Actor, ActorKind
-
-    if not name.strip():
-        raise click.BadParameter("the operator name must not be empty", param_hint="--operator")
-    return Actor(name.strip(), ActorKind.OPERATOR)
-
-
-def _decider(store: SupportStore, operator: str) -> Actor:
-    """Who decides (see `_verified_decider`)."""
-    actor, _ = _verified_decider(store, operator)
-    return actor
-
-
-def _verified_decider(store: SupportStore, operator: str) -> tuple[Actor, ApproverIdentity | None]:
-    """Who decides: with the cluster's `approver_groups` set, the verified person of the
-    operator's `managed login` (in one of those groups, checked against the provider's keys
-    now), with the ID token an approval embeds so the leader and Mission Control can check it
-    too; otherwise the `--operator` name, and no token."""
-    import os
-    import time
-    from pathlib import Path
-
-    from cluster.operator_identity import LoginFailed, identity_path, verified_approver
-    from contract.audit.events import Actor, ActorKind
-    from contract.support.approval import ApproverIdentity
-
-    policy, _ = store.policy()
-    if not policy.approver_groups:
-        return _operator(operator), None
-    ca = os.environ.get("MANAGED_OIDC_CA")
-    try:
-        person, id_token = verified_approver(
-            identity_path(),
-            issuer=policy.approver_issuer,
-            client_id=policy.approver_client_id,
-            approver_groups=policy.approver_groups,
-            ca_file=Path(ca) if ca else None,
-            now=time.time(),
-        )
-    except LoginFailed as e:
-        raise click.ClickException(str(e)) from e
-    actor = Actor(person.label, ActorKind.OPERATOR, via=f"oidc {person.issuer}")
-    identity = ApproverIdentity(policy.approver_issuer, policy.approver_client_id, id_token)
-    return actor, identity
 
 
 def _require_credential(g: Globals, doing: str) -> None:
@@ -215,7 +150,7 @@ def mode(
         store = _store(g, client, need_key=False)
         if changes:
             # Once approver groups are set, changing them (or anything) needs an approver.
-            actor = _decider(store, operator)
+            actor = decider(store, operator, "change the support settings", "policy")
             policy = store.set_policy(
                 lambda old: SupportPolicy.from_config({**old.to_config(), **changes}),
                 actor,
@@ -380,7 +315,7 @@ def approve_cmd(
     _require_credential(g, "approving")
     with g.session() as client:
         store = _store(g, client, need_key=True)
-        actor, identity = _verified_decider(store, operator)
+        actor, identity = verified_decider(store, operator, "approve", request_id)
         policy, _ = store.policy()
         now = _now()
         done = store.change(
@@ -415,7 +350,7 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
     _require_credential(g, "denying")
     with g.session() as client:
         store = _store(g, client, need_key=False)
-        actor = _decider(store, operator)
+        actor = decider(store, operator, "deny", request_id)
         now = _now()
         done = store.change(request_id, lambda r: deny(r, actor, now, reason), now)
     click.echo(done.notice)
@@ -437,7 +372,7 @@ def revoke_cmd(g: Globals, request_id: str, reason: str | None, yes: bool, opera
         raise click.ClickException("not revoked (answer y, or pass --yes)")
     with g.session() as client:
         store = _store(g, client, need_key=False)
-        actor = _decider(store, operator)
+        actor = decider(store, operator, "revoke", request_id)
         now = _now()
         done = store.change(request_id, lambda r: revoke(r, actor, now, reason), now)
     click.echo(done.notice)

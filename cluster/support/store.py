@@ -106,6 +106,15 @@ class SupportStore:
                 raise SecretsUnavailable(protection.WRONG_CREDENTIAL) from None
             raise
 
+    def record_refused(
+        self, by: Actor, action: str, subject: str, reason: str, now: datetime
+    ) -> None:
+        """Audit an attempt to decide that was refused before anything changed (one entry,
+        ``support.decision.refused``; needs the credential like every support write)."""
+        detail = {"action": action, "reason": reason}
+        event = AuditEvent(now, by, "support.decision.refused", self.paths.cluster, subject, detail)
+        self._commit([event], now, [])
+
     def protect(self, now: datetime) -> list[str]:
         """Migrate support znodes made before they were protected (see `protection.protect`);
         the znodes that were open are recorded in the audit log."""

@@ -38,6 +38,17 @@ def set_lax(response: web.StreamResponse, name: str, value: str, path: str, max_
     )
 
 
+def set_cross_site(
+    response: web.StreamResponse, name: str, value: str, path: str, max_age: int
+) -> None:
+    """A cookie the browser sends back on a POST from another site (a SAML provider's form
+    posting its response): SameSite=None, which browsers accept only with Secure; still
+    HttpOnly. Only for sealed, single-use sign-in state, never for a session."""
+    response.set_cookie(
+        name, value, path=path, httponly=True, samesite="None", secure=True, max_age=max_age
+    )
+
+
 def _clear(response: web.StreamResponse, name: str, path: str) -> None:
     response.del_cookie(name, path=path, httponly=True, samesite="Strict", secure=True)
 

@@ -54,6 +54,10 @@ PUBLIC_ROUTES = frozenset(
         "console.login.oidc",
         "console.login.oidc.callback",
         "console.login.oidc.totp",
+        "console.login.saml",
+        "console.login.saml.acs",
+        "console.login.saml.totp",
+        "console.login.saml.metadata",
         "console.static",
     }
 )

@@ -55,6 +55,7 @@ def render_login_form(
             "next": safe_next(request.query.get("next")),
             "ldap": request.config_dict[SETTINGS].ldap is not None,
             "oidc": request.config_dict[SETTINGS].oidc,
+            "saml": request.config_dict[SETTINGS].saml,
         },
         status=status,
     )

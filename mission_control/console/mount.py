@@ -30,6 +30,7 @@ from mission_control.console import (
     login,
     oidc_login,
     pages,
+    saml_login,
 )
 from mission_control.console.directory import (
     DirectoryFactory,
@@ -150,6 +151,16 @@ def setup_console(
     )
     console.router.add_post(
         "/login/oidc/totp", oidc_login.second_factor, name="console.login.oidc.totp"
+    )
+    console.router.add_get("/login/saml", saml_login.start_sign_in, name="console.login.saml")
+    console.router.add_post(
+        "/login/saml/acs", saml_login.assertion_consumer, name="console.login.saml.acs"
+    )
+    console.router.add_post(
+        "/login/saml/totp", saml_login.second_factor, name="console.login.saml.totp"
+    )
+    console.router.add_get(
+        "/login/saml/metadata", saml_login.metadata, name="console.login.saml.metadata"
     )
     console.router.add_static("/static", STATIC, name="console.static")
     app.add_subapp(PREFIX + "/", console)

@@ -6,31 +6,22 @@ another client refused at the callback and audited."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
 import pytest
-from mc_kit import FakeClock, make_settings, running
 from mcs_staff import ADMIN, totp_code
 from oidc_kit import Provider, oidc_provider
 from playwright.async_api import async_playwright
 from pydantic import ValidationError
-from sqlalchemy import select
+from sso_site import Site, audit_of, serving_site
 
-from contract.certs import write_dev_ca
 from contract.messages import StaffRole
-from mission_control.app import create_app
-from mission_control.db.engine import create_engine
-from mission_control.db.schema import audit_log
 from mission_control.service.accounts import users
-from mission_control.service.context import ServiceContext
 from mission_control.staff.oidc import OidcProvider
 
 ROLES = {"mc-admins": "admin", "mc-support": "support-l2"}
@@ -55,42 +46,14 @@ def settings_for(provider: Provider, **changes: Any) -> OidcProvider:
     return OidcProvider.model_validate(values)
 
 
-@dataclass
-class Site:
-    url: str
-    ctx: ServiceContext
-    clock: FakeClock
-
-
 @pytest.fixture
 async def site(
     sqlite_url: str, provider: Provider, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Site]:
     changes = getattr(request, "param", {})
-    clock = FakeClock(datetime.now(UTC))
-    tls = write_dev_ca(tmp_path / "mc-tls", ["127.0.0.1"])
-    settings = make_settings(sqlite_url, oidc=settings_for(provider, **changes))
-    app = create_app(settings, clock=clock, background=False)
-    engine = create_engine(sqlite_url)
-    try:
-        async with running(app, tls=tls) as url:
-            yield Site(url, ServiceContext(engine=engine, clock=clock), clock)
-    finally:
-        await engine.dispose()
-
-
-@dataclass(frozen=True)
-class Entry:
-    action: str
-    detail: dict[str, Any]
-
-
-async def audit_of(site: Site, subject: str) -> list[Entry]:
-    async with site.ctx.engine.connect() as conn:
-        rows = await conn.execute(
-            select(audit_log).where(audit_log.c.subject == subject).order_by(audit_log.c.seq)
-        )
-        return [Entry(row.action, json.loads(row.detail)) for row in rows]
+    oidc = settings_for(provider, **changes)
+    async with serving_site(sqlite_url, tmp_path / "mc-tls", oidc=oidc) as served:
+        yield served
 
 
 async def sign_in_over_http(site: Site, sub: str) -> tuple[int, str, aiohttp.ClientSession]:
@@ -202,20 +165,12 @@ async def test_a_token_signed_by_another_key_is_refused(tmp_path: Path, sqlite_u
     with oidc_provider(tmp_path / "rogue") as rogue:
         rogue.set_person("mallory", preferred_username="mallory", groups=["mc-admins"])
         rogue.publish_other_key()
-        clock = FakeClock(datetime.now(UTC))
-        tls = write_dev_ca(tmp_path / "mc-tls", ["127.0.0.1"])
-        settings = make_settings(sqlite_url, oidc=settings_for(rogue))
-        engine = create_engine(sqlite_url)
-        try:
-            app = create_app(settings, clock=clock, background=False)
-            async with running(app, tls=tls) as url:
-                site = Site(url, ServiceContext(engine=engine, clock=clock), clock)
-                status, page, http = await sign_in_over_http(site, "mallory")
-                await http.close()
-                assert status == 401 and "signature does not verify" in page, page
-                assert await audit_of(site, "mallory") == []
-        finally:
-            await engine.dispose()
+        oidc = settings_for(rogue)
+        async with serving_site(sqlite_url, tmp_path / "mc-tls", oidc=oidc) as site:
+            status, page, http = await sign_in_over_http(site, "mallory")
+            await http.close()
+            assert status == 401 and "signature does not verify" in page, page
+            assert await audit_of(site, "mallory") == []
 
 
 def test_settings_refuse_a_provider_without_tls() -> None:

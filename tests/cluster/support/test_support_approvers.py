@@ -20,6 +20,7 @@ from device_kit import CLIENT, DeviceProvider, device_provider, logged_in, run_l
 from supportkit import AUTH, CliResult, Leader, command_item, request_item
 
 from cluster.audit.store import AuditLog
+from cluster.cli.deciders import UNVERIFIED
 from cluster.operator_identity import StoredIdentity, load_identity, save_identity
 from cluster.support import keys
 from cluster.support.service import SupportService
@@ -93,6 +94,20 @@ def test_only_a_verified_approver_decides_and_is_named(
     refused = leader.cli("support", "mode", "--approver-groups", "", env=env_for(tim, provider))
     assert refused.returncode == 1
     assert json.loads(leader.cli("support", "requests", "--json").stdout)[0]["state"] == "pending"
+    # Each refused attempt is one audit entry: the action, its target, the reason, and the
+    # --operator name given, marked unverified.
+    entries = AuditLog(leader.client, leader.paths).entries()
+    attempts = [e for e in entries if e.action == "support.decision.refused"]
+    assert [(e.subject, e.detail["action"]) for e in attempts] == [
+        (item["id"], "approve"),
+        (item["id"], "approve"),
+        (item["id"], "approve"),
+        ("policy", "change the support settings"),
+    ]
+    assert attempts[0].actor.name == "root" and "managed login" in attempts[0].detail["reason"]
+    assert "none of the approver groups" in attempts[1].detail["reason"]
+    assert all(e.actor.via == UNVERIFIED for e in attempts)
+    assert not [e for e in entries if e.action == "support.approved"]
 
     assert run_login(provider, olga, "u-1001", approve=True).returncode == 0
     approved = leader.cli(
@@ -108,6 +123,30 @@ def test_only_a_verified_approver_decides_and_is_named(
         ("olga (u-1001)", f"oidc {provider.issuer}")
     ]
     assert all(e.actor.name != "root" for e in entries if e.action.startswith("support.approv"))
+
+    # Revoking (and denying) name the verified person too; without a login: refused, audited.
+    refused = leader.cli(
+        "support",
+        "revoke",
+        item["id"],
+        "--yes",
+        "--operator",
+        "root",
+        env=env_for(nobody, provider),
+    )
+    assert refused.returncode == 1 and "managed login" in refused.stderr, refused.stderr
+    revoked = leader.cli("support", "revoke", item["id"], "--yes", env=env_for(olga, provider))
+    assert revoked.returncode == 0, revoked.stderr
+    entries = AuditLog(leader.client, leader.paths).entries()
+    assert [(e.actor.name, e.actor.via) for e in entries if e.action == "support.revoked"] == [
+        ("olga (u-1001)", f"oidc {provider.issuer}")
+    ]
+    last = [e for e in entries if e.action == "support.decision.refused"][-1]
+    assert (last.subject, last.detail["action"], last.actor.via) == (
+        item["id"],
+        "revoke",
+        UNVERIFIED,
+    )
 
 
 def test_an_expired_login_is_refused(
