@@ -55,9 +55,7 @@ class MissionControlServer:
     def start(self, timeout: float = 60) -> None:
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._certs()
-        migrated = self.cli("db", "upgrade")
-        if migrated.returncode != 0:
-            raise RuntimeError(f"mission-control db upgrade failed: {migrated.stderr.strip()}")
+        # No separate `db upgrade`: `serve` migrates before it answers (its default).
         certs = self.base / "certs"
         argv = [
             sys.executable,

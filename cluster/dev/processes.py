@@ -2,7 +2,7 @@
 
 Each process runs in a session of its own, so Ctrl-C at a terminal reaches only the supervisor,
 which then stops its children in order. A PID file names the process and the command line it
-ran, so `stop_pidfile` never signals a recycled PID that belongs to something else.
+ran, so `stop_pidfiles` never signals a recycled PID that belongs to something else.
 """
 
 from __future__ import annotations
@@ -111,32 +111,36 @@ def start(
     return Process(name=name, popen=popen, log_path=log_path)
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 10.0) -> bool:
-    """Stop the process a PID file names if it is still that process; remove the file."""
-    try:
-        record = json.loads(pidfile.read_text())
-        pid = int(record["pid"])
-        argv = list(record["argv"])
-    except (OSError, ValueError, KeyError, TypeError):
+def stop_pidfiles(pidfiles: Sequence[Path], timeout: float = 10.0) -> list[Path]:
+    """Stop the processes the PID files name, each only if it is still that process, all at
+    once (SIGTERM, then SIGKILL after `timeout`); remove the files. The files whose process
+    was stopped."""
+    running: dict[Path, psutil.Process] = {}
+    for pidfile in pidfiles:
+        try:
+            record = json.loads(pidfile.read_text())
+            pid = int(record["pid"])
+            argv = list(record["argv"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pidfile.unlink(missing_ok=True)
+            continue
+        try:
+            proc = psutil.Process(pid)
+            # A script's cmdline starts with its interpreter (python moto_server ...): the
+            # recorded argv must be the whole cmdline or all of it after the interpreter.
+            cmdline = proc.cmdline()
+            if cmdline == argv or cmdline[1:] == argv:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                running[pidfile] = proc
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(list(running.values()), timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, 5)
+    for pidfile in pidfiles:
         pidfile.unlink(missing_ok=True)
-        return False
-    stopped = False
-    try:
-        proc = psutil.Process(pid)
-        # A script's cmdline starts with its interpreter (python moto_server ...): the
-        # recorded argv must be the whole cmdline or all of it after the interpreter.
-        cmdline = proc.cmdline()
-        if cmdline == argv or cmdline[1:] == argv:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except psutil.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            stopped = True
-    except psutil.NoSuchProcess:
-        pass
-    pidfile.unlink(missing_ok=True)
-    return stopped
+    return list(running)
