@@ -47,6 +47,14 @@ HEX = DIGITS + "ABCDEFabcdef"
 _DIGIT_GROUPS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")  # one number, single separators
 #: 0 to 255 (leading zeros allowed, as `ipv4_valid` allows them): ASCII digits only.
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_H = "[0-9A-Fa-f]{1,4}"
+#: A whole IPv6 run that the pattern takes and `ipv6_valid` accepts: 8 groups, or `a` groups,
+#: "::" and `b` groups with a + b <= 7 and at most 7 colons in all (so neither 0 nor 7 groups
+#: on one side and none on the other: "::" alone is refused too).
+_IPV6_RUN = "|".join(
+    [rf"{_H}(?::{_H}){{7}}", rf"::{_H}(?::{_H}){{0,5}}"]
+    + [rf"{_H}(?::{_H}){{{a - 1}}}::(?:{_H}(?::{_H}){{0,{6 - a}}})?" for a in range(1, 7)]
+)
 #: What every IPv6 match holds ("::" or ":h:"), written with one literal first: a fast scan.
 _HEX_COLON_OR_PAIR = re.compile(r":(?::|[0-9A-Fa-f]{1,4}:)")
 
@@ -329,6 +337,7 @@ DETECTORS: dict[DetectorName, Detector] = {
             token=ALNUM + ":",
             anchors=(_HEX_COLON_OR_PAIR,),
             whole_runs=True,
+            run_check=re.compile(_IPV6_RUN),
         ),
         Detector(
             "ipv4",
