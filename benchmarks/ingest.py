@@ -18,6 +18,7 @@ per second, the server's own CPU time per record is printed (psutil): on a share
 moves far less than throughput does.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 8] [--runs 3] [--clients 8] [--batch 100]
+    .venv/bin/python benchmarks/ingest.py --in-process [--runs 5] [--batch 100]
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ MASKED_RULES = (
     ProcessingRule("customer", pattern=r"customer=\w+", replacement="customer=<masked>"),
 )
 
+RULES = {"unmasked": (), "default": DEFAULT_RULES, "masked": MASKED_RULES}
+
 
 class StaticState:
     """The `DataState` of a node whose settings and tokens do not change during the run."""
@@ -115,7 +118,7 @@ def serve(mode: str, port: int, directory: Path, token_file: Path) -> None:
     """The server process: one mode, until killed."""
     text, record = new_token("ingest", "prod", None, time.time())
     token_file.write_text(text)
-    rules = {"masked": MASKED_RULES, "default": DEFAULT_RULES}.get(mode, ())
+    rules = RULES.get(mode, ())
     state = StaticState(MonitoringStore(directory), Environment("prod", rules=rules), record)
     app = bare_app(state) if mode == "bare" else create_app(state)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -189,6 +192,29 @@ def measure(mode: str, args: argparse.Namespace, base: Path, run: int) -> tuple[
         proc.wait(10)
 
 
+def in_process(rounds: int, batch: int) -> None:
+    """CPU per record of what a node does to a batch before storing it (`prepare_log_lines`:
+    parse, validate, mask), without HTTP, TLS or SQLite: the best of `rounds` rounds per mode,
+    the modes interleaved. Steadier than the servers' figures on a shared machine."""
+    from cluster.data.ingest import prepare_log_lines
+
+    bodies = [body(batch, i) for i in range(len(LINES))]
+    envs = {mode: Environment("prod", rules=rules) for mode, rules in RULES.items()}
+    best = dict.fromkeys(envs, float("inf"))
+    for _ in range(rounds):
+        for mode, env in envs.items():
+            started = time.process_time()
+            for _ in range(20):
+                for data in bodies:
+                    prepare_log_lines(data, env, 0.0)
+            took = (time.process_time() - started) / (20 * len(bodies) * batch) * 1e6
+            best[mode] = min(best[mode], took)
+    print("in process, CPU per record: " + ", ".join(f"{m} {v:.2f} us" for m, v in best.items()))
+    print(f"masking (masked - unmasked) {best['masked'] - best['unmasked']:.2f} us, default "
+          f"rules {best['default'] - best['unmasked']:.2f} us; masked vs unmasked by CPU "
+          f"{best['unmasked'] / best['masked']:.2f}")  # fmt: skip
+
+
 def _listening(port: int) -> bool:
     import socket
 
@@ -202,12 +228,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the masking stage's CPU per record, in this process",
+    )
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.dir, args.dir / "token")
+        return
+    if args.in_process:
+        in_process(max(args.runs, 5), args.batch)
         return
     rates: dict[str, list[float]] = {m: [] for m in MODES}
     cpus: dict[str, list[float]] = {m: [] for m in MODES}

@@ -176,13 +176,18 @@ def _masked_rows(records: list[Record], env: Environment) -> list[LogRow]:
     a time), each row built once."""
     if not env.rules:
         return [LogRow(env.name, *record) for record in records]
-    texts = [message for _, _, message, _ in records]
-    texts += [value for *_, attrs in records for value in attrs.values()]
+    texts = [record[2] for record in records]
+    texts += [value for record in records if record[3] for value in record[3].values()]
     masked = apply_rules_many(texts, env.rules)
-    messages, values = masked[: len(records)], iter(masked[len(records) :])
+    if len(masked) == len(records):  # no attributes: the usual batch
+        return [
+            LogRow(env.name, at, level, message, attrs)
+            for (at, level, _, attrs), message in zip(records, masked, strict=True)
+        ]
+    values = iter(masked[len(records) :])
     return [
         LogRow(env.name, at, level, message, {k: next(values) for k in attrs} if attrs else attrs)
-        for (at, level, _, attrs), message in zip(records, messages, strict=True)
+        for (at, level, _, attrs), message in zip(records, masked, strict=False)
     ]
 
 

@@ -14,8 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Literal
+
+from contract.privacy.checks import (
+    iban_match_valid,
+    ipv4_valid,
+    ipv6_valid,
+    luhn_ascii,
+    luhn_valid,
+)
+from contract.privacy.checks import iban_valid as iban_valid  # part of this module's interface
 
 MASKED = "<masked>"
 
@@ -28,60 +36,6 @@ LOG_DEFAULT: tuple[DetectorName, ...] = ("card", "ipv6", "ipv4")
 CHOICES = ("email", "uuid", "iban", "card", "ip", "id")
 
 
-_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # each digit doubled, its digits summed
-
-
-#: Each ASCII digit as the digit sum of its double, plus 48 (so both tables sum alike).
-_DOUBLE = bytes(48 + _DOUBLED[b - 48] if 48 <= b <= 57 else b for b in range(256))
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn check every payment card number passes (13 to 19 digits)."""
-    if not 13 <= len(digits) <= 19 or not digits.isdigit():
-        return False
-    if not digits.isascii():  # digits of another script (`\d` matches them)
-        digits = "".join(str(int(d)) for d in digits)
-    data = digits.encode()
-    kept, doubled = data[-1::-2], data[-2::-2]  # sums of bytes run in C: ingest checks often
-    return (sum(kept) + sum(doubled.translate(_DOUBLE)) - 48 * len(data)) % 10 == 0
-
-
-_IBAN = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]+")
-_IBAN_DIGITS = {ord(c): str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-
-
-def iban_valid(text: str) -> bool:
-    """ISO 13616: country letters, two check digits, up to 30 letters or digits; mod 97 == 1."""
-    iban = text.replace(" ", "").upper()
-    if not 15 <= len(iban) <= 34 or not _IBAN.fullmatch(iban):
-        return False
-    moved = iban[4:] + iban[:4]
-    return int(moved.translate(_IBAN_DIGITS)) % 97 == 1
-
-
-def _ipv4_valid(text: str) -> bool:
-    # The pattern guarantees four dot-separated runs of 1-3 digits: only the range is left
-    # (ipaddress.ip_address would take 20 times as long, and ingest runs this per record).
-    return max(map(int, text.split("."))) <= 255
-
-
-def _ipv6_valid(text: str) -> bool:
-    # The pattern guarantees hex groups of at most 4 digits between colons: what is left is
-    # what `ipaddress.IPv6Address` checks of the group structure (8 groups, or fewer and one
-    # "::"), at a tenth of its cost.
-    halves = text.split("::")
-    if len(text) <= 2:
-        return False
-    if len(halves) == 1:
-        groups = text.split(":")
-        return len(groups) == 8 and all(groups)
-    if len(halves) > 2:
-        return False
-    head, tail = halves
-    groups = (head.split(":") if head else []) + (tail.split(":") if tail else [])
-    return len(groups) <= 7 and all(groups)
-
-
 def _has(*needles: str) -> Callable[[str], bool]:
     return lambda text: any(n in text for n in needles)
 
@@ -91,7 +45,18 @@ _HEX_COLON = re.compile(r":[0-9A-Fa-f]{1,4}:")  # what every IPv6 address withou
 ALNUM = DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HEX = DIGITS + "ABCDEFabcdef"
 _DIGIT_GROUPS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")  # one number, single separators
-_HEX_COLON_OR_PAIR = re.compile(r"::|:[0-9A-Fa-f]{1,4}:")  # every IPv6 match holds one
+#: 0 to 255 (leading zeros allowed, as `ipv4_valid` allows them): ASCII digits only.
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_H = "[0-9A-Fa-f]{1,4}"
+#: A whole IPv6 run that the pattern takes and `ipv6_valid` accepts: 8 groups, or `a` groups,
+#: "::" and `b` groups with a + b <= 7 and at most 7 colons in all (so neither 0 nor 7 groups
+#: on one side and none on the other: "::" alone is refused too).
+_IPV6_RUN = "|".join(
+    [rf"{_H}(?::{_H}){{7}}", rf"::{_H}(?::{_H}){{0,5}}"]
+    + [rf"{_H}(?::{_H}){{{a - 1}}}::(?:{_H}(?::{_H}){{0,{6 - a}}})?" for a in range(1, 7)]
+)
+#: What every IPv6 match holds ("::" or ":h:"), written with one literal first: a fast scan.
+_HEX_COLON_OR_PAIR = re.compile(r":(?::|[0-9A-Fa-f]{1,4}:)")
 
 
 @dataclass(frozen=True)
@@ -122,11 +87,22 @@ class Detector:
     #: True when `not_after` and the look-ahead both refuse every `token` character: then a
     #: match inside a maximal run of `token` characters can only be the whole run (it can
     #: neither start after a run character nor end before one), so `mask_ascii` decides a run
-    #: with one `fullmatch` instead of a substitution.
+    #: with one `fullmatch` instead of a substitution: of `run_check` when given (a pattern
+    #: whose full matches are exactly the runs `pattern` and `accept` take), else of `pattern`
+    #: followed by `accept`.
     whole_runs: bool = False
+    run_check: re.Pattern[str] | None = None
+    #: True when every match starts at a `needle` (not merely holds one): `mask_ascii` then
+    #: tries the pattern at each needle instead of finding runs.
+    starts_at_needle: bool = False
+    #: With `starts_at_needle`: a pattern whose match at a needle, when it has one, is the
+    #: match `pattern` has there, found without `pattern`'s backtracking.
+    quick: re.Pattern[str] | None = None
     _classes: bytes = field(init=False, repr=False, compare=False)
-    _mask_run: Callable[[str], str] = field(init=False, repr=False, compare=False)
-    _needle: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
+    _mask_run: Callable[[str, int, int], str | None] = field(init=False, repr=False, compare=False)
+    #: When every `token` character has the needle's one class: the runs holding a needle,
+    #: found whole by the regular expression engine (the needle, then the rest of the run).
+    _runs: re.Pattern[bytes] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         classes = bytearray(self.table or b" " * 256)
@@ -134,7 +110,9 @@ class Detector:
             classes[byte] = 0
         object.__setattr__(self, "_classes", bytes(classes))
         object.__setattr__(self, "_mask_run", self._run_masker())
-        object.__setattr__(self, "_needle", re.compile(re.escape(self.needle)))
+        one_class = bool(self.needle) and set(self.needle) == {classes[ord(c)] for c in self.token}
+        runs = re.escape(self.needle) + re.escape(self.needle[:1]) + b"*" if one_class else None
+        object.__setattr__(self, "_runs", runs and re.compile(runs))
 
     def mask_ascii(self, text: str) -> str:
         """`mask(text)` for an ASCII `text`, the same result found faster on long text (a
@@ -145,48 +123,109 @@ class Detector:
         through the pattern; the rest is copied. The runs are found in `text` translated
         through `_classes` (`table`, with every character outside `token` a NUL byte), so
         finding a run's ends is a byte search, not Python per character."""
-        classes = text.encode("ascii").translate(self._classes) + b"\0"  # a run ends at the end
-        find, rfind, mask_run = classes.find, classes.rfind, self._mask_run
+        if self.starts_at_needle:
+            return self._mask_from_needles(text)
+        mask_run = self._mask_run
         pieces: list[str] = []
-        last = 0
-        for at in self._anchors(text, classes):
-            if at >= last:  # not in the run just masked
-                start = rfind(b"\0", last, at) + 1 or last
-                end = find(b"\0", at)
-                pieces += (text[last:start], mask_run(text[start:end]))
-                last = end
+        copied = 0
+        for start, end in self._runs_to_mask(text):
+            masked = mask_run(text, start, end)
+            if masked is not None:
+                pieces += (text[copied:start], masked)
+                copied = end
         if not pieces:
             return text
-        pieces.append(text[last:])
+        pieces.append(text[copied:])
         return "".join(pieces)
 
-    def _mask_card_run(self, text: str) -> str:
+    def _runs_to_mask(self, text: str) -> list[tuple[int, int]]:
+        """The runs holding an anchor, left to right, as (start, end)."""
+        if self._runs is not None:
+            classes = text.encode("ascii").translate(self._classes)
+            return [run.span() for run in self._runs.finditer(classes)]
+        if self.anchors:
+            anchors = self._anchors(text)
+            if not anchors:
+                return []  # not even translated: most texts hold no anchor
+        classes = text.encode("ascii").translate(self._classes) + b"\0"  # a run ends at the end
+        find, rfind = classes.find, classes.rfind
+        runs = []
+        last = 0
+        for at in anchors if self.anchors else self._needles(classes):
+            if at >= last:  # not in the run just found
+                start = rfind(b"\0", last, at) + 1 or last
+                last = find(b"\0", at)
+                runs.append((start, last))
+        return runs
+
+    def _mask_from_needles(self, text: str) -> str:
+        """`mask_ascii` for a detector whose matches start at a needle: the pattern's matches
+        are found by trying it at each needle, left to right, past the end of the previous
+        match (refused or not), which is where `re.sub` finds them."""
+        match, not_after, accept = self.pattern.match, self.not_after, self.accept
+        quick = (self.quick or self.pattern).match
+        find = text.encode("ascii").translate(self._classes).find
+        pieces: list[str] = []
+        copied = last = 0
+        at = find(self.needle)
+        while at >= 0:
+            found = quick(text, at) or match(text, at)
+            if found is None:
+                at = find(self.needle, at + 1)
+                continue
+            last = found.end()
+            if (not at or text[at - 1] not in not_after) and (accept is None or accept(found[0])):
+                pieces += (text[copied:at], MASKED)
+                copied = last
+            at = find(self.needle, last)
+        if not pieces:
+            return text
+        pieces.append(text[copied:])
+        return "".join(pieces)
+
+    def _mask_card_run(self, text: str, start: int, end: int) -> str | None:
         """What the card pattern does to a run of digits, spaces and dashes, without its
         backtracking for the usual runs: one number, in groups split by single spaces or
         dashes. With 13 to 19 digits the pattern's one match is that whole number (it takes up
         to 19 digits, at most one separator between two, and nothing before the number is a
         digit or a dash); with more bare digits, no match it finds may be masked (a match
         that does not start the number follows a digit)."""
-        core = text.strip(" ")
+        run = text[start:end]
+        core = run.strip(" ")
+        if core.isdigit():  # one bare number (a card, or a long ID or an IBAN's digits)
+            digits = len(core)
+            if not 13 <= digits <= 19:
+                return None
+            return run.replace(core, MASKED) if luhn_ascii(core.encode()) else None
         digits = len(core) - core.count(" ") - core.count("-")
-        if digits < 13 or (digits > 19 and core.isdigit()):
-            return text
+        if digits < 13:
+            return None
         if digits <= 19 and _DIGIT_GROUPS.fullmatch(core):
-            found = luhn_valid(core.replace(" ", "").replace("-", ""))
-            return text.replace(core, MASKED) if found else text
-        return self.pattern.sub(self._replace, text)
+            found = luhn_ascii(core.replace(" ", "").replace("-", "").encode())
+            return run.replace(core, MASKED) if found else None
+        return self.pattern.sub(self._replace, run)
 
-    def _anchors(self, text: str, classes: bytes) -> list[int]:
+    def _needles(self, classes: bytes) -> list[int]:
+        """Where a needle starts, the first one of each run (a byte search per run, as the
+        run's end is a NUL byte and the next search starts there)."""
+        find, needle = classes.find, self.needle
+        found = []
+        at = find(needle)
+        while at >= 0:
+            found.append(at)
+            at = find(needle, find(b"\0", at))
+        return found
+
+    def _anchors(self, text: str) -> list[int]:
         """Where the anchors are, left to right (overlapping ones may be left out, never the
         first one after a run)."""
-        if self.anchors:
-            found = [m.start() for anchor in self.anchors for m in anchor.finditer(text)]
-            return sorted(found) if len(self.anchors) > 1 else found
-        return [m.start() for m in self._needle.finditer(classes)]
+        found = [m.start() for anchor in self.anchors for m in anchor.finditer(text)]
+        return sorted(found) if len(self.anchors) > 1 else found
 
-    def _run_masker(self) -> Callable[[str], str]:
-        """What masks one run for `mask_ascii`: `mask` without `possible` (the run holds an
-        anchor, so it passes), through a shortcut where one is exact."""
+    def _run_masker(self) -> Callable[[str, int, int], str | None]:
+        """What masks one run, `text[start:end]`, for `mask_ascii`: `mask` without `possible`
+        (the run holds an anchor, so it passes), through a shortcut where one is exact; None
+        when the run stays as it is."""
         if self.whole_runs:
             return self._mask_whole_run
         if self.name == "card":
@@ -194,17 +233,26 @@ class Detector:
         if self.name == "uuid":
             return self._mask_uuid_run
         if self.accept is None and not self.not_after:
-            return partial(self.pattern.sub, MASKED)
-        return partial(self.pattern.sub, self._replace)
+            return self._sub_run
+        return self._replace_run
 
-    def _mask_whole_run(self, text: str) -> str:
-        found = self.pattern.fullmatch(text) and (self.accept is None or self.accept(text))
-        return MASKED if found else text
+    def _mask_whole_run(self, text: str, start: int, end: int) -> str | None:
+        if self.run_check is not None:
+            return MASKED if self.run_check.fullmatch(text, start, end) else None
+        if not self.pattern.fullmatch(text, start, end):
+            return None
+        return MASKED if self.accept is None or self.accept(text[start:end]) else None
 
-    def _mask_uuid_run(self, text: str) -> str:
-        if len(text) == 36 and self.pattern.fullmatch(text):
+    def _mask_uuid_run(self, text: str, start: int, end: int) -> str | None:
+        if end - start == 36 and self.pattern.fullmatch(text, start, end):
             return MASKED  # the pattern's length: the run is its one match
-        return self.pattern.sub(self._replace, text)
+        return self._replace_run(text, start, end)
+
+    def _sub_run(self, text: str, start: int, end: int) -> str:
+        return self.pattern.sub(MASKED, text[start:end])
+
+    def _replace_run(self, text: str, start: int, end: int) -> str:
+        return self.pattern.sub(self._replace, text[start:end])
 
     def mask(self, text: str) -> str:
         if self.possible is not None and not self.possible(text):
@@ -260,12 +308,16 @@ DETECTORS: dict[DetectorName, Detector] = {
         Detector(
             "iban",
             re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"),
-            iban_valid,
+            iban_match_valid,
             lambda text: text.lower() != text,
             ALNUM,
             token=ALNUM + " ",
             table=_table(A=UPPER, D=DIGITS),
             needle=b"AADD",
+            starts_at_needle=True,
+            # Without spaces, and ending where `pattern` can take no further group: then it
+            # took every letter and digit as its own group, as this one does.
+            quick=re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?![A-Za-z0-9]| [A-Z0-9])"),
         ),
         Detector(
             "card",
@@ -279,22 +331,24 @@ DETECTORS: dict[DetectorName, Detector] = {
         Detector(
             "ipv6",
             re.compile(r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Za-z:])"),
-            _ipv6_valid,
+            ipv6_valid,
             possible=lambda text: "::" in text or _HEX_COLON.search(text) is not None,
             not_after=ALNUM + ":",
             token=ALNUM + ":",
             anchors=(_HEX_COLON_OR_PAIR,),
             whole_runs=True,
+            run_check=re.compile(_IPV6_RUN),
         ),
         Detector(
             "ipv4",
             re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"),
-            _ipv4_valid,
+            ipv4_valid,
             possible=_has("."),
             not_after=DIGITS + ".",
             token=DIGITS + ".",
             anchors=(re.compile(r"\.\d{1,3}\.\d{1,3}\."),),
             whole_runs=True,
+            run_check=re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}"),
         ),
         Detector(
             "id",
