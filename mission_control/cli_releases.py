@@ -119,7 +119,13 @@ def list_releases(repo: Path, as_json: bool) -> None:
 @releases.command()
 @click.argument("version")
 @click.option("--cluster", required=True, help="The cluster (name or id) offered the release.")
-@REPO
+@click.option(
+    "--repo",
+    required=True,
+    envvar="MISSION_CONTROL_RELEASES_REPO",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The release repository (the one `serve --releases-repo` serves).",
+)
 @db_option
 def offer(version: str, cluster: str, repo: Path, db_url: str) -> None:
     """Offer published release VERSION to a cluster: its leader fetches, verifies and installs
