@@ -122,6 +122,7 @@ def bundle_source(bundle: Path) -> Source:
 
 def mission_control_source(g: Globals, version: str) -> Source:
     """Release `version` fetched from Mission Control with the cluster's credential."""
+    # deferred: start-up time (aiohttp is loaded only when Mission Control is spoken to)
     from cluster.upgrade.remote import MissionControlFetcher, mission_control_client
 
     def opened(client: ZooKeeper) -> ReleaseFetcher:
