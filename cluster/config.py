@@ -25,7 +25,7 @@ from cluster.errors import ConfigError
 from cluster.names import check_address, check_credential, check_name, check_node_id
 
 ENV_PREFIX = "MANAGED_"
-TIMINGS = ("session_timeout", "loop_interval", "retry_timeout")
+TIMINGS = ("session_timeout", "loop_interval", "retry_timeout", "offer_interval")
 
 
 def default_data_dir(cluster: str, node: str) -> Path:
@@ -52,6 +52,9 @@ class NodeSettings:
     # The CA of the approvers' OpenID Connect provider, when not in the system's store: the
     # leader fetches its keys to check approvals (the same MANAGED_OIDC_CA `managed login` uses).
     oidc_ca: Path | None = None
+    # Seconds between the leader's looks for a release Mission Control offers, inside the
+    # maintenance window only (`managed upgrade window`).
+    offer_interval: float = 60.0
 
     def __post_init__(self) -> None:
         check_name("cluster", self.cluster)

@@ -200,6 +200,11 @@ class ClusterPaths:
         return f"{self.upgrade}/plan"
 
     @property
+    def upgrade_window(self) -> str:
+        """The maintenance window in which the leader installs offered releases."""
+        return f"{self.upgrade}/window"
+
+    @property
     def upgrade_reports(self) -> str:
         """One znode per node: what it did for the plan (installed, rolled back...)."""
         return f"{self.upgrade}/reports"

@@ -473,6 +473,15 @@ class HeartbeatReply(DedupedReply):
     commands: list[PendingCommand] = Field(default_factory=list)
 
 
+class ReleaseOffer(Reply):
+    """The release Mission Control offers this cluster (None: none is offered;
+    `GET .../releases/offer`, `contract.releases`). The offer is only a name: the cluster
+    fetches and verifies the release itself before anything."""
+
+    version: str | None = None
+    offered_at: WireTime | None = None
+
+
 # --- remote support: cluster -> Mission Control ---------------------------------------------
 
 

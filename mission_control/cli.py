@@ -94,6 +94,11 @@ def _listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     multiple=True,
     help="Address of a proxy whose X-Forwarded-For names the client (repeatable).",
 )
+@click.option(
+    "--releases-repo",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The release repository served to clusters (see `releases init`).",
+)
 def serve(
     db_url: str,
     listen: tuple[str, int] | None,
@@ -107,6 +112,7 @@ def serve(
     workers: int | None,
     secrets_key_file: Path | None,
     trusted_proxies: tuple[str, ...],
+    releases_repo: Path | None,
 ) -> None:
     """Serve the API (HTTPS when given a certificate); migrates the database first."""
     # Deferred for start-up time: only `serve` needs the server and its TLS set-up.
@@ -128,7 +134,11 @@ def serve(
         workers=workers,
         secrets_key_file=secrets_key_file,
         trusted_proxies=trusted_proxies or None,
+        releases_repo=releases_repo,
     )
+    repo = settings.releases_repo
+    if repo is not None and not (repo / "metadata" / "1.root.json").is_file():
+        raise click.ClickException(f"{repo} is not a release repository (see `releases init`)")
     try:
         serving.check_workers(settings)
     except (serving.WorkersNeedPostgreSQL, UnsupportedDatabaseURL) as error:

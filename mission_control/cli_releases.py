@@ -13,6 +13,10 @@ from pathlib import Path
 
 import click
 
+from mission_control.cli_common import db_option, run_on_db
+from mission_control.cli_staff import _operator
+from mission_control.service.accounts.audit_log import cli_actor
+from mission_control.service.releases import offers
 from mission_control.service.releases.repository import (
     ReleaseRefused,
     Repository,
@@ -109,3 +113,24 @@ def list_releases(repo: Path, as_json: bool) -> None:
     for r in found:
         click.echo(f"{r.version:<12} {', '.join(n for n, _s, _h in r.files)}")
     click.echo("expires: " + ", ".join(f"{role} {when}" for role, when in expires.items()))
+
+
+@_refusals
+@releases.command()
+@click.argument("version")
+@click.option("--cluster", required=True, help="The cluster (name or id) offered the release.")
+@click.option(
+    "--repo",
+    required=True,
+    envvar="MISSION_CONTROL_RELEASES_REPO",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The release repository (the one `serve --releases-repo` serves).",
+)
+@db_option
+def offer(version: str, cluster: str, repo: Path, db_url: str) -> None:
+    """Offer published release VERSION to a cluster: its leader fetches, verifies and installs
+    it inside the cluster's maintenance window (`managed upgrade window`)."""
+    published = [r.version for r in Repository(repo, datetime.now(UTC)).releases()]
+    by = cli_actor(_operator())
+    run_on_db(db_url, lambda ctx: offers.offer(ctx, cluster, version, published, by), migrate=False)
+    click.echo(f"release {version} offered to {cluster}")

@@ -45,6 +45,8 @@ class Route:
     query: type[BaseModel] | None = None
     auth: Auth = "none"
     errors: tuple[int, ...] = ()
+    #: The reply's media type: JSON (`reply`'s schema), or a file (`application/octet-stream`).
+    content: str = "application/json"
 
 
 def register(app: web.Application, routes: Sequence[Route]) -> None:
@@ -91,7 +93,10 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
 
 def _operation(route: Route) -> dict[str, Any]:
     reply = _ref(route.reply) if route.reply is not None else {"type": "object"}
-    responses: dict[str, Any] = {"200": {"description": "OK", "content": _json(reply)}}
+    content = _json(reply)
+    if route.content != "application/json":
+        content = {route.content: {"schema": {"type": "string", "format": "binary"}}}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
     for status in route.errors:
         responses[str(status)] = {
             "description": _ERROR_TEXT.get(status, "Error"),

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # Addresses of the proxies whose X-Forwarded-For names the client (the login throttle).
     trusted_proxies: tuple[str, ...] = ()
 
+    # The vendor's release repository (`mission-control releases init`) served to clusters
+    # under /api/v1/clusters/{id}/releases/ (docs/releases.md). None: no release is served.
+    releases_repo: Path | None = None
+
     alerts: AlertPolicy = AlertPolicy()
     sizing: SizingPolicy = SizingPolicy()
 

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clusterkit import ZK_AUTH, ClusterUnderTest
+
+from cluster import zk
+from cluster.upgrade.plan import Plan
+
 
 def vendor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -53,3 +58,13 @@ class Vendor:
         r = self.publish(version, files=files)
         assert r.returncode == 0, r.stderr
         return self.repo / "bundles" / f"managed-{version}.tar"
+
+
+def stored_plan(c: ClusterUnderTest) -> Plan | None:
+    """The cluster's rolling upgrade plan as stored in ZooKeeper, None when there is none."""
+    client = zk.connect(c.hosts, auth=ZK_AUTH)
+    try:
+        got = client.find(c.paths.upgrade_plan)
+    finally:
+        zk.close(client)
+    return Plan.from_bytes(got[0]) if got else None

@@ -222,11 +222,12 @@ def _daemon(settings: NodeSettings, data: DataDir) -> tuple[NodeDaemon, UpgradeN
         drill_leader(),
         DeferredService("settings-guard", guard),
     ]
-    upgrading = UpgradeNode(data.path)
+    upgrading = UpgradeNode(data.path, settings.zk_auth)
     node_services = [writer, drill_runner(data.path), upgrading]
     if settings.data_listen is not None:
         node_services.append(_data_service(settings, data.path))
     services.append(DeferredService("upgrade", _upgrade_leader))
+    services.append(DeferredService("upgrade-offers", lambda: _offered_releases(settings)))
     daemon = NodeDaemon(settings, services=services, node_services=node_services, data_dir=data)
     upgrading.stop_daemon = daemon.request_stop
     return daemon, upgrading
@@ -236,6 +237,12 @@ def _upgrade_leader() -> LeaderService:
     from cluster.upgrade.rollout import UpgradeLeader  # deferred: start-up time
 
     return UpgradeLeader()
+
+
+def _offered_releases(settings: NodeSettings) -> LeaderService:
+    from cluster.upgrade.offers import OfferedReleases  # deferred: start-up time (tuf, aiohttp)
+
+    return OfferedReleases(settings.zk_auth, settings.offer_interval)
 
 
 def _data_service(settings: NodeSettings, data_dir: Path) -> LeaderService:

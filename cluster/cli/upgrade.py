@@ -1,4 +1,5 @@
-"""`managed upgrade trust|verify|status`: the vendor's signed releases, verified offline.
+"""`managed upgrade trust|verify|apply|finalize|window|status`: the vendor's signed releases,
+verified offline (a bundle) or fetched from Mission Control, and the rolling upgrade.
 
 A refused release is one line on stderr, an `upgrade.refused` audit entry and a
 `release_refused` event for Mission Control (an alert there), queued in the outbox in the same
@@ -22,34 +23,35 @@ from cluster.audit.store import AuditLog
 from cluster.backups.text import when_text
 from cluster.cli.common import Globals, emit, json_option, pass_globals
 from cluster.cli.operator import operator_actor
+from cluster.cli.upgrade_window import window
 from cluster.errors import ConfigError
-from cluster.link.outbox import Outbox
 from cluster.upgrade import trust
-from cluster.upgrade.plan import RESTART_TIMEOUT
-from cluster.upgrade.verify import ReleaseRefused, VerifiedRelease, verify_bundle
+from cluster.upgrade.fetchers import ReleaseFetcher
+from cluster.upgrade.plan import MISSION_CONTROL, RESTART_TIMEOUT, Plan
+from cluster.upgrade.record import Then, newest_running, plan_then, verify_and_record
+from cluster.upgrade.rollout import read_window
+from cluster.upgrade.verify import VerifiedRelease, open_bundle
 from cluster.version import VERSION
 from cluster.zk import OpFailed, ZooKeeper
 from contract.audit.events import AuditEvent
-from contract.messages import ClusterEventBody
 
 BUNDLE = click.Path(dir_okay=False, exists=True, path_type=Path)
+#: A release source: given the ZooKeeper session, its name and how to open its fetcher.
+Source = Callable[[ZooKeeper], tuple[str, Callable[[], ReleaseFetcher]]]
 
 
 @click.group()
 def upgrade() -> None:
-    """The vendor's signed releases: pin the vendor root, verify bundles, show the state."""
+    """The vendor's signed releases: pin the vendor root, verify and apply releases (bundles or
+    from Mission Control), the maintenance window, the state."""
+
+
+upgrade.add_command(window)
 
 
 def installed_version(client: ZooKeeper, g: Globals) -> str:
     """The newest version a live node runs, or this command's own when none is live."""
-    from packaging.version import InvalidVersion, Version
-
-    found = [VERSION]
-    found += [m.version for m in zk.read_snapshot(client, g.paths).live if m.version]
-    try:
-        return str(max(found, key=Version))
-    except InvalidVersion:
-        return VERSION
+    return newest_running(zk.read_snapshot(client, g.paths))
 
 
 @upgrade.command("trust")
@@ -85,7 +87,7 @@ def verify(g: Globals, bundle: Path, as_json: bool) -> None:
     """Verify a release bundle offline against the pinned root and the metadata the cluster
     trusts; on success the trusted metadata moves forward (nothing is installed)."""
     with g.session(timeout=30) as client:
-        release = _verify_and_record(client, g, bundle, "managed upgrade verify")
+        release = _verify_and_record(client, g, bundle_source(bundle), "managed upgrade verify")
     doc = {"version": release.version, "files": release.to_json()}
 
     def text() -> str:
@@ -99,74 +101,41 @@ def verify(g: Globals, bundle: Path, as_json: bool) -> None:
 def _verify_and_record(
     client: ZooKeeper,
     g: Globals,
-    bundle: Path,
+    source: Source,
     via: str,
     into: Path | None = None,
     node_runs: str | None = None,
-    then: Callable[[VerifiedRelease], tuple[AuditEvent, zk.Op]] | None = None,
+    then: Then | None = None,
 ) -> VerifiedRelease:
-    """Verify `bundle` and record it (trusted metadata forward, `upgrade.verified`), or record
-    the refusal and raise it. `node_runs`: the version the node being upgraded runs; the
-    release must be newer than it, and not older than any live node's (so a second node may
-    install what a first one already runs). `then`: what the verified release leads to (an
-    audit entry and an operation, written in the same transaction; it raises to refuse, and
-    then nothing is written)."""
-    now = datetime.now(UTC)
+    """Verify and record (`cluster.upgrade.record`), as the operator running `via`."""
     installed = installed_version(client, g)
-    try:
-        release, ops = verify_bundle(
-            client, g.paths, bundle, installed, into, equal_ok=node_runs is not None
-        )
-        if node_runs is not None and not _newer_than(release.version, node_runs):
-            raise ReleaseRefused(
-                "rollback", f"release {release.version} is not newer than the node's {node_runs}"
-            )
-    except ReleaseRefused as refused:
-        _record_refusal(client, g, refused, bundle, now, via)
-        raise
-    detail: dict[str, Any] = {"version": release.version, "bundle": bundle.name}
-    events = [
-        AuditEvent(
-            now, operator_actor(g, via), "upgrade.verified", g.cluster, release.version, detail
-        )
-    ]
-    if then is not None:
-        event, op = then(release)
-        events.append(event)
-        ops.append(op)
-    try:
-        AuditLog(client, g.paths).append(events, now, ops)
-    except OpFailed as e:
-        raise ReleaseRefused(
-            "bundle", f"the trusted metadata or the plan changed meanwhile ({e}); try again"
-        ) from None
-    return release
-
-
-def _newer_than(version: str, other: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(version) > Version(other)
-    except InvalidVersion:
-        return True  # a base installation without a version (a source tree)
-
-
-def _record_refusal(
-    client: ZooKeeper, g: Globals, refused: ReleaseRefused, bundle: Path, now: datetime, via: str
-) -> None:
-    """The audit entry and the Mission Control event of a refusal, in one transaction."""
-    detail: dict[str, Any] = {"kind": refused.kind, "reason": refused.line, "bundle": bundle.name}
     actor = operator_actor(g, via)
-    event = AuditEvent(now, actor, "upgrade.refused", g.cluster, bundle.name, detail)
-    outbox = Outbox(g.paths)
-    outbox.ensure(client)
-    body = ClusterEventBody(kind="release_refused", detail=f"{refused.kind}: {refused.line}"[:4000])
-    AuditLog(client, g.paths).append([event], now, [outbox.message(body, now.timestamp())])
+    return verify_and_record(
+        client, g.paths, source(client), actor, installed, into=into, node_runs=node_runs, then=then
+    )
+
+
+def bundle_source(bundle: Path) -> Source:
+    """An offline bundle as a release source."""
+    return lambda _client: (bundle.name, lambda: open_bundle(bundle))
+
+
+def mission_control_source(g: Globals, version: str) -> Source:
+    """Release `version` fetched from Mission Control with the cluster's credential."""
+    # deferred: start-up time (aiohttp is loaded only when Mission Control is spoken to)
+    from cluster.upgrade.remote import MissionControlFetcher, mission_control_client
+
+    def opened(client: ZooKeeper) -> ReleaseFetcher:
+        config = zk.read_snapshot(client, g.paths).config
+        mc = mission_control_client(client, g.paths, g.zk_auth, config)
+        return MissionControlFetcher(mc, version)
+
+    return lambda client: (f"Mission Control {version}", lambda: opened(client))
 
 
 @upgrade.command()
-@click.option("--bundle", "bundle", required=True, type=BUNDLE, help="A release bundle (.tar).")
+@click.argument("version", required=False)
+@click.option("--bundle", "bundle", type=BUNDLE, help="A release bundle (.tar), offline.")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -180,59 +149,35 @@ def _record_refusal(
     help="Seconds each node has to run the new version live and healthy, else it rolls back.",
 )
 @pass_globals
-def apply(g: Globals, bundle: Path, data_dir: Path | None, timeout: float) -> None:
-    """Verify a release bundle offline and upgrade the cluster to it, node by node, the leader
-    last (the bundle must be at the same path on every node's machine). With --data-dir:
-    install it beside the running version of that node only (it runs it from its next start)."""
-    if data_dir is None:
-        _start_plan(g, bundle.resolve(), timeout)
+def apply(
+    g: Globals, version: str | None, bundle: Path | None, data_dir: Path | None, timeout: float
+) -> None:
+    """Upgrade the cluster to release VERSION now, fetched from Mission Control and verified
+    (every node fetches and verifies it again itself), or to a release bundle (--bundle, offline:
+    the bundle must be at the same path on every node's machine); node by node, the leader
+    last. With --data-dir: install it beside the running version of that node only (it runs it
+    from its next start)."""
+    if (version is None) == (bundle is None):
+        raise click.UsageError("give either a release VERSION (from Mission Control) or --bundle")
+    source = bundle_source(bundle) if bundle else mission_control_source(g, str(version))
+    if data_dir is not None:
+        _install_here(g, source, data_dir)
     else:
-        _install_here(g, bundle, data_dir)
+        _start_plan(g, source, str(bundle.resolve()) if bundle else MISSION_CONTROL, timeout)
 
 
-def _start_plan(g: Globals, bundle: Path, timeout: float) -> None:
+def _start_plan(g: Globals, source: Source, bundle: str, timeout: float) -> None:
     """Record the rolling upgrade plan (the leader carries it out) in the transaction that
     records the verification, audited; refused, with nothing written, while another runs,
     during maintenance, or when it would make three versions at once."""
-    from cluster.upgrade import plan as plans
-
     via = "managed upgrade apply"
-    order: tuple[str, ...] = ()
-
-    def plan_for(release: VerifiedRelease) -> tuple[AuditEvent, zk.Op]:
-        nonlocal order
-        snap = zk.read_snapshot(client, g.paths)
-        got = client.find(g.paths.upgrade_plan)
-        current = plans.Plan.from_bytes(got[0]) if got else None
-        refused = plans.refusal(snap, current, release.version)
-        if refused is not None:
-            raise ConfigError(f"upgrade refused: {refused}")
-        now = datetime.now(UTC)
-        order = plans.node_order(snap)
-        plan = plans.Plan(
-            id=f"{release.version}-{int(now.timestamp())}",
-            version=release.version,
-            bundle=str(bundle),
-            order=order,
-            nodes={n: plans.NodeStep() for n in order},
-            started=now.timestamp(),
-            by=operator_actor(g, via).name,
-            timeout=timeout,
-        )
-        op: zk.Op = (
-            zk.Create(g.paths.upgrade_plan, plan.to_bytes())
-            if got is None
-            else zk.SetData(g.paths.upgrade_plan, plan.to_bytes(), got[1].version)
-        )
-        detail: dict[str, Any] = {"order": list(order), "bundle": str(bundle)}
-        actor = operator_actor(g, via)
-        return AuditEvent(now, actor, "upgrade.planned", g.cluster, plan.version, detail), op
-
-    with g.session(timeout=30) as client:
-        release = _verify_and_record(client, g, bundle, via, then=plan_for)
+    made: list[Plan] = []
+    with g.session(timeout=60) as client:
+        then = plan_then(client, g.paths, operator_actor(g, via), bundle, timeout, made)
+        release = _verify_and_record(client, g, source, via, then=then)
     click.echo(
-        f"upgrade to {release.version} planned: {', '.join(order)} in turn (the leader last); "
-        f"follow it with `managed upgrade status`"
+        f"upgrade to {release.version} planned: {', '.join(made[-1].order)} in turn (the leader "
+        f"last); follow it with `managed upgrade status`"
     )
 
 
@@ -255,7 +200,7 @@ def _write_plan(
         raise ConfigError(refused) from None
 
 
-def _install_here(g: Globals, bundle: Path, data_dir: Path) -> None:
+def _install_here(g: Globals, source: Source, data_dir: Path) -> None:
     """`apply --data-dir`: verify and install on this machine's node only."""
     from cluster.upgrade import install
 
@@ -265,7 +210,7 @@ def _install_here(g: Globals, bundle: Path, data_dir: Path) -> None:
 
     def verify_into(incoming: Path) -> str:
         with g.session(timeout=30) as client:
-            return _verify_and_record(client, g, bundle, via, incoming, running).version
+            return _verify_and_record(client, g, source, via, incoming, running).version
 
     with install.install_lock(data_dir):
         version = install.stage(data_dir, verify_into)
@@ -321,10 +266,18 @@ def status(g: Globals, as_json: bool) -> None:
             trusted = None
         got = client.find(g.paths.upgrade_verified)
         planned = client.find(g.paths.upgrade_plan)
+        stored = read_window(client, g.paths)
     verified = json.loads(got[0]) if got else None
     plan = json.loads(planned[0]) if planned else None
     nodes = {e.node: (m.version if (m := snap.live_member(e.node)) else None) for e in snap.roster}
-    doc = {"nodes": nodes, "trusted": trusted, "verified": verified, "plan": plan}
+    window_doc = {"spec": str(stored[0]), "timezone": "UTC"} if stored else None
+    doc = {
+        "nodes": nodes,
+        "trusted": trusted,
+        "verified": verified,
+        "plan": plan,
+        "window": window_doc,
+    }
 
     def text() -> str:
         lines = [f"{'NODE':<16} VERSION"]
@@ -338,6 +291,11 @@ def status(g: Globals, as_json: bool) -> None:
             lines.append(
                 f"last verified release {verified['version']} ({when_text(verified['at'])})"
             )
+        lines.append(
+            f"maintenance window {stored[0]} UTC"
+            if stored
+            else "no maintenance window: offered releases wait (`managed upgrade window`)"
+        )
         if plan:
             lines += _plan_lines(plan)
         return "\n".join(lines)

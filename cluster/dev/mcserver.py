@@ -19,6 +19,7 @@ class MissionControlServer:
     pid_dir: Path | None = None
     process: Process | None = None
     access_log: bool = False  # every request on record in the log (tests count deliveries)
+    releases_repo: Path | None = None  # the release repository it serves to clusters
 
     @property
     def url(self) -> str:
@@ -71,6 +72,7 @@ class MissionControlServer:
             "--tls-key",
             str(certs / "server-key.pem"),
             *(["--access-log"] if self.access_log else []),
+            *(["--releases-repo", str(self.releases_repo)] if self.releases_repo else []),
         ]
         self.process = start("mission-control", argv, self.log_path, pid_dir=self.pid_dir)
         context = ssl.create_default_context(cafile=str(self.ca_file))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ from contract.messages import (
     HeartbeatReply,
     LicenseCheck,
     LicenseReply,
+    ReleaseOffer,
     SupportAck,
     SupportCommandResult,
     SupportDecision,
@@ -52,6 +54,7 @@ from contract.messages import (
     SupportPublicKey,
     cluster_id_of,
 )
+from contract.releases import RELEASE_OFFER, RELEASES
 from contract.routes import (
     AUDIT_CHECKPOINT,
     CONSUMPTION,
@@ -273,3 +276,36 @@ class MissionControlClient:
             "GET", f"clusters/{cluster_id}/audit/checkpoints", None, self.credential
         )
         return self._parse(ClusterCheckpoints, raw)
+
+    def _cluster_path(self, path: str) -> str:
+        cluster_id = self.cluster_id
+        if self.credential is None or cluster_id is None:
+            raise MessageRejected(401, "unauthorized", "no cluster credential: enroll first")
+        return f"clusters/{cluster_id}/{path}"
+
+    async def release_offer(self) -> ReleaseOffer:
+        """The release Mission Control offers this cluster (`version` None: none)."""
+        raw = await self._request("GET", self._cluster_path(RELEASE_OFFER), None, self.credential)
+        return self._parse(ReleaseOffer, raw)
+
+    async def release_file(self, path: str, chunk: int = 1 << 16) -> AsyncGenerator[bytes, None]:
+        """Stream a file of the release repository (`path` under `releases/`: `metadata/...`
+        or `targets/releases/...`). MessageRejected(404) when Mission Control has no such
+        file; MissionControlUnavailable as for every call. Nothing streamed is trusted: the
+        caller's TUF client verifies it."""
+        url = self._base / self._cluster_path(f"{RELEASES}/{path}")
+        headers = {"Authorization": f"Bearer {self.credential}"}
+        try:
+            slow = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+            async with self._http().get(url, headers=headers, timeout=slow) as response:
+                if response.status >= 500 or response.status in _RETRYABLE:
+                    raise MissionControlUnavailable(f"Mission Control answered {response.status}")
+                if response.status >= 400:
+                    text = (await response.text())[:200]
+                    raise MessageRejected(response.status, "http_error", text)
+                async for data in response.content.iter_chunked(chunk):
+                    yield data
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise MissionControlUnavailable(
+                f"cannot fetch {path} from Mission Control: {error or type(error).__name__}"
+            ) from error

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tuf.api.exceptions import DownloadHTTPError
-from tuf.ngclient import FetcherInterface
 
 from cluster.errors import ClusterError
+from cluster.upgrade.fetchers import ReleaseFetcher
 
-METADATA_URL = "bundle:/metadata/"
-TARGETS_URL = "bundle:/targets/"
+METADATA_URL = ReleaseFetcher.metadata_url
+TARGETS_URL = ReleaseFetcher.targets_url
 MAX_BUNDLE_BYTES = 512 << 20
 
 
@@ -29,8 +29,9 @@ class BundleError(ClusterError):
     """The file is not a readable release bundle."""
 
 
-class BundleFetcher(FetcherInterface):
+class BundleFetcher(ReleaseFetcher):
     def __init__(self, path: Path) -> None:
+        self.name = path.name
         self.files: dict[str, bytes] = {}
         try:
             if path.stat().st_size > MAX_BUNDLE_BYTES:
@@ -55,7 +56,7 @@ class BundleFetcher(FetcherInterface):
             }
         )
 
-    def release_files(self, version: str) -> list[str]:
+    def release_files(self, version: str) -> list[str] | None:
         """Target paths (as named in targets metadata) of the bundle's files of `version`."""
         prefix = f"targets/releases/{version}/"
         return sorted(n.removeprefix("targets/") for n in self.files if n.startswith(prefix))

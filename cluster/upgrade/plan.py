@@ -33,6 +33,9 @@ from cluster.model import ClusterSnapshot
 PENDING, INSTALLING, RESTARTING, DONE = "pending", "installing", "restarting", "done"
 ROLLED_BACK, FAILED = "rolled-back", "failed"
 RUNNING, FINISHED = "running", "done"
+#: A plan's `bundle` when every node fetches the release from Mission Control (a bundle's
+#: path is absolute, so it cannot be mistaken for this).
+MISSION_CONTROL = "mission-control:"
 #: How long a node has, from the leader's go, to run the new version live and healthy.
 RESTART_TIMEOUT = 120.0
 
@@ -53,7 +56,7 @@ class Plan:
 
     id: str
     version: str
-    bundle: str  # the bundle's path, the same on every node's machine
+    bundle: str  # the bundle's path, the same on every node's machine, or MISSION_CONTROL
     order: tuple[str, ...]
     nodes: dict[str, NodeStep]
     started: float

@@ -18,6 +18,7 @@ node done it confirms the trial; a start that never got there is rolled back by 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -31,9 +32,10 @@ from cluster.model import Switchover, dump
 from cluster.paths import ClusterPaths
 from cluster.switchover import HANDOVER_GRACE
 from cluster.upgrade import install
-from cluster.upgrade.plan import Advance, Plan, Report, advance, node_work
+from cluster.upgrade.plan import MISSION_CONTROL, Advance, Plan, Report, advance, node_work
+from cluster.upgrade.window import Window, WindowError, parse
 from cluster.version import VERSION
-from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper
+from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper, read_snapshot
 
 log = logging.getLogger(__name__)
 LOOK_EVERY = 0.5
@@ -45,6 +47,19 @@ def read_plan(client: ZooKeeper, paths: ClusterPaths) -> tuple[Plan, int] | None
     """The plan and its znode version, None when there is none."""
     got = client.find(paths.upgrade_plan)
     return None if got is None else (Plan.from_bytes(got[0]), got[1].version)
+
+
+def read_window(client: ZooKeeper, paths: ClusterPaths) -> tuple[Window, dict[str, object]] | None:
+    """The stored window and its record ({spec, set_at, by}), or None when none is set."""
+    got = client.find(paths.upgrade_window)
+    if got is None:
+        return None
+    try:
+        record = json.loads(got[0])
+        return parse(str(record["spec"])), record
+    except (ValueError, KeyError, TypeError, WindowError):
+        log.warning("the stored maintenance window does not parse: set it again")
+        return None
 
 
 def read_reports(client: ZooKeeper, paths: ClusterPaths) -> dict[str, Report]:
@@ -167,9 +182,10 @@ class UpgradeNode(PollingService):
     name = "upgrade-node"
     every = LOOK_EVERY
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, auth: str | None = None) -> None:
         super().__init__()
         self.data_dir = data_dir
+        self.auth = auth  # reads the Mission Control credential (releases fetched from there)
         self.stop_daemon: Callable[[], None] = lambda: None
         self.restart_requested = False
         self._installing: str | None = None
@@ -218,7 +234,7 @@ class UpgradeNode(PollingService):
         """Verify the plan's bundle here and install it beside the running version."""
         started = time.monotonic()
         try:
-            install_release(client, paths, self.data_dir, plan, VERSION)
+            install_release(client, paths, self.data_dir, plan, VERSION, self.auth)
         except (ClusterError, OSError) as e:
             log.error("upgrade: installing %s failed: %s", plan.version, e)
             return Report(plan.id, plan.version, "install-failed", str(e)[:500])
@@ -227,19 +243,36 @@ class UpgradeNode(PollingService):
 
 
 def install_release(
-    client: ZooKeeper, paths: ClusterPaths, data_dir: Path, plan: Plan, running: str
+    client: ZooKeeper,
+    paths: ClusterPaths,
+    data_dir: Path,
+    plan: Plan,
+    running: str,
+    auth: str | None = None,
 ) -> None:
-    """Verify `plan.bundle` against the trusted metadata (it must be the plan's release, newer
-    than `running`) and install it in `versions/<V>` (`current` is left alone)."""
+    """Verify the plan's release against the trusted metadata (it must be the plan's release,
+    newer than `running`), read from `plan.bundle` or fetched from Mission Control with the
+    cluster's credential (`auth` reads it), and install it in `versions/<V>` (`current` is
+    left alone)."""
     from cluster.upgrade import trust, verify  # deferred: tuf is needed only here
-    from cluster.upgrade.bundle import BundleError, BundleFetcher
+    from cluster.upgrade.fetchers import ReleaseFetcher
+
+    def opened() -> ReleaseFetcher:
+        if plan.bundle != MISSION_CONTROL:
+            return verify.open_bundle(Path(plan.bundle))
+        from cluster.upgrade.remote import MissionControlFetcher, mission_control_client
+
+        config = read_snapshot(client, paths).config
+        return MissionControlFetcher(
+            mission_control_client(client, paths, auth, config), plan.version
+        )
 
     def verify_into(incoming: Path) -> str:
+        fetcher = opened()
         try:
-            fetcher = BundleFetcher(Path(plan.bundle))
-        except BundleError as e:
-            raise verify.ReleaseRefused("bundle", str(e)) from None
-        release, _after = verify.check(fetcher, trust.read(client, paths), running, incoming)
+            release, _after = verify.check(fetcher, trust.read(client, paths), running, incoming)
+        finally:
+            fetcher.close()
         if release.version != plan.version:
             raise verify.ReleaseRefused(
                 "bundle", f"{plan.bundle} holds {release.version}, not {plan.version}"

@@ -36,8 +36,14 @@ from tuf.ngclient import Updater
 from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
 from cluster.upgrade import trust
-from cluster.upgrade.bundle import METADATA_URL, TARGETS_URL, BundleError, BundleFetcher
+from cluster.upgrade.bundle import BundleError, BundleFetcher
+from cluster.upgrade.fetchers import FetchFailed, ReleaseFetcher
 from cluster.zk import Create, Op, SetData, ZooKeeper
+
+
+class ReleaseUnavailable(ClusterError):
+    """The release could not be had (not published, source unreachable): nothing was verified
+    or refused, nothing is recorded."""
 
 
 class ReleaseRefused(ClusterError):
@@ -70,7 +76,7 @@ def _newer(version: str, installed: str | None, equal_ok: bool) -> bool:
 
 
 def _check_with_tuf(
-    fetcher: BundleFetcher,
+    fetcher: ReleaseFetcher,
     trusted: trust.Trusted,
     work: Path,
     installed: str | None,
@@ -82,19 +88,27 @@ def _check_with_tuf(
         if role in trusted.files:  # the local state the Updater compares new metadata with
             (mdir / f"{role}.json").write_bytes(trusted.files[role])
     updater = Updater(
-        str(mdir), METADATA_URL, str(work / "targets"), TARGETS_URL, fetcher, bootstrap=trusted.root
+        str(mdir),
+        fetcher.metadata_url,
+        str(work / "targets"),
+        fetcher.targets_url,
+        fetcher,
+        bootstrap=trusted.root,
     )
     updater.refresh()
     releases = fetcher.releases()
     if len(releases) != 1:
         raise ReleaseRefused("bundle", f"a bundle carries one release; this one has {releases}")
     version = releases[0]
+    listed = fetcher.release_files(version)
     signed = Metadata[Targets].from_bytes((mdir / "targets.json").read_bytes()).signed
     named = {
         p
         for p, t in signed.targets.items()
         if (t.unrecognized_fields.get("custom") or {}).get("release") == version
     }
+    if not named and listed is None:
+        raise ReleaseUnavailable(f"release {version} is not published by {fetcher.name}")
     if not named:
         raise ReleaseRefused("target", f"release {version} is not in the signed targets")
     if not _newer(version, installed, equal_ok):
@@ -102,13 +116,13 @@ def _check_with_tuf(
             "rollback", f"release {version} is not newer than the installed {installed}"
         )
     files = []
-    for path in fetcher.release_files(version):
+    for path in sorted(named) if listed is None else listed:
         info = updater.get_targetinfo(path)
         if info is None or path not in named:
             raise ReleaseRefused("target", f"{path} is not in the signed targets")
         updater.download_target(info, str(work / "verified" / path.rsplit("/", 1)[-1]))
         files.append((path.rsplit("/", 1)[-1], info.length, info.hashes["sha256"]))
-    missing = named - set(fetcher.release_files(version))
+    missing = named - set(named if listed is None else listed)
     if missing:
         raise ReleaseRefused("target", f"the bundle lacks {sorted(missing)[0]}")
     after = {
@@ -120,7 +134,7 @@ def _check_with_tuf(
 
 
 def check(
-    fetcher: BundleFetcher,
+    fetcher: ReleaseFetcher,
     trusted: trust.Trusted,
     installed: str | None,
     into: Path | None = None,
@@ -141,8 +155,10 @@ def check(
             raise ReleaseRefused("metadata-rollback", str(e)) from None
         except (tuf_errors.LengthOrHashMismatchError, tuf_errors.DownloadLengthMismatchError) as e:
             raise ReleaseRefused("target", f"a file differs from the signed targets: {e}") from None
+        except FetchFailed as e:
+            raise ReleaseUnavailable(str(e)) from None
         except tuf_errors.DownloadError as e:
-            raise ReleaseRefused("bundle", f"the bundle lacks metadata: {e}") from None
+            raise ReleaseRefused("bundle", f"{fetcher.name} lacks metadata: {e}") from None
         except tuf_errors.RepositoryError as e:
             raise ReleaseRefused("signature", f"metadata not valid: {e}") from None
         if into is not None:
@@ -152,20 +168,24 @@ def check(
         return release, after
 
 
-def verify_bundle(
+def open_bundle(bundle: Path) -> BundleFetcher:
+    """The bundle as a fetcher; an unreadable one is refused (kind `bundle`)."""
+    try:
+        return BundleFetcher(bundle)
+    except BundleError as e:
+        raise ReleaseRefused("bundle", str(e)) from None
+
+
+def verify_release(
     client: ZooKeeper,
     paths: ClusterPaths,
-    bundle: Path,
+    fetcher: ReleaseFetcher,
     installed: str | None,
     into: Path | None = None,
     equal_ok: bool = False,
 ) -> tuple[VerifiedRelease, list[Op]]:
-    """Verify `bundle`; returns the release and the operations that record it (the trusted
-    set moved forward, the verified release), for the caller's transaction."""
-    try:
-        fetcher = BundleFetcher(bundle)
-    except BundleError as e:
-        raise ReleaseRefused("bundle", str(e)) from None
+    """Verify the release `fetcher` carries; returns it and the operations that record it (the
+    trusted set moved forward, the verified release), for the caller's transaction."""
     before = trust.read(client, paths)
     release, after = check(fetcher, before, installed, into, equal_ok)
     ops = trust.advance_ops(paths, before, after)

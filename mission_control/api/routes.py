@@ -33,6 +33,7 @@ from mission_control.api.handlers import (
     authenticate_staff_request,
     cluster_message,
 )
+from mission_control.api.release_routes import RELEASE_ROUTES
 from mission_control.api.support_routes import SUPPORT_ROUTES
 from mission_control.app_keys import CONTEXT, OPENAPI
 from mission_control.openapi import Route
@@ -186,4 +187,5 @@ ROUTES: tuple[Route, ...] = (
     *SUPPORT_ROUTES,
     *CREDENTIAL_ROUTES,
     *DIRECTORY_ROUTES,
+    *RELEASE_ROUTES,
 )

@@ -368,6 +368,17 @@ restore_drills = Table(
     Index("ix_restore_drills_cluster_at", "cluster_id", "at"),
 )
 
+# The release Mission Control offers each cluster (`mission-control releases offer`, later a
+# fleet rollout's waves): one row per cluster, replaced by the next offer (migration 0011).
+release_offers = Table(
+    "release_offers",
+    metadata,
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("offered_at", UTCDateTime(), nullable=False),
+    Column("offered_by", String(256), nullable=False),
+)
+
 # A covering index for the fleet page, so its ordering by name, search, filters and status
 # tallies read a narrow index instead of the wide cluster rows (each carries its last report).
 Index(

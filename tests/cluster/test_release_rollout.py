@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from clusterkit import ZK_AUTH, ClusterUnderTest, http_get
-from releasekit import Vendor
+from releasekit import Vendor, stored_plan
 from wheelhouse import project_wheel
 
 from cluster import zk
@@ -75,15 +75,6 @@ class Supervisor:
         self._thread.join(5)
 
 
-def _plan(c: ClusterUnderTest) -> Plan | None:
-    client = zk.connect(c.hosts, auth=ZK_AUTH)
-    try:
-        got = client.find(c.paths.upgrade_plan)
-    finally:
-        zk.close(client)
-    return Plan.from_bytes(got[0]) if got else None
-
-
 def _versions(c: ClusterUnderTest) -> dict[str, str]:
     return {m.node: m.version for m in c.snapshot().live}
 
@@ -98,10 +89,10 @@ def _queued_alerts(c: ClusterUnderTest) -> list[str]:
 
 
 def _wait_plan(c: ClusterUnderTest, state: str, timeout: float) -> Plan:
-    assert wait_until(lambda: (p := _plan(c)) is not None and p.state != "running", timeout, 1.0), (
-        c.cli("upgrade", "status").stdout + c.logs()
-    )
-    plan = _plan(c)
+    assert wait_until(
+        lambda: (p := stored_plan(c)) is not None and p.state != "running", timeout, 1.0
+    ), c.cli("upgrade", "status").stdout + c.logs()
+    plan = stored_plan(c)
     assert plan is not None and plan.state == state, (plan, c.logs())
     return plan
 

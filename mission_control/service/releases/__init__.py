@@ -1,1 +1,2 @@
-"""Releases: the vendor's TUF-signed release repository and its offline bundles."""
+"""Releases: the vendor's TUF-signed release repository, its offline bundles, the files it
+serves to clusters (`files`) and the release offered to each cluster (`offers`)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.certs import atomic_write
+from contract.releases import RELEASE_VERSION
 from mission_control.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 # securesystemslib probes every cloud SDK that happens to be installed (boto3...) on import.
 
 TOP_LEVEL = ("root", "targets", "snapshot", "timestamp")
-#: Version strings a release may have: digits and dots, optionally a suffix (PEP 440-like).
-VERSION = re.compile(r"^\d+(\.\d+){0,3}([a-z]+\d*)?$")
 
 
 @dataclass(frozen=True)
@@ -230,7 +228,7 @@ class Repository:
         """Add release `version` (its files) to targets, re-sign the chain, write the bundle."""
         from tuf.api.metadata import TargetFile
 
-        if not VERSION.match(version):
+        if not RELEASE_VERSION.match(version):
             raise ReleaseRefused(f"version {version!r} is not a release version (e.g. 1.4.2)")
         if not dists:
             raise ReleaseRefused("a release needs at least one file")
