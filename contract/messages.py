@@ -537,6 +537,12 @@ class SupportDecisionBody(Request):
     at: WireTime | None = Field(default=None, description="When; Mission Control's time if null.")
     approval: SupportApproval | None = None
     grant: GrantTerms | None = None
+    approver_identity: ApprovalIdentity | None = Field(
+        default=None,
+        description="On a denial or revocation by an operator of a cluster that requires "
+        "verified approvers: the ID token of the person named in `by` (an approval carries its "
+        "own inside `approval`); absent otherwise.",
+    )
 
 
 class SupportDecision(SupportDecisionBody, ClusterMessage):

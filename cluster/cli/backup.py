@@ -78,6 +78,7 @@ def configure(
     from backup.keys import key_id, public_key_pem, read_public_key
     from cluster.backups import config_store
     from cluster.backups.config_store import Change
+    from cluster.cli.deciders import guarded_changer
 
     if mirrors and no_mirrors:
         raise click.UsageError("--mirror and --no-mirrors exclude each other")
@@ -101,7 +102,10 @@ def configure(
     def change(_config: dict[str, Any], current: Any) -> Change:
         return Change(current.model_copy(update=updates), geography.upper() if geography else None)
 
+    redirects = target is not None or mirrors or no_mirrors or public_key is not None
     with g.session() as client:
+        if redirects:  # where backups go, or the key they are encrypted to
+            guarded_changer(client, g, "managed backup configure", "backup")
         settings, signer = config_store.update_signed(client, g.paths, g.zk_auth, change)
     click.echo(f"backup settings of cluster {g.cluster} saved: " + _describe(settings))
     click.echo(signer_line(signer))

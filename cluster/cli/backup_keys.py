@@ -52,10 +52,12 @@ def keygen(g: Globals, file: Path, algorithm: str, passphrase: bool, yes: bool) 
     from cluster.backups.config_store import Change
     from cluster.backups.settings import BackupSettings
     from cluster.backups.signing import ensure_signing_key
+    from cluster.cli.deciders import guarded_changer
 
     kind: KeyAlgorithm = "x25519" if algorithm == "x25519" else "rsa-oaep-sha256"
     with g.session() as client:
         keyfiles.check_free(file)  # before anything changes in the cluster
+        guarded_changer(client, g, "managed backup keygen", "backup")
         installed = BackupSettings.from_config(config_store.read_config(client, g.paths)[0])
         if installed.key_id and not yes:
             _confirm_replace(g, installed.key_id)
@@ -95,11 +97,13 @@ def rotate_key(
     from cluster.backups import config_store, keyfiles
     from cluster.backups.rekey import check_ready, rotate_cluster_key
     from cluster.backups.settings import BackupSettings
+    from cluster.cli.deciders import guarded_changer
 
     if (new_public_key is None) == (new_key is None):
         raise click.UsageError("give one of --new-public-key FILE or --new-key FILE")
     old = keyfiles.load_private(old_key)
     with g.session() as client:
+        guarded_changer(client, g, "managed backup rotate-key", "backup")
         if new_key is not None:
             keyfiles.check_free(new_key)
             check_ready(client, g.paths, old, None)  # before the new files are written

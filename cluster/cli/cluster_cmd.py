@@ -166,6 +166,7 @@ def secure(g: Globals) -> None:
     """Give every znode of a cluster made by an earlier version the cluster's ACL (the one
     upgrade step; idempotent, recorded in the audit log)."""
     from cluster.audit.store import AuditLog
+    from cluster.cli.deciders import guarded_changer
     from cluster.errors import ClusterError
     from cluster.lockdown import WrongCredential, close_cluster
     from contract.audit.canonical import JsonValue
@@ -173,13 +174,13 @@ def secure(g: Globals) -> None:
 
     assert g.zk_auth is not None  # g.session() refuses a missing credential first
     with g.session(timeout=30) as client:
+        who = guarded_changer(client, g, "managed cluster secure", "acl")
         try:
             closed = close_cluster(client, g.paths, g.zk_auth)
         except WrongCredential as e:
             raise ClusterError(str(e)) from None
         if closed:
             now = datetime.now(UTC)
-            who = g.operator("managed cluster secure")
             detail: dict[str, JsonValue] = {"closed": len(closed), "first": list(closed[:20])}
             event = AuditEvent(now, who, "cluster.secured", g.cluster, "acl", detail)
             AuditLog(client, g.paths).append([event], now)

@@ -13,6 +13,10 @@ the action, what it aimed at, the reason, and the `--operator` name given (marke
 nothing proves it): a credential holder trying to decide without being an approver is seen.
 When even that entry cannot be written (the credential is wrong), the refusal still stands
 and its line says the entry is missing.
+
+The same login guards `managed cluster secure` and the commands that change a guarded setting
+(`cluster.guarded`: backup key, target and mirrors, the Mission Control URL and CA), with
+``settings.change.refused`` entries naming the credential's user as the claimed person.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from cluster.cli.common import Globals
     from cluster.support.store import SupportStore
+    from cluster.zk import ZooKeeper
     from contract.audit.events import Actor
     from contract.support.approval import ApproverIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: How an unverified `--operator` name is marked in the audit entry of a refused attempt.
 UNVERIFIED = "unverified --operator"
+#: The audit action of a refused change of a guarded setting (or of `managed cluster secure`).
+GUARDED_REFUSED = "settings.change.refused"
 
 
 def _login_name() -> str:
@@ -65,12 +73,33 @@ def decider(store: SupportStore, operator: str, action: str, subject: str) -> Ac
     return actor
 
 
+def guarded_changer(client: ZooKeeper, g: Globals, action: str, subject: str) -> Actor:
+    """Who changes a guarded setting or secures the cluster (`action` on `subject`): the
+    credential's user without approver groups; with them, the operator's verified `managed
+    login`, as for support decisions. A refusal changes nothing, is audited as
+    ``settings.change.refused`` and ends in one line (`click.ClickException`)."""
+    from cluster.support.store import SupportStore
+
+    claimed = g.operator(action)
+    store = SupportStore(client, g.paths, auth=g.zk_auth)
+    actor, identity = verified_decider(
+        store, claimed.name, action, subject, refused_action=GUARDED_REFUSED
+    )
+    return claimed if identity is None else actor
+
+
 def verified_decider(
-    store: SupportStore, operator: str, action: str, subject: str
+    store: SupportStore,
+    operator: str,
+    action: str,
+    subject: str,
+    *,
+    refused_action: str = "support.decision.refused",
 ) -> tuple[Actor, ApproverIdentity | None]:
     """Who decides `action` on `subject` (a request id, or ``policy``), with the ID token an
-    approval embeds; the `--operator` name and no token without approver groups. A refusal is
-    audited, then ends in one line (`click.ClickException`)."""
+    approval, a denial or a revocation carries; the `--operator` name and no token without
+    approver groups. A refusal is audited (`refused_action`), then ends in one line
+    (`click.ClickException`)."""
     import os
     import time
     from pathlib import Path
@@ -93,13 +122,16 @@ def verified_decider(
             now=time.time(),
         )
     except LoginFailed as e:
-        raise click.ClickException(_refused(store, operator, action, subject, str(e))) from e
+        line = _refused(store, operator, action, subject, str(e), refused_action)
+        raise click.ClickException(line) from e
     actor = Actor(person.label, ActorKind.OPERATOR, via=f"oidc {person.issuer}")
     identity = ApproverIdentity(policy.approver_issuer, policy.approver_client_id, id_token)
     return actor, identity
 
 
-def _refused(store: SupportStore, operator: str, action: str, subject: str, reason: str) -> str:
+def _refused(
+    store: SupportStore, operator: str, action: str, subject: str, reason: str, audit_action: str
+) -> str:
     """Audit the refused attempt; the line to show."""
     from datetime import UTC, datetime
 
@@ -109,7 +141,9 @@ def _refused(store: SupportStore, operator: str, action: str, subject: str, reas
 
     claimed = Actor(operator.strip() or "unknown-operator", ActorKind.OPERATOR, via=UNVERIFIED)
     try:
-        store.record_refused(claimed, action, subject, reason, datetime.now(UTC))
+        store.record_refused(
+            claimed, action, subject, reason, datetime.now(UTC), audit_action=audit_action
+        )
     except (ClusterError, OpFailed) as e:
         return f"{reason} (and the refusal could not be audited: {e})"
     return reason

@@ -87,6 +87,7 @@ def enroll(
     outbox_history_days: float,
 ) -> None:
     """Exchange a one-time enrollment TOKEN for this cluster's own credential."""
+    from cluster.cli.deciders import guarded_changer
     from cluster.link.enrollment import check_ca_file
     from cluster.link.enrollment import enroll as do_enroll
 
@@ -105,6 +106,7 @@ def enroll(
         "heartbeat": heartbeat_interval,
     }
     with g.session() as client:
+        guarded_changer(client, g, "managed mc enroll", "mission_control")
         enrolled = do_enroll(
             client,
             g.paths,

@@ -350,9 +350,11 @@ def deny_cmd(g: Globals, request_id: str, reason: str, operator: str) -> None:
     _require_credential(g, "denying")
     with g.session() as client:
         store = _store(g, client, need_key=False)
-        actor = decider(store, operator, "deny", request_id)
+        actor, identity = verified_decider(store, operator, "deny", request_id)
         now = _now()
-        done = store.change(request_id, lambda r: deny(r, actor, now, reason), now)
+        done = store.change(
+            request_id, lambda r: deny(r, actor, now, reason), now, identity=identity
+        )
     click.echo(done.notice)
 
 
@@ -372,7 +374,9 @@ def revoke_cmd(g: Globals, request_id: str, reason: str | None, yes: bool, opera
         raise click.ClickException("not revoked (answer y, or pass --yes)")
     with g.session() as client:
         store = _store(g, client, need_key=False)
-        actor = decider(store, operator, "revoke", request_id)
+        actor, identity = verified_decider(store, operator, "revoke", request_id)
         now = _now()
-        done = store.change(request_id, lambda r: revoke(r, actor, now, reason), now)
+        done = store.change(
+            request_id, lambda r: revoke(r, actor, now, reason), now, identity=identity
+        )
     click.echo(done.notice)

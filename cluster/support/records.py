@@ -20,7 +20,7 @@ from contract.routes import (
     SUPPORT_POLICY,
     SUPPORT_PUBLIC_KEY,
 )
-from contract.support.approval import SignedApproval
+from contract.support.approval import ApproverIdentity, SignedApproval
 from contract.support.errors import SupportError
 from contract.support.requests import (
     AccessRequest,
@@ -84,8 +84,14 @@ class StoredRequest:
             raise SupportStoreError(f"support request {request_id} is unreadable: {exc}") from None
 
 
-def decision_body(request: AccessRequest, approval: SignedApproval | None) -> SupportDecisionBody:
-    """The `support/decision` message body for a request's current state."""
+def decision_body(
+    request: AccessRequest,
+    approval: SignedApproval | None,
+    identity: ApproverIdentity | None = None,
+) -> SupportDecisionBody:
+    """The `support/decision` message body for a request's current state; a denial or
+    revocation carries the ID token of the verified person who decided (`identity`), when
+    given (an approval carries it signed, inside `approval`)."""
     grant = request.grant
     if request.state in (RequestState.REVOKED, RequestState.ENDED) and grant is not None:
         by = grant.closed_by.name if grant.closed_by else "system"
@@ -96,6 +102,8 @@ def decision_body(request: AccessRequest, approval: SignedApproval | None) -> Su
         reason = request.note
         at = request.decided_at
     signed = approval if approval and request.state is RequestState.APPROVED else None
+    closing = request.state in (RequestState.DENIED, RequestState.REVOKED)
+    decider = identity if closing and identity is not None else None
     return SupportDecisionBody.model_validate(
         {
             "request_id": request.id,
@@ -113,5 +121,6 @@ def decision_body(request: AccessRequest, approval: SignedApproval | None) -> Su
                 if grant is not None
                 else None
             ),
+            "approver_identity": decider.to_json() if decider else None,
         }
     )

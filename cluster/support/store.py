@@ -107,12 +107,19 @@ class SupportStore:
             raise
 
     def record_refused(
-        self, by: Actor, action: str, subject: str, reason: str, now: datetime
+        self,
+        by: Actor,
+        action: str,
+        subject: str,
+        reason: str,
+        now: datetime,
+        *,
+        audit_action: str = "support.decision.refused",
     ) -> None:
         """Audit an attempt to decide that was refused before anything changed (one entry,
-        ``support.decision.refused``; needs the credential like every support write)."""
+        `audit_action`; needs the credential like every support write)."""
         detail = {"action": action, "reason": reason}
-        event = AuditEvent(now, by, "support.decision.refused", self.paths.cluster, subject, detail)
+        event = AuditEvent(now, by, audit_action, self.paths.cluster, subject, detail)
         self._commit([event], now, [])
 
     def protect(self, now: datetime) -> list[str]:
@@ -231,9 +238,13 @@ class SupportStore:
         return self._read_many(self.paths.support_requests, names)
 
     def _decision_ops(
-        self, request: AccessRequest, approval: SignedApproval | None, now: datetime
+        self,
+        request: AccessRequest,
+        approval: SignedApproval | None,
+        now: datetime,
+        identity: ApproverIdentity | None = None,
     ) -> list[Op]:
-        decision = decision_body(request, approval)
+        decision = decision_body(request, approval, identity)
         mid = self.outbox.stable_id("decision", request.id, request.state.value)
         return [self.outbox.message(decision, now.timestamp(), message_id=mid)]
 
@@ -284,7 +295,8 @@ class SupportStore:
         """Apply `step` to request `request_id` (compare-and-set, re-decided on conflict).
 
         `step` raises `InvalidTransition` when the change is not allowed; nothing is written then.
-        An approval it makes is signed with the approver's `identity` embedded, when given.
+        An approval it makes is signed with the approver's `identity` embedded, when given; a
+        denial or revocation sends it to Mission Control with the decision.
         """
         self._ensure()
         for _ in range(MAX_ATTEMPTS):
@@ -301,7 +313,7 @@ class SupportStore:
             marker = self.paths.support_open_request(request.id)
             if request.state in TERMINAL_STATES and self.client.exists(marker) is not None:
                 ops.append(Delete(marker))
-            ops += self._decision_ops(request, approval, now)
+            ops += self._decision_ops(request, approval, now, identity)
             try:
                 self._commit([transition.event], now, ops)
             except OpFailed as failed:

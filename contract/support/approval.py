@@ -156,6 +156,49 @@ def sign_approval(
     return SignedApproval(opened, key.sign(_signed_bytes(opened, identity)), identity)
 
 
+def verify_decider_identity(
+    identity: ApproverIdentity | None,
+    named: str,
+    at: datetime,
+    keys: ProviderKeys,
+    *,
+    label: str,
+    issuer: str,
+    client_id: str,
+    approver_groups: frozenset[str],
+    groups_claim: str = "groups",
+) -> VerifiedPerson:
+    """The person who decided (approved, denied, revoked) at `at`, proven by the embedded ID
+    token `identity` with `issuer`'s keys and in one of `approver_groups`, and named `named` by
+    the decision; `ApprovalRejected` (one line, starting with `label`) otherwise. A provider
+    that does not answer raises what `keys` raises, which is not a refusal."""
+    if identity is None:
+        raise ApprovalRejected(f"{label} embeds no verified approver, and one is required")
+    if (identity.issuer, identity.client_id) != (issuer, client_id):
+        raise ApprovalRejected(
+            f"{label}: the approver signed in at {identity.issuer} (client "
+            f"{identity.client_id}), not at the trusted {issuer} (client {client_id})"
+        )
+    try:
+        person = keys.check(
+            issuer,
+            lambda jwks: verify_approver(
+                identity.id_token,
+                jwks,
+                issuer=issuer,
+                client_id=client_id,
+                approver_groups=approver_groups,
+                now=int(at.timestamp()),
+                groups_claim=groups_claim,
+            ),
+        )
+    except IdentityRefused as e:
+        raise ApprovalRejected(f"{label}: the approver is not verified: {e}") from None
+    if named != person.label:
+        raise ApprovalRejected(f"{label} names {named!r}, but its ID token proves {person.label!r}")
+    return person
+
+
 def verify_approver_identity(
     approval: SignedApproval,
     keys: ProviderKeys,
@@ -175,36 +218,18 @@ def verify_approver_identity(
     issuer, client and groups it trusts; a provider that does not answer raises what `keys`
     raises, which is not a refusal.
     """
-    grant, identity = approval.grant, approval.identity
-    label = f"approval {grant.grant_id}"
-    if identity is None:
-        raise ApprovalRejected(f"{label} embeds no verified approver, and one is required")
-    if (identity.issuer, identity.client_id) != (issuer, client_id):
-        raise ApprovalRejected(
-            f"{label}: the approver signed in at {identity.issuer} (client "
-            f"{identity.client_id}), not at the trusted {issuer} (client {client_id})"
-        )
-    at = int(grant.starts_at.timestamp())
-    try:
-        person = keys.check(
-            issuer,
-            lambda jwks: verify_approver(
-                identity.id_token,
-                jwks,
-                issuer=issuer,
-                client_id=client_id,
-                approver_groups=approver_groups,
-                now=at,
-                groups_claim=groups_claim,
-            ),
-        )
-    except IdentityRefused as e:
-        raise ApprovalRejected(f"{label}: the approver is not verified: {e}") from None
-    if grant.approved_by.name != person.label:
-        raise ApprovalRejected(
-            f"{label} names {grant.approved_by.name!r}, but its ID token proves {person.label!r}"
-        )
-    return person
+    grant = approval.grant
+    return verify_decider_identity(
+        approval.identity,
+        grant.approved_by.name,
+        grant.starts_at,
+        keys,
+        label=f"approval {grant.grant_id}",
+        issuer=issuer,
+        client_id=client_id,
+        approver_groups=approver_groups,
+        groups_claim=groups_claim,
+    )
 
 
 class ReplayGuard(Protocol):

@@ -31,6 +31,7 @@ from mission_control.console import (
     oidc_login,
     pages,
     saml_login,
+    tokens_page,
 )
 from mission_control.console.directory import (
     DirectoryFactory,
@@ -142,6 +143,8 @@ def setup_console(
         "/access/{request_id}/revoke", access_pages.revoke_submit, name="console.revoke"
     )
     console.router.add_get("/audit", audit_page.audit, name="console.audit")
+    console.router.add_get("/tokens", tokens_page.tokens, name="console.tokens")
+    console.router.add_post("/tokens", tokens_page.token_create, name="console.tokens.create")
     console.router.add_get("/login", login.login_form, name="console.login")
     console.router.add_post("/login", login.login_submit, name="console.login.submit")
     console.router.add_post("/logout", login.logout, name="console.logout")

@@ -141,22 +141,68 @@ def test_settings_never_send_a_password_in_clear(directory: Directory) -> None:
     assert role_for(["coffee-club"], settings_for(directory).roles) is None
 
 
+async def console_sign_in(api: Api, http: aiohttp.ClientSession, name: str) -> None:
+    """Sign `name` in to the console through the directory, as the login page's form does."""
+    async with http.get(api.url + "/console/login") as page:
+        html = await page.text()
+    assert 'value="ldap"' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token is not None
+    form = {
+        "csrf_token": token.group(1),
+        "method": "ldap",
+        "username": name,
+        "password": DIRECTORY[name][0],
+        "totp": "",
+    }
+    async with http.post(api.url + "/console/login", data=form, allow_redirects=False) as r:
+        assert r.status == 303, await r.text()
+
+
 async def test_the_console_login_page_offers_the_directory(api: Api) -> None:
     jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=api.url)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.get(api.url + "/console/login") as page:
-            html = await page.text()
-        assert 'value="ldap"' in html
-        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-        assert token is not None
-        form = {
-            "csrf_token": token.group(1),
-            "method": "ldap",
-            "username": "olga",
-            "password": DIRECTORY["olga"][0],
-            "totp": "",
-        }
-        async with http.post(api.url + "/console/login", data=form, allow_redirects=False) as r:
-            assert r.status == 303, await r.text()
+        await console_sign_in(api, http, "olga")
         async with http.get(api.url + "/console/") as home:
             assert home.status == 200 and "olga" in await home.text()
+
+
+async def test_a_directory_person_makes_an_api_token_in_the_console(
+    api: Api, clock: FakeClock
+) -> None:
+    """Signed in through the directory (no password Mission Control could take at the API's
+    login), a person makes a personal `mct_` token with an expiry; the API takes it, as them,
+    until it expires."""
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=api.url)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        await console_sign_in(api, http, "olga")
+        async with http.get(api.url + "/console/tokens") as page:
+            html = await page.text()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert page.status == 200 and csrf is not None
+        made = {"csrf_token": csrf.group(1), "days": "7"}
+        async with http.post(api.url + "/console/tokens", data=made) as r:
+            assert r.status == 200, await r.text()
+            shown = re.search(r'id="new-token">(mct_[A-Za-z0-9]+)<', await r.text())
+        assert shown is not None
+        too_long = {"csrf_token": csrf.group(1), "days": "400"}
+        async with http.post(api.url + "/console/tokens", data=too_long) as r:
+            assert r.status == 400 and "days" in await r.text()
+        async with http.post(api.url + "/console/tokens", data={"days": "7"}) as r:
+            assert r.status == 403  # no CSRF token: nothing made
+    token = shown.group(1)
+    status, clusters = await api.call("GET", "/api/v1/clusters", token=token)
+    assert status == 200 and clusters == {"clusters": []}
+    forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    assert (await api.call("GET", "/api/v1/clusters", token=forged))[0] == 401
+    async with api.admin.engine.connect() as conn:
+        issued = (
+            await conn.execute(
+                select(audit_log.c.actor_name, audit_log.c.actor_via, audit_log.c.subject).where(
+                    audit_log.c.action == "staff.token.issued"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in issued] == [("olga", "console", "olga")]
+    clock.advance(days=7, seconds=1)
+    assert (await api.call("GET", "/api/v1/clusters", token=token))[0] == 401

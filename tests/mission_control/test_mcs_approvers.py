@@ -17,6 +17,7 @@ from mc_kit import FakeClock
 from mcs_support import Cluster, support_running
 
 from cluster.operator_identity import StoredIdentity
+from contract.audit.canonical import format_time
 from contract.audit.events import Actor, ActorKind
 from contract.support.approval import ApproverIdentity
 from mission_control.db.engine import create_engine
@@ -51,6 +52,17 @@ async def created_before_start(
         await engine.dispose()
 
 
+def trusted_for(provider: DeviceProvider, cluster_id: str) -> dict[str, Any]:
+    """Mission Control's setting that holds `cluster_id` to `provider`'s approver group."""
+    return {
+        "issuer": provider.issuer,
+        "client_id": CLIENT,
+        "approver_groups": ["cluster-approvers"],
+        "clusters": [cluster_id],
+        "ca_file": str(provider.tls.ca_cert),
+    }
+
+
 def one_character_changed(token: str) -> str:
     middle = len(token) - 20  # inside the signature
     return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
@@ -61,13 +73,7 @@ async def test_mission_control_verifies_the_embedded_approver_itself(
 ) -> None:
     clock.now = datetime.now(UTC).replace(microsecond=0)  # the provider's tokens are real-time
     held = await created_before_start(sqlite_url, clock, "acme")
-    trusted = {
-        "issuer": provider.issuer,
-        "client_id": CLIENT,
-        "approver_groups": ["cluster-approvers"],
-        "clusters": [held.id],
-        "ca_file": str(provider.tls.ca_cert),
-    }
+    trusted = trusted_for(provider, held.id)
     async with support_running(sqlite_url, clock, operator_providers=[trusted]) as support:
         acme = await support.cluster("acme", created=held)
         legacy = await support.cluster("legacy")  # no provider trusted for it here
@@ -133,3 +139,102 @@ async def test_mission_control_verifies_the_embedded_approver_itself(
         reasons = {e["subject"]: e["detail"]["reason"] for e in refused["entries"]}
         for why, (_, _, request_id) in refusals.items():
             assert why in reasons[request_id]
+
+
+async def test_denials_and_revocations_name_a_verified_operator(
+    provider: DeviceProvider, people: dict[str, StoredIdentity], sqlite_url: str, clock: FakeClock
+) -> None:
+    """Denying and revoking carry the operator's ID token too: checked here with the provider's
+    keys at the decision's time; an altered, expired, outsider's or missing one is refused and
+    audited, and the request stays as it was. A cluster without a trusted provider sends
+    decisions without the field, as before."""
+    clock.now = datetime.now(UTC).replace(microsecond=0)
+    held = await created_before_start(sqlite_url, clock, "acme")
+    trusted = trusted_for(provider, held.id)
+    async with support_running(sqlite_url, clock, operator_providers=[trusted]) as support:
+        acme = await support.cluster("acme", created=held)
+        legacy = await support.cluster("legacy")
+        alice = await support.staff("alice", "support-l2")
+        admin = await support.staff("root", "admin")
+        olga = people[OLGA]
+        olga_by = f"{olga.name} ({olga.subject})"
+
+        def embedded(sub: str, token: str | None = None) -> dict[str, str]:
+            return ApproverIdentity(
+                provider.issuer, CLIENT, token or people[sub].id_token
+            ).to_json()
+
+        async def close(
+            cluster: Cluster, request_id: str, state: str, by: str, identity: Any, at: datetime
+        ) -> tuple[int, Any]:
+            return await support.send(
+                cluster, "support/decision", request_id=request_id, state=state, by=by,
+                reason="not now", at=format_time(at), approver_identity=identity,
+            )  # fmt: skip
+
+        async def state(request_id: str) -> str:
+            seen = await support.ok("GET", f"/api/v1/access-requests/{request_id}", token=alice)
+            return str(seen["state"])
+
+        now = clock.now
+        kim = people[KIM]
+        kim_expired = datetime.fromtimestamp(kim.expires_at + 61, UTC)
+        refusals: dict[str, tuple[int, Any, str]] = {}
+        for why, by, identity, at in (
+            ("signature does not verify", olga_by,
+             embedded(OLGA, one_character_changed(olga.id_token)), now),
+            ("none of the approver groups", f"{people[TIM].name} ({TIM})", embedded(TIM), now),
+            ("has expired", f"{kim.name} ({KIM})", embedded(KIM), kim_expired),
+            ("embeds no verified approver", olga_by, None, now),
+        ):  # fmt: skip
+            pending = await support.request_access(alice, "acme")
+            status, reply = await close(acme, pending["id"], "denied", by, identity, at)
+            refusals[why] = (status, reply, pending["id"])
+            assert await state(pending["id"]) == "pending", why
+
+        # A revocation with an altered token leaves the grant running here; a verified one ends it.
+        running = await support.request_access(alice, "acme")
+        by = Actor(olga_by, ActorKind.OPERATOR)
+        approval = support.approval(
+            acme, running, by=by, identity=ApproverIdentity(provider.issuer, CLIENT, olga.id_token)
+        )
+        status, reply = await support.decide(acme, running["id"], "approved", approval, by=olga_by)
+        assert status == 200, reply
+        altered = embedded(OLGA, one_character_changed(olga.id_token))
+        status, reply = await close(acme, running["id"], "revoked", olga_by, altered, now)
+        refusals["revoked: signature does not verify"] = (status, reply, running["id"])
+        assert await state(running["id"]) == "approved"
+        status, reply = await close(acme, running["id"], "revoked", olga_by, embedded(OLGA), now)
+        assert status == 200, reply
+        assert await state(running["id"]) == "revoked"
+
+        denied = await support.request_access(alice, "acme")
+        status, reply = await close(acme, denied["id"], "denied", olga_by, embedded(OLGA), now)
+        assert status == 200, reply
+        assert await state(denied["id"]) == "denied"
+
+        old_style = await support.request_access(alice, "legacy")  # no field, no provider
+        status, reply = await close(legacy, old_style["id"], "denied", "root", None, now)
+        assert status == 200, reply
+        assert await state(old_style["id"]) == "denied"
+
+        for why, (status, reply, _) in refusals.items():
+            assert (status, reply["error"]["code"]) == (422, "approval_rejected"), why
+            assert why.removeprefix("revoked: ") in reply["error"]["message"], why
+        refused = await support.ok(
+            "GET", "/api/v1/audit?action=support.decision.refused", token=admin
+        )
+        reasons = {(e["subject"], e["detail"]["state"]): e["detail"]["reason"]
+                   for e in refused["entries"]}  # fmt: skip
+        for why, (_, _, request_id) in refusals.items():
+            wanted = "revoked" if why.startswith("revoked") else "denied"
+            assert why.removeprefix("revoked: ") in reasons[(request_id, wanted)]
+        verified = f"olga (u-1001) verified by Mission Control at {provider.issuer}"
+        for action, request_id in (("revoked", running["id"]), ("denied", denied["id"])):
+            audit = await support.ok("GET", f"/api/v1/audit?action=support.{action}", token=admin)
+            deciders = {e["subject"]: e["detail"].get("decider") for e in audit["entries"]}
+            assert deciders[request_id] == verified, action
+        audit = await support.ok("GET", "/api/v1/audit?action=support.denied", token=admin)
+        assert {e["subject"]: e["detail"].get("decider") for e in audit["entries"]}[
+            old_style["id"]
+        ] is None

@@ -19,6 +19,8 @@ Rules, for an approval of cluster C whose Ed25519 signature verified:
 - no provider lists C: the cluster's signature decides, as before verified approvers existed;
   an embedded token is recorded as "not verifiable by the vendor" (nothing is checked against
   keys the cluster could have chosen).
+A denial or revocation by an operator follows the same rules, with the ID token the decision
+message embeds (`approver_identity`) checked at the decision's time (`check_decider`).
 A provider that does not answer decides nothing (`ApproverUnverifiable`, 503: the cluster's
 outbox sends the approval again).
 """
@@ -26,13 +28,14 @@ outbox sends the approval again).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.identity import ProviderKeys
-from contract.support.approval import SignedApproval, verify_approver_identity
+from contract.support.approval import ApproverIdentity, SignedApproval, verify_decider_identity
 from contract.support.errors import ApprovalRejected
 from mission_control.service.accounts.oidc_documents import OidcRefused, provider_keys
 from mission_control.service.refusals import ApprovalInvalid, ApproverUnverifiable
@@ -87,18 +90,43 @@ class TrustedApprovers:
     def check(self, cluster_id: str, approval: SignedApproval) -> str | None:
         """What Mission Control knows of the approver (for the audit log), or `ApprovalInvalid`
         (one line) when the rules refuse it; blocking (it may fetch the provider's keys)."""
+        grant = approval.grant
+        return self.check_decider(
+            cluster_id,
+            approval.identity,
+            grant.approved_by.name,
+            grant.starts_at,
+            label=f"approval {grant.grant_id}",
+        )
+
+    def check_decider(
+        self,
+        cluster_id: str,
+        identity: ApproverIdentity | None,
+        named: str,
+        at: datetime,
+        *,
+        label: str,
+    ) -> str | None:
+        """What Mission Control knows of the operator named `named` who decided at `at` (an
+        approval's signed start, or a denial's or revocation's time), by the ID token
+        `identity` they embed; `ApprovalInvalid` (one line) when the rules refuse it. The same
+        rules for every decision an operator makes; blocking (it may fetch keys)."""
         provider = self._by_cluster.get(cluster_id)
         if provider is None:
-            if approval.identity is None:
+            if identity is None:
                 return None
             return (
                 f"not verifiable by the vendor: no trusted provider for cluster {cluster_id} "
-                f"(the approval names {approval.identity.issuer})"
+                f"(the decision names {identity.issuer})"
             )
         try:
-            person = verify_approver_identity(
-                approval,
+            person = verify_decider_identity(
+                identity,
+                named,
+                at,
                 self._keys,
+                label=label,
                 issuer=provider.issuer,
                 client_id=provider.client_id,
                 approver_groups=frozenset(provider.approver_groups),

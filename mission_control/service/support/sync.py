@@ -18,6 +18,11 @@ Guarantees:
   a verified approver (`mission_control.service.support.approvers`), checked with that
   provider's keys after the signature; refused like a forged approval otherwise. The audit
   entry of an honoured approval says what Mission Control knows of the approver.
+- A denial or revocation by an operator of such a cluster must embed that operator's ID token
+  (`approver_identity`), checked the same way at the decision's time; refused with 422
+  (`approval_rejected`) and audited otherwise, and Mission Control's record stays as it was
+  (the cluster's leader enforces its own revocation either way). Steps the cluster took on its
+  own (`system`) are not checked. The audit entry says what Mission Control knows of the person.
 - The first public key a cluster sends is pinned; a different one later is refused (422
   `public_key_conflict`) and audited.
 - Decisions on requests that are already in the reported state change nothing; a cluster
@@ -38,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contract.audit.events import SYSTEM, AuditEvent
+from contract.audit.events import SYSTEM, ActorKind, AuditEvent
 from contract.messages import (
     SupportAck,
     SupportCommandResult,
@@ -46,7 +51,7 @@ from contract.messages import (
     SupportPolicyReport,
     SupportPublicKey,
 )
-from contract.support.approval import SignedApproval, verify_approval
+from contract.support.approval import ApproverIdentity, SignedApproval, verify_approval
 from contract.support.errors import ApprovalRejected
 from contract.support.requests import RequestState, request_event
 from mission_control.db.engine import insert_or_ignore
@@ -167,6 +172,28 @@ async def _approve(
     return replace(stored, request=new), event
 
 
+async def _decider(
+    ctx: ServiceContext, cluster_id: str, message: SupportDecision, now: datetime
+) -> str | None:
+    """What Mission Control knows of the operator who denied or revoked (the embedded ID token
+    checked like an approval's, `approvers.check_decider`); `ApprovalInvalid` when refused.
+    Steps the cluster took on its own (`system`) name no person and are not checked."""
+    if message.state not in ("denied", "revoked"):
+        return None
+    if cluster_person(message.by).kind is not ActorKind.OPERATOR:
+        return None
+    embedded = message.approver_identity
+    identity = ApproverIdentity.from_json(embedded.model_dump()) if embedded else None
+    return await asyncio.to_thread(
+        ctx.support.approvers.check_decider,
+        cluster_id,
+        identity,
+        message.by,
+        message.at or now,
+        label=f"{message.state} decision on {message.request_id}",
+    )
+
+
 def _close(stored: StoredRequest, message: SupportDecision, now: datetime) -> StoredRequest | None:
     """The record after the cluster reports `message.state`; None when nothing changes."""
     request = stored.request
@@ -216,13 +243,12 @@ async def decision(ctx: ServiceContext, cluster_id: str, message: SupportDecisio
             if closed is None:
                 return _NOTHING
             new = closed
-            action = (
-                "support.confirmed"
-                if new.request == stored.request
-                else "support." + (message.state)
-            )
+            confirmed = new.request == stored.request
+            action = "support.confirmed" if confirmed else "support." + (message.state)
+            decider = None if confirmed else await _decider(ctx, cluster_id, message, now)
+            extra = {"decider": decider} if decider else {}
             event = request_event(
-                new.request, cluster_person(message.by), action, now, note=message.reason
+                new.request, cluster_person(message.by), action, now, note=message.reason, **extra
             )
         await access_store.save(conn, new, now, approval=approval_json)
         await audit_log.record(conn, ctx, [event])

@@ -2,10 +2,12 @@
 denying, revoking and changing the support settings need the operator's `managed login` at the
 cluster's provider (a real device-flow provider process), verified against its keys and in an
 approver group; the decision and the audit log name the verified person, never the
-`--operator` name. Without a login, with an expired one, or as a person outside the groups:
-refused, nothing changes. The approval embeds the approver's ID token, and the leader checks it
-again before it acts: approvals a holder of the cluster's credential wrote with a token that
-does not prove the person are withdrawn and audited."""
+`--operator` name, and a denial or revocation sends Mission Control that person's ID token.
+Without a login, with an expired one, or as a person outside the groups: refused, nothing
+changes. The approval embeds the approver's ID token, and the leader checks it again before it
+acts: approvals a holder of the cluster's credential wrote with a token that does not prove the
+person are withdrawn and audited. Securing the cluster and redirecting settings need the login
+too."""
 
 from __future__ import annotations
 
@@ -147,6 +149,16 @@ def test_only_a_verified_approver_decides_and_is_named(
         "revoke",
         UNVERIFIED,
     )
+    # The revocation reaches Mission Control with the ID token of the person it names.
+    sent = {m.payload["state"]: m.payload for m in leader.outbox("support/decision")}
+    token = load_identity(olga / "managed" / "identity.json", time.time()).id_token
+    assert sent["revoked"]["by"] == "olga (u-1001)"
+    assert sent["revoked"]["approver_identity"] == {
+        "issuer": provider.issuer,
+        "client_id": CLIENT,
+        "id_token": token,
+    }
+    assert sent["approved"]["approver_identity"] is None  # an approval carries it signed
 
 
 def test_an_expired_login_is_refused(
@@ -237,3 +249,31 @@ def test_the_leader_acts_only_on_approvals_that_prove_their_approver(
     assert decisions[items["outsider"]["id"]]["state"] == "revoked"
     embedded = decisions[items["verified"]["id"]]["approval"]["approver_identity"]
     assert embedded == {"issuer": provider.issuer, "client_id": CLIENT, "id_token": olga.id_token}
+
+
+def test_securing_and_redirecting_settings_need_the_login(
+    leader: Leader, provider: DeviceProvider, tmp_path: Path
+) -> None:
+    """`managed cluster secure` and changes of guarded settings (here the backup target) need
+    an approver's login too: without one, one line, one `settings.change.refused` entry naming
+    the credential's user as unverified, and nothing changed."""
+    olga, nobody = tmp_path / "olga", tmp_path / "nobody"
+    assert require_approvers(leader, provider, nobody).returncode == 0
+    config_before = leader.client.get(leader.paths.config)[0]
+
+    for args in (("cluster", "secure"), ("backup", "configure", "--target", "file:///srv/b")):
+        refused = leader.cli(*args, env=env_for(nobody, provider))
+        assert refused.returncode == 1 and "managed login" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert leader.client.get(leader.paths.config)[0] == config_before
+    entries = AuditLog(leader.client, leader.paths).entries()
+    attempts = [e for e in entries if e.action == "settings.change.refused"]
+    assert [(e.subject, e.detail["action"], e.actor.via) for e in attempts] == [
+        ("acl", "managed cluster secure", UNVERIFIED),
+        ("backup", "managed backup configure", UNVERIFIED),
+    ]
+    assert attempts[0].actor.name == AUTH.split(":", 1)[0]
+
+    assert run_login(provider, olga, "u-1001", approve=True).returncode == 0
+    secured = leader.cli("cluster", "secure", env=env_for(olga, provider))
+    assert secured.returncode == 0, secured.stderr
