@@ -21,7 +21,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from pathlib import Path
 
 from backup.errors import BackupError
@@ -65,10 +65,11 @@ class DirectoryStream:
     `readinto` copies headers and reads file contents directly into the caller's buffer, as
     many entries as fit, so a frame-sized buffer is filled in one call without extra copies."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, leave_out: Collection[str] = ()) -> None:
         if not root.is_dir():
             raise ArchiveSourceError(f"data directory {root} does not exist or is not a directory")
-        self.tree = listed_tree(root)  # what the tar holds, in its order (see `tree_totals`)
+        # What the tar holds, in its order (see `tree_totals`).
+        self.tree = listed_tree(root, leave_out)
         self._pieces = tar_pieces(root, self.tree)
         self._current: Piece | None = None
         self._offset = 0
@@ -125,11 +126,11 @@ def source_error(root: Path, path: Path, exc: OSError) -> ArchiveSourceError:
     )
 
 
-def listed_tree(root: Path) -> list[Path]:
-    """`root`, then `sorted_tree(root)`: the entries of its tar, in order; ArchiveSourceError
-    if a directory cannot be listed."""
+def listed_tree(root: Path, leave_out: Collection[str] = ()) -> list[Path]:
+    """`root`, then `sorted_tree(root, leave_out)`: the entries of its tar, in order;
+    ArchiveSourceError if a directory cannot be listed."""
     try:
-        return [root, *sorted_tree(root)]
+        return [root, *sorted_tree(root, leave_out)]
     except OSError as exc:
         raise source_error(root, Path(exc.filename or root), exc) from exc
 
@@ -175,16 +176,20 @@ def entry_chunks(helper: tarfile.TarFile, root: Path, path: Path) -> Iterator[Pi
         yield tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
 
 
-def sorted_tree(root: Path) -> list[Path]:
+def sorted_tree(root: Path, leave_out: Collection[str] = ()) -> list[Path]:
     """Every path under `root` (not `root` itself) in depth-first pre-order: for each directory,
     the directory, then its non-directory entries by name, then its symlinks to directories by
     name, then each subdirectory (with its contents) by name. Names compare as Python strings.
     A directory that cannot be listed raises OSError: a backup never silently leaves out what
-    it could not read."""
+    it could not read. `leave_out`: names of entries directly under `root` the caller does not
+    want (with everything beneath them), e.g. installed software that is not data."""
     found: list[Path] = []
     for directory, subdirs, files in os.walk(root, onerror=_raise):
-        subdirs.sort()
         base = Path(directory)
+        if base == root and leave_out:
+            subdirs[:] = [d for d in subdirs if d not in leave_out]
+            files = [f for f in files if f not in leave_out]
+        subdirs.sort()
         if base != root:
             found.append(base)
         found.extend(base / name for name in sorted(files))

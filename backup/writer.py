@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -170,12 +170,14 @@ def write_directory_part(
     progress: ProgressCallback = ignore_progress,
     limiter: TokenBucket | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    leave_out: Collection[str] = (),
 ) -> PartRecord:
-    """`write_part` of a node data directory as a deterministic tar (see backup.archive).
+    """`write_part` of a node data directory as a deterministic tar (see backup.archive),
+    without the entries directly under it that `leave_out` names.
 
     The progress total is the sum of the regular files' sizes (the tar adds headers); storage
     is planned for the tar's estimated size."""
-    with DirectoryStream(directory) as stream:
+    with DirectoryStream(directory, leave_out) as stream:
         files, archive = tree_totals(stream.tree)
         return write_part(
             stream,

@@ -32,6 +32,7 @@ from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, cancel, context_for, limiter_for, open_plan
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext
+from cluster.upgrade.install import VERSIONS
 from cluster.zk.errors import ZooKeeperError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 REPORT_ATTEMPTS = 5
 REPORT_DELAY = 0.5
 STOP_WAIT = 10.0  # seconds `stop` waits for an abandoned write to clean up after itself
+#: What a data directory holds that is not the node's data: the installed releases (software,
+#: each release's own copy of its wheels and environment), which a restore must not bring back.
+NOT_DATA = (VERSIONS,)
 
 
 class RunAbandoned(BackupError):
@@ -171,6 +175,7 @@ class PartWriter:
                 progress=on_progress,
                 limiter=limiter_for(plan),
                 cancelled=abort.is_set,  # a run that failed meanwhile never gets this part
+                leave_out=NOT_DATA,
             )
 
         future = asyncio.ensure_future(self._worker(write))

@@ -143,3 +143,21 @@ def test_a_directory_that_cannot_be_listed_fails_the_listing_and_the_stream(
         archive.listed_tree(data_tree)
     with pytest.raises(ArchiveSourceError, match="er.*Permission denied"):
         tar_bytes(data_tree)
+
+
+def test_entries_left_out_are_only_those_directly_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "versions" / "1.0" / "wheels").mkdir(parents=True)
+    (root / "versions" / "1.0" / "wheels" / "a.whl").write_bytes(b"w" * 10)
+    (root / "versions" / "current").symlink_to("1.0")
+    (root / "store" / "versions").mkdir(parents=True)  # the same name deeper down is data
+    (root / "store" / "versions" / "v1").write_text("kept")
+    (root / "store.db").write_text("kept")
+    with DirectoryStream(root, leave_out=("versions",)) as stream:
+        names = [p.relative_to(root).as_posix() for p in stream.tree if p != root]
+        data = stream.read()
+    assert names == ["store.db", "store", "store/versions", "store/versions/v1"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert not [n for n in tar.getnames() if n.split("/")[:2] == [".", "versions"]]
+        assert not [n for n in tar.getnames() if n.startswith("versions")]
+    assert archive.tree_totals(archive.listed_tree(root, ("versions",)))[0] == 8
