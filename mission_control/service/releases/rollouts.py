@@ -235,12 +235,13 @@ log = logging.getLogger(__name__)
 
 async def advance_forever(ctx: ServiceContext, interval_s: float, repo: Path | None) -> None:
     """`advance` every `interval_s` seconds until cancelled, with the versions the release
-    repository `repo` holds now (none without one: nothing is offered); failures are logged."""
+    repository `repo` holds now; without a repository nothing is published, so no step is
+    taken at all. Failures are logged and retried."""
+    if repo is None:
+        return
     while True:
         try:
-            published = (
-                [r.version for r in Repository(repo, ctx.clock()).releases()] if repo else []
-            )
+            published = [r.version for r in Repository(repo, ctx.clock()).releases()]
             for reason in await advance(ctx, published):
                 log.info("%s", reason)
         except asyncio.CancelledError:
