@@ -86,6 +86,8 @@ clusters = Table(
     Column("health_interval_s", Float),
     # The last report's sites and quorum rule (NULL: no data centers declared).
     Column("last_datacenters", JSON),
+    # When the cluster last reported a release refused or rolled back (migration 0012).
+    Column("release_refused_at", UTCDateTime()),
 )
 
 licenses = Table(

@@ -4,7 +4,7 @@
 clusters, a waves spec, no cluster already in an active or paused rollout) and writes the
 rollout and its clusters in wave order with a `rollout.created` audit entry, or nothing.
 `advance` reads each active rollout into a `RolloutSnapshot` (the clusters' last health checks
-and `release_refused` alerts), asks `rules.rollouts.step` what to do, offers the release with
+and `release_refused` events), asks `rules.rollouts.step` what to do, offers the release with
 `offers.offer` (the one way an offer is made), then records the step; a failed cluster raises
 its `rollout_failed` alert in the same transaction as the pause. An offer made just before a
 crash is made again by the next step, which is harmless (an offer replaces the last one).
@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contract.audit.events import SYSTEM, Actor, AuditEvent
 from contract.messages import AlertKind, HealthStatus
-from mission_control.db.schema import alerts, clusters, rollout_clusters, rollouts
+from mission_control.db.schema import clusters, rollout_clusters, rollouts
 from mission_control.errors import NotFound
 from mission_control.service.accounts import audit_log
 from mission_control.service.context import ServiceContext
@@ -196,16 +196,10 @@ async def _set_state(
 
 
 async def _snapshot(conn: AsyncConnection, row: Any) -> RolloutSnapshot:
-    refused = (
-        select(alerts.c.cluster_id, func.max(alerts.c.raised_at).label("refused_at"))
-        .where(alerts.c.kind == AlertKind.RELEASE_REFUSED.value)
-        .group_by(alerts.c.cluster_id)
-        .subquery()
-    )
     members = await conn.execute(
-        MEMBERS.add_columns(refused.c.refused_at)
-        .outerjoin(refused, refused.c.cluster_id == rollout_clusters.c.cluster_id)
-        .where(rollout_clusters.c.rollout_id == row.id)
+        MEMBERS.add_columns(clusters.c.release_refused_at).where(
+            rollout_clusters.c.rollout_id == row.id
+        )
     )
     progress = tuple(
         ClusterProgress(
@@ -214,7 +208,7 @@ async def _snapshot(conn: AsyncConnection, row: Any) -> RolloutSnapshot:
             offered_at=m.offered_at,
             versions=versions_of(m.last_health),
             healthy=m.health_status == HealthStatus.HEALTHY.value,
-            refused_at=m.refused_at,
+            refused_at=m.release_refused_at,
             finished=m.finished_at is not None,
         )
         for m in members

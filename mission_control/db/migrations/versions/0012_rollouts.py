@@ -1,4 +1,5 @@
-"""Fleet rollouts (`mission-control rollouts`): each rollout and each of its clusters.
+"""Fleet rollouts (`mission-control rollouts`): each rollout and each of its clusters, and
+when each cluster last reported a release refused or rolled back.
 
 Revision ID: 0012
 Revises: 0011
@@ -18,6 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("clusters") as batch:
+        batch.add_column(sa.Column("release_refused_at", UTCDateTime()))
     op.create_table(
         "rollouts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -50,3 +53,5 @@ def downgrade() -> None:
     op.drop_index("ix_rollout_clusters_cluster", "rollout_clusters")
     op.drop_table("rollout_clusters")
     op.drop_table("rollouts")
+    with op.batch_alter_table("clusters") as batch:
+        batch.drop_column("release_refused_at")
