@@ -259,6 +259,9 @@ async def advance(ctx: ServiceContext, published: Collection[str]) -> list[str]:
     for rollout_id, snapshot in snapshots:
         now = ctx.clock()
         decided = step(snapshot, now)
+        if decided.offer and snapshot.version not in published:  # withdrawn since `create`
+            why = f"paused: release {snapshot.version} is no longer published"
+            decided = RolloutStep(RolloutState.PAUSED, snapshot.wave, (), decided.finished, (), why)
         moved = decided.offer or decided.finished or decided.failed or decided.wave != snapshot.wave
         if (
             not moved
