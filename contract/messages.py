@@ -156,6 +156,9 @@ class AlertKind(StrEnum):
     DATACENTER_BACK = "datacenter_back"
     #: The cluster refused a release: bad signature, expired or older metadata, a rollback...
     RELEASE_REFUSED = "release_refused"
+    #: A cluster failed in a fleet rollout (refused, rolled back or late), pausing it; cleared
+    #: when the rollout resumes.
+    ROLLOUT_FAILED = "rollout_failed"
     #: A credential of the cluster was reported leaked and revoked (`POST /api/v1/leaks`).
     CREDENTIAL_LEAKED = "credential_leaked"
 

@@ -1,9 +1,9 @@
 """The aiohttp application factory.
 
 `create_app(settings)` returns an application whose cleanup contexts open the database (running
-migrations first unless `migrate_on_start` is off) and run the alert sweep and the support sweep
-(expired requests, elapsed grants) in the background; all are closed in reverse order on
-shutdown.
+migrations first unless `migrate_on_start` is off) and run the alert sweep, the support sweep
+(expired requests, elapsed grants) and the fleet rollouts' steps in the background; all are
+closed in reverse order on shutdown.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from mission_control.service.accounts import users
 from mission_control.service.context import Clock, ServiceContext, utc_now
 from mission_control.service.exchange.monitor import run_forever
 from mission_control.service.fleet.leak_reporters import load_reporter_keys
+from mission_control.service.releases.rollouts import advance_forever
 from mission_control.service.support.access_requests import sweep_support_forever
 from mission_control.service.support.approvers import TrustedApprovers
 from mission_control.service.support.settings import SupportSettings
@@ -109,6 +110,9 @@ def create_app(
         tasks = [
             asyncio.create_task(run_forever(app[CONTEXT], settings.sweep_interval_s)),
             asyncio.create_task(sweep_support_forever(app[CONTEXT], settings.sweep_interval_s)),
+            asyncio.create_task(
+                advance_forever(app[CONTEXT], settings.sweep_interval_s, settings.releases_repo)
+            ),
         ]
         yield
         for task in tasks:

@@ -34,6 +34,7 @@ from mission_control.cli_common import (
     when,
 )
 from mission_control.cli_releases import releases
+from mission_control.cli_rollouts import rollouts
 from mission_control.cli_staff import _operator, audit, tokens, users
 from mission_control.db.engine import UnsupportedDatabaseURL
 from mission_control.errors import ServiceError
@@ -53,6 +54,7 @@ main.add_command(users)
 main.add_command(tokens)
 main.add_command(audit)
 main.add_command(releases)
+main.add_command(rollouts)
 main.add_command(secrets)
 
 

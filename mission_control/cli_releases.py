@@ -31,6 +31,13 @@ REPO = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="The release repository directory.",
 )
+SERVED_REPO = click.option(
+    "--repo",
+    required=True,
+    envvar="MISSION_CONTROL_RELEASES_REPO",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The release repository (the one `serve --releases-repo` serves).",
+)
 KEYS = click.option(
     "--key", "keys", multiple=True, required=True, type=KEY, help="A vendor key (repeat)."
 )
@@ -115,22 +122,21 @@ def list_releases(repo: Path, as_json: bool) -> None:
     click.echo("expires: " + ", ".join(f"{role} {when}" for role, when in expires.items()))
 
 
+def published_in(repo: Path) -> list[str]:
+    """The versions published in `repo` now (ReleaseRefused for a broken repository)."""
+    return [r.version for r in Repository(repo, datetime.now(UTC)).releases()]
+
+
 @_refusals
 @releases.command()
 @click.argument("version")
 @click.option("--cluster", required=True, help="The cluster (name or id) offered the release.")
-@click.option(
-    "--repo",
-    required=True,
-    envvar="MISSION_CONTROL_RELEASES_REPO",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The release repository (the one `serve --releases-repo` serves).",
-)
+@SERVED_REPO
 @db_option
 def offer(version: str, cluster: str, repo: Path, db_url: str) -> None:
     """Offer published release VERSION to a cluster: its leader fetches, verifies and installs
     it inside the cluster's maintenance window (`managed upgrade window`)."""
-    published = [r.version for r in Repository(repo, datetime.now(UTC)).releases()]
+    published = published_in(repo)
     by = cli_actor(_operator())
     run_on_db(db_url, lambda ctx: offers.offer(ctx, cluster, version, published, by), migrate=False)
     click.echo(f"release {version} offered to {cluster}")

@@ -10,6 +10,7 @@ button is never the only protection.
 - License editing is for operators and admins; support engineers see the license read-only.
 - Acknowledging an alert only a person closes (setting_changed) is for operators and admins
   (`mission_control.staff.roles.can_acknowledge_alerts`).
+- Pausing and resuming a fleet rollout is for operators and admins, like license editing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Abilities:
     edit_license: bool
     see_every_request: bool
     acknowledge_alerts: bool
+    steer_rollouts: bool
 
     @classmethod
     def of(cls, role: StaffRole | str) -> Abilities:
@@ -44,4 +46,5 @@ class Abilities:
             edit_license=can_edit_license(role),
             see_every_request=not engineer,
             acknowledge_alerts=can_acknowledge_alerts(role),
+            steer_rollouts=can_edit_license(role),  # the same people: operators and admins
         )

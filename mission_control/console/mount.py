@@ -30,6 +30,7 @@ from mission_control.console import (
     login,
     oidc_login,
     pages,
+    rollouts_page,
     saml_login,
     tokens_page,
 )
@@ -141,6 +142,13 @@ def setup_console(
     console.router.add_post("/access/{request_id}/end", access_pages.end_submit, name="console.end")
     console.router.add_post(
         "/access/{request_id}/revoke", access_pages.revoke_submit, name="console.revoke"
+    )
+    console.router.add_get("/rollouts", rollouts_page.rollout_list, name="console.rollouts")
+    console.router.add_post(
+        "/rollouts/{rollout_id}/pause", rollouts_page.pause, name="console.rollouts.pause"
+    )
+    console.router.add_post(
+        "/rollouts/{rollout_id}/resume", rollouts_page.resume, name="console.rollouts.resume"
     )
     console.router.add_get("/audit", audit_page.audit, name="console.audit")
     console.router.add_get("/tokens", tokens_page.tokens, name="console.tokens")

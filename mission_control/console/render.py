@@ -37,6 +37,7 @@ ALERT_LABELS: dict[AlertKind, str] = {
     AlertKind.LICENSE_EXPIRING: "License expiring",
     AlertKind.LICENSE_OVERAGE: "License overage",
     AlertKind.RELEASE_REFUSED: "Release refused",
+    AlertKind.ROLLOUT_FAILED: "Rollout failed",
     AlertKind.CREDENTIAL_LEAKED: "Credential leaked",
 }
 

@@ -86,6 +86,8 @@ clusters = Table(
     Column("health_interval_s", Float),
     # The last report's sites and quorum rule (NULL: no data centers declared).
     Column("last_datacenters", JSON),
+    # When the cluster last reported a release refused or rolled back (migration 0012).
+    Column("release_refused_at", UTCDateTime()),
 )
 
 licenses = Table(
@@ -377,6 +379,39 @@ release_offers = Table(
     Column("version", String(64), nullable=False),
     Column("offered_at", UTCDateTime(), nullable=False),
     Column("offered_by", String(256), nullable=False),
+)
+
+# Fleet rollouts (`mission-control rollouts`, migration 0012): the rollout (its wave sizes,
+# state, current wave and the reason of its last step) and each cluster it covers, in wave order
+# (`position`), with when it was offered the release, finished healthy or failed.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("selector", String(512), nullable=False),
+    Column("waves", String(256), nullable=False),
+    Column("sizes", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("wave", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("deadline_s", Float, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+rollout_clusters = Table(
+    "rollout_clusters",
+    metadata,
+    Column("rollout_id", Integer, ForeignKey("rollouts.id"), primary_key=True),
+    Column("cluster_id", String(36), ForeignKey("clusters.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("offered_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("failed_at", UTCDateTime()),
+    Column("failure", Text),
+    Index("ix_rollout_clusters_cluster", "cluster_id"),
 )
 
 # A covering index for the fleet page, so its ordering by name, search, filters and status

@@ -311,6 +311,7 @@ async def test_every_console_post_refuses_a_missing_or_wrong_token_and_changes_n
             engineer, site.base + "/console/access", {**form, "duration": "2h"}
         )
     ids = {"cluster": site.cluster_id, "request_id": where.rsplit("/", 1)[1], "alert_id": "1"}
+    ids["rollout_id"] = "1"
     # Fields that would make each form valid with the right token: a form whose CSRF check
     # were skipped would act (or be refused for another reason, with another message).
     fields = {

@@ -93,7 +93,8 @@ def command(status: str) -> CommandView:
 def test_abilities_follow_the_role(
     role: str, request_access: bool, edit_license: bool, see_every_request: bool, acknowledge: bool
 ) -> None:
-    expected = Abilities(request_access, edit_license, see_every_request, acknowledge)
+    # steering rollouts goes with editing licenses: operators and admins
+    expected = Abilities(request_access, edit_license, see_every_request, acknowledge, edit_license)
     assert Abilities.of(role) == expected
 
 

@@ -302,7 +302,8 @@ async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent
     drill_failed and drill_succeeded do the same for the drill_failed alert and are kept, each
     drill once, in `restore_drills` (the console's drill history).
     setting_changed (which must name its `setting`) raises the cluster's setting_changed alert,
-    or updates the open one with this change, and is recorded in the audit log."""
+    or updates the open one with this change, and is recorded in the audit log.
+    release_refused raises its alert and is kept as the cluster's `release_refused_at`."""
     if (event.kind == "setting_changed") != (event.setting is not None):
         raise InvalidInput("setting names the changed setting, with kind setting_changed only")
     if (event.kind in _DRILL_KINDS) != (event.drill is not None):
@@ -332,4 +333,7 @@ async def record_event(ctx: ServiceContext, cluster_id: str, event: ClusterEvent
             await audit_log.record(scope.conn, ctx, [audited])
         return EventReply(recorded=True)
 
-    return await accept(ctx, cluster_id, "event", event, EventReply, {}, effect)
+    # When the cluster last refused or rolled back a release: a fleet rollout's failure signal
+    # (the alert cannot be: a refusal while one is open only changes its detail).
+    row = {"release_refused_at": now} if event.kind == "release_refused" else {}
+    return await accept(ctx, cluster_id, "event", event, EventReply, row, effect)

@@ -43,6 +43,7 @@ class AlertFilter(BaseModel):
         "datacenter_lost",
         "datacenter_back",
         "release_refused",
+        "rollout_failed",
         "credential_leaked",
     ] = ""
     cluster: str = Field(default="", max_length=128)

@@ -32,6 +32,7 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.DATACENTER_BACK: "warning",
     AlertKind.RELEASE_REFUSED: "critical",  # someone may be feeding the cluster a bad release
     AlertKind.CREDENTIAL_LEAKED: "critical",
+    AlertKind.ROLLOUT_FAILED: "critical",  # the rollout waits for a person
 }
 
 
