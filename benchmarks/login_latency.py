@@ -11,6 +11,10 @@ warm-up:
   oidc      GET /console/login/oidc -> the provider's form -> callback: discovery, PKCE,
             the code redeemed, the provider's keys fetched, the ID token verified, a console
             session (an admin: no TOTP), against `oidc-provider-mock` over TLS in its own process
+  saml      GET /console/login/saml -> the provider's form -> its signed response posted to
+            POST /console/login/saml/acs: the AuthnRequest made, the assertion's signature
+            checked (xmlsec1), a console session (an admin: no TOTP), against a pysaml2
+            identity provider over TLS in its own process (tests/mission_control/saml_kit.py)
 Printed: median and p95 per method, and each median against local's.
 Run: .venv/bin/python benchmarks/login_latency.py [--logins 50]
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
+import re
 import ssl
 import statistics
 import sys
@@ -38,6 +44,7 @@ from mc_api import serving_api  # noqa: E402
 from mc_kit import FakeClock  # noqa: E402
 from mcs_staff import ADMIN, totp_code  # noqa: E402
 from oidc_kit import Provider, oidc_provider  # noqa: E402
+from saml_kit import PASSWORD, IdentityProvider, saml_idp  # noqa: E402
 from slapd_kit import DIRECTORY, GROUPS, PEOPLE, slapd  # noqa: E402
 
 from contract.messages import StaffRole  # noqa: E402
@@ -46,6 +53,7 @@ from mission_control.db.migrate import upgrade  # noqa: E402
 from mission_control.service.accounts import users  # noqa: E402
 from mission_control.staff.directory import LdapDirectory  # noqa: E402
 from mission_control.staff.oidc import OidcProvider  # noqa: E402
+from mission_control.staff.saml import SamlProvider  # noqa: E402
 
 LOCAL_PASSWORD = "a long local password for the benchmark"
 
@@ -65,9 +73,43 @@ async def oidc_login(url: str, provider: Provider) -> None:
                 raise RuntimeError(f"oidc login failed: {r.status}")
 
 
+def form_field(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    if found is None:
+        raise RuntimeError(f"no {name} in the page: {page[:200]}")
+    return html.unescape(found.group(1))
+
+
+async def saml_login(url: str, idp: IdentityProvider) -> None:
+    """One whole SP-initiated flow over HTTP, as a browser follows it; raises unless signed
+    in. The provider's TLS is its own throwaway CA: this client does not check it (pysaml2
+    checks the assertion's signature, which is what the console trusts)."""
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=url)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(url + "/console/login/saml", allow_redirects=False) as r:
+            sso = r.headers["Location"]
+        async with http.get(sso, ssl=False) as r:
+            login = await r.text()
+        form = {"SAMLRequest": form_field(login, "SAMLRequest"), "user": "ada", "sign": "1"}
+        async with http.post(sso.split("?")[0] + "/login", data=form, ssl=False) as r:
+            posting = await r.text()
+        action = re.search(r'action="([^"]+)"', posting)
+        if action is None:
+            raise RuntimeError(f"no form from the SAML provider: {posting[:200]}")
+        fields = {"SAMLResponse": form_field(posting, "SAMLResponse")}
+        async with http.post(html.unescape(action.group(1)), data=fields) as r:
+            if r.status != 200 or "Signed in" not in await r.text():
+                raise RuntimeError(f"saml login failed: {r.status}")
+
+
 async def run(logins: int, base: Path) -> dict[str, list[float]]:
     # The hand-moved clock runs ahead (31 s a login): tokens that outlive the run.
-    with slapd(base / "slapd") as directory, oidc_provider(base / "oidc", 86400) as provider:
+    ada = {"attributes": {"uid": ["ada"], "groups": ["mc-admins"]}, "authn_context": PASSWORD}
+    with (
+        slapd(base / "slapd") as directory,
+        oidc_provider(base / "oidc", 86400) as provider,
+        saml_idp(base / "saml", {"ada": ada}) as idp,
+    ):
         provider.set_person("ada", preferred_username="ada", groups=["mc-admins"])
         oidc = OidcProvider(
             issuer=provider.issuer,
@@ -75,6 +117,13 @@ async def run(logins: int, base: Path) -> dict[str, list[float]]:
             client_secret="the benchmark's client secret",
             ca_file=provider.tls.ca_cert,
             roles={"mc-admins": StaffRole.ADMIN},
+        )
+        saml = SamlProvider.model_validate(
+            {
+                "idp_metadata_file": idp.metadata,
+                "entity_id": "https://mission-control.test/saml",
+                "roles": {"mc-admins": "admin"},
+            }
         )
         ldap = LdapDirectory(
             url=directory.ldap_url,
@@ -89,7 +138,7 @@ async def run(logins: int, base: Path) -> dict[str, list[float]]:
         await upgrade(engine)
         await engine.dispose()
         clock = FakeClock(datetime.now(UTC))
-        async with serving_api(db_url, clock, ldap=ldap, oidc=oidc) as api:
+        async with serving_api(db_url, clock, ldap=ldap, oidc=oidc, saml=saml) as api:
             local = await users.add_user(
                 api.admin, "lena", StaffRole.OPERATOR, LOCAL_PASSWORD, by=ADMIN
             )
@@ -105,7 +154,7 @@ async def run(logins: int, base: Path) -> dict[str, list[float]]:
                 "ldap": ("/api/v1/login/ldap", "olga", DIRECTORY["olga"][0], False),
                 "ldap+totp": ("/api/v1/login/ldap", "sam", DIRECTORY["sam"][0], True),
             }
-            times: dict[str, list[float]] = {name: [] for name in [*methods, "oidc"]}
+            times: dict[str, list[float]] = {name: [] for name in [*methods, "oidc", "saml"]}
             for n in range(logins + 3):  # 3 warm-up rounds
                 for name, (path, user, password, totp) in methods.items():
                     clock.advance(seconds=31)  # a fresh TOTP step for every login
@@ -122,6 +171,10 @@ async def run(logins: int, base: Path) -> dict[str, list[float]]:
                 await oidc_login(api.url, provider)
                 if n >= 3:
                     times["oidc"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                await saml_login(api.url, idp)
+                if n >= 3:
+                    times["saml"].append(time.perf_counter() - t0)
     return times
 
 
