@@ -126,12 +126,18 @@ class NodeDaemon:
         """Run blocking ZooKeeper calls in the executor, bounded by `retry_timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            result = await within(
+            return await within(
                 self.settings.retry_timeout,
-                loop.run_in_executor(self._executor, partial(fn, *args, **kwargs)),
+                loop.run_in_executor(self._executor, partial(self._call, fn, *args, **kwargs)),
             )
         except TimeoutError as e:
             raise ZooKeeperUnavailable("ZooKeeper call timed out") from e
+
+    def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn` on an executor thread, noting when ZooKeeper answered there: a busy event loop
+        may run the caller later, and ZooKeeper's silence must not count that delay."""
+        try:
+            result = fn(*args, **kwargs)
         except ZooKeeperError as e:
             if not isinstance(e, CONNECTION_LOST):
                 self._answered = time.monotonic()  # an error is an answer too (no such node)
@@ -367,6 +373,7 @@ class NodeDaemon:
             if left > 0:
                 await wait_event(self._stop, left)
                 continue
+            await asyncio.sleep(0)  # what the loop has waiting may be an answer: let it in
             await self._check_silence()
             await wait_event(self._stop, self.settings.loop_interval)
 

@@ -129,12 +129,12 @@ class ClusterUnderTest:
         self.processes[key] = proc
         return proc
 
-    def start_nodes(self, count: int = 3) -> list[str]:
+    def start_nodes(self, count: int = 3, timing: dict[str, str] | None = None) -> list[str]:
         nodes = [f"n{i}" for i in range(1, count + 1)]
         for n in nodes:
             self.join(n, datacenter=f"dc{(int(n[1:]) - 1) % 2 + 1}")
         for n in nodes:
-            self.run(n)
+            self.run(n, timing=timing)
         assert self.wait(lambda s: s.leader is not None and len(s.live) == count, 20), self.logs()
         # A node registers live before its API is up (fast live registration); tests that
         # talk to the API right away need it serving.

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clusterkit import ZK_AUTH, ClusterUnderTest, http_get
+from clusterkit import TIMING, ZK_AUTH, ClusterUnderTest, http_get
 from releasekit import Vendor, stored_plan
 from wheelhouse import project_wheel
 
@@ -24,6 +24,12 @@ from cluster.link.outbox import Outbox
 from cluster.upgrade.plan import Plan
 
 NEW, BROKEN = "0.1.1", "0.1.2"
+# A 4 s session rather than the loopback tests' 2 s: a node stops leader work after two thirds
+# of its session without an answer from ZooKeeper, and with 2 s (1.3 s) the installs of this
+# test (pip, on every node at once) slowed ZooKeeper's answers past that on a loaded CI
+# machine, a stop no handover caused. Handovers here are switchovers, not session expiries,
+# so the session's length does not lengthen them (the product's default session is 10 s).
+ROLLOUT_TIMING = {**TIMING, "MANAGED_SESSION_TIMEOUT": "4"}
 
 
 class LeaderProbe:
@@ -58,6 +64,7 @@ class Supervisor:
 
     def __init__(self, cluster: ClusterUnderTest, nodes: list[str]) -> None:
         self.cluster, self.nodes = cluster, nodes
+        self.timing = ROLLOUT_TIMING
         self.restarts: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -68,7 +75,7 @@ class Supervisor:
             for node in self.nodes:
                 if not self.cluster.processes[node].alive():
                     self.restarts.append(node)
-                    self.cluster.run(node)
+                    self.cluster.run(node, timing=self.timing)
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,7 +109,7 @@ def _wait_plan(c: ClusterUnderTest, state: str, timeout: float) -> Plan:
 def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
     cluster: ClusterUnderTest, dependency_wheelhouse: list[Path], tmp_path: Path
 ) -> None:
-    nodes = cluster.start_nodes(3)
+    nodes = cluster.start_nodes(3, timing=ROLLOUT_TIMING)
     base = _versions(cluster)["n1"]
     signed = Vendor(tmp_path / "vendor")
     good = signed.bundle(NEW, files=[project_wheel(tmp_path / "new", NEW), *dependency_wheelhouse])
