@@ -107,7 +107,10 @@ def _wait_plan(c: ClusterUnderTest, state: str, timeout: float) -> Plan:
 @pytest.mark.slow
 @pytest.mark.timeout(720)
 def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
-    cluster: ClusterUnderTest, dependency_wheelhouse: list[Path], tmp_path: Path
+    cluster: ClusterUnderTest,
+    dependency_wheelhouse: list[Path],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     nodes = cluster.start_nodes(3, timing=ROLLOUT_TIMING)
     base = _versions(cluster)["n1"]
@@ -119,6 +122,10 @@ def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
     assert leader is not None
 
     probe, supervisor = LeaderProbe(cluster, nodes), Supervisor(cluster, nodes)
+    # Whatever fails, the supervisor stops before the cluster's processes are stopped: else
+    # it would start again the nodes the clean-up stops, and leave them running.
+    request.addfinalizer(supervisor.stop)
+    request.addfinalizer(probe.stop)
     try:
         started = time.monotonic()
         r = cluster.cli("upgrade", "apply", "--bundle", str(good), "--timeout", "90", timeout=60)
