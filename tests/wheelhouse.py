@@ -123,8 +123,8 @@ def dependency_wheels(out: Path) -> list[Path]:
 
 
 def project_wheel(out: Path, version: str, main_prefix: str = "") -> Path:
-    """The project at `version`, from this source tree; `main_prefix` is put at the top of
-    `cluster/__main__.py` and the CLI module (a release made to fail at start)."""
+    """The project at `version`, from this source tree; `main_prefix` is run first when the
+    CLI module is imported (a release made to fail at start, or to be unhealthy)."""
     files: dict[str, bytes] = {}
     for package in PACKAGES:
         for path in sorted((SOURCE / package).rglob("*")):
@@ -133,7 +133,9 @@ def project_wheel(out: Path, version: str, main_prefix: str = "") -> Path:
                 files[rel] = path.read_bytes()
     if main_prefix:
         key = "cluster/cli/__init__.py"
-        files[key] = main_prefix.encode() + b"\n" + files[key]
+        future = b"from __future__ import annotations\n"
+        head, sep, rest = files[key].partition(future)  # which must stay the first statement
+        files[key] = head + sep + main_prefix.encode() + b"\n" + rest
     dist_info = f"{PROJECT.replace('-', '_')}-{version}.dist-info"
     files[f"{dist_info}/METADATA"] = _metadata(version)
     scripts = _pyproject()["scripts"]

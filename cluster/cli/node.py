@@ -152,9 +152,11 @@ def run(ctx: click.Context, node_id: str, config_file: Path | None, data_dir: Pa
         data.release()
         raise
     asyncio.run(daemon.run())
-    if upgrading.restart_requested:  # a rolling upgrade's turn: exec the new version
+    if upgrading.restart_requested:  # a rolling upgrade's turn: exec the version now current
         _launch_current_version(settings.resolved_data_dir)
-        raise ClusterError("the upgraded version is not installed: exiting for a restart")
+        # Not installed beside this one (back to the base installation, say): the supervisor
+        # starts the base command again, whose launcher then runs what is current.
+        raise ClusterError("exiting for a restart into the version now current")
 
 
 def _launch_current_version(data_dir: Path) -> None:

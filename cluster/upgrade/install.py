@@ -237,17 +237,27 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def start_trial(data_dir: Path, version: str, plan: str) -> None:
-    """Make the installed `version` current on trial: this process (its PID, kept by exec)
-    starts it; any other start before `confirm_trial` finds the trial failed and goes back."""
+def start_trial(data_dir: Path, version: str, plan: str, running: str) -> None:
+    """Make the installed `version` current on trial, `running` (this process's version, the
+    base installation's when nothing is current) its rollback target: this process (its PID,
+    kept by exec) starts it; any other start before `confirm_trial` finds the trial failed and
+    goes back."""
     record = {"version": version, "pid": os.getpid(), "plan": plan}
     _write_atomic(versions_dir(data_dir) / TRIAL, json.dumps(record).encode())
-    make_current(data_dir, version, current_version(data_dir) or version)
+    make_current(data_dir, version, running)
 
 
 def confirm_trial(data_dir: Path) -> None:
     """The leader saw the new version live and healthy: it stays, whatever restarts next."""
     (versions_dir(data_dir) / TRIAL).unlink(missing_ok=True)
+
+
+def trial_plan(data_dir: Path) -> str | None:
+    """The plan whose version this node runs on trial, or None when no trial is open."""
+    try:
+        return str(json.loads((versions_dir(data_dir) / TRIAL).read_bytes())["plan"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def settle_trial(data_dir: Path) -> dict[str, Any] | None:
@@ -256,20 +266,30 @@ def settle_trial(data_dir: Path) -> dict[str, Any] | None:
     failed at start, or the node was restarted meanwhile), so `current` goes back to `previous`
     and the give-up is noted in `versions/rolled-back` for the node to report. Returns the note
     written, or None."""
+    try:
+        trial = json.loads((versions_dir(data_dir) / TRIAL).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if trial.get("pid") == os.getpid():
+        return None  # this process is the trial itself, exec'ed into the new version
+    return abandon_trial(data_dir, "it stopped before it was confirmed healthy")
+
+
+def abandon_trial(data_dir: Path, why: str) -> dict[str, Any] | None:
+    """Give the open trial up: `current` goes back to `previous` (the next start, by exec or
+    by the supervisor, runs that) and the note is written. None when no trial is open."""
     base = versions_dir(data_dir)
     try:
         trial = json.loads((base / TRIAL).read_bytes())
     except (OSError, ValueError):
         return None
-    if trial.get("pid") == os.getpid():
-        return None  # this process is the trial itself, exec'ed into the new version
     back = previous_version(data_dir)
     if back is not None and back != trial.get("version"):
         _relink(data_dir, CURRENT, back)
     note = {
         "version": str(trial.get("version")),
         "plan": str(trial.get("plan")),
-        "error": f"it stopped before it was confirmed healthy; back on {back or 'the base'}",
+        "error": f"{why}; back on {back or 'the base'}",
     }
     _write_atomic(base / ROLLED_BACK, json.dumps(note).encode())
     (base / TRIAL).unlink(missing_ok=True)
@@ -286,6 +306,28 @@ def rolled_back_note(data_dir: Path) -> dict[str, Any] | None:
 
 def forget_rollback(data_dir: Path) -> None:
     (versions_dir(data_dir) / ROLLED_BACK).unlink(missing_ok=True)
+
+
+def remove_unused(data_dir: Path, running: str) -> list[str]:
+    """Remove the installed versions no start can need any more (a failed plan's, one replaced
+    by a later plan): all but `current`, `previous` and the running one. Returns what was
+    removed; nothing while another install holds the lock."""
+    base = versions_dir(data_dir)
+    if not base.is_dir():
+        return []
+    keep = {current_version(data_dir), previous_version(data_dir), running}
+    removed = []
+    try:
+        with install_lock(data_dir):
+            for entry in sorted(base.iterdir()):
+                if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
+                    continue  # the links, the lock, an install being staged
+                if entry.name not in keep:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
+    except InstallError:
+        return []
+    return removed
 
 
 def prune_previous(data_dir: Path) -> bool:

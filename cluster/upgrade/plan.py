@@ -12,8 +12,11 @@ its install report) -> `restarting` (given only while quorum holds without it; t
 node re-execs into the new version, on trial) -> `done` (live, healthy, running the target).
 A node whose new version does not come up goes `rolled-back` (its launcher went back to
 `versions/previous`) or `failed` (not back by the deadline, or its install failed); the plan
-then stops (`failed`), with an alert for Mission Control. The leader is upgraded last: when its
-turn comes it first hands leadership to an upgraded node (a switchover record).
+then stops (`failed`), with an alert for Mission Control. A node that did come up on the new
+version but was not live and healthy by the deadline gives its trial up when it sees its step
+failed: it stops and starts the previous version again (`NodeWork.give_up`). The leader is
+upgraded last: when its turn comes it first hands leadership to an upgraded node (a switchover
+record).
 
 Guarantees: `refusal` keeps a second plan from starting while one runs, while maintenance is on,
 and when the cluster would run three versions at once; `advance` is pure (the node daemon's
@@ -243,6 +246,7 @@ class NodeWork:
     restart: bool = False
     confirm: bool = False
     prune: bool = False
+    give_up: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -250,7 +254,8 @@ def node_work(plan: Plan | None, node: str, running: str, reported: Report | Non
     """This node's part: install as soon as the plan runs (once per plan: every node installs
     at the same time, so only the restarts take turns), restart into the target when
     told to (not after having come back from it), confirm the trial once done, prune the
-    rollback target once the plan is finalized."""
+    rollback target once the plan is finalized, and give the trial up when the leader failed
+    this node's step while it runs the plan's version (up, but not healthy in time)."""
     work = NodeWork()
     if plan is None:
         return work
@@ -258,7 +263,12 @@ def node_work(plan: Plan | None, node: str, running: str, reported: Report | Non
         work.prune = True
         return work
     step = plan.nodes.get(node)
-    if step is None or plan.state != RUNNING and step.state != DONE:
+    if step is None:
+        return work
+    if plan.state == FAILED and step.state == FAILED and running == plan.version:
+        work.give_up = True
+        return work
+    if plan.state != RUNNING and step.state != DONE:
         return work
     ours = reported if reported and reported.plan == plan.id else None
     if step.state in (PENDING, INSTALLING) and ours is None:

@@ -32,7 +32,15 @@ from cluster.model import Switchover, dump
 from cluster.paths import ClusterPaths
 from cluster.switchover import HANDOVER_GRACE
 from cluster.upgrade import install
-from cluster.upgrade.plan import MISSION_CONTROL, Advance, Plan, Report, advance, node_work
+from cluster.upgrade.plan import (
+    MISSION_CONTROL,
+    RUNNING,
+    Advance,
+    Plan,
+    Report,
+    advance,
+    node_work,
+)
 from cluster.upgrade.window import Window, WindowError, parse
 from cluster.version import VERSION
 from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper, read_snapshot
@@ -176,8 +184,9 @@ def _detail(step: Advance, node: str) -> dict[str, Any]:
 
 class UpgradeNode(PollingService):
     """This node's part of a plan (a service of every node). `stop_daemon` is what asks the
-    daemon to stop when the node must restart into the new version; `restart_requested` tells
-    `managed node run` to exec it once the daemon has stopped."""
+    daemon to stop when the node must restart into the new version (or back from it);
+    `restart_requested` tells `managed node run` to exec what is current once the daemon has
+    stopped."""
 
     name = "upgrade-node"
     every = LOOK_EVERY
@@ -189,6 +198,7 @@ class UpgradeNode(PollingService):
         self.stop_daemon: Callable[[], None] = lambda: None
         self.restart_requested = False
         self._installing: str | None = None
+        self._tidied: str | None = None  # the plan after which unused versions were removed
 
     async def step(self, ctx: LeaderContext) -> None:
         if self.restart_requested:
@@ -209,13 +219,33 @@ class UpgradeNode(PollingService):
             await ctx.blocking(write_report, zk, paths, ctx.node, report)
         elif work.restart:
             log.info("upgrade: restarting into %s", plan.version)
-            install.start_trial(self.data_dir, plan.version, plan.id)
+            install.start_trial(self.data_dir, plan.version, plan.id, VERSION)
             self.restart_requested = True
             self.stop_daemon()
         elif work.confirm:
             install.confirm_trial(self.data_dir)
+        elif work.give_up and install.trial_plan(self.data_dir) == plan.id:
+            why = plan.nodes[ctx.node].error or plan.reason
+            log.error(
+                "upgrade: the leader gave %s up on this node (%s): going back", plan.version, why
+            )
+            install.abandon_trial(self.data_dir, "the leader gave it up")
+            self.restart_requested = True
+            self.stop_daemon()
         elif work.prune and install.prune_previous(self.data_dir):
             log.info("upgrade finalized: the previous version is no longer a rollback target")
+        if plan.state != RUNNING and not self.restart_requested and self._tidied != plan.id:
+            await self._tidy(plan)
+
+    async def _tidy(self, plan: Plan) -> None:
+        """Once a plan is over (and no trial is open here), remove the versions it left
+        installed that no start can need."""
+        if install.trial_plan(self.data_dir) is not None:
+            return
+        self._tidied = plan.id
+        gone = await asyncio.to_thread(install.remove_unused, self.data_dir, VERSION)
+        if gone:
+            log.info("upgrade: removed the unused installed versions %s", ", ".join(gone))
 
     async def _report_rollback(
         self, ctx: LeaderContext, plan: Plan | None, note: dict[str, object]

@@ -1,7 +1,8 @@
 """The rolling upgrade, for real: a 3-node cluster upgraded node by node to a bumped release
 (real wheels made on this machine, signed with `mission-control releases`), the leader last
 after a switchover, while `/leader` is probed every 50 ms; then a release made to fail at start
-is rolled back by the launcher, the plan stops and Mission Control's alert is queued.
+is rolled back by the launcher, the plan stops and Mission Control's alert is queued; then a
+release that starts but is never healthy is given up by its node when the deadline passes.
 
 The test plays the supervisor (systemd's `Restart=always`): a node process that exits is
 started again with the same command."""
@@ -23,7 +24,12 @@ from cluster.dev.processes import wait_until
 from cluster.link.outbox import Outbox
 from cluster.upgrade.plan import Plan
 
-NEW, BROKEN = "0.1.1", "0.1.2"
+NEW, BROKEN, SICK = "0.1.1", "0.1.2", "0.1.3"
+# A release that comes up live but whose health probe always fails.
+SICK_PREFIX = (
+    "import cluster.health as _health\n"
+    "_health.HealthProbe.error = property(lambda s: 'sick release', lambda s, v: None)"
+)
 # A 4 s session rather than the loopback tests' 2 s: a node stops leader work after two thirds
 # of its session without an answer from ZooKeeper, and with 2 s (1.3 s) the installs of this
 # test (pip, on every node at once) slowed ZooKeeper's answers past that on a loaded CI
@@ -161,18 +167,49 @@ def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
         r = cluster.cli("upgrade", "apply", "--bundle", str(broken), "--timeout", "60", timeout=60)
         assert r.returncode == 0, r.stderr
         plan = _wait_plan(cluster, "failed", 300)
+        first = plan.order[0]
+        assert plan.nodes[first].state == "rolled-back", plan
+        assert all(plan.nodes[n].state == "pending" for n in plan.order[1:]), plan
+        assert supervisor.restarts == [first]
+        assert wait_until(lambda: _versions(cluster) == dict.fromkeys(nodes, NEW), 30)
+        _sick_release_is_given_up(cluster, signed, dependency_wheelhouse, tmp_path)
+        assert supervisor.restarts == [first]  # the sick node went back by exec
     finally:
         supervisor.stop()
-    first = plan.order[0]
-    assert plan.nodes[first].state == "rolled-back", plan
-    assert all(plan.nodes[n].state == "pending" for n in plan.order[1:]), plan
-    assert supervisor.restarts == [first]
     assert wait_until(lambda: _versions(cluster) == dict.fromkeys(nodes, NEW), 30), cluster.logs()
     assert (cluster.base / "data" / first / "versions" / "current").readlink() == Path(NEW)
     assert any(BROKEN in line and "went back" in line for line in _queued_alerts(cluster))
+
+    # The failed plans' installs are removed; the running version stays.
+    def installed() -> set[str]:
+        return {v.name for d in data for v in d.iterdir() if v.is_dir() and not v.is_symlink()}
+
+    assert wait_until(lambda: installed() == {NEW}, 30), installed()
     entries = json.loads(cluster.cli("audit", "log", "--json").stdout)
     actions = [(e["action"], e["subject"]) for e in entries if e["action"].startswith("upgrade.")]
     assert ("upgrade.done", NEW) in actions and ("upgrade.finalized", NEW) in actions
-    assert ("upgrade.node_rolled_back", BROKEN) in actions
+    assert ("upgrade.node_rolled_back", BROKEN) in actions and (
+        "upgrade.node_failed",
+        SICK,
+    ) in actions
     assert actions.count(("upgrade.verified", NEW)) == 1  # the refused second apply wrote nothing
     assert base != NEW
+
+
+def _sick_release_is_given_up(
+    cluster: ClusterUnderTest, signed: Vendor, wheels: list[Path], tmp_path: Path
+) -> None:
+    """Live on the new version but never healthy: when the deadline passes the leader fails
+    the node's step, and the node goes back to the previous version by itself (exec, no
+    restart by the supervisor)."""
+    sick_wheel = project_wheel(tmp_path / "sick", SICK, SICK_PREFIX)
+    sick = signed.bundle(SICK, files=[sick_wheel, *wheels])
+    r = cluster.cli("upgrade", "apply", "--bundle", str(sick), "--timeout", "15", timeout=60)
+    assert r.returncode == 0, r.stderr
+    plan = _wait_plan(cluster, "failed", 300)
+    first = plan.order[0]
+    assert plan.nodes[first].state == "failed" and "healthy" in plan.reason, plan
+    nodes = list(plan.order)
+    assert wait_until(lambda: _versions(cluster) == dict.fromkeys(nodes, NEW), 60), cluster.logs()
+    assert (cluster.base / "data" / first / "versions" / "current").readlink() == Path(NEW)
+    assert any(SICK in line and "healthy" in line for line in _queued_alerts(cluster))

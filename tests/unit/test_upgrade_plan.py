@@ -15,6 +15,7 @@ from cluster.model import ClusterSnapshot, Epoch, Leader, LiveMember, RosterEntr
 from cluster.upgrade import install
 from cluster.upgrade.plan import (
     NodeStep,
+    NodeWork,
     Plan,
     Report,
     advance,
@@ -135,6 +136,11 @@ def test_what_a_node_does_for_the_plan() -> None:
     assert node_work(None, "a", "1.0", None) == node_work(
         replace(plan(), state="failed"), "a", "1.0", None
     )
+    # Up on the new version but not healthy by the deadline: the leader failed the step.
+    late = replace(plan(a="failed"), state="failed")
+    assert node_work(late, "a", "2.0", installed) == NodeWork(give_up=True)
+    assert node_work(late, "a", "1.0", installed) == NodeWork()  # already back
+    assert node_work(late, "b", "2.0", installed) == NodeWork()  # not this node's step
 
 
 def _fake_install(data: Path, version: str) -> None:
@@ -150,7 +156,7 @@ def test_a_trial_not_confirmed_is_rolled_back_by_the_next_start(
     _fake_install(tmp_path, "1.1")
     _fake_install(tmp_path, "1.2")
     install.make_current(tmp_path, "1.1", "1.0")
-    install.start_trial(tmp_path, "1.2", "p1")
+    install.start_trial(tmp_path, "1.2", "p1", "1.1")
     assert install.current_version(tmp_path) == "1.2"
     assert install.settle_trial(tmp_path) is None  # the same process (exec keeps the PID)
     monkeypatch.setattr(os, "getpid", lambda: -1)  # a start by the supervisor
@@ -162,7 +168,7 @@ def test_a_trial_not_confirmed_is_rolled_back_by_the_next_start(
     install.forget_rollback(tmp_path)
     assert install.rolled_back_note(tmp_path) is None
 
-    install.start_trial(tmp_path, "1.2", "p2")
+    install.start_trial(tmp_path, "1.2", "p2", "1.1")
     install.confirm_trial(tmp_path)
     assert install.settle_trial(tmp_path) is None  # confirmed: it stays
     assert install.current_version(tmp_path) == "1.2"
@@ -170,3 +176,39 @@ def test_a_trial_not_confirmed_is_rolled_back_by_the_next_start(
     assert install.previous_version(tmp_path) is None
     assert not install.version_dir(tmp_path, "1.1").exists()
     assert not install.prune_previous(tmp_path)
+
+
+def test_a_trial_the_leader_gave_up_goes_back_in_the_same_process(tmp_path: Path) -> None:
+    _fake_install(tmp_path, "1.1")
+    _fake_install(tmp_path, "1.2")
+    install.make_current(tmp_path, "1.1", "1.0")
+    install.start_trial(tmp_path, "1.2", "p1", "1.1")
+    assert install.trial_plan(tmp_path) == "p1"
+    note = install.abandon_trial(tmp_path, "the leader gave it up")
+    assert note is not None and note["error"] == "the leader gave it up; back on 1.1"
+    assert install.current_version(tmp_path) == "1.1" and install.trial_plan(tmp_path) is None
+    assert install.abandon_trial(tmp_path, "again") is None  # nothing open: nothing changes
+    assert install.current_version(tmp_path) == "1.1"
+
+
+def test_a_trial_from_the_base_installation_goes_back_to_the_base(tmp_path: Path) -> None:
+    _fake_install(tmp_path, "1.1")
+    install.start_trial(tmp_path, "1.1", "p1", "1.0")  # the node runs its base installation
+    install.abandon_trial(tmp_path, "the leader gave it up")
+    assert install.current_version(tmp_path) == "1.0"  # not installed here: the base runs
+    assert install.launch_target(tmp_path, "1.0") is None
+
+
+def test_versions_no_start_can_need_are_removed(tmp_path: Path) -> None:
+    for version in ("1.1", "1.2", "1.3", "1.4"):
+        _fake_install(tmp_path, version)
+    install.make_current(tmp_path, "1.2", "1.1")
+    (install.versions_dir(tmp_path) / ".incoming-7").mkdir()  # an install being staged
+    assert install.remove_unused(tmp_path, "1.2") == ["1.3", "1.4"]
+    assert install.is_installed(tmp_path, "1.1") and install.is_installed(tmp_path, "1.2")
+    assert (install.versions_dir(tmp_path) / ".incoming-7").is_dir()
+    assert install.remove_unused(tmp_path, "1.2") == []
+    with install.install_lock(tmp_path):  # another install runs: nothing is touched
+        _fake_install(tmp_path, "1.5")
+        assert install.remove_unused(tmp_path, "1.2") == []
+    assert install.remove_unused(tmp_path, "1.2") == ["1.5"]
