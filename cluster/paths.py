@@ -205,6 +205,11 @@ class ClusterPaths:
         return f"{self.upgrade}/window"
 
     @property
+    def upgrade_given_up(self) -> str:
+        """The offered releases the leader refused (kept across leader changes)."""
+        return f"{self.upgrade}/given-up"
+
+    @property
     def upgrade_reports(self) -> str:
         """One znode per node: what it did for the plan (installed, rolled back...)."""
         return f"{self.upgrade}/reports"

@@ -10,13 +10,15 @@ entries and alert) and starts the same rolling upgrade plan, in fenced writes.
 
 Guarantees: outside the window, with no window, during maintenance or while a plan runs,
 nothing is fetched (Mission Control is not even asked); an offer is installed at most once per
-plan (a failed or refused version is not retried by this leader: the vendor offers a newer one);
-a release not newer than what the cluster runs is left alone.
+plan (a failed version is not retried: its plan says so; a refused one is remembered in
+`upgrade/given-up`, a fenced write, so no later leader fetches it again: the vendor offers a
+newer one); a release not newer than what the cluster runs is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,15 +26,50 @@ from datetime import UTC, datetime
 from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext, PollingService
 from cluster.link.errors import MessageRejected, MissionControlUnavailable
+from cluster.paths import ClusterPaths
 from cluster.upgrade.plan import MISSION_CONTROL, RESTART_TIMEOUT, RUNNING, Plan
 from cluster.upgrade.record import newer_than, newest_running, plan_then, verify_and_record
 from cluster.upgrade.remote import MissionControlFetcher, mission_control_client
 from cluster.upgrade.rollout import read_plan, read_window
 from cluster.upgrade.verify import ReleaseRefused, ReleaseUnavailable
 from cluster.upgrade.window import Window
+from cluster.zk import Create, SetData, ZooKeeper
+from cluster.zk.errors import ZooKeeperError
+from cluster.zk.fencing import Fence, fenced_commit
 from contract.audit.events import SYSTEM
 
 log = logging.getLogger(__name__)
+#: How many refused versions `upgrade/given-up` keeps (the newest).
+GIVEN_UP_KEPT = 20
+
+
+def read_given_up(client: ZooKeeper, paths: ClusterPaths) -> set[str]:
+    """The offered versions refused so far (none when the znode is missing or unreadable)."""
+    got = client.find(paths.upgrade_given_up)
+    try:
+        return {str(v) for v in json.loads(got[0])["versions"]} if got else set()
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def remember_given_up(client: ZooKeeper, paths: ClusterPaths, fence: Fence, version: str) -> None:
+    """Add `version` to `upgrade/given-up`, only while `fence` is current."""
+    got = client.find(paths.upgrade_given_up)
+    versions: list[str] = []
+    if got is not None:
+        try:
+            versions = [str(v) for v in json.loads(got[0])["versions"]]
+        except (ValueError, KeyError, TypeError):
+            versions = []
+    if version not in versions:
+        versions = [*versions, version][-GIVEN_UP_KEPT:]
+    data = json.dumps({"versions": versions}).encode()
+    op = (
+        Create(paths.upgrade_given_up, data)
+        if got is None
+        else SetData(paths.upgrade_given_up, data, got[1].version)
+    )
+    fenced_commit(client, paths, fence, [op])
 
 
 def why_not_look(
@@ -103,7 +140,8 @@ class OfferedReleases(PollingService):
             return
         offered = await self._offer(ctx, snap.config)
         running = newest_running(snap)
-        why = why_not_install(offered, running, plan, self._given_up)
+        given_up = await ctx.blocking(read_given_up, ctx.zookeeper, ctx.paths)
+        why = why_not_install(offered, running, plan, self._given_up | given_up)
         if why is not None:
             self._say(why)
             return
@@ -137,6 +175,11 @@ class OfferedReleases(PollingService):
         except ReleaseRefused as e:
             self._given_up.add(version)
             log.error("offered release %s: %s", version, e)
+            try:
+                if ctx.fence is not None:
+                    remember_given_up(zk, paths, ctx.fence, version)
+            except (ClusterError, ZooKeeperError) as failed:  # fenced out, ZooKeeper away...
+                log.warning("could not record %s as refused: %s", version, failed)
         except ReleaseUnavailable as e:
             log.warning("offered release %s: %s", version, e)
         except ClusterError as e:  # the plan was refused (a node down...): next look again

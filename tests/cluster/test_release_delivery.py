@@ -8,8 +8,9 @@ outside the repository are 404); `releases offer` refuses an unknown version or 
 `managed upgrade apply V` fetches, verifies and plans, and each node fetches the release into
 its own data directory; a file tampered on Mission Control's disk is refused (audit entry,
 alert, no plan); the leader installs an offer only inside the maintenance window, fetching
-nothing outside it. No rolling upgrade is carried out here (test_release_rollout.py does one):
-the release holds only the project's wheel, so a node's install stops at pip, quickly.
+nothing outside it; a refused offer is not fetched again after a leader change. No rolling
+upgrade is carried out here (test_release_rollout.py does one): the release holds only the
+project's wheel, so a node's install stops at pip, quickly.
 """
 
 from __future__ import annotations
@@ -285,3 +286,35 @@ def test_the_leader_installs_an_offer_only_inside_the_window(
     assert json.loads(cluster.cli("upgrade", "status", "--json").stdout)["window"] is None
     actions = [a for a, _ in _audit(cluster)]
     assert actions.count("upgrade.window_set") == 2 and "upgrade.window_cleared" in actions
+
+
+def test_a_refused_offer_is_not_fetched_again_by_the_next_leader(
+    cluster: ClusterUnderTest, delivery: Delivery
+) -> None:
+    cluster_id = _ready(cluster, delivery.mc, offer_interval="0.3")
+    _pin(cluster, delivery)
+    target = delivery.target(TAMPERED)
+    if not target.read_bytes().endswith(b"tampered"):
+        target.write_bytes(target.read_bytes() + b"tampered")
+    repo = str(delivery.vendor.repo)
+    r = delivery.mc.cli("releases", "offer", TAMPERED, "--cluster", cluster.name, "--repo", repo)
+    assert r.returncode == 0, r.stderr
+    refused = ("upgrade.refused", f"Mission Control {TAMPERED}")
+    r = cluster.cli("upgrade", "window", "daily 00:00-24:00")
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: refused in _audit(cluster), 30), cluster.logs()
+
+    # A new leader (the node restarted: nothing in memory) asks for the offer again, and
+    # fetches nothing: the refusal is kept in ZooKeeper.
+    cluster.processes["n1"].stop()
+    asked = len(_release_requests(delivery.mc, cluster_id))
+    cluster.run("n1", env={"MANAGED_OFFER_INTERVAL": "0.3"})
+    assert cluster.wait(lambda s: s.leader is not None, 20), cluster.logs()
+
+    def since() -> list[str]:
+        return _release_requests(delivery.mc, cluster_id)[asked:]
+
+    assert wait_until(lambda: since().count("offer") >= 3, 30), cluster.logs()
+    assert set(since()) == {"offer"}, since()
+    assert _audit(cluster).count(refused) == 1
+    assert stored_plan(cluster) is None
