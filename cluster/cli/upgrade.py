@@ -80,14 +80,17 @@ def trust_cmd(g: Globals, root_file: Path) -> None:
 
 
 @upgrade.command()
-@click.option("--bundle", "bundle", required=True, type=BUNDLE, help="A release bundle (.tar).")
+@click.argument("version", required=False)
+@click.option("--bundle", "bundle", type=BUNDLE, help="A release bundle (.tar), offline.")
 @json_option
 @pass_globals
-def verify(g: Globals, bundle: Path, as_json: bool) -> None:
-    """Verify a release bundle offline against the pinned root and the metadata the cluster
-    trusts; on success the trusted metadata moves forward (nothing is installed)."""
+def verify(g: Globals, version: str | None, bundle: Path | None, as_json: bool) -> None:
+    """Verify release VERSION, fetched from Mission Control, or a release bundle (--bundle,
+    offline), against the pinned root and the metadata the cluster trusts; on success the
+    trusted metadata moves forward (nothing is installed)."""
+    source = _source(g, version, bundle)
     with g.session(timeout=30) as client:
-        release = _verify_and_record(client, g, bundle_source(bundle), "managed upgrade verify")
+        release = _verify_and_record(client, g, source, "managed upgrade verify")
     doc = {"version": release.version, "files": release.to_json()}
 
     def text() -> str:
@@ -113,6 +116,13 @@ def _verify_and_record(
     return verify_and_record(
         client, g.paths, source(client), actor, installed, into=into, node_runs=node_runs, then=then
     )
+
+
+def _source(g: Globals, version: str | None, bundle: Path | None) -> Source:
+    """Release VERSION from Mission Control, or the bundle: exactly one of them."""
+    if (version is None) == (bundle is None):
+        raise click.UsageError("give either a release VERSION (from Mission Control) or --bundle")
+    return bundle_source(bundle) if bundle else mission_control_source(g, str(version))
 
 
 def bundle_source(bundle: Path) -> Source:
@@ -157,9 +167,7 @@ def apply(
     the bundle must be at the same path on every node's machine); node by node, the leader
     last. With --data-dir: install it beside the running version of that node only (it runs it
     from its next start)."""
-    if (version is None) == (bundle is None):
-        raise click.UsageError("give either a release VERSION (from Mission Control) or --bundle")
-    source = bundle_source(bundle) if bundle else mission_control_source(g, str(version))
+    source = _source(g, version, bundle)
     if data_dir is not None:
         _install_here(g, source, data_dir)
     else:

@@ -208,7 +208,12 @@ def test_apply_fetches_from_mission_control_verifies_and_starts_the_plan(
     assert unknown.returncode == 1, unknown.stderr
     assert "release 9.9.9 is not published by Mission Control" in unknown.stderr
     assert stored_plan(cluster) is None and _audit(cluster) == [("upgrade.root_pinned", "root")]
+    neither = cluster.cli("upgrade", "verify")
+    assert neither.returncode == 2 and "either a release VERSION" in neither.stderr
 
+    r = cluster.cli("upgrade", "verify", FETCHED, "--json", timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["version"] == FETCHED, r.stderr
+    assert stored_plan(cluster) is None  # verified only
     r = cluster.cli("upgrade", "apply", FETCHED, timeout=60)
     assert r.returncode == 0 and f"upgrade to {FETCHED} planned: n1" in r.stdout, r.stderr
     plan = stored_plan(cluster)
