@@ -1,9 +1,12 @@
 """A drill checks every restored file against the size and BLAKE3 digest the extraction took
 from the authenticated stream: a file altered, added or removed on the scratch disk between
-extraction and check fails the drill, naming the file (file:// target, no servers)."""
+extraction and check fails the drill, naming the file (file:// target, no servers). A drill key
+file others may read is refused."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,9 @@ from backup.errors import IntegrityError
 from backup.progress import ignore_progress
 from backup.untar import Inventory
 from cluster.backups import drill_check
-from cluster.backups.drill_check import check_files, restore_and_check
+from cluster.backups.drill_check import check_files, load_drill_key, restore_and_check
+from cluster.backups.errors import BackupConfigError
+from cluster.backups.keyfiles import generate
 
 
 def flip_a_byte(path: Path) -> None:
@@ -81,3 +86,15 @@ def test_check_files_names_a_file_that_differs_is_extra_or_is_missing(tmp_path: 
     (out / "segments" / "big.bin").unlink()
     with pytest.raises(IntegrityError, match=r"restored file segments/big\.bin is missing"):
         check_files(out, inventory, "n1")
+
+
+def test_a_drill_key_others_may_read_is_refused_and_left_alone(tmp_path: Path) -> None:
+    key = tmp_path / "drill.key"
+    generate(key, "x25519", protect=False)
+    os.chmod(key, 0o640)
+    before = key.read_bytes()
+    with pytest.raises(BackupConfigError, match=r"drill key .*drill\.key is readable by others"):
+        load_drill_key(key)
+    assert key.read_bytes() == before and stat.S_IMODE(key.stat().st_mode) == 0o640
+    os.chmod(key, 0o600)
+    assert load_drill_key(key) is not None
