@@ -29,7 +29,7 @@ from backup.manifest import PartRecord, SignedManifest, Trusted
 from backup.progress import ProgressCallback, ProgressEvent, ignore_progress
 from backup.streams import ChunkReader
 from backup.targets import Target
-from backup.untar import extract_archive
+from backup.untar import Inventory, extract_archive
 
 MAX_BYTES_PART = 256 * 1024 * 1024
 
@@ -98,10 +98,11 @@ def restore_part_directory(
     private_key: RecipientPrivateKey,
     trusted: Trusted | None = None,
     progress: ProgressCallback = ignore_progress,
-    inventory: dict[str, int] | None = None,
+    inventory: Inventory | None = None,
 ) -> PartRecord:
     """Restore a directory part into `destination` (absent or empty); all or nothing.
-    `inventory` receives the archive's regular files and sizes (`extract_archive`)."""
+    `inventory`, when given, receives every restored regular file's size and the BLAKE3 digest
+    of the authenticated bytes written for it (`extract_archive`); without it nothing is hashed."""
     destination = destination.absolute()
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise ConfigError(f"restore destination {destination} must be absent or an empty directory")

@@ -22,6 +22,9 @@ Guarantees:
 - Regular files are created with O_NOFOLLOW (an existing non-directory is replaced, never
   written through), get their safe mode and mtime on the open descriptor; directories get
   theirs last, deepest first, so a read-only directory cannot stop its own contents.
+- Only when the caller passes an inventory, each regular file's bytes are hashed (BLAKE3) from
+  the very buffers written to disk, so the inventory says what the extraction wrote; without
+  one, nothing is hashed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import os
 import stat
 import tarfile
 from pathlib import Path
+from typing import NamedTuple
+
+import blake3
 
 from backup.streams import Chunk, Readable
 from backup.tarsafety import UnsafeArchiveError, safe_entry
@@ -47,6 +53,17 @@ KNOWN_TYPES = FILE_TYPES | {
     tarfile.FIFOTYPE,
 }
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class ExtractedFile(NamedTuple):
+    """A regular file as the extraction wrote it: its size and the BLAKE3 digest (hex) of the
+    bytes written."""
+
+    size: int
+    blake3: str
+
+
+Inventory = dict[str, ExtractedFile]  # normalised archive name -> what was written there
 
 
 def malformed(why: str) -> UnsafeArchiveError:
@@ -79,14 +96,17 @@ class _Input:
             return bytes(first)
         return bytes(first) + self.exact(BLOCK - len(first), "a header")
 
-    def copy_to(self, fd: int, size: int, name: str) -> None:
-        """Write the next `size` bytes to `fd`, straight from the source's buffers."""
+    def copy_to(self, fd: int, size: int, name: str, hasher: blake3.blake3 | None) -> None:
+        """Write the next `size` bytes to `fd`, straight from the source's buffers; `hasher`,
+        if any, is fed the same buffers."""
         left = size
         while left:
             piece = self._source.read(min(left, COPY_BYTES))
             if not piece:
                 raise malformed(f"it ends inside {name!r}")
             _write_all(fd, piece)
+            if hasher is not None:
+                hasher.update(piece)
             left -= len(piece)
 
     def skip(self, size: int, what: str) -> None:
@@ -186,15 +206,20 @@ def _clear(path: str) -> None:
         pass
 
 
-def _write_file(stream: _Input, member: tarfile.TarInfo, path: str, mode: int) -> None:
+def _write_file(
+    stream: _Input, member: tarfile.TarInfo, path: str, mode: int, hashed: bool
+) -> ExtractedFile | None:
+    """Write the entry's content to `path`; what was written if `hashed`, else None."""
     _clear(path)
+    hasher = blake3.blake3() if hashed else None
     fd = os.open(path, CREATE_FLAGS, 0o600)
     try:
-        stream.copy_to(fd, member.size, member.name)
+        stream.copy_to(fd, member.size, member.name, hasher)
         os.fchmod(fd, mode)
         os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
+    return None if hasher is None else ExtractedFile(member.size, hasher.hexdigest())
 
 
 def _make_directory(member: tarfile.TarInfo, path: str) -> None:
@@ -220,13 +245,24 @@ def _make_link(member: tarfile.TarInfo, root: str, path: str, mode: int) -> None
     os.utime(path, (member.mtime, member.mtime))
 
 
+def _inventory_link(inventory: Inventory, name: str, target: str) -> None:
+    """A hard link holds its target's bytes; a target that is not a regular file this archive
+    wrote (so not in the inventory) is dropped, and the file check reports the name."""
+    written = inventory.get(target)
+    if written is None:
+        inventory.pop(name, None)
+    else:
+        inventory[name] = written
+
+
 def extract_archive(
-    source: Readable, destination: Path, inventory: dict[str, int] | None = None
+    source: Readable, destination: Path, inventory: Inventory | None = None
 ) -> None:
     """Extract a tar stream into `destination` (an existing directory), refusing unsafe or
     unsupported entries (see the module docstring). Stops after the end-of-archive block: the
-    caller reads (and checks) whatever follows. `inventory`, when given, receives each regular
-    file's name and size as the archive says."""
+    caller reads (and checks) whatever follows. `inventory`, when given, receives every regular
+    file left in `destination` (hard links included, under their own names) with the size and
+    BLAKE3 digest of the bytes written for it; a name later replaced by a symlink leaves it."""
     root = os.path.realpath(destination)
     stream = _Input(source)
     with os.scandir(root) as listing:
@@ -238,12 +274,13 @@ def extract_archive(
         parent = os.path.dirname(path)
         if not os.path.isdir(parent):
             os.makedirs(parent, 0o700)
+        name = os.path.normpath(member.name)
         if member.type in FILE_TYPES:
             assert entry.mode is not None
-            _write_file(stream, member, path, entry.mode)
+            written = _write_file(stream, member, path, entry.mode, inventory is not None)
             stream.skip(_padding(member.size), repr(member.name))
-            if inventory is not None:
-                inventory[os.path.normpath(member.name)] = member.size
+            if inventory is not None and written is not None:
+                inventory[name] = written
             continue
         stream.skip(member.size + _padding(member.size), repr(member.name))
         if member.isdir():
@@ -254,9 +291,13 @@ def extract_archive(
             _clear(path)
             os.symlink(member.linkname, path)
             links_possible = True
+            if inventory is not None:
+                inventory.pop(name, None)
         else:
             assert entry.mode is not None
             _make_link(member, root, path, entry.mode)
+            if inventory is not None:
+                _inventory_link(inventory, name, os.path.normpath(member.linkname))
     for path, mode, mtime in reversed(directories):
         os.chmod(path, mode)
         os.utime(path, (mtime, mtime))

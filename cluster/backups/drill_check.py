@@ -4,11 +4,14 @@ Guarantees:
 - The backup's manifest must be signed by the cluster's key (the record names it) before
   anything is read; the backup's own recorded targets are opened with the usual residency
   checks (`open_plan`), the first that holds the manifest is restored from.
-- With the drill key (a private key file on this node, readable by its owner only): every part
-  is restored as `managed backup restore` does it (`backup.restore`): every frame authenticated,
-  each part's ciphertext digest, frame count and size matched against the signed manifest, the
-  archive extracted safely; then every restored file is read back from the scratch disk and
-  its size checked against the authenticated archive's listing, and the ZooKeeper part is parsed.
+- With the drill key (a private key file on this node, readable by its owner only): the node
+  parts are restored as `managed backup restore` restores them (`restore.restore_parts`, up to
+  PARALLEL_PARTS at once, so the RTO is a restore's): every frame authenticated, each part's
+  ciphertext digest, frame count and size matched against the signed manifest, the archive
+  extracted safely. The extraction also takes each regular file's size and BLAKE3 digest from
+  the authenticated bytes as it writes them (the manifest holds one digest per part, not per
+  file); once a part is restored, every file under it is read back from the scratch disk and
+  must match both, and no file may be missing or extra. The ZooKeeper part is parsed.
 - Without a key: every stored object is read in full and checked against the manifest's
   digests and sizes (`verify_part`); nothing can be decrypted, which the outcome says.
 - The RTO is measured from before the manifest is read to the end of the checks. The scratch
@@ -27,14 +30,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from backup.engine import ProgressEvent, restore_part_bytes, restore_part_directory
+import blake3
+
+from backup.engine import ProgressEvent, restore_part_bytes
 from backup.errors import BackupError, IntegrityError
 from backup.keys import RecipientPrivateKey
+from backup.manifest import SignedManifest, Trusted
+from backup.targets import Target
+from backup.untar import ExtractedFile, Inventory
 from backup.verify import locate_manifest, verify_part
 from cluster.backups import zkdump
 from cluster.backups.drills import DRILL_PREFIX, DrillOutcome, DrillRecord
 from cluster.backups.errors import BackupConfigError
 from cluster.backups.keyfiles import load_private
+from cluster.backups.restore import restore_parts
 from cluster.backups.runs import ZOOKEEPER_PART
 from cluster.backups.signing import decode_public
 from cluster.backups.work import open_plan
@@ -65,9 +74,22 @@ def remove_leftovers(scratch: Path, keep: str | None = None) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def check_files(root: Path, inventory: dict[str, int], part: str) -> tuple[int, int]:
-    """Read every restored regular file back; its size must be the archive's. Returns
-    (files, bytes); IntegrityError names the first file that differs or is missing."""
+def read_back(path: str) -> ExtractedFile:
+    """The size and BLAKE3 digest of the file now at `path`, read in bounded pieces."""
+    hasher = blake3.blake3()
+    buffer = bytearray(READ_BYTES)
+    size = 0
+    with open(path, "rb", buffering=0) as handle, memoryview(buffer) as view:
+        while count := handle.readinto(view):
+            hasher.update(view[:count])
+            size += count
+    return ExtractedFile(size, hasher.hexdigest())
+
+
+def check_files(root: Path, inventory: Inventory, part: str) -> tuple[int, int]:
+    """Read every regular file under `root` back; its size and BLAKE3 digest must be those the
+    extraction wrote (`inventory`), and every inventoried file must be there. Returns (files,
+    bytes); IntegrityError names the first file that differs, is extra or is missing."""
     found: set[str] = set()
     total = 0
     for directory, _dirs, names in os.walk(root):
@@ -76,21 +98,70 @@ def check_files(root: Path, inventory: dict[str, int], part: str) -> tuple[int, 
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 continue
             relative = os.path.relpath(path, root)
-            size = 0
-            with open(path, "rb", buffering=0) as handle:
-                while chunk := handle.read(READ_BYTES):
-                    size += len(chunk)
-            if inventory.get(relative) != size:
+            expected = inventory.get(relative)
+            if expected is None:
                 raise IntegrityError(
-                    f"part {part}: restored file {relative}: {size} bytes, archive differs",
+                    f"part {part}: restored file {relative} is not in the archive", part=part
+                )
+            now = read_back(path)
+            if now != expected:
+                raise IntegrityError(
+                    f"part {part}: restored file {relative} differs from the authenticated "
+                    f"bytes extracted ({now.size} bytes read back, {expected.size} written; "
+                    f"digest {'matches' if now.blake3 == expected.blake3 else 'differs'})",
                     part=part,
                 )
             found.add(relative)
-            total += size
+            total += now.size
     missing = sorted(set(inventory) - found)
     if missing:
         raise IntegrityError(f"part {part}: restored file {missing[0]} is missing", part=part)
     return len(found), total
+
+
+def verify_parts(
+    source: Target, signed: SignedManifest, on_progress: Callable[[ProgressEvent], None]
+) -> tuple[int, int]:
+    """Without a key: read every part in full against the manifest (`verify_part`). Returns
+    (parts, ciphertext bytes)."""
+    files = size = 0
+    for part in signed.manifest.parts:
+        on_progress(ProgressEvent("restore", part.name, 0, None))
+        verify_part(source, signed, part, None, on_progress)
+        files, size = files + 1, size + part.size_cipher
+    return files, size
+
+
+def restore_and_check(
+    backup_id: str,
+    here: Path,
+    source: Target,
+    signed: SignedManifest,
+    key: RecipientPrivateKey,
+    trusted: Trusted,
+    on_progress: Callable[[ProgressEvent], None],
+) -> tuple[int, int]:
+    """With the key: parse the ZooKeeper part, restore the node parts into `here` in parallel
+    as a restore does, each checked file by file (`check_files`) on its worker as soon as it is
+    restored, so only the parts in flight hold an inventory. Returns (files, plaintext bytes)."""
+    counted: list[tuple[int, int]] = []
+    directories: dict[str, Path] = {}
+    for part in signed.manifest.parts:
+        if part.name != ZOOKEEPER_PART:
+            directories[part.name] = here / part.name
+            continue
+        on_progress(ProgressEvent("restore", part.name, 0, None))
+        data = restore_part_bytes(
+            backup_id, part.name, source=source, private_key=key, trusted=trusted
+        )
+        zkdump.parse(data)
+        counted.append((1, len(data)))
+
+    def check(part: str, directory: Path, inventory: Inventory) -> None:
+        counted.append(check_files(directory, inventory, part))
+
+    restore_parts(backup_id, directories, source, key, trusted, on_progress, [], check=check)
+    return sum(c[0] for c in counted), sum(c[1] for c in counted)
 
 
 def run_drill(
@@ -120,32 +191,12 @@ def run_drill(
     try:
         here.mkdir(parents=True, mode=0o700)
         source, signed = locate_manifest(open_plan(drill.plan).all, drill.backup_id, trusted)
-        files = size = 0
-        for part in signed.manifest.parts:
-            on_progress(ProgressEvent("restore", part.name, 0, None))
-            if key is None:
-                verify_part(source, signed, part, None, on_progress)
-                files, size = files + 1, size + part.size_cipher
-            elif part.name == ZOOKEEPER_PART:
-                data = restore_part_bytes(
-                    drill.backup_id, part.name, source=source, private_key=key, trusted=trusted
-                )
-                zkdump.parse(data)
-                files, size = files + 1, size + len(data)
-            else:
-                listing: dict[str, int] = {}
-                restore_part_directory(
-                    drill.backup_id,
-                    part.name,
-                    here / part.name,
-                    source=source,
-                    private_key=key,
-                    trusted=trusted,
-                    progress=on_progress,
-                    inventory=listing,
-                )
-                count, restored = check_files(here / part.name, listing, part.name)
-                files, size = files + count, size + restored
+        if key is None:
+            files, size = verify_parts(source, signed, on_progress)
+        else:
+            files, size = restore_and_check(
+                drill.backup_id, here, source, signed, key, trusted, on_progress
+            )
         rto = clock() - started
     finally:
         shutil.rmtree(here, ignore_errors=True)

@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +38,11 @@ from pathlib import Path
 # The modules themselves, not backup.engine: a restore loads only what it uses.
 from backup.catalogue import load_manifest
 from backup.keys import RecipientPrivateKey
-from backup.manifest import signer_id
+from backup.manifest import Trusted, signer_id
 from backup.progress import ProgressCallback, ProgressEvent
 from backup.restore import restore_part_bytes, restore_part_directory
 from backup.targets import Target
+from backup.untar import Inventory
 from cluster.backups import zkdump
 from cluster.backups.errors import BackupRunError
 from cluster.backups.runs import ZOOKEEPER_PART
@@ -54,6 +55,7 @@ from cluster.paths import ROOT, ClusterPaths
 from cluster.zk import ZooKeeper
 
 PARALLEL_PARTS = 4  # node parts restored at once (each reads a few MiB ahead: bounded memory)
+PartCheck = Callable[[str, Path, Inventory], None]  # (node, restored directory, its files)
 
 
 @dataclass(frozen=True)
@@ -214,13 +216,18 @@ def restore_parts(
     destinations: dict[str, Path],
     source: Target,
     private_key: RecipientPrivateKey,
-    signers: frozenset[str],
+    signers: Trusted,
     progress: ProgressCallback,
     restored: list[Path],
+    *,
+    check: PartCheck | None = None,
 ) -> None:
     """Every node's directory part, PARALLEL_PARTS at a time; each finished one is appended to
     `restored`. The first failure stops the others at their next frame and is raised once all
-    have stopped (so the caller can remove everything restored)."""
+    have stopped (so the caller can remove everything restored). With `check` (a drill), each
+    part is extracted with its files' digests taken (`Inventory`), and `check` runs on the
+    part's worker once the part is restored; what it raises is that part's failure. Without
+    it, nothing is hashed beyond the part's own digest."""
     failed = threading.Event()
 
     def reported(event: ProgressEvent) -> None:
@@ -229,6 +236,7 @@ def restore_parts(
         progress(event)
 
     def one(node: str, directory: Path) -> None:
+        inventory: Inventory | None = None if check is None else {}
         restore_part_directory(
             backup_id,
             node,
@@ -237,8 +245,11 @@ def restore_parts(
             private_key=private_key,
             trusted=signers,
             progress=reported,
+            inventory=inventory,
         )
         restored.append(directory)
+        if check is not None and inventory is not None:
+            check(node, directory, inventory)
 
     workers = max(1, min(PARALLEL_PARTS, len(destinations)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:

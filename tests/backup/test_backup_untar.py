@@ -8,12 +8,13 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import blake3
 import pytest
 
 from backup.archive import DirectoryStream
 from backup.streams import ChunkReader
 from backup.tarsafety import UnsafeArchiveError
-from backup.untar import extract_archive
+from backup.untar import ExtractedFile, Inventory, extract_archive
 
 
 def test_pax_names_links_and_short_reads_round_trip(
@@ -30,11 +31,45 @@ def test_pax_names_links_and_short_reads_round_trip(
     with DirectoryStream(source) as stream:
         data = stream.read()
     pieces = [data[i : i + 700] for i in range(0, len(data), 700)]  # headers split across reads
-    inventory: dict[str, int] = {}
+    inventory: Inventory = {}
     extract_archive(ChunkReader(pieces), out, inventory)
     assert digest_of(out) == digest_of(source)
     assert (out / "link").is_symlink() and os.stat(out / "hard").st_nlink == 2
-    assert inventory[f"{deep.relative_to(source).as_posix()}/{'f' * 120}"] == 9000
+    long_name = f"{deep.relative_to(source).as_posix()}/{'f' * 120}"
+    assert inventory[long_name] == (9000, blake3.blake3(b"long name" * 1000).hexdigest())
+
+
+def test_the_inventory_holds_each_regular_file_as_written(out: Path) -> None:
+    inventory: Inventory = {}
+    extract_archive(
+        entries(
+            (entry("dir", tarfile.DIRTYPE), b""),
+            (entry("dir/file"), b"first"),
+            (entry("dir/file"), b"second version"),  # a later entry replaces the earlier one
+            (entry("hard", tarfile.LNKTYPE, "dir/file"), b""),
+            (entry("gone"), b"replaced by a symlink"),
+            (entry("gone", tarfile.SYMTYPE, "dir/file"), b""),
+            (entry("empty"), b""),
+        ),
+        out,
+        inventory,
+    )
+    written = ExtractedFile(14, blake3.blake3(b"second version").hexdigest())
+    assert inventory == {
+        "dir/file": written,
+        "hard": written,  # a hard link holds its target's bytes
+        "empty": ExtractedFile(0, blake3.blake3(b"").hexdigest()),
+    }
+    assert (out / "hard").read_bytes() == b"second version"
+
+
+def test_nothing_is_hashed_without_an_inventory(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object) -> None:
+        raise AssertionError("hashed although no inventory was asked for")
+
+    monkeypatch.setattr("backup.untar.blake3.blake3", refuse)
+    extract_archive(entries((entry("file"), b"content")), out)
+    assert (out / "file").read_bytes() == b"content"
 
 
 def cut(data: bytes, at: int) -> io.BytesIO:

@@ -1,7 +1,8 @@
 """What a cluster reports over the real API shows on the console: the nodes table with each
-node's datacenter and the leader, and the last backup success and failure on the cluster and
-fleet pages. A real in-process Mission Control on loopback; the "cluster" speaks HTTP to it
-exactly as a leader does (enroll, then bearer-authenticated messages)."""
+node's datacenter and the leader, the last backup success and failure on the cluster and fleet
+pages, and the last restore drill (a failed one with its badge and reason). A real in-process
+Mission Control on loopback; the "cluster" speaks HTTP to it exactly as a leader does (enroll,
+then bearer-authenticated messages)."""
 
 from __future__ import annotations
 
@@ -186,3 +187,31 @@ async def test_a_changed_setting_shows_on_the_alerts_page_until_acknowledged(sit
             site.base + action.group(1), data={"csrf_token": token.group(1)}
         ) as reply:
             assert reply.status == 409 and "was closed at" in await reply.text()
+
+
+def last_drill(html: str) -> str:
+    return html.split('<dd class="last-drill">', 1)[1].split("</dd>", 1)[0]
+
+
+async def test_a_failed_drill_shows_a_failed_badge_with_its_reason(site: Site) -> None:
+    cluster_path = f"/console/clusters/{site.cluster_id}"
+    proven = {
+        "drill_id": "drill-20300610T040000Z-0a0b0c0d", "backup_id": FIRST_BACKUP, "ok": True,
+        "rto_seconds": 42.0, "rpo_seconds": 7200.0, "bytes": GIB, "files": 12, "decrypted": True,
+    }  # fmt: skip
+    ok = {"kind": "drill_succeeded", "detail": "drill ok", "drill": proven}
+    await site.send("events", ok)
+    (html,) = await console_pages(site, cluster_path)
+    assert '<span class="badge ok">proven</span>' in last_drill(html)
+    assert '<dd class="drill-rto">42.0 s</dd>' in html
+
+    site.clock.advance(hours=2)
+    reason = "part n1: ciphertext digest does not match the manifest"
+    broken = {"drill_id": "drill-20300610T060000Z-1a1b1c1d", "backup_id": SECOND_BACKUP}
+    failed = {"kind": "drill_failed", "detail": reason, "drill": {**broken, "ok": False}}
+    await site.send("events", failed)
+    (html,) = await console_pages(site, cluster_path)
+    shown = last_drill(html)
+    assert '<span class="badge sev-critical">failed</span>' in shown and "proven" not in shown
+    assert f"<code>{SECOND_BACKUP}</code>" in shown and reason in shown and "just now" in shown
+    assert '<dd class="drill-rto"><span class="muted">-</span></dd>' in html

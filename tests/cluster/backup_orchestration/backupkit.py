@@ -8,13 +8,20 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from clusterkit import ZK_AUTH, ClusterUnderTest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from backup.destinations import open_targets
+from backup.engine import BackupContext, commit_manifest, new_backup_id, write_directory_part
 from backup.keys import key_id, public_key_pem
+from backup.manifest import signer_id
+from backup.residency import ResidencyPolicy
+from backup.targets import Target
 from cluster import zk
 from cluster.backups import config_store, store
 from cluster.backups.runs import RunRecord
@@ -168,3 +175,24 @@ def backup_cluster(cluster: ClusterUnderTest) -> Callable[..., BackupCluster]:
         return made
 
     return make
+
+
+def stored(tmp_path: Path, nodes: list[str]) -> tuple[str, Target, X25519PrivateKey, str]:
+    """A signed backup of `nodes` (3 MiB and a small file each, under `tmp_path/data`) on a
+    file:// target, without servers: (backup id, target, private key, signer fingerprint)."""
+    targets = open_targets(f"file://{tmp_path}/primary", [], ResidencyPolicy("EU"))
+    key, signer = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    created = datetime.now(UTC)
+    ctx = BackupContext(new_backup_id(created), key.public_key())
+    parts = []
+    for node in nodes:
+        source = tmp_path / "data" / node
+        (source / "segments").mkdir(parents=True)
+        (source / "segments" / "big.bin").write_bytes(os.urandom(3 << 20))
+        (source / "node.txt").write_text(node)
+        parts.append(write_directory_part(source, ctx=ctx, part=node, node=node, targets=targets))
+    commit_manifest(
+        ctx=ctx, cluster="c", epoch=1, created=created, parts=parts, targets=targets,
+        signing_key=signer,
+    )  # fmt: skip
+    return ctx.backup_id, targets.primary, key, signer_id(signer.public_key())

@@ -5,7 +5,8 @@ through moto_server and, for the alert, a real Mission Control over HTTPS).
   proves the backup in `backup list`, and leaves the scratch directory empty.
 - A tampered stored object fails the drill; Mission Control raises the drill_failed alert and
   a later good drill clears it; the scratch directory is empty again.
-- A drill never overlaps a backup or another drill; it never runs without quorum.
+- A drill never overlaps a backup or another drill (a drill asked for while another drill or a
+  backup holds the guard runs after it); it never runs without quorum.
 - A leader change during a drill leaves no half state: the drill is recorded failed, the guard
   is released, the scratch copy is gone, and the next drill succeeds.
 - Bad drill settings are refused with one line and change nothing; a drill without a key checks
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,10 @@ from clusterkit import ZK_AUTH, ClusterUnderTest
 from backup.targets import open_target, parse_target_url
 from cluster import zk
 from cluster.backups import drill_store, store
+from cluster.backups.drills import is_drill
 from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
+from cluster.paths import ClusterPaths
 
 
 def drills(made: BackupCluster) -> list[dict[str, Any]]:
@@ -131,40 +135,81 @@ def test_a_tampered_object_fails_the_drill_and_raises_the_alert(
     assert wait_until(cleared, 20), alerts(mc, cluster)
 
 
+def queue_drill_while_held(
+    client: zk.ZooKeeper, paths: ClusterPaths, by_drill: bool
+) -> tuple[str, str, float]:
+    """Queue a drill request in one transaction with a check that the guard is still what it was
+    read as, once it is held by a drill (`by_drill`) or by a backup run: the request was
+    pending while that holder ran. Returns (holder id, request name, time of the request)."""
+    drill_store.ensure_layout(client, paths)
+    queued: list[tuple[str, str, float]] = []
+
+    def attempt() -> bool:
+        found = client.find(paths.backup_current)
+        if found is None or is_drill(found[0].decode()) != by_drill:
+            return False
+        at = time.time()
+        body = json.dumps({"by": "test", "at": at}).encode()
+        prefix = f"{paths.backup_drill_requests}/{drill_store.REQUEST_PREFIX}"
+        unchanged = zk.Check(paths.backup_current, found[1].version)
+        outcome = client.commit([unchanged, zk.Create(prefix, body, sequence=True)])
+        if outcome.applied:
+            created = outcome.results[1]
+            assert isinstance(created, str)
+            queued.append((found[0].decode(), created.rsplit("/", 1)[1], at))
+        return outcome.applied
+
+    assert wait_until(attempt, 60, 0.02), "the guard was never held long enough to queue behind"
+    return queued[0]
+
+
 def test_drills_never_overlap_backups_or_each_other(
     backup_cluster: Callable[..., BackupCluster], bucket: Callable[..., str], tmp_path: Path
 ) -> None:
     made = backup_cluster(bucket("eu-west-1"), nodes=1)
     cluster = made.cluster
-    made.ok("run", "--wait", timeout=90)
+    large = data_dir(cluster, "n1") / "segments" / "large.bin"
+    large.write_bytes(os.urandom(40 << 20))  # a drill of this backup takes a while
+    made.ok("run", "--wait", timeout=120)
     setup(made, tmp_path / "scratch")
-    made.ok("configure", "--bandwidth-limit", "300KiB/s")  # the next backup takes ~1 s
     client = zk.connect(cluster.hosts, auth=ZK_AUTH)
+
+    def settled() -> bool:
+        busy = store.current_run_id(client, cluster.paths) is not None
+        queued = drill_store.pending_requests(client, cluster.paths) or store.pending_requests(
+            client, cluster.paths
+        )
+        return not busy and not queued
+
     try:
+        # A second drill asked for while the first one holds the guard.
+        drill_store.request_drill(client, cluster.paths, by="test")
+        first, behind_drill, asked = queue_drill_while_held(client, cluster.paths, by_drill=True)
+        assert wait_until(settled, 120, 0.2), cluster.logs()
+        # A drill asked for while a backup holds the guard (a small, throttled backup: ~1 s).
+        large.unlink()
+        made.ok("configure", "--bandwidth-limit", "300KiB/s")
         store.request_run(client, cluster.paths, by="test")
-        for _ in range(2):
-            drill_store.request_drill(client, cluster.paths, by="test")
-        store.request_run(client, cluster.paths, by="test")
-
-        def settled() -> bool:
-            busy = store.current_run_id(client, cluster.paths) is not None
-            queued = drill_store.pending_requests(client, cluster.paths) or store.pending_requests(
-                client, cluster.paths
-            )
-            return not busy and not queued
-
-        assert wait_until(settled, 90, 0.2), cluster.logs()
-        spans = [(r.started, r.finished, r.id) for r in store.list_runs(client, cluster.paths)]
-        spans += [
-            (d.started, d.finished, d.id) for d in drill_store.list_drills(client, cluster.paths)
-        ]
+        backup, behind_backup, _ = queue_drill_while_held(client, cluster.paths, by_drill=False)
+        assert wait_until(settled, 120, 0.2), cluster.logs()
+        runs = store.list_runs(client, cluster.paths)
+        found = drill_store.list_drills(client, cluster.paths)
     finally:
         zk.close(client)
-    assert len(spans) >= 3 and all(end is not None for _s, end, _i in spans), spans
+    assert [d.status for d in found] == ["ok"] * 3, found
+    by_id = {d.id: d for d in found}
+    [second] = [d for d in found if behind_drill in d.requests]
+    [third] = [d for d in found if behind_backup in d.requests]
+    assert len({first, second.id, third.id}) == 3 and backup in {r.id for r in runs}
+    finished = by_id[first].finished
+    assert finished is not None and by_id[first].started <= asked <= finished
+    spans = [(r.started, r.finished, r.id) for r in runs]
+    spans += [(d.started, d.finished, d.id) for d in found]
+    assert all(end is not None for _s, end, _i in spans), spans
     ordered = sorted(spans, key=lambda s: s[0])
-    for (_s, end, first), (start, _e, second) in zip(ordered, ordered[1:], strict=False):
-        assert end is not None and end <= start, f"{first} overlaps {second}"
-    assert all(d["status"] == "ok" for d in drills(made))
+    for (_s, end, one), (start, _e, other) in zip(ordered, ordered[1:], strict=False):
+        assert end is not None and end <= start, f"{one} overlaps {other}"
+    assert [i for _s, _e, i in ordered][-4:] == [first, second.id, backup, third.id]
 
 
 def test_no_drill_without_quorum_and_a_leader_change_leaves_no_half_state(
