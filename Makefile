@@ -36,7 +36,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: system-deps venv lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 	$(MAKE) --no-print-directory test-oldest-python
 
 test-oldest-python: system-deps $(OLDEST)/.installed-stamp
