@@ -10,20 +10,25 @@ Guarantees:
   the next progress step and its scratch copy removed; nothing is reported for it.
 - Errors end in a reported outcome with the error's one-line message; the report is retried on
   connection trouble. No error ends the service.
+- A scratch copy left by a drill that is no longer running (the node was killed mid-drill) is
+  removed once the runner has the cluster's settings after a start; a running drill's copy is
+  never touched (nodes on one machine may share a scratch directory).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 from pathlib import Path
 
 from backup.errors import BackupError
 from cluster.backups import drill_store, store
 from cluster.backups.drill_check import DrillAbandoned, run_drill
-from cluster.backups.drills import DrillOutcome, DrillRecord, is_drill
+from cluster.backups.drills import DRILL_PREFIX, DrillOutcome, DrillRecord, is_drill
 from cluster.backups.node_part import retrying
+from cluster.backups.settings import BackupSettings
 from cluster.backups.wakeup import AsyncWakeup
 from cluster.backups.work import Worker, cancel
 from cluster.errors import ClusterError
@@ -45,6 +50,7 @@ class DrillRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
         self._worker = Worker("backup-drill", threads=1)
+        self._swept = False  # the scratch copies of drills no longer running were removed
 
     async def start(self, ctx: LeaderContext) -> None:
         if self._task is None:
@@ -72,6 +78,9 @@ class DrillRunner:
             wakeup.close()
 
     async def _once(self, ctx: LeaderContext, handled: set[str]) -> None:
+        if not self._swept and ctx.snapshot is not None:
+            self._swept = True  # once, whatever happens
+            await self._sweep(ctx, ctx.snapshot.config)
         guard = await ctx.blocking(store.current_run_id, ctx.zookeeper, ctx.paths)
         if guard is None or not is_drill(guard) or guard in handled:
             return
@@ -96,6 +105,23 @@ class DrillRunner:
             )
 
         await retrying(report)
+
+    async def _sweep(self, ctx: LeaderContext, config: dict[str, object]) -> None:
+        """Remove the scratch copies of drills that are not running (their records say so, or
+        are gone): a node killed mid-drill leaves one."""
+        drill = BackupSettings.from_config(config).drill
+        scratch = Path(drill.scratch) if drill and drill.scratch else None
+        if scratch is None or not scratch.is_dir():
+            return
+        for entry in sorted(scratch.iterdir()):
+            if not entry.name.startswith(DRILL_PREFIX) or not entry.is_dir():
+                continue
+            record = await ctx.blocking(
+                drill_store.read_drill, ctx.zookeeper, ctx.paths, entry.name
+            )
+            if record is None or record.status != "running":
+                log.info("drill %s: removing the scratch copy it left", entry.name)
+                await asyncio.to_thread(shutil.rmtree, entry, True)
 
     async def _drill(self, ctx: LeaderContext, drill: DrillRecord) -> DrillOutcome | None:
         abandoned = threading.Event()

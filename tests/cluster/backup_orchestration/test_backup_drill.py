@@ -8,7 +8,8 @@ through moto_server and, for the alert, a real Mission Control over HTTPS).
 - A drill never overlaps a backup or another drill (a drill asked for while another drill or a
   backup holds the guard runs after it); it never runs without quorum.
 - A leader change during a drill leaves no half state: the drill is recorded failed, the guard
-  is released, the scratch copy is gone, and the next drill succeeds.
+  is released, the scratch copy is gone, and the next drill succeeds; a drill node killed
+  mid-drill leaves a scratch copy that it removes when it starts again.
 - Bad drill settings are refused with one line and change nothing; a drill without a key checks
   every stored byte and says it decrypted nothing.
 """
@@ -262,6 +263,23 @@ def test_no_drill_without_quorum_and_a_leader_change_leaves_no_half_state(
     assert wait_until(drilled_again, 120, 0.5), cluster.logs()
     assert drills(made)[-1]["status"] == "ok", drills(made)[-1]
     assert leftovers(scratch) == []
+
+    # The drill node killed mid-drill: the leader fails the drill, and the scratch copy the
+    # dead process left is removed when the node starts again.
+    cluster.run(leader.node)
+    assert cluster.wait(lambda s: len(s.live) == 3, 20), cluster.logs()
+    client = zk.connect(cluster.hosts, auth=ZK_AUTH)
+    try:
+        drill_store.request_drill(client, cluster.paths, by="test")
+        assert wait_until(restoring, 30, 0.05), cluster.logs()
+        cluster.processes["n3"].kill()
+        assert wait_until(lambda: store.current_run_id(client, cluster.paths) is None, 30)
+    finally:
+        zk.close(client)
+    assert drills(made)[-1]["status"] == "failed", drills(made)[-1]
+    assert leftovers(scratch) != []  # what the killed process left
+    cluster.run("n3")
+    assert wait_until(lambda: leftovers(scratch) == [], 30), leftovers(scratch)
 
 
 def test_bad_drill_settings_are_refused_and_a_drill_without_key_checks_digests(
