@@ -1,6 +1,7 @@
 """Backing up a large part keeps the writing process's peak RSS under 200 MiB: 2 GiB to a
 file:// target, and 512 MiB through S3 multipart uploads to a primary and a mirror in another
-region (one moto_server each)."""
+region (one moto_server each). Reading one back keeps it under 200 MiB too: `verify` with the
+key and `restore` of a 1 GiB directory part, each in a fresh process (`read_back_child.py`)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,28 @@ def test_s3_multipart_with_a_mirror_peak_rss_under_200_mib(
             target = open_target(parse_target_url(url))
             for name in target.list():
                 target.delete(name)
+
+
+def read_back_step(step: str, where: Path, total: int) -> dict[str, object]:
+    child = Path(__file__).with_name("read_back_child.py")
+    done = subprocess.run(
+        [sys.executable, str(child), step, str(where), str(total)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout)
+    assert result["ok"] is True, result
+    return result
+
+
+def test_verify_and_restore_of_a_one_gib_part_peak_rss_under_200_mib(tmp_path: Path) -> None:
+    try:
+        read_back_step("write", tmp_path, 1024 * MIB)
+        for step in ("verify", "restore"):
+            result = read_back_step(step, tmp_path, 1024 * MIB)
+            assert isinstance(peak := result["peak_rss_mib"], float) and peak < 200, (step, result)
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp_path)], check=False, timeout=60)
