@@ -1,8 +1,10 @@
-"""Node parts are restored in parallel: all of them arrive intact, and a tampered one stops the
-others and is the error reported (file:// target, no servers)."""
+"""Node parts are restored in parallel (all three in flight at once): all of them arrive
+intact, and a tampered one stops the others and is the error reported (file:// target, no
+servers)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from backupkit import stored
 from backup.errors import IntegrityError
 from backup.layout import part_object
 from backup.progress import ignore_progress
+from backup.untar import Inventory
 from cluster.backups.restore import restore_parts
 
 
@@ -19,7 +22,15 @@ def test_parts_restore_in_parallel(tmp_path: Path) -> None:
     backup_id, source, key, signer = stored(tmp_path, nodes)
     out = {n: tmp_path / "out" / n for n in nodes}
     restored: list[Path] = []
-    restore_parts(backup_id, out, source, key, frozenset({signer}), ignore_progress, restored)
+    # Each part's check (on its worker, once the part is restored) waits for the other two:
+    # restored one after another, the barrier would break.
+    together = threading.Barrier(len(nodes), timeout=10)
+
+    def check(_part: str, _directory: Path, _inventory: Inventory) -> None:
+        together.wait()
+
+    trusted = frozenset({signer})
+    restore_parts(backup_id, out, source, key, trusted, ignore_progress, restored, check=check)
     assert sorted(restored) == sorted(out.values())
     for node, directory in out.items():
         original = tmp_path / "data" / node / "segments" / "big.bin"
