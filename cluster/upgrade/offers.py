@@ -27,11 +27,11 @@ from cluster.errors import ClusterError
 from cluster.leadership import LeaderContext, PollingService
 from cluster.link.errors import MessageRejected, MissionControlUnavailable
 from cluster.paths import ClusterPaths
+from cluster.upgrade.errors import ReleaseRefused, ReleaseUnavailable
 from cluster.upgrade.plan import MISSION_CONTROL, RESTART_TIMEOUT, RUNNING, Plan
 from cluster.upgrade.record import newer_than, newest_running, plan_then, verify_and_record
 from cluster.upgrade.remote import MissionControlFetcher, mission_control_client
 from cluster.upgrade.rollout import read_plan, read_window
-from cluster.upgrade.verify import ReleaseRefused, ReleaseUnavailable
 from cluster.upgrade.window import Window
 from cluster.zk import Create, SetData, ZooKeeper
 from cluster.zk.errors import ZooKeeperError

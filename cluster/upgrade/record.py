@@ -27,8 +27,9 @@ from cluster.link.outbox import Outbox
 from cluster.model import ClusterSnapshot
 from cluster.paths import ClusterPaths
 from cluster.upgrade import plan as plans
+from cluster.upgrade.errors import ReleaseRefused
 from cluster.upgrade.fetchers import ReleaseFetcher
-from cluster.upgrade.verify import ReleaseRefused, VerifiedRelease, verify_release
+from cluster.upgrade.verify import VerifiedRelease, verify_release
 from cluster.version import VERSION
 from cluster.zk import Fence, OpFailed, ZooKeeper
 from contract.audit.events import Actor, AuditEvent

@@ -32,6 +32,7 @@ from cluster.model import Switchover, dump
 from cluster.paths import ClusterPaths
 from cluster.switchover import HANDOVER_GRACE
 from cluster.upgrade import install
+from cluster.upgrade.errors import ReleaseRefused, ReleaseUnavailable
 from cluster.upgrade.plan import (
     MISSION_CONTROL,
     RUNNING,
@@ -199,6 +200,8 @@ class UpgradeNode(PollingService):
         self.restart_requested = False
         self._installing: str | None = None
         self._tidied: str | None = None  # the plan after which unused versions were removed
+        self._unavailable_tries: dict[str, int] = {}  # plan id -> fetches that found nothing
+        self._retry_at = 0.0
 
     async def step(self, ctx: LeaderContext) -> None:
         if self.restart_requested:
@@ -214,9 +217,16 @@ class UpgradeNode(PollingService):
         if plan is None:
             return
         if work.install and self._installing != plan.id:
+            if time.monotonic() < self._retry_at:
+                return
             self._installing = plan.id
-            report = await asyncio.to_thread(self._install, zk, paths, plan)
-            await ctx.blocking(write_report, zk, paths, ctx.node, report)
+            report: Report | None
+            try:
+                report = await asyncio.to_thread(self._install, zk, paths, plan)
+            except ReleaseUnavailable as e:  # Mission Control away: try again later, a while
+                report = self._unavailable(plan, e)
+            if report is not None:
+                await ctx.blocking(write_report, zk, paths, ctx.node, report)
         elif work.restart:
             log.info("upgrade: restarting into %s", plan.version)
             install.start_trial(self.data_dir, plan.version, plan.id, VERSION)
@@ -260,16 +270,45 @@ class UpgradeNode(PollingService):
         if current != report:
             await ctx.blocking(write_report, ctx.zookeeper, ctx.paths, ctx.node, report)
 
+    def _unavailable(self, plan: Plan, error: ReleaseUnavailable) -> Report | None:
+        """The release could not be fetched: None (the install is tried again after
+        `install_retry_delay`), or the failure report once the tries are used up."""
+        tries = self._unavailable_tries.get(plan.id, 0) + 1
+        self._unavailable_tries = {plan.id: tries}
+        delay = install_retry_delay(tries)
+        if delay is None:
+            log.error("upgrade: %s could not be fetched, %d tries: %s", plan.version, tries, error)
+            why = f"could not fetch it ({tries} tries): {error}"
+            return Report(plan.id, plan.version, "install-failed", why[:500])
+        log.warning(
+            "upgrade: %s could not be fetched (%s); again in %.0f s", plan.version, error, delay
+        )
+        self._installing, self._retry_at = None, time.monotonic() + delay
+        return None
+
     def _install(self, client: ZooKeeper, paths: ClusterPaths, plan: Plan) -> Report:
-        """Verify the plan's bundle here and install it beside the running version."""
+        """Verify the plan's bundle here and install it beside the running version; raises
+        ReleaseUnavailable when it could not be had (nothing verified or installed)."""
         started = time.monotonic()
         try:
             install_release(client, paths, self.data_dir, plan, VERSION, self.auth)
+        except ReleaseUnavailable:
+            raise
         except (ClusterError, OSError) as e:
             log.error("upgrade: installing %s failed: %s", plan.version, e)
             return Report(plan.id, plan.version, "install-failed", str(e)[:500])
         log.info("upgrade: %s installed in %.0f s", plan.version, time.monotonic() - started)
         return Report(plan.id, plan.version, "installed")
+
+
+#: Delays between tries to fetch a release for the plan while it cannot be had (Mission Control
+#: unreachable): about two minutes in all, then the node reports the install failed.
+INSTALL_RETRY_DELAYS = (2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
+
+
+def install_retry_delay(tries: int) -> float | None:
+    """Seconds to wait after the `tries`-th fetch that found nothing, None once they are used."""
+    return INSTALL_RETRY_DELAYS[tries - 1] if tries <= len(INSTALL_RETRY_DELAYS) else None
 
 
 def install_release(
@@ -304,7 +343,7 @@ def install_release(
         finally:
             fetcher.close()
         if release.version != plan.version:
-            raise verify.ReleaseRefused(
+            raise ReleaseRefused(
                 "bundle", f"{plan.bundle} holds {release.version}, not {plan.version}"
             )
         return release.version

@@ -33,26 +33,12 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Targets
 from tuf.ngclient import Updater
 
-from cluster.errors import ClusterError
 from cluster.paths import ClusterPaths
 from cluster.upgrade import trust
 from cluster.upgrade.bundle import BundleError, BundleFetcher
+from cluster.upgrade.errors import ReleaseRefused, ReleaseUnavailable
 from cluster.upgrade.fetchers import FetchFailed, ReleaseFetcher
 from cluster.zk import Create, Op, SetData, ZooKeeper
-
-
-class ReleaseUnavailable(ClusterError):
-    """The release could not be had (not published, source unreachable): nothing was verified
-    or refused, nothing is recorded."""
-
-
-class ReleaseRefused(ClusterError):
-    """A release that must not be installed; `kind` names why (see the module docstring)."""
-
-    def __init__(self, kind: str, line: str) -> None:
-        super().__init__(f"release refused ({kind}): {line}")
-        self.kind = kind
-        self.line = line
 
 
 @dataclass(frozen=True)

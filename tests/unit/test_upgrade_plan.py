@@ -212,3 +212,22 @@ def test_versions_no_start_can_need_are_removed(tmp_path: Path) -> None:
         _fake_install(tmp_path, "1.5")
         assert install.remove_unused(tmp_path, "1.2") == []
     assert install.remove_unused(tmp_path, "1.2") == ["1.5"]
+
+
+def test_a_release_that_cannot_be_fetched_is_tried_again_then_reported_failed(
+    tmp_path: Path,
+) -> None:
+    from cluster.upgrade.errors import ReleaseUnavailable
+    from cluster.upgrade.rollout import INSTALL_RETRY_DELAYS, UpgradeNode, install_retry_delay
+
+    assert [install_retry_delay(n) for n in range(1, len(INSTALL_RETRY_DELAYS) + 2)] == [
+        *INSTALL_RETRY_DELAYS,
+        None,
+    ]
+    node, p = UpgradeNode(tmp_path), plan()
+    away = ReleaseUnavailable("Mission Control is unreachable")
+    assert [node._unavailable(p, away) for _ in INSTALL_RETRY_DELAYS] == [None] * 6
+    report = node._unavailable(p, away)
+    assert report is not None and report.state == "install-failed"
+    assert report.error == "could not fetch it (7 tries): Mission Control is unreachable"
+    assert node._unavailable(replace(p, id="p2"), away) is None  # a new plan: tries anew
