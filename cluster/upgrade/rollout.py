@@ -48,6 +48,8 @@ from cluster.zk import Create, Op, OpFailed, SetData, ZooKeeper, read_snapshot
 
 log = logging.getLogger(__name__)
 LOOK_EVERY = 0.5
+#: Steps the leader may write in one look (a node done, the next installing, its go...).
+STEPS_PER_LOOK = 4
 #: A switchover the leader asked for and that did not happen by then is asked for again.
 ASK_AGAIN = 2 * HANDOVER_GRACE
 
@@ -105,12 +107,20 @@ class UpgradeLeader(PollingService):
         self._handed_over_at = 0.0
 
     async def step(self, ctx: LeaderContext) -> None:
+        """Move the plan as far as it can go now: each step written is followed at once by
+        the next (a node done, the next one's go), not a look later."""
+        for _ in range(STEPS_PER_LOOK):
+            if not await self._one_step(ctx):
+                return
+
+    async def _one_step(self, ctx: LeaderContext) -> bool:
+        """One step of the plan; True when one was written (another may follow at once)."""
         snap, fence = ctx.snapshot, ctx.fence
         if snap is None or fence is None or not ctx.leading:
-            return
+            return False
         got = await ctx.blocking(read_plan, ctx.zookeeper, ctx.paths)
         if got is None:
-            return
+            return False
         plan, version = got
         reports = await ctx.blocking(read_reports, ctx.zookeeper, ctx.paths)
         step = advance(plan, snap, reports, time.time())
@@ -128,6 +138,9 @@ class UpgradeLeader(PollingService):
                 await self._write(ctx, plan, version, step)
             except OpFailed:
                 log.info("upgrade plan changed meanwhile: looking again")
+                return False
+            return True
+        return False
 
     async def _write(self, ctx: LeaderContext, plan: Plan, version: int, step: Advance) -> None:
         """The new plan, its audit entries and any alert, in one fenced transaction."""
