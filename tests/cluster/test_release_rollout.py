@@ -3,6 +3,8 @@
 after a switchover, while `/leader` is probed every 50 ms; then a release made to fail at start
 is rolled back by the launcher, the plan stops and Mission Control's alert is queued; then a
 release that starts but is never healthy is given up by its node when the deadline passes.
+The cluster is enrolled at a real Mission Control throughout: its exchange goes on through every
+handover, and nothing is left in the outbox at the end.
 
 The test plays the supervisor (systemd's `Restart=always`): a node process that exits is
 started again with the same command."""
@@ -10,6 +12,7 @@ started again with the same command."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from releasekit import Vendor, stored_plan
 from wheelhouse import project_wheel
 
 from cluster import zk
+from cluster.dev.mcserver import MissionControlServer
 from cluster.dev.processes import wait_until
 from cluster.link.outbox import Outbox
 from cluster.upgrade.plan import Plan
@@ -92,13 +96,20 @@ def _versions(c: ClusterUnderTest) -> dict[str, str]:
     return {m.node: m.version for m in c.snapshot().live}
 
 
-def _queued_alerts(c: ClusterUnderTest) -> list[str]:
+def _queued(c: ClusterUnderTest) -> int:
     client = zk.connect(c.hosts, auth=ZK_AUTH)
     try:
-        queued = Outbox(c.paths).pending(client)
+        return len(Outbox(c.paths).pending(client))
     finally:
         zk.close(client)
-    return [m.payload["detail"] for m in queued if m.payload.get("kind") == "release_refused"]
+
+
+def _received(mc: MissionControlServer) -> tuple[set[int], list[str]]:
+    """The epochs of the health checks Mission Control applied, and its release alerts."""
+    with sqlite3.connect(mc.base / "mc.db") as db:
+        epochs = db.execute("SELECT DISTINCT epoch FROM messages WHERE kind = 'health'")
+        alerts = db.execute("SELECT detail FROM alerts WHERE kind = 'release_refused'")
+        return {int(e) for (e,) in epochs.fetchall()}, [str(d) for (d,) in alerts.fetchall()]
 
 
 def _wait_plan(c: ClusterUnderTest, state: str, timeout: float) -> Plan:
@@ -120,6 +131,10 @@ def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
 ) -> None:
     nodes = cluster.start_nodes(3, timing=ROLLOUT_TIMING)
     base = _versions(cluster)["n1"]
+    mc = MissionControlServer(tmp_path / "mc")
+    mc.start()
+    request.addfinalizer(mc.stop)
+    cluster.enroll(mc)
     signed = Vendor(tmp_path / "vendor")
     good = signed.bundle(NEW, files=[project_wheel(tmp_path / "new", NEW), *dependency_wheelhouse])
     r = cluster.cli("upgrade", "trust", str(signed.repo / "metadata" / "1.root.json"))
@@ -178,7 +193,13 @@ def test_rolling_upgrade_keeps_a_leader_and_a_broken_release_is_rolled_back(
         supervisor.stop()
     assert wait_until(lambda: _versions(cluster) == dict.fromkeys(nodes, NEW), 30), cluster.logs()
     assert (cluster.base / "data" / first / "versions" / "current").readlink() == Path(NEW)
-    assert any(BROKEN in line and "went back" in line for line in _queued_alerts(cluster))
+    # The exchange went on through every handover: everything queued reached Mission Control
+    # (both failed releases' alerts among it), from more than one leader.
+    assert wait_until(lambda: _queued(cluster) == 0, 60), cluster.logs()
+    epochs, alerts = _received(mc)
+    assert len(epochs) >= 2, epochs
+    # One open alert per kind, updated by each refusal: the last one's words.
+    assert any(SICK in a and "healthy" in a for a in alerts), alerts
 
     # The failed plans' installs are removed; the running version stays.
     def installed() -> set[str]:
@@ -212,4 +233,3 @@ def _sick_release_is_given_up(
     nodes = list(plan.order)
     assert wait_until(lambda: _versions(cluster) == dict.fromkeys(nodes, NEW), 60), cluster.logs()
     assert (cluster.base / "data" / first / "versions" / "current").readlink() == Path(NEW)
-    assert any(SICK in line and "healthy" in line for line in _queued_alerts(cluster))
