@@ -6,7 +6,8 @@ Three threads, each recording `invoke` and then `ok` or `fail` for every operati
 - support: an engineer asks for access at Mission Control (staff API), the operator approves
   (then revokes) or denies it with `managed support`, and now and then changes the support
   settings (`managed support mode approval --max-grant ...`, a config change);
-- membership: a sixth node joins and runs a third of the way in, leaves two thirds in.
+- membership: a sixth node joins and runs a third of the way in, leaves two thirds in (each
+  retried for a while: one made during a ZooKeeper fault fails).
 Health checks, license checks, consumption reports and heartbeats are the leader's own work
 (short intervals, set at enrollment); the recording proxy records each of them.
 """
@@ -28,6 +29,9 @@ from soak_history import History
 from soak_stack import SoakStack
 
 BACKUP_LINE = re.compile(r"backup (\S+) (ok|failed)")
+#: How long a node's join or leave is retried (seconds), and the pause between attempts.
+MEMBERSHIP_RETRY = 45.0
+RETRY_PAUSE = 2.0
 
 
 class Workload:
@@ -186,24 +190,32 @@ class Workload:
     # --- membership ---------------------------------------------------------------------------
 
     def _membership(self) -> None:
+        """The sixth node joins a third of the way in and leaves two thirds in. The join and
+        the leave are each retried for up to `MEMBERSHIP_RETRY` seconds (one made during a
+        ZooKeeper fault fails), every attempt recorded; the join is not tried again once the
+        soak stops, but a node that joined is stopped and leaves even if the soak stops first."""
         if self.stop.wait(self.seconds / 3):
             return
         assert self.stack.sites is not None
         address = self.stack.sites.node_address("n6")
         self.stack.addresses["n6"] = address
-        if not self._op(
-            "node-join",
-            {"node": "n6"},
-            ("node", "join", "n6", "--datacenter", "dc1", "--api-address", address),
-        ):
+        join = ("node", "join", "n6", "--datacenter", "dc1", "--api-address", address)
+        if not self._retried("node-join", {"node": "n6"}, join, until_stop=True):
             return
         self.stack.start_node("n6")
-        if self.stop.wait(self.seconds / 3):
-            return
+        self.stop.wait(self.seconds / 3)
         self.stack.nodes["n6"].stop(timeout=15)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._op("node-leave", {"node": "n6"}, ("node", "leave", "n6"), timeout=30):
-                return
-            if self.stop.wait(2):
-                return
+        self._retried("node-leave", {"node": "n6"}, ("node", "leave", "n6"))
+
+    def _retried(
+        self, op: str, value: dict[str, Any], argv: tuple[str, ...], until_stop: bool = False
+    ) -> bool:
+        """`_op` until it succeeds, at most `MEMBERSHIP_RETRY` seconds (an attempt started
+        before then runs to its own timeout) and, with `until_stop`, only while the soak runs;
+        True if one succeeded."""
+        deadline = time.monotonic() + MEMBERSHIP_RETRY
+        while not self._op(op, value, argv, timeout=30):
+            if time.monotonic() + RETRY_PAUSE >= deadline or (until_stop and self.stop.is_set()):
+                return False
+            time.sleep(RETRY_PAUSE)  # a pause between attempts, not a synchronisation
+        return True
