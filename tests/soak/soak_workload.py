@@ -2,7 +2,8 @@
 
 Three threads, each recording `invoke` and then `ok` or `fail` for every operation:
 - backups: `managed backup run --wait` every `backup_every` seconds, each one that ends ok
-  verified and restored at once (`backup-check`);
+  verified and restored at once (`backup-check`), and so is each run listed ok that started
+  since a `backup run` that failed printing no id (it timed out or crashed);
 - support: an engineer asks for access at Mission Control (staff API), the operator approves
   (then revokes) or denies it with `managed support`, and now and then changes the support
   settings (`managed support mode approval --max-grant ...`, a config change);
@@ -25,6 +26,7 @@ import urllib.request
 from typing import Any
 
 from soak_backups import verify_and_restore
+from soak_checkers import runs_started_within
 from soak_history import History
 from soak_stack import SoakStack
 
@@ -87,6 +89,7 @@ class Workload:
 
     def _backups(self) -> None:
         while not self.stop.wait(self.random.uniform(0.8, 1.2) * self.backup_every):
+            began = time.time()
             self.history.record("workload", "backup", "invoke", {})
             done = self.stack.cli("backup", "run", "--wait", "--timeout", "120", timeout=150)
             text = (done.stdout + done.stderr).strip()
@@ -95,14 +98,28 @@ class Workload:
             ok = done.returncode == 0
             self.history.record("workload", "backup", "ok" if ok else "fail", value)
             if ok and found:
-                # Now, while its objects surely exist: an S3 endpoint killed later comes back
-                # empty (moto keeps objects in memory), and the final check cannot read it.
-                check: dict[str, str | None] = {"id": found.group(1)}
-                self.history.record("workload", "backup-check", "invoke", check)
-                problem = verify_and_restore(self.stack, found.group(1))
-                outcome = "fail" if problem else "ok"
-                check["detail"] = problem
-                self.history.record("workload", "backup-check", outcome, check)
+                self._check_at_once(found.group(1))
+            elif not found:  # timed out or crashed: whatever run it started, check it now
+                for rid in self._listed_ok_since(began):
+                    self._check_at_once(rid)
+
+    def _check_at_once(self, rid: str) -> None:
+        """Verify and restore backup `rid` now, while its objects surely exist: an S3 endpoint
+        killed later comes back empty (moto keeps objects in memory), and the final check
+        cannot read it."""
+        check: dict[str, str | None] = {"id": rid}
+        self.history.record("workload", "backup-check", "invoke", check)
+        problem = verify_and_restore(self.stack, rid)
+        check["detail"] = problem
+        self.history.record("workload", "backup-check", "fail" if problem else "ok", check)
+
+    def _listed_ok_since(self, began: float) -> list[str]:
+        """Runs listed ok that started since `began` (none if the list cannot be read now)."""
+        done = self.stack.cli("backup", "list", "--json", timeout=60)
+        if done.returncode != 0:
+            return []
+        runs = runs_started_within(json.loads(done.stdout), began, float("inf"))
+        return [str(r["id"]) for r in runs if r.get("status") == "ok"]
 
     # --- support ------------------------------------------------------------------------------
 
