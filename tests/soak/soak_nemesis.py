@@ -18,9 +18,10 @@ same sequence of choices (timing still varies with the machine); every kind come
 the weighted draws: first a pause of the leader past its session timeout, a cut of the
 leader's site (where links can be cut) and a kill of the leader, then the other kinds in a
 seeded order. In that first round every hold (a fault's, and the pause between two faults) is
-its range's low end, so a short run meets every kind sooner (the leader's pause and cut still
-outlast its session timeout by half of it); later rounds draw from the whole range. Each kind
-is recorded under its name in `KINDS` when injected.
+its range's low end, so a short run meets every kind sooner, except the leader's pause and
+cut: past its session timeout, then until another node leads (`_hold_leader_out`); later
+rounds draw from the whole range. Each kind is recorded under its name in `KINDS` when
+injected.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from soak_history import History
@@ -89,6 +91,20 @@ class Nemesis:
         drawn = self.random.uniform(low, high)
         self.stop.wait(low if self._first_round else drawn)
 
+    def _hold_leader_out(self, leader: str | None) -> None:
+        """Hold a fault of `leader` (the first round's pause and cut) past its session timeout
+        (1.5 times it), then until another node leads (the observer reads the leader znode),
+        at most 2.5 times it in all, or until the soak stops: the other side takes over before
+        the fault heals unless that takes longer. One seeded draw, as `_hold`."""
+        low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
+        self.random.uniform(low, high)
+        deadline = time.monotonic() + high
+        if self.stop.wait(low):
+            return
+        while self.observer.leader in (leader, None) and time.monotonic() < deadline:
+            if self.stop.wait(0.25):
+                return
+
     def run(self) -> None:
         self._hold(2, 6)
         kinds, weights = zip(*self.kinds.items(), strict=True)
@@ -145,8 +161,10 @@ class Nemesis:
         self.paused.add(node)
         self._record("pause-node", node, False)
         # Shorter than the session sometimes, past it (the node is fenced) other times.
-        low = SESSION_TIMEOUT * 1.5 if self._leader_next else 0.5
-        self._hold(low, SESSION_TIMEOUT * 2.5)
+        if self._leader_next:
+            self._hold_leader_out(node)
+        else:
+            self._hold(0.5, SESSION_TIMEOUT * 2.5)
         self.stack.nodes[node].signal(signal.SIGCONT)
         self.paused.discard(node)
         self._record("resume-node", node, True)
@@ -206,16 +224,17 @@ class Nemesis:
 
     def _cut(self) -> None:
         assert self.stack.sites is not None and self.stack.ensemble is not None
+        leader = self.observer.leader
         sites = self._pick_cut()
         quorum = len(sites) == 1  # the others keep a majority of ZooKeeper
         self.stack.sites.cut(sites)
         self.cut_sites = sites
         self.cuts += 1
         self._record("cut", "+".join(sites), False, quorum_elsewhere=quorum)
-        low, high = (3, 12) if quorum else (2, 8)
         if self._leader_next:  # the leader's site, past its session: the other side takes over
-            low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
-        self._hold(low, high)
+            self._hold_leader_out(leader)
+        else:
+            self._hold(*((3, 12) if quorum else (2, 8)))
         self._heal_cut()
         self._record("heal-cut", "+".join(sites), True)
         # Healed when the link is back (a leader behind it may act at once); the servers

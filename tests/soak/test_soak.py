@@ -16,7 +16,10 @@ SECONDS = 60
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_short_soak_keeps_every_invariant(tmp_path: Path) -> None:
-    result = run_soak(SECONDS, SEED, tmp_path / "soak", backup_every=20)
+    # A backup every 12 s or so: ZooKeeper loses its quorum twice in this seed's 60 s, and with
+    # one every 20 s both backups fell in those spells once, leaving the backup invariant
+    # one check only (a run matched by time).
+    result = run_soak(SECONDS, SEED, tmp_path / "soak", backup_every=12)
     report = result.report()
     print(report)
     assert result.ok, report
