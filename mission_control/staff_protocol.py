@@ -27,10 +27,20 @@ from contract.support.settable import MAX_VALUE_LENGTH
 RequestState = Literal["pending", "approved", "denied", "expired", "revoked", "ended"]
 
 
+def _named(value: str) -> str:
+    """A username with a character that is not white space: the audit log names who tried
+    (an actor's name must not be blank), so a blank one is refused as invalid."""
+    if not value.strip():
+        raise ValueError("a username needs a character that is not white space")
+    return value
+
+
 class LoginRequest(Request):
     username: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
     totp: str = Field(min_length=1, max_length=16, description="The current 6-digit TOTP code.")
+
+    _username = field_validator("username")(_named)
 
 
 class DirectoryLoginRequest(Request):
@@ -39,6 +49,8 @@ class DirectoryLoginRequest(Request):
     totp: str = Field(
         default="", max_length=16, description="The TOTP code: required for support roles."
     )
+
+    _username = field_validator("username")(_named)
 
 
 class LoginReply(Reply):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,16 +270,44 @@ def exactly_once_in_order(history: Sequence[Event]) -> Verdict:
     return tally.done()
 
 
+def runs_started_within(
+    runs: Iterable[Mapping[str, Any]], start: float, end: float
+) -> list[Mapping[str, Any]]:
+    """The listed backup runs (`backup list --json` rows) that started in [start, end)."""
+    return [r for r in runs if start <= float(r.get("started") or -1) < end]
+
+
+def _failed_without_id(history: Sequence[Event]) -> list[tuple[Event, Event, float]]:
+    """Each workload `backup` that failed printing no id: its invoke, its end, and until when
+    a run started for its request (the next `backup` invoke, else the end of the history:
+    the workload runs one at a time and the schedule is off, so a run started in between
+    served this request or an earlier one that failed too)."""
+    invokes = [e for e in _of(history, "workload", "backup", "invoke")]
+    found = []
+    for ended in _of(history, "workload", "backup", "fail"):
+        if ended.value.get("id"):
+            continue
+        began = max((e for e in invokes if e.line < ended.line), key=lambda e: e.line, default=None)
+        later = [e.t for e in invokes if e.line > ended.line]
+        if began is not None:
+            found.append((began, ended, min(later, default=float("inf"))))
+    return found
+
+
 def backups_sound(history: Sequence[Event]) -> Verdict:
     """Every backup listed ok verifies and restores bit-exact; no run seen failing is listed
-    ok. A listed backup whose S3 endpoint was restarted after it (moto keeps objects in
+    ok. A failed `backup run` that printed no id (it timed out or crashed) is matched by time:
+    a run listed ok that started after its invoke and before the next one must be that one
+    (or an earlier failed one's), and must have passed a check (right after it, or at the
+    end). A listed backup whose S3 endpoint was restarted after it (moto keeps objects in
     memory, so the restart is a lost disk) cannot be read at the end: it counts as checked if
     the check made right after it ran passed, else it is counted apart."""
     tally = _Tally("backups listed ok verify and restore bit-exact")
     listed = _of(history, "final", "backup-list")
     if not listed:
         return tally.done()
-    statuses = {str(r["id"]): str(r["status"]) for r in listed[-1].value.get("runs", [])}
+    runs = listed[-1].value.get("runs", [])
+    statuses = {str(r["id"]): str(r["status"]) for r in runs}
     for e in _of(history, "workload", "backup", "fail"):
         rid = e.value.get("id")
         if rid:
@@ -288,20 +316,38 @@ def backups_sound(history: Sequence[Event]) -> Verdict:
                 return tally.fail(f"backup {rid} failed but is listed ok", e, listed[-1])
     # Checked right after it ran (faults may have been going on then: only a pass counts).
     at_once = {str(e.value.get("id")): e for e in _of(history, "workload", "backup-check", "ok")}
-    lost = 0
-    for e in _of(history, "final", "backup-check"):
+    at_end = {str(e.value.get("id")): e for e in _of(history, "final", "backup-check")}
+    matched, lost = 0, set()
+    for began, ended, until in _failed_without_id(history):
+        for run in runs_started_within(runs, began.t, until):
+            rid = str(run["id"])
+            tally.checks += 1
+            matched += 1
+            check = at_end.get(rid)
+            if run["status"] != "ok" or rid in at_once or (check and check.outcome == "ok"):
+                continue
+            if check is not None and check.value.get("wiped"):
+                continue  # counted apart below, as every backup lost with its endpoint
+            why = check.value.get("detail") if check is not None else "never checked"
+            return tally.fail(
+                f"backup {rid} started for a `backup run` that failed without an id and is "
+                f"listed ok, but it does not verify: {why}",
+                *[x for x in (began, ended, listed[-1], check) if x is not None],
+            )
+    for e in at_end.values():
         if e.value.get("wiped"):
             if str(e.value.get("id")) in at_once:
                 tally.checks += 1
             else:
-                lost += 1
+                lost.add(str(e.value.get("id")))
             continue
         tally.checks += 1
         if e.outcome != "ok":
             return tally.fail(f"backup {e.value.get('id')} listed ok: {e.value.get('detail')}", e)
     tally.notes.append(
-        f"{lost} listed ok, lost with a restarted S3 endpoint before a check could pass"
+        f"{len(lost)} listed ok, lost with a restarted S3 endpoint before a check could pass"
     )
+    tally.notes.append(f"{matched} run(s) matched by time to a failed run that printed no id")
     return tally.done()
 
 

@@ -12,12 +12,16 @@ open and is recorded as `heal-all`; the last heal is the instant the recovery bo
 from.
 
 Guarantees: never more than two nodes down or paused at once, never more than two ZooKeeper
-servers down except in the `zk-majority` fault, which ends within 8 s (a cut that leaves no
+servers down except in the `kill-zk-majority` fault, which ends within 8 s (a cut that leaves no
 majority anywhere is held as briefly, a minority site's cut 3-12 s); the same seed gives the
 same sequence of choices (timing still varies with the machine); every kind comes once before
 the weighted draws: first a pause of the leader past its session timeout, a cut of the
 leader's site (where links can be cut) and a kill of the leader, then the other kinds in a
-seeded order.
+seeded order. In that first round every hold (a fault's, and the pause between two faults) is
+its range's low end, so a short run meets every kind sooner, except the leader's pause and
+cut: past its session timeout, then until another node leads (`_hold_leader_out`); later
+rounds draw from the whole range. Each kind is recorded under its name in `KINDS` when
+injected.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from soak_history import History
@@ -34,12 +39,12 @@ from soak_stack import SESSION_TIMEOUT, SoakStack
 
 from cluster.dev.zookeeper import ZkServer
 
-#: Fault kinds and their weights.
+#: Fault kinds and their weights (each recorded under this name when injected).
 KINDS = {
     "kill-node": 3,
     "pause-node": 3,
     "kill-zk": 3,
-    "zk-majority": 1,
+    "kill-zk-majority": 1,
     "restart-mc": 2,
     "kill-s3": 1,
     "cut": 2,
@@ -73,6 +78,7 @@ class Nemesis:
         # Links are cut only where the sites are namespaces; elsewhere the summary says why not.
         self.kinds = {k: w for k, w in KINDS.items() if k != "cut" or not (sites and sites.skipped)}
         self._leader_next = False
+        self._first_round = True
 
     def _record(self, kind: str, target: str, heals: bool, **extra: object) -> None:
         self.history.record(
@@ -80,10 +86,27 @@ class Nemesis:
         )
 
     def _hold(self, low: float, high: float) -> None:
-        self.stop.wait(self.random.uniform(low, high))
+        """Wait a seeded time in [low, high], or until the soak stops; in the first round `low`
+        (the draw is made all the same, so the seeded choices after it do not change)."""
+        drawn = self.random.uniform(low, high)
+        self.stop.wait(low if self._first_round else drawn)
+
+    def _hold_leader_out(self, leader: str | None) -> None:
+        """Hold a fault of `leader` (the first round's pause and cut) past its session timeout
+        (1.5 times it), then until another node leads (the observer reads the leader znode),
+        at most 2.5 times it in all, or until the soak stops: the other side takes over before
+        the fault heals unless that takes longer. One seeded draw, as `_hold`."""
+        low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
+        self.random.uniform(low, high)
+        deadline = time.monotonic() + high
+        if self.stop.wait(low):
+            return
+        while self.observer.leader in (leader, None) and time.monotonic() < deadline:
+            if self.stop.wait(0.25):
+                return
 
     def run(self) -> None:
-        self._hold(3, 6)
+        self._hold(2, 6)
         kinds, weights = zip(*self.kinds.items(), strict=True)
         # Every kind once first, the leader's faults leading (a short run still meets each, and
         # a leader change), then by weight.
@@ -95,6 +118,7 @@ class Nemesis:
         first = [*self.random.sample(rest, len(rest)), kill, *cut, pause]
         self._leader_next = True
         while not self.stop.is_set():
+            self._first_round = bool(first)
             kind = first.pop() if first else self.random.choices(kinds, weights)[0]
             try:
                 self._inject(kind)
@@ -108,7 +132,7 @@ class Nemesis:
             "kill-node": self._kill_node,
             "pause-node": self._pause_node,
             "kill-zk": lambda: self._kill_zk(self.random.choice((1, 2)), 3, 12),
-            "zk-majority": lambda: self._kill_zk(3, 2, 8),
+            "kill-zk-majority": lambda: self._kill_zk(3, 2, 8),
             "restart-mc": self._restart_mc,
             "kill-s3": self._kill_s3,
             "cut": self._cut,
@@ -137,8 +161,10 @@ class Nemesis:
         self.paused.add(node)
         self._record("pause-node", node, False)
         # Shorter than the session sometimes, past it (the node is fenced) other times.
-        low = SESSION_TIMEOUT * 1.5 if self._leader_next else 0.5
-        self._hold(low, SESSION_TIMEOUT * 2.5)
+        if self._leader_next:
+            self._hold_leader_out(node)
+        else:
+            self._hold(0.5, SESSION_TIMEOUT * 2.5)
         self.stack.nodes[node].signal(signal.SIGCONT)
         self.paused.discard(node)
         self._record("resume-node", node, True)
@@ -198,16 +224,17 @@ class Nemesis:
 
     def _cut(self) -> None:
         assert self.stack.sites is not None and self.stack.ensemble is not None
+        leader = self.observer.leader
         sites = self._pick_cut()
         quorum = len(sites) == 1  # the others keep a majority of ZooKeeper
         self.stack.sites.cut(sites)
         self.cut_sites = sites
         self.cuts += 1
         self._record("cut", "+".join(sites), False, quorum_elsewhere=quorum)
-        low, high = (3, 12) if quorum else (2, 8)
         if self._leader_next:  # the leader's site, past its session: the other side takes over
-            low, high = SESSION_TIMEOUT * 1.5, SESSION_TIMEOUT * 2.5
-        self._hold(low, high)
+            self._hold_leader_out(leader)
+        else:
+            self._hold(*((3, 12) if quorum else (2, 8)))
         self._heal_cut()
         self._record("heal-cut", "+".join(sites), True)
         # Healed when the link is back (a leader behind it may act at once); the servers

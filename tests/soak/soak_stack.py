@@ -47,6 +47,16 @@ TIMING = {
 }
 REGIONS = ("eu-west-1", "eu-central-1")
 PLANTED = "soak-planted.bin"
+#: A znode of the cluster's tree the soak writes once, so the `zookeeper` part has bytes to match.
+PLANTED_ZNODE = "soak-planted"
+
+
+def planted_bytes(seed: int, part: str) -> bytes:
+    """What the soak plants in backup part `part` (a node's data directory, as PLANTED, or
+    `zookeeper`, as PLANTED_ZNODE) and a restore must bring back byte for byte (the rest of
+    both changes all the time). The same seed and part always give the same bytes."""
+    size = 16 * 1024 if part == "zookeeper" else 256 * 1024
+    return random.Random(f"{seed}-{part}").randbytes(size)
 
 
 class PostgresMissionControl(MissionControlServer):
@@ -163,6 +173,9 @@ class SoakStack:
         try:
             for i in range(1, 6):
                 self._join(client, f"n{i}")
+            client.create(
+                f"{self.paths.base}/{PLANTED_ZNODE}", planted_bytes(self.seed, "zookeeper")
+            )
         finally:
             zk.close(client)
         self._enroll()
@@ -278,9 +291,8 @@ class SoakStack:
             lambda: (self.data_dir(node) / "node.json").exists(), 30
         ):
             # Bytes a restore must bring back exactly (the rest of a data directory changes).
-            data = random.Random(f"{self.seed}-{node}").randbytes(256 * 1024)
             tmp = planted.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            tmp.write_bytes(planted_bytes(self.seed, node))
             tmp.rename(planted)
 
     def start_s3(self, region: str) -> None:

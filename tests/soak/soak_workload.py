@@ -2,11 +2,13 @@
 
 Three threads, each recording `invoke` and then `ok` or `fail` for every operation:
 - backups: `managed backup run --wait` every `backup_every` seconds, each one that ends ok
-  verified and restored at once (`backup-check`);
+  verified and restored at once (`backup-check`), and so is each run listed ok that started
+  since a `backup run` that failed printing no id (it timed out or crashed);
 - support: an engineer asks for access at Mission Control (staff API), the operator approves
   (then revokes) or denies it with `managed support`, and now and then changes the support
   settings (`managed support mode approval --max-grant ...`, a config change);
-- membership: a sixth node joins and runs a third of the way in, leaves two thirds in.
+- membership: a sixth node joins and runs a third of the way in, leaves two thirds in (each
+  retried for a while: one made during a ZooKeeper fault fails).
 Health checks, license checks, consumption reports and heartbeats are the leader's own work
 (short intervals, set at enrollment); the recording proxy records each of them.
 """
@@ -24,10 +26,14 @@ import urllib.request
 from typing import Any
 
 from soak_backups import verify_and_restore
+from soak_checkers import runs_started_within
 from soak_history import History
 from soak_stack import SoakStack
 
 BACKUP_LINE = re.compile(r"backup (\S+) (ok|failed)")
+#: How long a node's join or leave is retried (seconds), and the pause between attempts.
+MEMBERSHIP_RETRY = 45.0
+RETRY_PAUSE = 2.0
 
 
 class Workload:
@@ -83,6 +89,7 @@ class Workload:
 
     def _backups(self) -> None:
         while not self.stop.wait(self.random.uniform(0.8, 1.2) * self.backup_every):
+            began = time.time()
             self.history.record("workload", "backup", "invoke", {})
             done = self.stack.cli("backup", "run", "--wait", "--timeout", "120", timeout=150)
             text = (done.stdout + done.stderr).strip()
@@ -91,14 +98,28 @@ class Workload:
             ok = done.returncode == 0
             self.history.record("workload", "backup", "ok" if ok else "fail", value)
             if ok and found:
-                # Now, while its objects surely exist: an S3 endpoint killed later comes back
-                # empty (moto keeps objects in memory), and the final check cannot read it.
-                check: dict[str, str | None] = {"id": found.group(1)}
-                self.history.record("workload", "backup-check", "invoke", check)
-                problem = verify_and_restore(self.stack, found.group(1))
-                outcome = "fail" if problem else "ok"
-                check["detail"] = problem
-                self.history.record("workload", "backup-check", outcome, check)
+                self._check_at_once(found.group(1))
+            elif not found:  # timed out or crashed: whatever run it started, check it now
+                for rid in self._listed_ok_since(began):
+                    self._check_at_once(rid)
+
+    def _check_at_once(self, rid: str) -> None:
+        """Verify and restore backup `rid` now, while its objects surely exist: an S3 endpoint
+        killed later comes back empty (moto keeps objects in memory), and the final check
+        cannot read it."""
+        check: dict[str, str | None] = {"id": rid}
+        self.history.record("workload", "backup-check", "invoke", check)
+        problem = verify_and_restore(self.stack, rid)
+        check["detail"] = problem
+        self.history.record("workload", "backup-check", "fail" if problem else "ok", check)
+
+    def _listed_ok_since(self, began: float) -> list[str]:
+        """Runs listed ok that started since `began` (none if the list cannot be read now)."""
+        done = self.stack.cli("backup", "list", "--json", timeout=60)
+        if done.returncode != 0:
+            return []
+        runs = runs_started_within(json.loads(done.stdout), began, float("inf"))
+        return [str(r["id"]) for r in runs if r.get("status") == "ok"]
 
     # --- support ------------------------------------------------------------------------------
 
@@ -186,24 +207,32 @@ class Workload:
     # --- membership ---------------------------------------------------------------------------
 
     def _membership(self) -> None:
+        """The sixth node joins a third of the way in and leaves two thirds in. The join and
+        the leave are each retried for up to `MEMBERSHIP_RETRY` seconds (one made during a
+        ZooKeeper fault fails), every attempt recorded; the join is not tried again once the
+        soak stops, but a node that joined is stopped and leaves even if the soak stops first."""
         if self.stop.wait(self.seconds / 3):
             return
         assert self.stack.sites is not None
         address = self.stack.sites.node_address("n6")
         self.stack.addresses["n6"] = address
-        if not self._op(
-            "node-join",
-            {"node": "n6"},
-            ("node", "join", "n6", "--datacenter", "dc1", "--api-address", address),
-        ):
+        join = ("node", "join", "n6", "--datacenter", "dc1", "--api-address", address)
+        if not self._retried("node-join", {"node": "n6"}, join, until_stop=True):
             return
         self.stack.start_node("n6")
-        if self.stop.wait(self.seconds / 3):
-            return
+        self.stop.wait(self.seconds / 3)
         self.stack.nodes["n6"].stop(timeout=15)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._op("node-leave", {"node": "n6"}, ("node", "leave", "n6"), timeout=30):
-                return
-            if self.stop.wait(2):
-                return
+        self._retried("node-leave", {"node": "n6"}, ("node", "leave", "n6"))
+
+    def _retried(
+        self, op: str, value: dict[str, Any], argv: tuple[str, ...], until_stop: bool = False
+    ) -> bool:
+        """`_op` until it succeeds, at most `MEMBERSHIP_RETRY` seconds (an attempt started
+        before then runs to its own timeout) and, with `until_stop`, only while the soak runs;
+        True if one succeeded."""
+        deadline = time.monotonic() + MEMBERSHIP_RETRY
+        while not self._op(op, value, argv, timeout=30):
+            if time.monotonic() + RETRY_PAUSE >= deadline or (until_stop and self.stop.is_set()):
+                return False
+            time.sleep(RETRY_PAUSE)  # a pause between attempts, not a synchronisation
+        return True

@@ -266,6 +266,70 @@ def test_backups_sound() -> None:
     assert violation is not None and "verify: bad frame" in violation.message
 
 
+def started_list(*runs: tuple[str, str, float]) -> tuple[Any, ...]:
+    """`final backup-list` with each run's (id, status, started)."""
+    rows = [{"id": i, "status": s, "started": t} for i, s, t in runs]
+    return (90.0, "final", "backup-list", "info", {"runs": rows})
+
+
+#: A `backup run` that failed printing no id (20-50 s), then one that ended ok (60-70 s).
+FAILED_THEN_OK = (
+    (20.0, "workload", "backup", "invoke", {}),
+    (50.0, "workload", "backup", "fail", {"id": None, "detail": ["timed out after 150 s"]}),
+    (60.0, "workload", "backup", "invoke", {}),
+    (70.0, "workload", "backup", "ok", {"id": "b3"}),
+)
+
+
+def test_backups_sound_catches_the_run_of_a_failed_backup_without_id_listed_ok_unverified() -> None:
+    # b2 started while `backup run` waited, which then failed without saying which run it was:
+    # b2 is listed ok, so it must verify; the harness never checked it.
+    unchecked = history(
+        *FAILED_THEN_OK,
+        started_list(("b1", "ok", 10.0), ("b2", "ok", 30.0), ("b3", "ok", 61.0)),
+        (91.0, "final", "backup-check", "ok", {"id": "b1", "wiped": False}),
+        (92.0, "final", "backup-check", "ok", {"id": "b3", "wiped": False}),
+    )
+    violation = backups_sound(unchecked).violation
+    assert violation is not None
+    assert "backup b2 started for a `backup run` that failed without an id" in violation.message
+    assert "never checked" in violation.message
+    assert [e.line for e in violation.evidence] == [1, 2, 5]
+    # Taken up after the command gave up (before the next one): still that run; it fails.
+    late = history(
+        *FAILED_THEN_OK,
+        started_list(("b2", "ok", 55.0), ("b3", "ok", 61.0)),
+        (91.0, "final", "backup-check", "fail", {"id": "b2", "wiped": False, "detail": "bad"}),
+        (92.0, "final", "backup-check", "ok", {"id": "b3", "wiped": False}),
+    )
+    violation = backups_sound(late).violation
+    assert violation is not None and "b2 started for" in violation.message
+    assert violation.message.endswith("does not verify: bad")
+
+
+def test_backups_sound_accepts_the_run_of_a_failed_backup_without_id_once_it_verifies() -> None:
+    verified_at_once = history(
+        *FAILED_THEN_OK[:2],
+        (51.0, "workload", "backup-check", "ok", {"id": "b2"}),
+        *FAILED_THEN_OK[2:],
+        started_list(("b2", "ok", 30.0), ("b3", "ok", 61.0), ("b4", "failed", 45.0)),
+        (91.0, "final", "backup-check", "info", {"id": "b2", "wiped": True}),
+        (92.0, "final", "backup-check", "ok", {"id": "b3", "wiped": False}),
+    )
+    verdict = backups_sound(verified_at_once)
+    assert verdict.ok, verdict.violation
+    # b2 and b4 matched to the failed run (b4 listed failed: as it should be), b2 and b3 checked.
+    assert verdict.checks == 4
+    assert "2 run(s) matched by time" in verdict.notes[1]
+    verified_at_end = history(
+        *FAILED_THEN_OK,
+        started_list(("b2", "ok", 30.0), ("b3", "ok", 61.0)),
+        (91.0, "final", "backup-check", "ok", {"id": "b2", "wiped": False}),
+        (92.0, "final", "backup-check", "ok", {"id": "b3", "wiped": False}),
+    )
+    assert backups_sound(verified_at_end).ok
+
+
 def test_audit_complete() -> None:
     decisions = {
         "decisions": [

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from argon2 import PasswordHasher
+from pydantic import ValidationError
 
 from contract.credentials import CredentialKind, kind_of
 from mission_control.staff.auth import REFUSED, LoginOutcome, StaffAccount, login
@@ -47,6 +48,7 @@ from mission_control.staff.totp import (
     time_step,
     verify_totp,
 )
+from mission_control.staff_protocol import DirectoryLoginRequest, LoginRequest
 
 T0 = datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC)
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -342,3 +344,13 @@ def test_weak_stored_hash_is_upgraded_on_login(
     assert outcome.accepted and outcome.account is not None
     assert outcome.account.password_hash != account.password_hash
     assert not needs_rehash(outcome.account.password_hash, hasher=stronger)
+
+
+@pytest.mark.parametrize("username", [" ", "\t", "\x1c", "\u3000"])
+def test_a_blank_username_is_refused_as_invalid(username: str) -> None:
+    """The audit log names who tried to log in: a username of white space only is refused by
+    validation (422), not passed on to fail when the attempt is audited (it was a 500)."""
+    for model in (LoginRequest, DirectoryLoginRequest):
+        with pytest.raises(ValidationError):
+            model(username=username, password="pw", totp="123456")
+    assert LoginRequest(username=" ops ", password="pw", totp="1").username == " ops "
