@@ -1,15 +1,19 @@
 """A real OpenLDAP directory for staff sign-in tests: Debian's `slapd`, its own configuration
 directory, port and TLS certificate (StartTLS and LDAPS), loaded with people and groups before
-it starts, stopped by PID afterwards."""
+it starts, ready once a StartTLS succeeds, stopped by PID afterwards."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
 
 from cluster.dev.processes import Process, free_port, start, wait_until
 from contract.certs import DevCA, write_dev_ca
@@ -87,6 +91,21 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _starts_tls(url: str, ca: Path) -> bool:
+    """A StartTLS on `url` succeeds (slapd answers on its port before it is ready for one)."""
+    tls = ldap3.Tls(ca_certs_file=str(ca), validate=ssl.CERT_REQUIRED)
+    connection = ldap3.Connection(
+        ldap3.Server(url, tls=tls, connect_timeout=2), receive_timeout=2, raise_exceptions=True
+    )
+    try:
+        connection.open()
+        return bool(connection.start_tls())
+    except LDAPException:
+        return False
+    finally:
+        connection.unbind()
+
+
 @contextmanager
 def slapd(base: Path) -> Iterator[Directory]:
     """A directory on two free loopback ports (plain for StartTLS, and LDAPS)."""
@@ -106,8 +125,13 @@ def slapd(base: Path) -> Iterator[Directory]:
     urls = f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"
     process: Process = start("slapd", [SLAPD, "-f", str(conf), "-h", urls, "-d", "0"], base / "log")
     try:
-        if not wait_until(lambda: _answers(port) and _answers(tls_port), 30, 0.05):
+        url = f"ldap://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            return _answers(port) and _answers(tls_port) and _starts_tls(url, tls.ca_cert)
+
+        if not wait_until(ready, 30, 0.05):
             raise RuntimeError(f"slapd did not start: {process.log_tail(20)}")
-        yield Directory(f"ldap://127.0.0.1:{port}", f"ldaps://127.0.0.1:{tls_port}", tls)
+        yield Directory(url, f"ldaps://127.0.0.1:{tls_port}", tls)
     finally:
         process.stop(timeout=10)
