@@ -131,39 +131,16 @@ def graceful_restarts(
     return took
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment a node's install runs pip in (`install.install`)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
-
-
 def plain_install(
     wheels: Path, version: str, into: Path, children: list[subprocess.Popen[bytes]]
 ) -> float:
     """venv + pip, as `install.install` runs them, of the same wheels; the wall time."""
-    python = install.base_python()
     venv = into / f"venv-{uuid.uuid4().hex[:8]}"
-    steps = [
-        [python, "-m", "venv", "--without-pip", str(venv)],
-        [
-            python,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--no-index",
-            "--find-links",
-            str(wheels),
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--quiet",
-            f"{install.DISTRIBUTION}=={version}",
-        ],
-    ]
+    steps = install.install_commands(venv, wheels, version)
     t0 = time.monotonic()
     for argv in steps:
         p = subprocess.Popen(
-            argv, env=_clean_env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv, env=install.pip_env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         children.append(p)
         _, err = p.communicate(timeout=install.PIP_TIMEOUT)

@@ -128,6 +128,36 @@ def stage(data_dir: Path, verify_into: Callable[[Path], str]) -> str:
     return version
 
 
+def install_commands(venv: Path, wheels: Path, version: str) -> list[list[str]]:
+    """The commands that make `venv` with release `version` from `wheels` alone: the venv
+    belongs to the base installation's interpreter (Debian's python3.11 in production), and
+    pip is the base's too (`--python`), so the venv needs no bundled pip."""
+    base = base_python()
+    return [
+        [base, "-m", "venv", "--without-pip", str(venv)],
+        [
+            base,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            f"{DISTRIBUTION}=={version}",
+        ],
+    ]
+
+
+def pip_env() -> dict[str, str]:
+    """The environment the install commands run in: no pip settings, no PYTHONPATH."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
+
+
 def install(data_dir: Path, version: str) -> Path:
     """Make `versions/<V>/venv` from the verified wheels in `versions/<V>/wheels`; returns the
     entry point. Idempotent: an already complete install is kept."""
@@ -137,29 +167,7 @@ def install(data_dir: Path, version: str) -> Path:
     venv = target / "venv"
     if venv.exists():
         shutil.rmtree(venv)
-    python = venv / "bin" / "python"
-    # The venv belongs to the base installation's interpreter (Debian's python3.11 in
-    # production); pip is the base's too (`--python`), so the venv needs no bundled pip.
-    base = base_python()
-    steps = [
-        [base, "-m", "venv", "--without-pip", str(venv)],
-        [
-            base,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-index",
-            "--find-links",
-            str(target / "wheels"),
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--quiet",
-            f"{DISTRIBUTION}=={version}",
-        ],
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
+    steps, env = install_commands(venv, target / "wheels", version), pip_env()
     for argv in steps:
         try:
             done = subprocess.run(
@@ -252,12 +260,19 @@ def confirm_trial(data_dir: Path) -> None:
     (versions_dir(data_dir) / TRIAL).unlink(missing_ok=True)
 
 
+def _open_trial(data_dir: Path) -> dict[str, Any] | None:
+    """The open trial's record ({version, pid, plan}), or None when no trial is open."""
+    try:
+        trial = json.loads((versions_dir(data_dir) / TRIAL).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return trial if isinstance(trial, dict) else None
+
+
 def trial_plan(data_dir: Path) -> str | None:
     """The plan whose version this node runs on trial, or None when no trial is open."""
-    try:
-        return str(json.loads((versions_dir(data_dir) / TRIAL).read_bytes())["plan"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    trial = _open_trial(data_dir)
+    return None if trial is None or "plan" not in trial else str(trial["plan"])
 
 
 def settle_trial(data_dir: Path) -> dict[str, Any] | None:
@@ -266,23 +281,22 @@ def settle_trial(data_dir: Path) -> dict[str, Any] | None:
     failed at start, or the node was restarted meanwhile), so `current` goes back to `previous`
     and the give-up is noted in `versions/rolled-back` for the node to report. Returns the note
     written, or None."""
-    try:
-        trial = json.loads((versions_dir(data_dir) / TRIAL).read_bytes())
-    except (OSError, ValueError):
-        return None
-    if trial.get("pid") == os.getpid():
-        return None  # this process is the trial itself, exec'ed into the new version
-    return abandon_trial(data_dir, "it stopped before it was confirmed healthy")
+    trial = _open_trial(data_dir)
+    if trial is None or trial.get("pid") == os.getpid():
+        return None  # none open, or this process is the trial itself (exec'ed into it)
+    return _give_up(data_dir, trial, "it stopped before it was confirmed healthy")
 
 
 def abandon_trial(data_dir: Path, why: str) -> dict[str, Any] | None:
     """Give the open trial up: `current` goes back to `previous` (the next start, by exec or
     by the supervisor, runs that) and the note is written. None when no trial is open."""
+    trial = _open_trial(data_dir)
+    return None if trial is None else _give_up(data_dir, trial, why)
+
+
+def _give_up(data_dir: Path, trial: dict[str, Any], why: str) -> dict[str, Any]:
+    """`current` back to `previous`, the note written, the trial closed; returns the note."""
     base = versions_dir(data_dir)
-    try:
-        trial = json.loads((base / TRIAL).read_bytes())
-    except (OSError, ValueError):
-        return None
     back = previous_version(data_dir)
     if back is not None and back != trial.get("version"):
         _relink(data_dir, CURRENT, back)

@@ -43,24 +43,24 @@ log = logging.getLogger(__name__)
 GIVEN_UP_KEPT = 20
 
 
-def read_given_up(client: ZooKeeper, paths: ClusterPaths) -> set[str]:
-    """The offered versions refused so far (none when the znode is missing or unreadable)."""
-    got = client.find(paths.upgrade_given_up)
+def _given_up_versions(data: bytes | None) -> list[str]:
+    """The versions an `upgrade/given-up` znode holds (none when missing or unreadable)."""
     try:
-        return {str(v) for v in json.loads(got[0])["versions"]} if got else set()
+        return [str(v) for v in json.loads(data)["versions"]] if data is not None else []
     except (ValueError, KeyError, TypeError):
-        return set()
+        return []
+
+
+def read_given_up(client: ZooKeeper, paths: ClusterPaths) -> set[str]:
+    """The offered versions refused so far."""
+    got = client.find(paths.upgrade_given_up)
+    return set(_given_up_versions(got[0] if got else None))
 
 
 def remember_given_up(client: ZooKeeper, paths: ClusterPaths, fence: Fence, version: str) -> None:
     """Add `version` to `upgrade/given-up`, only while `fence` is current."""
     got = client.find(paths.upgrade_given_up)
-    versions: list[str] = []
-    if got is not None:
-        try:
-            versions = [str(v) for v in json.loads(got[0])["versions"]]
-        except (ValueError, KeyError, TypeError):
-            versions = []
+    versions = _given_up_versions(got[0] if got else None)
     if version not in versions:
         versions = [*versions, version][-GIVEN_UP_KEPT:]
     data = json.dumps({"versions": versions}).encode()

@@ -213,7 +213,7 @@ class UpgradeNode(PollingService):
         self.restart_requested = False
         self._installing: str | None = None
         self._tidied: str | None = None  # the plan after which unused versions were removed
-        self._unavailable_tries: dict[str, int] = {}  # plan id -> fetches that found nothing
+        self._unfetched = ("", 0)  # (plan id, fetches of its release that found nothing)
         self._retry_at = 0.0
 
     async def step(self, ctx: LeaderContext) -> None:
@@ -286,8 +286,8 @@ class UpgradeNode(PollingService):
     def _unavailable(self, plan: Plan, error: ReleaseUnavailable) -> Report | None:
         """The release could not be fetched: None (the install is tried again after
         `install_retry_delay`), or the failure report once the tries are used up."""
-        tries = self._unavailable_tries.get(plan.id, 0) + 1
-        self._unavailable_tries = {plan.id: tries}
+        tries = (self._unfetched[1] if self._unfetched[0] == plan.id else 0) + 1
+        self._unfetched = (plan.id, tries)
         delay = install_retry_delay(tries)
         if delay is None:
             log.error("upgrade: %s could not be fetched, %d tries: %s", plan.version, tries, error)
