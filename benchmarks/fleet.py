@@ -189,6 +189,7 @@ class Measured:
     result: LoadResult
     seconds: float
     server_cpu_s: float
+    server_system_s: float  # of which in the kernel (sockets: loopback delivers in the sender)
 
     @property
     def requests(self) -> int:
@@ -221,7 +222,9 @@ def describe(m: Measured, bare: Measured | None) -> list[str]:
     ratio = f"  x{m.cpu_us / bare.cpu_us:.2f} of bare" if bare and bare.cpu_us else ""
     lines.append(
         f"{m.name:<18} stalls > {STALL_S:g} s: {stalls}   errors: {m.result.errors}   "
-        f"server cpu {m.cpu_us:6.0f} us/req{ratio}   connections {m.result.connections}"
+        f"server cpu {m.cpu_us:6.0f} us/req{ratio} "
+        f"({100 * m.server_system_s / max(m.server_cpu_s, 1e-9):.0f}% system)   "
+        f"connections {m.result.connections}"
     )
     lines.append(
         f"{m.name:<18} loader: {len(late)} sends > 10 ms late (max "
@@ -259,10 +262,12 @@ def measure(
     try:
         time.sleep(max(0.0, start_at + args.warmup - time.time()))
         cpu_before = tree_cpu(server)
+        system_before = tree_system(server)
         if profile is not None:
             spy = start_py_spy(pid, seconds, profile)
         time.sleep(seconds)
         cpu_used = tree_cpu(server) - cpu_before
+        system_used = tree_system(server) - system_before
         loader.wait(timeout=seconds + 180)
     finally:
         for process in (p for p in (loader, spy) if p is not None):
@@ -272,7 +277,12 @@ def measure(
                 process.kill()
                 process.wait(10)
     raw = json.loads(out.read_text())
-    return Measured(name, LoadResult(**raw), seconds, cpu_used)
+    return Measured(name, LoadResult(**raw), seconds, cpu_used, system_used)
+
+
+def tree_system(process: psutil.Process) -> float:
+    """System (kernel) CPU seconds of a server and its worker processes."""
+    return sum(p.cpu_times().system for p in [process, *process.children(recursive=True)])
 
 
 def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:

@@ -117,3 +117,41 @@ async def test_nothing_runs_while_idle() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
         GroupCommit(Recorder(), key=_key, max_batch=0)
+
+
+async def test_linger_holds_a_stream_and_never_a_lone_or_late_item() -> None:
+    flush = Recorder(pause=0.001)
+    group = GroupCommit(flush, key=_key, linger=0.2)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    assert await group.submit(("lone", 1)) == "lone:1"
+    assert loop.time() - started < 0.1  # the first item after a quiet spell goes at once
+
+    await asyncio.sleep(0.25)  # quiet again
+    started = loop.time()
+    stream = []
+    for i in range(5):  # a stream: items 10 ms apart, closer than the linger
+        stream.append(asyncio.create_task(group.submit((f"s{i}", i))))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*stream)
+    # The first of the stream went alone; the others waited for company and shared a batch.
+    assert [len(batch) for batch in flush.batches[1:]] == [1, 4]
+    assert loop.time() - started < 0.01 + 0.2 + 0.1  # bounded by the linger, plus slack
+
+    # Items that already waited out a slow flush are taken at once, not held again.
+    slow = Recorder(pause=0.3)
+    held = GroupCommit(slow, key=_key, linger=0.2)
+    first = asyncio.create_task(held.submit(("a", 1)))
+    await asyncio.sleep(0.005)
+    queued = [asyncio.create_task(held.submit((f"q{i}", i))) for i in range(3)]
+    await asyncio.sleep(0.005)
+    started = loop.time()
+    await asyncio.gather(first, *queued)
+    assert [len(batch) for batch in slow.batches] == [1, 3]
+    assert loop.time() - started < 0.3 + 0.3 + 0.15  # two flushes, no linger in between
+
+
+def test_linger_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="linger"):
+        GroupCommit(Recorder(), key=_key, linger=-1)

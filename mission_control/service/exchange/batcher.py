@@ -11,9 +11,13 @@ Guarantees:
 - Items with the same key never share a batch and are never in two concurrent flushes: they are
   flushed one after the other in submission order. A flush may therefore treat the items of
   one batch as independent of each other.
-- No linger delay: an item submitted while nothing is flushing starts a flush at once, so an
-  idle service answers as fast as without batching; items arriving during a flush wait for the
-  next one and share it (up to `max_batch`).
+- Items arriving during a flush wait for the next one and share it (up to `max_batch`).
+- Linger only while busy: with `linger` (seconds, default 0) a batch waits for company until
+  its oldest item has waited `linger`, but only while items arrive less than `linger` apart.
+  A lone item, or the first after a quiet spell, starts its flush at once, so an idle service
+  answers as fast as without batching; an item that already waited a flush out is never held
+  longer. At a steady stream too thin to fill batches by itself (each flush done before the
+  next item arrives), the linger is what makes one transaction serve several items.
 - No background task while idle: flusher tasks start on demand and end when nothing is left
   to take, so there is nothing to start or stop. At most `max_concurrent` flushes run at once.
 """
@@ -37,6 +41,7 @@ Flush: TypeAlias = Callable[[Sequence[T]], Awaitable[Sequence[Outcome[R]]]]
 class _Waiting(Generic[T, R]):
     item: T
     key: Hashable
+    since: float  # the loop's time at submit
     future: asyncio.Future[R] = field(repr=False)
 
 
@@ -50,13 +55,19 @@ class GroupCommit(Generic[T, R]):
         key: Callable[[T], Hashable],
         max_batch: int = 256,
         max_concurrent: int = 1,
+        linger: float = 0.0,
     ) -> None:
         if max_batch < 1 or max_concurrent < 1:
             raise ValueError("max_batch and max_concurrent must be at least 1")
+        if linger < 0:
+            raise ValueError("linger must not be negative")
         self._flush = flush
         self._key = key
         self._max_batch = max_batch
         self._max_concurrent = max_concurrent
+        self._linger = linger
+        self._last_submit = float("-inf")
+        self._streaming = False  # the last two items came less than `linger` apart
         self._queue: deque[_Waiting[T, R]] = deque()
         self._busy: set[Hashable] = set()
         self._flushers: set[asyncio.Task[None]] = set()
@@ -68,8 +79,12 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Flush `item` with the next batch that may take it; its outcome, or its exception."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(item, self._key(item), future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        now = loop.time()
+        self._streaming = now - self._last_submit < self._linger
+        self._last_submit = now
+        self._queue.append(_Waiting(item, self._key(item), now, future))
         self._start_flusher()
         return await future
 
@@ -107,8 +122,23 @@ class GroupCommit(Generic[T, R]):
             if task is not None:
                 self._flushers.discard(task)
 
+    async def _gather(self) -> None:
+        """While items stream in, wait until the oldest waiting one has waited `linger`."""
+        if not (self._linger and self._streaming and self._queue):
+            return
+        if len(self._queue) >= self._max_batch:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._queue[0].since + self._linger - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     async def _drain(self) -> None:
-        while batch := self._take():
+        while True:
+            await self._gather()
+            batch = self._take()
+            if not batch:
+                break
             try:
                 outcomes = await self._flush([w.item for w in batch])
                 if len(outcomes) != len(batch):

@@ -3,9 +3,10 @@ exactly the outcome it would have had in a transaction of its own.
 
 `deliver(delivery)` hands one message to its engine's `GroupCommit`, keyed by cluster: a batch
 holds at most one message per cluster, and the messages of one cluster are written one after
-the other in arrival order. Messages of different clusters touch disjoint rows (the cluster's
-row, its alerts, its stored replies, its consumption rows), so a batch is the union of
-independent per-message transactions. One batch, one transaction:
+the other in arrival order. While messages stream in, a batch lingers up to `LINGER_S` for
+company; a lone message is written at once. Messages of different clusters touch disjoint rows
+(the cluster's row, its alerts, its stored replies, its consumption rows), so a batch is the
+union of independent per-message transactions. One batch, one transaction:
 
 1. Lock the batch's cluster rows: ``SELECT .. ORDER BY id FOR NO KEY UPDATE`` on PostgreSQL
    (the lock an UPDATE of the row takes: every writer of a cluster's messages takes it first;
@@ -48,6 +49,10 @@ from mission_control.service.exchange.alert_store import OpenAlert
 from mission_control.service.exchange.batcher import GroupCommit, Outcome
 
 MAX_BATCH = 256
+# While messages stream in, a batch waits until its oldest has waited this long for company
+# (see `GroupCommit`): at a fleet's steady cadence a flush is over before the next message
+# arrives, so without it nearly every message would be a transaction of its own.
+LINGER_S = 0.01
 ATTEMPTS = 3  # per batch, for deadlocks and replies stored meanwhile
 _RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError)
@@ -133,7 +138,13 @@ async def deliver(delivery: Delivery) -> DedupedReply:
         # SQLite has one connection, so one writer; on PostgreSQL a second batch prepares
         # while the first one waits for its commit to be flushed to disk.
         concurrent = 1 if delivery.engine.dialect.name == "sqlite" else 2
-        ingest = GroupCommit(flush, key=_cluster_of, max_batch=MAX_BATCH, max_concurrent=concurrent)
+        ingest = GroupCommit(
+            flush,
+            key=_cluster_of,
+            max_batch=MAX_BATCH,
+            max_concurrent=concurrent,
+            linger=LINGER_S,
+        )
         _INGESTS[delivery.engine] = ingest
     return await ingest.submit(delivery)
 
