@@ -52,7 +52,7 @@ MAX_BATCH = 256
 # While messages stream in, a batch waits until its oldest has waited this long for company
 # (see `GroupCommit`): at a fleet's steady cadence a flush is over before the next message
 # arrives, so without it nearly every message would be a transaction of its own.
-LINGER_S = 0.01
+LINGER_S = 0.005
 ATTEMPTS = 3  # per batch, for deadlocks and replies stored meanwhile
 _RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError)
