@@ -61,6 +61,9 @@ def test_switchover_now_and_at_a_time_and_history_across_a_sigkill(
     assert _leader(cluster) == target
     assert wait_until(lambda: _leader(cluster) == third, 30), cluster.logs()
     assert datetime.now(UTC) >= at
+    # A leader's entry is opened by its first fenced write, a moment after it takes the lock
+    # (a node killed in between has no entry: cluster/history.py says so).
+    assert wait_until(lambda: _history(cluster)[-1]["node"] == third, 10), _history(cluster)
 
     # SIGKILL the leader: the next one records that the lock was lost without a handover.
     cluster.processes[third].kill()
