@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 # The ingest benchmark's lean keep-alive connection (one request in flight) and CPU meter.
 from http_load import _Connection  # noqa: E402
-from mc_ingest import tree_cpu  # noqa: E402
+from mc_ingest import tree_times  # noqa: E402
 
 #: Seconds between two messages of each kind from one cluster (the product's defaults).
 CADENCE = {"health": 120.0, "license": 300.0, "heartbeat": 30.0}
@@ -261,13 +261,12 @@ def measure(
     spy: subprocess.Popen[bytes] | None = None
     try:
         time.sleep(max(0.0, start_at + args.warmup - time.time()))
-        cpu_before = tree_cpu(server)
-        system_before = tree_system(server)
+        cpu_before, system_before = tree_times(server)
         if profile is not None:
             spy = start_py_spy(pid, seconds, profile)
         time.sleep(seconds)
-        cpu_used = tree_cpu(server) - cpu_before
-        system_used = tree_system(server) - system_before
+        cpu_after, system_after = tree_times(server)
+        cpu_used, system_used = cpu_after - cpu_before, system_after - system_before
         loader.wait(timeout=seconds + 180)
     finally:
         for process in (p for p in (loader, spy) if p is not None):
@@ -278,11 +277,6 @@ def measure(
                 process.wait(10)
     raw = json.loads(out.read_text())
     return Measured(name, LoadResult(**raw), seconds, cpu_used, system_used)
-
-
-def tree_system(process: psutil.Process) -> float:
-    """System (kernel) CPU seconds of a server and its worker processes."""
-    return sum(p.cpu_times().system for p in [process, *process.children(recursive=True)])
 
 
 def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:

@@ -64,7 +64,7 @@ async def ingest_costs(db_url: str, sizes: list[int], messages: int) -> None:
 
 
 async def raw_costs(db_url: str, repeat: int = 500) -> None:
-    conn = await asyncpg.connect(db_url.replace("postgresql://", "postgres://", 1))
+    conn = await asyncpg.connect(db_url)
     try:
         await conn.execute("CREATE TABLE cost_probe (id text PRIMARY KEY, e bigint, at timestamp)")
         await conn.execute("INSERT INTO cost_probe VALUES ('a', 1, now())")

@@ -117,9 +117,15 @@ async def enroll_all(url: str, db_url: str, count: int) -> list[tuple[str, str]]
         return list(await asyncio.gather(*(enroll(t) for t in tokens)))
 
 
+def tree_times(process: psutil.Process) -> tuple[float, float]:
+    """(user + system, system) CPU seconds of a server and its worker processes, read at once."""
+    times = [p.cpu_times() for p in [process, *process.children(recursive=True)]]
+    return sum(t.user + t.system for t in times), sum(t.system for t in times)
+
+
 def tree_cpu(process: psutil.Process) -> float:
     """User + system CPU seconds of a server and its worker processes."""
-    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+    return tree_times(process)[0]
 
 
 def measure(target: Target, args: argparse.Namespace, workdir: Path) -> Measurement:
